@@ -1,0 +1,503 @@
+"""3D Swin Transformer V2 for video.
+
+The SwinV2 block (scaled cosine attention, residual post-norm, log-spaced continuous position
+bias) in 3D shifted windows over (time, height, width). Parameter names follow timm's 2D
+``SwinTransformerV2`` so 2D checkpoints map onto this model key for key.
+
+Shapes: the model takes ``(B, C, T, H, W)``; inside, tokens are channels-last ``(B, T, H, W, C)``.
+
+Padding semantics: the cyclic shift is applied to the real tokens, then the grid is padded to
+window multiples, and padded tokens are masked out as keys. Every real token therefore sees
+exactly the tokens of its shifted window and region, as if the padding did not exist.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+Triple = tuple[int, int, int]
+
+# Logit added between tokens that share a window but not a region (SwinV2's convention; the 2D
+# checkpoints were trained with it, so it is kept rather than -inf).
+MASKED_LOGIT = -100.0
+# exp(logit_scale) is clamped at 100 (SwinV2: log(1 / 0.01)).
+MAX_LOGIT_SCALE = math.log(100.0)
+CPB_HIDDEN = 512
+
+
+def to_triple(value: int | Sequence[int], name: str) -> Triple:
+    """``8`` -> ``(8, 8, 8)``; a 3-sequence is checked and returned as a tuple."""
+    if isinstance(value, int):
+        value = (value,) * 3
+    value = tuple(int(v) for v in value)
+    if len(value) != 3 or min(value) < 1:
+        raise ValueError(f"{name} must be a positive int or three positive ints (t, h, w), got {value}")
+    return value  # type: ignore[return-value]
+
+
+def effective_window_and_shift(feat_size: Triple, window: Triple, shift: Triple) -> tuple[Triple, Triple]:
+    """Per axis: where the feature map is no larger than the window, the window shrinks to the
+    feature size and that axis is not shifted."""
+    win = tuple(min(f, w) for f, w in zip(feat_size, window))
+    sft = tuple(0 if f <= w else s for f, w, s in zip(feat_size, window, shift))
+    return win, sft  # type: ignore[return-value]
+
+
+@lru_cache(maxsize=64)
+def relative_coords_table(window: Triple, pretrained_window: Triple) -> torch.Tensor:
+    """Log-spaced relative (t, h, w) coordinates of a window, ``((2Wt-1)(2Wh-1)(2Ww-1), 3)``.
+
+    Each axis spans ``[-(W-1), W-1]`` and is divided by ``pretrained_W - 1`` where a pretrained
+    window is given (non-zero), else by ``W - 1`` of this (effective) window; a window of one
+    divides by 1. Then ``*8`` and ``sign(x) * log2(|x| + 1) / log2(8)``.
+    """
+    axes = []
+    for w, pw in zip(window, pretrained_window):
+        coords = torch.arange(-(w - 1), w, dtype=torch.float32)
+        denominator = (pw if pw > 0 else w) - 1
+        axes.append(coords / max(denominator, 1))
+    table = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, 3) * 8
+    return torch.sign(table) * torch.log2(table.abs() + 1.0) / math.log2(8)
+
+
+@lru_cache(maxsize=64)
+def relative_position_index(window: Triple) -> torch.Tensor:
+    """Index into the coordinate table for every (query, key) pair of a window, ``(N, N)``.
+
+    Flat index ``dt*(2Wh-1)(2Ww-1) + dh*(2Ww-1) + dw`` with each offset shifted to be >= 0.
+    """
+    wt, wh, ww = window
+    coords = torch.stack(torch.meshgrid(*(torch.arange(w) for w in window), indexing="ij")).flatten(1)
+    rel = coords[:, :, None] - coords[:, None, :] + torch.tensor([wt - 1, wh - 1, ww - 1])[:, None, None]
+    return rel[0] * (2 * wh - 1) * (2 * ww - 1) + rel[1] * (2 * ww - 1) + rel[2]
+
+
+@lru_cache(maxsize=64)
+def shifted_window_mask(feat_size: Triple, window: Triple, shift: Triple) -> torch.Tensor | None:
+    """Additive attention mask for one block, ``(nW, 1, N, N)``, or None when nothing is masked.
+
+    Per axis of real length L and shift s, positions ``[0, L-s)`` hold tokens that did not wrap,
+    ``[L-s, L)`` the wrapped ones and ``[L, Lp)`` padding: three regions per axis, 27 in all.
+    Tokens of a window only see tokens of the same region.
+    """
+    padded = [math.ceil(f / w) * w for f, w in zip(feat_size, window)]
+    if not any(shift) and padded == list(feat_size):
+        return None
+    axis_ids = []
+    for length, padded_length, s in zip(feat_size, padded, shift):
+        ids = torch.zeros(padded_length, dtype=torch.long)
+        ids[length - s : length] = 1
+        ids[length:] = 2
+        axis_ids.append(ids)
+    t_ids, h_ids, w_ids = axis_ids
+    region = t_ids[:, None, None] * 9 + h_ids[None, :, None] * 3 + w_ids[None, None, :]
+    wt, wh, ww = window
+    region = rearrange(region, "(nt wt) (nh wh) (nw ww) -> (nt nh nw) (wt wh ww)", wt=wt, wh=wh, ww=ww)
+    mask = region[:, :, None] != region[:, None, :]
+    return (mask.float() * MASKED_LOGIT).unsqueeze(1)
+
+
+_device_cache: dict[tuple, torch.Tensor | None] = {}
+
+
+def _on_device(fn, *args, device: torch.device) -> torch.Tensor | None:
+    """``fn(*args)`` (an lru-cached CPU builder) moved to ``device`` once and kept there."""
+    key = (fn.__name__, args, device)
+    if key not in _device_cache:
+        value = fn(*args)
+        _device_cache[key] = None if value is None else value.to(device)
+    return _device_cache[key]
+
+
+class WindowAttention3D(nn.Module):
+    """Scaled cosine attention in 3D windows with a continuous (t, h, w) position bias.
+
+    ``logits = cos(q, k) * exp(min(logit_scale, log 100)) + 16 * sigmoid(cpb_mlp(coords)) + mask``.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        pretrained_window: Triple = (0, 0, 0),
+        attn_drop: float = 0.0,
+        proj_drop: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.pretrained_window = pretrained_window
+        self.logit_scale = nn.Parameter(torch.full((num_heads, 1, 1), math.log(10.0)))
+        self.cpb_mlp = nn.Sequential(
+            nn.Linear(3, CPB_HIDDEN, bias=True),
+            nn.ReLU(inplace=True),
+            nn.Linear(CPB_HIDDEN, num_heads, bias=False),
+        )
+        self.qkv = nn.Linear(dim, dim * 3, bias=False)
+        self.q_bias = nn.Parameter(torch.zeros(dim))
+        self.v_bias = nn.Parameter(torch.zeros(dim))
+        self.attn_drop = attn_drop
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+        # The explicit softmax path exists to check the fused one; SDPA is the default.
+        self.fused_attn = True
+
+    def position_bias(self, window: Triple, device: torch.device) -> torch.Tensor:
+        """Continuous position bias of an effective window, ``(heads, N, N)``."""
+        table = _on_device(relative_coords_table, window, self.pretrained_window, device=device)
+        index = _on_device(relative_position_index, window, device=device)
+        bias = self.cpb_mlp(table.to(self.cpb_mlp[0].weight.dtype))  # ((2Wt-1)(2Wh-1)(2Ww-1), heads)
+        bias = bias[index.flatten()].view(*index.shape, self.num_heads)
+        return 16 * torch.sigmoid(bias.permute(2, 0, 1))
+
+    def forward(self, x: torch.Tensor, window: Triple, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``x``: windows ``(B*nW, N, C)`` with N = Wt*Wh*Ww; ``mask``: ``(nW, 1, N, N)`` or None."""
+        bias = torch.cat((self.q_bias, torch.zeros_like(self.v_bias), self.v_bias))
+        qkv = F.linear(x, self.qkv.weight, bias)
+        q, k, v = rearrange(qkv, "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
+        # Folding the per-head scale into q turns cosine attention into plain dot-product
+        # attention with scale 1, which fused kernels understand.
+        scale = torch.clamp(self.logit_scale, max=MAX_LOGIT_SCALE).exp()
+        q = F.normalize(q, dim=-1) * scale
+        k = F.normalize(k, dim=-1)
+        attn_bias = self.position_bias(window, x.device).to(q.dtype)
+        if mask is not None:
+            # Windows of one clip share the mask: view the batch as (B, nW) so it broadcasts.
+            num_windows = mask.shape[0]
+            q, k, v = (rearrange(t, "(b w) h n d -> b w h n d", w=num_windows) for t in (q, k, v))
+            attn_bias = attn_bias + mask.to(q.dtype)
+        drop = self.attn_drop if self.training else 0.0
+        if self.fused_attn:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias, dropout_p=drop, scale=1.0)
+        else:
+            attn = torch.softmax(q @ k.transpose(-2, -1) + attn_bias, dim=-1)
+            out = F.dropout(attn, drop) @ v
+        out = out.reshape(-1, *out.shape[-3:])
+        out = rearrange(out, "b h n d -> b n (h d)")
+        return self.proj_drop(self.proj(out))
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim: int, hidden: int, drop: float = 0.0) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: zero a sample's residual branch with probability ``p``, rescale the rest."""
+
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.p == 0.0 or not self.training:
+            return x
+        keep = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(1 - self.p)
+        return x * keep / (1 - self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class SwinV2Block3D(nn.Module):
+    """Residual post-norm block: ``x + drop_path(norm1(attn(x)))``, ``x + drop_path(norm2(mlp(x)))``.
+
+    Odd blocks of a stage shift their windows by half a window on every axis.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        window_size: Triple,
+        shift: bool,
+        mlp_ratio: float = 4.0,
+        pretrained_window: Triple = (0, 0, 0),
+        proj_drop: float = 0.0,
+        attn_drop: float = 0.0,
+        drop_path: float = 0.0,
+        extra_norm: bool = False,
+    ) -> None:
+        super().__init__()
+        self.window_size = window_size
+        self.shift_size: Triple = tuple(w // 2 for w in window_size) if shift else (0, 0, 0)  # type: ignore[assignment]
+        self.attn = WindowAttention3D(dim, num_heads, pretrained_window, attn_drop, proj_drop)
+        self.norm1 = nn.LayerNorm(dim)
+        self.drop_path1 = DropPath(drop_path)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), proj_drop)
+        self.norm2 = nn.LayerNorm(dim)
+        self.drop_path2 = DropPath(drop_path)
+        # SwinV2's extra main-branch norm, used by its largest models to keep activations bounded.
+        self.extra_norm = nn.LayerNorm(dim) if extra_norm else nn.Identity()
+
+    def window_attention(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, T, H, W, C) -> (B, T, H, W, C)``: shift, pad, attend within windows, undo."""
+        feat = tuple(x.shape[1:4])
+        window, shift = effective_window_and_shift(feat, self.window_size, self.shift_size)
+        if any(shift):
+            x = torch.roll(x, shifts=tuple(-s for s in shift), dims=(1, 2, 3))
+        pads = [(-f) % w for f, w in zip(feat, window)]
+        if any(pads):
+            x = F.pad(x, (0, 0, 0, pads[2], 0, pads[1], 0, pads[0]))
+        padded = x.shape[1:4]
+        wt, wh, ww = window
+        windows = rearrange(x, "b (nt wt) (nh wh) (nw ww) c -> (b nt nh nw) (wt wh ww) c", wt=wt, wh=wh, ww=ww)
+        mask = _on_device(shifted_window_mask, feat, window, shift, device=x.device)
+        windows = self.attn(windows, window, mask)
+        x = rearrange(
+            windows,
+            "(b nt nh nw) (wt wh ww) c -> b (nt wt) (nh wh) (nw ww) c",
+            nt=padded[0] // wt, nh=padded[1] // wh, nw=padded[2] // ww, wt=wt, wh=wh, ww=ww,
+        )
+        x = x[:, : feat[0], : feat[1], : feat[2]]
+        if any(shift):
+            x = torch.roll(x, shifts=shift, dims=(1, 2, 3))
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop_path1(self.norm1(self.window_attention(x)))
+        x = x + self.drop_path2(self.norm2(self.mlp(x)))
+        return self.extra_norm(x)
+
+
+class PatchMerging3D(nn.Module):
+    """Spatial 2x2 merging in SwinV2 order (reduction, then norm): ``(B, T, H, W, C) -> (B, T, H/2, W/2, 2C)``.
+
+    Concatenation order is x0=(0,0), x1=(1,0), x2=(0,1), x3=(1,1) in (h, w); odd H or W is padded.
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
+        self.norm = nn.LayerNorm(2 * dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, (0, 0, 0, x.shape[3] % 2, 0, x.shape[2] % 2))
+        x = rearrange(x, "b t (h sh) (w sw) c -> b t h w (sw sh c)", sh=2, sw=2)
+        return self.norm(self.reduction(x))
+
+
+class PatchEmbed3D(nn.Module):
+    """Conv3d with kernel = stride = patch, then LayerNorm: ``(B, C, T, H, W) -> (B, T', H', W', D)``.
+
+    T, H and W that are not multiples of the patch are padded at the end.
+    """
+
+    def __init__(self, patch_size: Triple, in_chans: int, embed_dim: int) -> None:
+        super().__init__()
+        self.patch_size = patch_size
+        self.proj = nn.Conv3d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
+        self.norm = nn.LayerNorm(embed_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pt, ph, pw = ((-s) % p for s, p in zip(x.shape[2:], self.patch_size))
+        if pt or ph or pw:
+            x = F.pad(x, (0, pw, 0, ph, 0, pt))
+        return self.norm(rearrange(self.proj(x), "b c t h w -> b t h w c"))
+
+
+class SwinV2Stage3D(nn.Module):
+    """Optional spatial patch merging (stages after the first), then ``depth`` blocks."""
+
+    def __init__(
+        self,
+        dim: int,
+        out_dim: int,
+        depth: int,
+        num_heads: int,
+        window_size: Triple,
+        downsample: bool,
+        mlp_ratio: float,
+        pretrained_window: Triple,
+        proj_drop: float,
+        attn_drop: float,
+        drop_path: Sequence[float],
+        extra_norm_period: int,
+    ) -> None:
+        super().__init__()
+        self.downsample = PatchMerging3D(dim) if downsample else nn.Identity()
+        self.grad_checkpointing = False
+        self.blocks = nn.ModuleList(
+            SwinV2Block3D(
+                out_dim,
+                num_heads,
+                window_size,
+                shift=j % 2 == 1,
+                mlp_ratio=mlp_ratio,
+                pretrained_window=pretrained_window,
+                proj_drop=proj_drop,
+                attn_drop=attn_drop,
+                drop_path=drop_path[j],
+                extra_norm=extra_norm_period > 0 and (j + 1) % extra_norm_period == 0,
+            )
+            for j in range(depth)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.downsample(x)
+        for block in self.blocks:
+            if self.grad_checkpointing and torch.is_grad_enabled():
+                x = checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
+        return x
+
+
+def _pretrained_window_triple(value: int | Sequence[int]) -> Triple:
+    """0 -> none; an int s -> spatial (s, s) with no temporal pretrained window; (t, h, w) as is."""
+    if isinstance(value, int):
+        return (0, value, value)
+    value = tuple(int(v) for v in value)
+    if len(value) != 3 or min(value) < 0:
+        raise ValueError(f"a pretrained window size must be an int or (t, h, w) of ints >= 0, got {value}")
+    return value  # type: ignore[return-value]
+
+
+class SwinTransformerV2_3D(nn.Module):
+    """Video Swin Transformer V2: ``(B, C, T, H, W)`` clips to ``(B, num_classes)`` logits."""
+
+    def __init__(
+        self,
+        in_chans: int = 3,
+        num_classes: int = 400,
+        embed_dim: int = 96,
+        depths: Sequence[int] = (2, 2, 6, 2),
+        num_heads: Sequence[int] = (3, 6, 12, 24),
+        window_size: int | Sequence[int] = (8, 7, 7),
+        patch_size: int | Sequence[int] = (2, 4, 4),
+        mlp_ratio: float = 4.0,
+        drop_rate: float = 0.0,
+        proj_drop_rate: float = 0.0,
+        attn_drop_rate: float = 0.0,
+        drop_path_rate: float = 0.1,
+        pretrained_window_sizes: Sequence[int | Sequence[int]] = (0, 0, 0, 0),
+        extra_norm_period: int = 0,
+        grad_checkpointing: bool = False,
+    ) -> None:
+        super().__init__()
+        depths, num_heads = tuple(depths), tuple(num_heads)
+        if len(num_heads) != len(depths) or len(pretrained_window_sizes) != len(depths):
+            raise ValueError(
+                f"depths {depths}, num_heads {num_heads} and pretrained_window_sizes "
+                f"{tuple(pretrained_window_sizes)} must have one entry per stage"
+            )
+        if in_chans < 1 or num_classes < 0 or embed_dim < 1:
+            raise ValueError(f"in_chans, embed_dim must be >= 1 and num_classes >= 0")
+        self.in_chans = in_chans
+        self.num_classes = num_classes
+        self.window_size = to_triple(window_size, "window_size")
+        self.patch_size = to_triple(patch_size, "patch_size")
+        self.pretrained_window_sizes = tuple(_pretrained_window_triple(p) for p in pretrained_window_sizes)
+        self.num_features = embed_dim * 2 ** (len(depths) - 1)
+
+        self.patch_embed = PatchEmbed3D(self.patch_size, in_chans, embed_dim)
+        num_blocks = sum(depths)
+        drop_path = [drop_path_rate * i / max(num_blocks - 1, 1) for i in range(num_blocks)]  # linear
+        self.layers = nn.ModuleList()
+        dim = embed_dim
+        for i, (depth, heads) in enumerate(zip(depths, num_heads)):
+            out_dim = embed_dim * 2**i
+            self.layers.append(
+                SwinV2Stage3D(
+                    dim,
+                    out_dim,
+                    depth,
+                    heads,
+                    self.window_size,
+                    downsample=i > 0,
+                    mlp_ratio=mlp_ratio,
+                    pretrained_window=self.pretrained_window_sizes[i],
+                    proj_drop=proj_drop_rate,
+                    attn_drop=attn_drop_rate,
+                    drop_path=drop_path[sum(depths[:i]) : sum(depths[: i + 1])],
+                    extra_norm_period=extra_norm_period,
+                )
+            )
+            dim = out_dim
+        self.norm = nn.LayerNorm(self.num_features)
+        self.head_drop = nn.Dropout(drop_rate)
+        self.head = ClassifierHead(self.num_features, num_classes)
+        self.apply(_init_weights)
+        for module in self.modules():
+            if isinstance(module, SwinV2Block3D):
+                # SwinV2 starts every residual branch at zero so each block begins as the identity.
+                for norm in (module.norm1, module.norm2):
+                    nn.init.zeros_(norm.weight)
+                    nn.init.zeros_(norm.bias)
+        self.set_grad_checkpointing(grad_checkpointing)
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each block's activations in backward: less memory, about a third more time."""
+        for stage in self.layers:
+            stage.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def no_weight_decay_keywords(self) -> set[str]:
+        """Parameter-name fragments that should not be weight-decayed (besides norms and biases)."""
+        return {"logit_scale", "cpb_mlp", "q_bias", "v_bias"}
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.ndim != 5:
+            raise ValueError(f"expected a clip batch (B, C, T, H, W), got a tensor of shape {tuple(x.shape)}")
+        if x.shape[1] != self.in_chans:
+            raise ValueError(
+                f"expected {self.in_chans} channels in dim 1 of (B, C, T, H, W), got shape {tuple(x.shape)}"
+            )
+        if 0 in x.shape:
+            raise ValueError(f"empty input: shape (B, C, T, H, W) = {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise ValueError(f"expected a floating-point clip, got dtype {x.dtype} (normalise uint8 frames first)")
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, T, H, W) -> (B, C', T', H', W')``, after the final LayerNorm."""
+        self._check_input(x)
+        x = self.patch_embed(x)
+        for stage in self.layers:
+            x = stage(x)
+        return rearrange(self.norm(x), "b t h w c -> b c t h w")
+
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """``(B, C', T', H', W') -> (B, num_classes)``, or the pooled ``(B, C')`` with ``pre_logits``."""
+        pooled = self.head_drop(features.mean(dim=(2, 3, 4)))
+        return pooled if pre_logits else self.head(pooled)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.head = ClassifierHead(self.num_features, num_classes)
+        _init_weights(self.head.fc)
+
+
+class ClassifierHead(nn.Module):
+    """The final linear layer, kept under ``head.fc`` as in timm's SwinV2."""
+
+    def __init__(self, in_features: int, num_classes: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(in_features, num_classes) if num_classes > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+
+def _init_weights(module: nn.Module) -> None:
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
