@@ -1,0 +1,160 @@
+"""What a canonical SwinV2 state dict says about its architecture.
+
+Widths, depths and heads come from tensor shapes. The windows a checkpoint was trained with come
+from its stored ``relative_coords_table`` buffers (official layout) or from a Hugging Face
+``config.json``; timm state dicts do not show them.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .io import CheckpointError
+
+__all__ = [
+    "Architecture",
+    "WindowSize",
+    "infer_architecture",
+    "pretrained_windows_from_tables",
+    "pretrained_windows_from_hf_config",
+]
+
+_logger = logging.getLogger(__name__)
+
+# Per stage, as the 3D model takes it: 0 = none, s = spatial (s, s), or (t, h, w) with 0 = none.
+WindowSize = int | tuple[int, int, int]
+
+_BLOCK_KEY = re.compile(r"^layers\.(\d+)\.blocks\.(\d+)\.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Architecture:
+    """Hyper-parameters read off a canonical (2D or 3D) SwinV2 state dict.
+
+    ``patch_size`` is ``(ph, pw)`` for 2D and ``(pt, ph, pw)`` for 3D; ``num_classes`` is None
+    when there is no classifier.
+    """
+
+    embed_dim: int
+    depths: tuple[int, ...]
+    num_heads: tuple[int, ...]
+    num_classes: int | None
+    in_chans: int
+    patch_size: tuple[int, ...]
+    mlp_ratio: float
+
+    def describe(self) -> str:
+        return f"embed_dim={self.embed_dim}, depths={self.depths}, num_heads={self.num_heads}"
+
+
+def infer_architecture(state_dict: Mapping[str, Tensor]) -> Architecture:
+    """Read embed dim, depths, heads, classes, input channels, patch and MLP ratio off the shapes."""
+    proj = _require(state_dict, "patch_embed.proj.weight")  # (C, in, [pt,] ph, pw)
+    blocks: dict[int, set[int]] = defaultdict(set)
+    for key in state_dict:
+        match = _BLOCK_KEY.match(key)
+        if match:
+            blocks[int(match[1])].add(int(match[2]))
+    if not blocks:
+        raise CheckpointError("no transformer blocks (layers.<i>.blocks.<j>.*) in the state dict")
+    depths = []
+    for stage in range(max(blocks) + 1):
+        found = blocks.get(stage, set())
+        if not found or found != set(range(len(found))):
+            raise CheckpointError(
+                f"stage {stage} has blocks {sorted(found)}, expected 0..n-1: the state dict is incomplete"
+            )
+        depths.append(len(found))
+    num_heads = tuple(
+        _require(state_dict, f"layers.{i}.blocks.0.attn.logit_scale").shape[0] for i in range(len(depths))
+    )
+    fc1 = _require(state_dict, "layers.0.blocks.0.mlp.fc1.weight")  # (hidden, C)
+    head = state_dict.get("head.fc.weight")
+    return Architecture(
+        embed_dim=proj.shape[0],
+        depths=tuple(depths),
+        num_heads=num_heads,
+        num_classes=None if head is None else head.shape[0],
+        in_chans=proj.shape[1],
+        patch_size=tuple(proj.shape[2:]),
+        mlp_ratio=fc1.shape[0] / fc1.shape[1],
+    )
+
+
+def pretrained_windows_from_tables(buffers: Mapping[str, Tensor], num_stages: int) -> tuple[WindowSize, ...] | None:
+    """The window each stage normalised its CPB coordinates by, read from stored tables.
+
+    A stage's ``relative_coords_table`` ``(1, 2Wh-1, 2Ww-1, 2)`` spans ``|d| <= W-1`` per axis,
+    and its largest value is ``log2(8 (W-1) / D + 1) / 3`` where D is the normalisation
+    denominator: ``pretrained_W - 1`` or, without one, ``W - 1``. The window to give the 3D
+    model is ``D + 1`` either way, so that its bias function is the one that was trained. A
+    window of one has no offsets and tells nothing (0). None when a stage has no table or a
+    table does not follow that formula.
+    """
+    windows: list[WindowSize] = []
+    for stage in range(num_stages):
+        table = buffers.get(f"layers.{stage}.blocks.0.attn.relative_coords_table")
+        if table is None:
+            return None
+        window = _window_from_table(table)
+        if window is None:
+            _logger.warning("stage %d's relative_coords_table %s does not follow SwinV2's formula; "
+                            "pretrained window sizes unknown", stage, tuple(table.shape))
+            return None
+        windows.append(window)
+    return tuple(windows)
+
+
+def pretrained_windows_from_hf_config(config: Mapping[str, Any] | None, num_stages: int) -> tuple[WindowSize, ...] | None:
+    """Per-stage pretrained windows from a transformers ``Swinv2Config`` dict.
+
+    A stage with ``pretrained_window_sizes[i] > 0`` used it; otherwise it normalised by its own
+    window, which transformers shrinks to the stage's feature size (``image // patch // 2**i``)
+    when that is smaller. None when the config is not a SwinV2 one with ``num_stages`` stages.
+    """
+    if not config or config.get("model_type") != "swinv2" or len(config.get("depths", ())) != num_stages:
+        return None
+    grid = _first(config["image_size"]) // _first(config["patch_size"])
+    pretrained = config.get("pretrained_window_sizes") or [0] * num_stages
+    windows = []
+    for stage, given in enumerate(pretrained):
+        effective = min(config["window_size"], grid // 2**stage)
+        windows.append(given if given > 0 else (effective if effective > 1 else 0))
+    return tuple(windows)
+
+
+def _window_from_table(table: Tensor) -> WindowSize | None:
+    if table.dim() != 4 or table.shape[-1] != 2:
+        return None
+    sizes = []
+    for axis in range(2):
+        window = (table.shape[1 + axis] + 1) // 2
+        peak = table[..., axis].abs().max().double()
+        if window == 1 or not torch.isfinite(peak):  # official code divides 0 by 0 for a window of 1
+            sizes.append(0)
+            continue
+        if peak <= 0:
+            return None
+        denominator = (8 * (window - 1) / (2 ** (3 * peak) - 1)).item()
+        if abs(denominator - round(denominator)) > 0.1 or round(denominator) < 1:
+            return None
+        sizes.append(round(denominator) + 1)
+    height, width = sizes
+    return height if height == width else (0, height, width)
+
+
+def _first(value: int | list[int]) -> int:
+    return value[0] if isinstance(value, (list, tuple)) else value
+
+
+def _require(state_dict: Mapping[str, Tensor], key: str) -> Tensor:
+    if key not in state_dict:
+        raise CheckpointError(f"{key} is missing: not a complete SwinV2 state dict")
+    return state_dict[key]

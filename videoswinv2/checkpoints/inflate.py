@@ -1,0 +1,278 @@
+"""Inflating a canonical 2D SwinV2 checkpoint into the 3D model's state dict, and loading it.
+
+Everything is copied 1:1 except two tensors per kind:
+
+- ``patch_embed.proj.weight`` ``(C, in, ph, pw) -> (C, in, pt, ph, pw)``: ``average`` repeats the
+  kernel over the pt frames divided by pt, ``center`` puts it whole on frame ``pt // 2``. Either
+  way a static clip (one frame repeated) embeds exactly as the frame does in 2D.
+- ``attn.cpb_mlp.0.weight`` ``(512, 2) -> (512, 3)``: a zero column for t is prepended (coordinates
+  are (t, h, w)), so the position bias starts independent of the temporal offset.
+
+The classifier is copied only when the class counts match; blocks' ``extra_norm`` (absent in 2D)
+keeps its fresh initialisation. Any other missing, unexpected or mis-shaped key is an error.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from .architecture import WindowSize, infer_architecture
+from .checkpoint2d import Checkpoint2D, read_2d_checkpoint
+from .io import CheckpointError, PathLike
+
+__all__ = [
+    "TEMPORAL_INITS",
+    "TemporalInit",
+    "InflationError",
+    "InflationReport",
+    "inflate_patch_embed",
+    "inflate_cpb_weight",
+    "inflate_state_dict",
+    "load_pretrained_2d",
+]
+
+_logger = logging.getLogger(__name__)
+
+TemporalInit = Literal["average", "center"]
+TEMPORAL_INITS: tuple[str, ...] = ("average", "center")
+
+_EXTRA_NORM = re.compile(r"^layers\.\d+\.blocks\.\d+\.extra_norm\.(weight|bias)$")
+_MAX_LISTED = 20  # keys listed per section of an error before "... and N more"
+
+
+class InflationError(ValueError):
+    """The 2D checkpoint does not fit the 3D model; the message names every offending key."""
+
+
+@dataclass
+class InflationReport:
+    """What happened to every tensor: model keys copied / inflated / re-initialised (with how
+    or why), and checkpoint keys dropped (with why)."""
+
+    source: str
+    layout: str
+    temporal_init: str
+    copied: list[str] = field(default_factory=list)
+    inflated: dict[str, str] = field(default_factory=dict)
+    dropped: dict[str, str] = field(default_factory=dict)
+    reinitialised: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        lines = [
+            f"inflated {self.source} ({self.layout} layout) to 3D with temporal init '{self.temporal_init}'",
+            f"  copied: {len(self.copied)} tensors",
+        ]
+        for title, entries in (
+            ("inflated", self.inflated),
+            ("dropped from the checkpoint", self.dropped),
+            ("re-initialised in the model", self.reinitialised),
+        ):
+            lines.append(f"  {title}: {len(entries)} tensors")
+            lines += [f"    {line}" for line in _grouped(entries)]
+        return "\n".join(lines)
+
+
+def inflate_patch_embed(weight: Tensor, temporal_size: int, temporal_init: TemporalInit = "average") -> Tensor:
+    """2D patch kernel ``(C, in, ph, pw)`` -> 3D ``(C, in, pt, ph, pw)`` with ``pt = temporal_size``."""
+    if temporal_init == "average":
+        return weight.unsqueeze(2).repeat(1, 1, temporal_size, 1, 1) / temporal_size
+    if temporal_init == "center":
+        inflated = weight.new_zeros(weight.shape[:2] + (temporal_size,) + weight.shape[2:])
+        inflated[:, :, temporal_size // 2] = weight
+        return inflated
+    raise ValueError(f"temporal_init must be one of {TEMPORAL_INITS}, got {temporal_init!r}")
+
+
+def inflate_cpb_weight(weight: Tensor) -> Tensor:
+    """CPB first-layer weight ``(hidden, 2)`` over (h, w) -> ``(hidden, 3)`` over (t, h, w), t zero."""
+    return torch.cat([weight.new_zeros(weight.shape[0], 1), weight], dim=1)
+
+
+def inflate_state_dict(
+    ckpt: Checkpoint2D,
+    target_state_dict: Mapping[str, Tensor],
+    *,
+    temporal_init: TemporalInit = "average",
+) -> tuple[dict[str, Tensor], InflationReport]:
+    """Build a full 3D state dict from ``ckpt`` for a model whose state dict is ``target_state_dict``.
+
+    The target gives the 3D shapes and dtypes, and the values of re-initialised tensors. The
+    result has exactly the target's keys, so it loads with ``strict=True``. Raises
+    :class:`InflationError` naming every missing, unexpected or mis-shaped key.
+    """
+    if temporal_init not in TEMPORAL_INITS:
+        raise ValueError(f"temporal_init must be one of {TEMPORAL_INITS}, got {temporal_init!r}")
+    source = ckpt.state_dict
+    report = InflationReport(ckpt.source, ckpt.layout, temporal_init, dropped=dict(ckpt.dropped))
+    head_reason = _head_reinit_reason(source, target_state_dict)
+    inflated: dict[str, Tensor] = {}
+    missing: list[str] = []
+    mismatched: list[str] = []
+    for key, target in target_state_dict.items():
+        reason = head_reason if key.startswith("head.") else None
+        if reason is None and key not in source and _EXTRA_NORM.match(key):
+            reason = "extra post-norm (extra_norm_period > 0), absent from 2D SwinV2 checkpoints"
+        if reason is not None:
+            inflated[key] = target.detach().clone()
+            report.reinitialised[key] = reason
+            continue
+        if key not in source:
+            missing.append(key)
+            continue
+        converted = _convert(key, source[key], target, temporal_init)
+        if converted is None:
+            mismatched.append(key)
+            continue
+        tensor, how = converted
+        inflated[key] = tensor.to(dtype=target.dtype)
+        if how:
+            report.inflated[key] = how
+        else:
+            report.copied.append(key)
+
+    unexpected = []
+    for key in source:
+        if key in target_state_dict:
+            continue
+        if key.startswith("head.") and "head.fc.weight" not in target_state_dict:
+            report.dropped[key] = "the model has no classifier (num_classes=0)"
+        else:
+            unexpected.append(key)
+    if missing or unexpected or mismatched:
+        raise InflationError(_error_message(ckpt, target_state_dict, missing, unexpected, mismatched))
+    return inflated, report
+
+
+def load_pretrained_2d(
+    model: nn.Module,
+    path_or_ckpt: PathLike | Checkpoint2D,
+    *,
+    temporal_init: TemporalInit = "average",
+) -> InflationReport:
+    """Inflate a 2D SwinV2 checkpoint (path or :class:`Checkpoint2D`) into ``model``, strictly.
+
+    The report is logged at INFO and returned.
+    """
+    ckpt = path_or_ckpt if isinstance(path_or_ckpt, Checkpoint2D) else read_2d_checkpoint(path_or_ckpt)
+    _warn_on_window_mismatch(model, ckpt)
+    state_dict, report = inflate_state_dict(ckpt, model.state_dict(), temporal_init=temporal_init)
+    model.load_state_dict(state_dict, strict=True)
+    _logger.info("%s", report)
+    return report
+
+
+def _convert(key: str, tensor: Tensor, target: Tensor, temporal_init: TemporalInit) -> tuple[Tensor, str] | None:
+    """The checkpoint tensor in the target's shape and a note on how (empty: copied), or None."""
+    shape, target_shape = tuple(tensor.shape), tuple(target.shape)
+    if shape == target_shape:
+        return tensor, ""
+    if key == "patch_embed.proj.weight" and target.dim() == 5 and shape == target_shape[:2] + target_shape[3:]:
+        frames = target_shape[2]
+        return inflate_patch_embed(tensor, frames, temporal_init), f"{shape} -> {target_shape}, {temporal_init} over {frames} frames"
+    if key.endswith("attn.cpb_mlp.0.weight") and target_shape == (shape[0], 3) and shape[1:] == (2,):
+        return inflate_cpb_weight(tensor), f"{shape} -> {target_shape}, zero column for t prepended"
+    return None
+
+
+def _head_reinit_reason(source: Mapping[str, Tensor], target: Mapping[str, Tensor]) -> str | None:
+    """Why the model's classifier keeps its initialisation, or None if it is loaded (or checked) as usual."""
+    model_head, ckpt_head = target.get("head.fc.weight"), source.get("head.fc.weight")
+    if model_head is None:
+        return None
+    if ckpt_head is None:
+        return "the checkpoint has no classifier"
+    if ckpt_head.shape[0] != model_head.shape[0] and ckpt_head.shape[1:] == model_head.shape[1:]:
+        return f"class count differs: checkpoint {ckpt_head.shape[0]}, model {model_head.shape[0]}"
+    return None
+
+
+def _warn_on_window_mismatch(model: nn.Module, ckpt: Checkpoint2D) -> None:
+    """Warn when the model's spatial CPB normalisation differs from the one the checkpoint was trained with."""
+    model_windows = getattr(model, "pretrained_window_sizes", None)
+    model_window = getattr(model, "window_size", None)
+    if ckpt.pretrained_window_sizes is None or model_windows is None or model_window is None:
+        return
+    # A model stage without a pretrained window normalises by its own window.
+    used = tuple(tuple(p or w for p, w in zip(m[1:], model_window[1:])) for m in model_windows)
+    trained = tuple(_spatial(w) for w in ckpt.pretrained_window_sizes)
+    if used != trained:
+        _logger.warning(
+            "the model normalises position-bias coordinates by spatial windows %s per stage, but %s was "
+            "trained with %s: pass pretrained_window_sizes=%s unless that is intended",
+            used, ckpt.source, trained, ckpt.pretrained_window_sizes,
+        )
+
+
+def _spatial(window: WindowSize) -> tuple[int, int]:
+    return (window, window) if isinstance(window, int) else (window[1], window[2])
+
+
+def _error_message(
+    ckpt: Checkpoint2D,
+    target: Mapping[str, Tensor],
+    missing: list[str],
+    unexpected: list[str],
+    mismatched: list[str],
+) -> str:
+    lines = [f"cannot inflate {ckpt.source} ({ckpt.layout} layout) into this model:"]
+    try:
+        model_arch = infer_architecture(target)
+    except CheckpointError:  # a target that is not a SwinV2 state dict: the key lists say enough
+        model_arch = None
+    if model_arch is not None:
+        lines += [f"  checkpoint: {ckpt.describe()}", f"  model:      {model_arch.describe()}"]
+        if model_arch.describe() != ckpt.describe():
+            lines.append("  -> the checkpoint is another variant than the model: build the variant that matches it")
+    for title, keys in (("missing from the checkpoint", missing), ("in the checkpoint but not in the model", unexpected)):
+        if keys:
+            lines.append(f"  {title} ({len(keys)}):")
+            lines += [f"    {line}" for line in _first_of(keys)]
+    if mismatched:
+        lines.append(f"  shape mismatches ({len(mismatched)}):")
+        details = [_mismatch(k, ckpt.state_dict[k], target[k]) for k in mismatched]
+        lines += [f"    {line}" for line in _first_of(details)]
+    return "\n".join(lines)
+
+
+def _mismatch(key: str, tensor: Tensor, target: Tensor) -> str:
+    """``key: checkpoint (..), model (..); dim d: a vs b (what that dimension means)``."""
+    shape, target_shape = tuple(tensor.shape), tuple(target.shape)
+    text = f"{key}: checkpoint {shape}, model {target_shape}"
+    if key == "patch_embed.proj.weight" and len(shape) == 4 and len(target_shape) == 5:
+        target_shape = target_shape[:2] + target_shape[3:]  # the temporal axis is inflated, not compared
+    if len(shape) != len(target_shape):
+        return f"{text}; different number of dimensions"
+    diffs = [f"dim {d}: {a} vs {b} ({_dim_meaning(key, d)})" for d, (a, b) in enumerate(zip(shape, target_shape)) if a != b]
+    return f"{text}; " + "; ".join(diffs)
+
+
+def _dim_meaning(key: str, dim: int) -> str:
+    if key == "patch_embed.proj.weight":
+        return ("embedding width: another variant", "input channels: in_chans differs")[dim] if dim < 2 else "patch size differs"
+    if key.endswith(("attn.logit_scale", "attn.cpb_mlp.2.weight")) and dim == 0:
+        return "number of heads: another variant"
+    if key.startswith("head.fc.") and dim == 1:
+        return "feature width: another variant"
+    return "width: another variant, or another mlp_ratio"
+
+
+def _first_of(lines: list[str]) -> list[str]:
+    if len(lines) <= _MAX_LISTED:
+        return lines
+    return lines[:_MAX_LISTED] + [f"... and {len(lines) - _MAX_LISTED} more"]
+
+
+def _grouped(entries: Mapping[str, str]) -> Iterable[str]:
+    """One line per (key pattern, note): stage and block indices become ``*``, with a count."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for key, note in entries.items():
+        groups.setdefault((re.sub(r"(?<=layers\.)\d+|(?<=blocks\.)\d+", "*", key), note), []).append(key)
+    for (pattern, note), keys in groups.items():
+        name = keys[0] if len(keys) == 1 else f"{pattern} ({len(keys)})"
+        yield f"{name}: {note}"
