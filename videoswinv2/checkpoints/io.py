@@ -156,16 +156,22 @@ def _torch_load(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        if "Weights only load failed" in str(err):
-            raise CheckpointError(_refusal_message(path, str(err))) from err
-        raise CheckpointError(_unreadable_message(path, err)) from err
+        reason = _unpickler_reason(str(err))
+        # The restricted unpickler also fails on bytes that are no pickle at all ("Unsupported operand").
+        if "Weights only load failed" in str(err) and not reason.startswith("Unsupported operand"):
+            raise CheckpointError(_refusal_message(path, reason)) from err
+        raise CheckpointError(_unreadable_message(path, reason)) from err
     except Exception as err:  # torch.load raises many types for damaged files: EOF, OSError, KeyError, RuntimeError
-        raise CheckpointError(_unreadable_message(path, err)) from err
+        raise CheckpointError(_unreadable_message(path, f"{type(err).__name__}: {err}")) from err
 
 
-def _refusal_message(path: Path, error: str) -> str:
-    found = re.search(r"WeightsUnpickler error: (.*?)(?: Please use|\n|$)", error)
-    reason = found.group(1).strip() if found else error.splitlines()[0]
+def _unpickler_reason(error: str) -> str:
+    """The restricted unpickler's own complaint, without torch's generic advice around it."""
+    found = re.search(r"WeightsUnpickler error:(.*?)(?:Please use|Check the documentation|$)", error, re.S)
+    return " ".join((found[1] if found else error).split())
+
+
+def _refusal_message(path: Path, reason: str) -> str:
     return (
         f"refusing to load {path}: unpickling it would need arbitrary code ({reason}), which "
         "torch.load(weights_only=True) forbids because a pickle can run anything. If you trust the "
@@ -174,7 +180,7 @@ def _refusal_message(path: Path, error: str) -> str:
     )
 
 
-def _unreadable_message(path: Path, err: BaseException) -> str:
+def _unreadable_message(path: Path, detail: str) -> str:
     size = path.stat().st_size
     if size == 0:
         what = "it is empty"
@@ -182,7 +188,7 @@ def _unreadable_message(path: Path, err: BaseException) -> str:
         what = "it is a truncated torch zip archive (no central directory)"
     else:
         what = "it is truncated, corrupted or not a PyTorch checkpoint"
-    return f"cannot read {path} ({size} bytes): {what} [{type(err).__name__}: {err}]"
+    return f"cannot read {path} ({size} bytes): {what} [{detail}]"
 
 
 def _starts_with(path: Path, magic: bytes) -> bool:
