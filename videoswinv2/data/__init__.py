@@ -1,0 +1,73 @@
+"""Kinetics-style video data: annotations, clip planning, decoding, transforms, datasets,
+the Lightning DataModule and a synthetic motion dataset."""
+
+from videoswinv2.data.annotations import (
+    Annotations,
+    VideoRecord,
+    kinetics400_classes,
+    read_annotations,
+    read_class_folders,
+    read_class_names,
+    read_kinetics_csv,
+    read_list_file,
+)
+from videoswinv2.data.broken_videos import BrokenVideoLogger
+from videoswinv2.data.clip_planning import ClipSpec, center_clip, test_clips, train_clip
+from videoswinv2.data.datamodule import KineticsDataModule, ShardSampler
+from videoswinv2.data.datasets import (
+    MultiViewDataset,
+    VideoClipDataset,
+    collate_videos,
+    load_test_views,
+)
+from videoswinv2.data.decoding import DecoderName, VideoDecodeError, VideoReader, open_video
+from videoswinv2.data.synthetic import (
+    SYNTHETIC_CLASSES,
+    SyntheticSpec,
+    add_make_synthetic_arguments,
+    make_synthetic_dataset,
+    run_make_synthetic,
+)
+from videoswinv2.data.transforms import (
+    VIDEO_SWIN_MEAN,
+    VIDEO_SWIN_STD,
+    EvalTransform,
+    TrainTransform,
+    normalize,
+)
+
+__all__ = [
+    "Annotations",
+    "BrokenVideoLogger",
+    "ClipSpec",
+    "DecoderName",
+    "EvalTransform",
+    "KineticsDataModule",
+    "MultiViewDataset",
+    "SYNTHETIC_CLASSES",
+    "ShardSampler",
+    "SyntheticSpec",
+    "TrainTransform",
+    "VIDEO_SWIN_MEAN",
+    "VIDEO_SWIN_STD",
+    "VideoClipDataset",
+    "VideoDecodeError",
+    "VideoReader",
+    "VideoRecord",
+    "add_make_synthetic_arguments",
+    "center_clip",
+    "collate_videos",
+    "kinetics400_classes",
+    "load_test_views",
+    "make_synthetic_dataset",
+    "normalize",
+    "open_video",
+    "read_annotations",
+    "read_class_folders",
+    "read_class_names",
+    "read_kinetics_csv",
+    "read_list_file",
+    "run_make_synthetic",
+    "test_clips",
+    "train_clip",
+]

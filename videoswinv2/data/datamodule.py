@@ -1,0 +1,213 @@
+"""``KineticsDataModule``: Kinetics-style video data for Lightning, sharded by the module itself.
+
+The module builds its own samplers, so the Trainer must run with
+``use_distributed_sampler=False``: training shuffles with a ``DistributedSampler`` (each video
+once per epoch over all ranks; a few repeated to even out the ranks), while validation and test
+give rank ``r`` the videos ``r, r + world, ...`` with no padding, so every video is evaluated
+exactly once however many devices there are.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import lightning.pytorch as pl
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+
+from videoswinv2.data.annotations import (
+    VideoRecord,
+    kinetics400_classes,
+    read_annotations,
+    read_class_names,
+)
+from videoswinv2.data.broken_videos import BrokenVideoLogger
+from videoswinv2.data.clip_planning import ClipSpec
+from videoswinv2.data.datasets import MultiViewDataset, VideoClipDataset, collate_videos
+from videoswinv2.data.synthetic import SyntheticSpec, make_synthetic_dataset
+from videoswinv2.data.transforms import EvalTransform, TrainTransform
+
+log = logging.getLogger(__name__)
+
+
+class ShardSampler(Sampler[int]):
+    """Indices ``rank, rank + world, ...`` of ``range(size)``: each index on exactly one rank,
+    nothing padded or dropped (shards differ in length by at most one)."""
+
+    def __init__(self, size: int, rank: int = 0, world: int = 1) -> None:
+        if not 0 <= rank < world:
+            raise ValueError(f"rank {rank} is outside a world of {world}")
+        self.size, self.rank, self.world = size, rank, world
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, self.size, self.world))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.size, self.world))
+
+
+class KineticsDataModule(pl.LightningDataModule):
+    """Train / val / test loaders over Kinetics-style annotations (see ``read_annotations``).
+
+    Paths are relative to ``data_root`` unless absolute. Batches are dicts: ``video``
+    ``(B, C, T, H, W)`` (``(B, V, C, T, H, W)`` for test, and for val with ``val_views``),
+    ``label`` and ``index`` ``(B,)``, and ``broken`` (paths skipped). With ``synthetic`` set,
+    ``prepare_data`` writes that synthetic dataset into an empty or missing ``data_root``.
+    """
+
+    def __init__(
+        self,
+        data_root: str = "data/kinetics400",
+        train_annotations: str | None = "annotations/train.csv",
+        val_annotations: str | None = "annotations/val.csv",
+        test_annotations: str | None = "annotations/test.csv",
+        class_names_file: str | None = None,
+        decoder: Literal["pyav", "decord"] = "pyav",
+        num_frames: int = 32,
+        frame_interval: int = 2,
+        target_fps: float | None = None,
+        train_crop_size: int = 224,
+        train_scale: tuple[float, float] = (0.08, 1.0),
+        train_flip: bool = True,
+        rand_augment: bool = False,
+        rand_augment_ops: int = 2,
+        rand_augment_magnitude: int = 9,
+        val_short_side: int = 256,
+        val_crop_size: int = 224,
+        val_views: bool = False,
+        test_short_side: int = 224,
+        test_crop_size: int = 224,
+        num_test_clips: int = 4,
+        batch_size: int = 8,
+        test_batch_size: int = 1,
+        num_workers: int = 8,
+        seed: int = 0,
+        synthetic: SyntheticSpec | None = None,
+    ) -> None:
+        """
+        Args:
+            class_names_file: one class name per line, fixing the label order; default: the
+                synthetic classes with ``synthetic``, else the 400 Kinetics-400 names.
+            decoder: "pyav" or "decord" (decord falls back to PyAV on files it misnumbers).
+            target_fps: count ``frame_interval`` at this frame rate instead of the video's.
+            val_views: validate on test-style views (test clips, short side and crops,
+                ``test_batch_size``) instead of one centre clip.
+            seed: seed of the training shuffle; it must be the same on every rank.
+            synthetic: generate this synthetic dataset into ``data_root`` on first use.
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        self.root = Path(data_root)
+        self.clip = ClipSpec(num_frames, frame_interval, target_fps)
+        self.classes = self._read_classes(class_names_file, synthetic)
+        self.datasets: dict[str, Dataset] = {}
+
+    def _path(self, path: str) -> Path:
+        return self.root / path  # an absolute path stays absolute
+
+    def _read_classes(self, class_names_file: str | None, synthetic: SyntheticSpec | None) -> list[str]:
+        if class_names_file is not None and self._path(class_names_file).is_file():
+            return read_class_names(self._path(class_names_file))
+        if synthetic is not None:
+            return synthetic.classes  # the class file prepare_data writes holds the same
+        if class_names_file is not None:
+            raise FileNotFoundError(f"class names file {self._path(class_names_file)} does not exist")
+        return kinetics400_classes()
+
+    def prepare_data(self) -> None:
+        synthetic = self.hparams.synthetic
+        if synthetic is not None and not (self.root / "classes.txt").is_file():
+            log.info("writing the synthetic dataset %s into %s", synthetic, self.root)
+            make_synthetic_dataset(self.root, synthetic)
+
+    def _rank_and_world(self) -> tuple[int, int]:
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+        if self.trainer is not None:
+            return self.trainer.global_rank, self.trainer.world_size
+        return 0, 1
+
+    def _videos(self, split: str) -> list[VideoRecord]:
+        source = self.hparams[f"{split}_annotations"]
+        if source is None:
+            raise ValueError(f"no {split}_annotations given, so there is no {split} split")
+        return read_annotations(self._path(source), self.root, self.classes).videos
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.trainer is not None:
+            _, world = self._rank_and_world()
+            # Lightning reaches into a private attribute here too; its public flag is only an
+            # argument of Trainer.__init__.
+            connector = getattr(self.trainer, "_accelerator_connector", None)
+            if world > 1 and getattr(connector, "use_distributed_sampler", False):
+                raise ValueError(
+                    "KineticsDataModule shards the data itself; create the Trainer with "
+                    "use_distributed_sampler=False (Lightning's sampler pads evaluation)"
+                )
+            if not any(isinstance(c, BrokenVideoLogger) for c in self.trainer.callbacks):
+                self.trainer.callbacks.append(BrokenVideoLogger())
+        h = self.hparams
+        if stage in ("fit", None) and "train" not in self.datasets:
+            self.datasets["train"] = VideoClipDataset(
+                self._videos("train"), mode="train", clip=self.clip, decoder=h.decoder,
+                transform=TrainTransform(
+                    h.train_crop_size, tuple(h.train_scale), flip=h.train_flip,
+                    rand_augment=h.rand_augment, rand_augment_ops=h.rand_augment_ops,
+                    rand_augment_magnitude=h.rand_augment_magnitude,
+                ),
+            )
+        if stage in ("fit", "validate", None) and "val" not in self.datasets:
+            if h.val_views:
+                self.datasets["val"] = self._multi_view(self._videos("val"))
+            else:
+                self.datasets["val"] = VideoClipDataset(
+                    self._videos("val"), mode="val", clip=self.clip, decoder=h.decoder,
+                    transform=EvalTransform(h.val_short_side, h.val_crop_size),
+                )
+        if stage in ("test", None) and "test" not in self.datasets:
+            self.datasets["test"] = self._multi_view(self._videos("test"))
+
+    def _multi_view(self, videos: list[VideoRecord]) -> MultiViewDataset:
+        h = self.hparams
+        return MultiViewDataset(
+            videos, clip=self.clip, num_clips=h.num_test_clips, short_side=h.test_short_side,
+            crop_size=h.test_crop_size, decoder=h.decoder,
+        )
+
+    def _dataset(self, split: str) -> Dataset:
+        if split not in self.datasets:
+            self.setup({"train": "fit", "val": "validate", "test": "test"}[split])
+        return self.datasets[split]
+
+    def _loader(self, dataset: Dataset, sampler: Sampler[int], batch_size: int) -> DataLoader:
+        workers = self.hparams.num_workers
+        return DataLoader(
+            dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+            collate_fn=collate_videos, pin_memory=torch.cuda.is_available(),
+            persistent_workers=workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = self._dataset("train")
+        rank, world = self._rank_and_world()
+        sampler = DistributedSampler(
+            dataset, num_replicas=world, rank=rank, shuffle=True, seed=self.hparams.seed
+        )
+        return self._loader(dataset, sampler, self.hparams.batch_size)
+
+    def _eval_loader(self, split: str, multi_view: bool) -> DataLoader:
+        dataset = self._dataset(split)
+        rank, world = self._rank_and_world()
+        h = self.hparams
+        batch_size = h.test_batch_size if multi_view else h.batch_size
+        return self._loader(dataset, ShardSampler(len(dataset), rank, world), batch_size)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("val", self.hparams.val_views)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test", True)

@@ -1,0 +1,188 @@
+"""Map-style video datasets, the multi-view loader, and the collate function.
+
+A sample is a dict: ``video`` ``(C, T, H, W)`` float for one clip or ``(V, C, T, H, W)`` for
+all views of a video; ``label`` and ``index`` (the video's position in ``dataset.videos``);
+``broken``, the paths that failed to decode while producing the sample. In training a broken
+video is replaced by a random other one; in evaluation the sample keeps ``video=None`` and
+:func:`collate_videos` drops it, so that it is never counted as a prediction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+import torch
+from einops import rearrange
+from torch.utils.data import Dataset
+
+from videoswinv2.data.annotations import VideoRecord
+from videoswinv2.data.clip_planning import ClipSpec, center_clip, test_clips, train_clip
+from videoswinv2.data.decoding import DecoderName, VideoDecodeError, open_video
+from videoswinv2.data.transforms import normalize, resize_short_side, three_crops
+
+log = logging.getLogger(__name__)
+
+Sample = dict[str, Any]
+
+
+def load_test_views(
+    path: str,
+    *,
+    num_frames: int = 32,
+    frame_interval: int = 2,
+    num_clips: int = 4,
+    short_side: int = 224,
+    crop_size: int = 224,
+    decoder: DecoderName = "pyav",
+    target_fps: float | None = None,
+) -> torch.Tensor:
+    """All evaluation views of one video -> ``(V, C, T, crop, crop)`` float, V = num_clips * 3.
+
+    Views are clip-major (clip0-crop0, clip0-crop1, clip0-crop2, clip1-crop0, ...); crops are
+    start/centre/end of the long side after resizing the short side to ``short_side``. Every
+    needed frame is decoded and resized once, even where clips overlap. Raises
+    :class:`~videoswinv2.data.decoding.VideoDecodeError` if the video cannot be read.
+    """
+    spec = ClipSpec(num_frames, frame_interval, target_fps)
+    with open_video(path, decoder) as reader:
+        clips = test_clips(reader.num_frames, reader.fps, spec, num_clips)
+        unique = sorted({i for clip in clips for i in clip})
+        frames = resize_short_side(reader.read(unique), short_side)  # (U, C, H, W)
+    position = {frame: k for k, frame in enumerate(unique)}
+    gather = torch.tensor([[position[i] for i in clip] for clip in clips])  # (N, T)
+    crops = three_crops(frames[gather], crop_size)  # (3, N, T, C, crop, crop)
+    return normalize(rearrange(crops, "v n t c h w -> (n v) t c h w"))
+
+
+class VideoClipDataset(Dataset[Sample]):
+    """One clip per video: a random clip (``mode="train"``) or the centre clip (``"val"``).
+
+    ``transform`` maps ``(T, H, W, C)`` uint8 to the ``(C, T, H, W)`` float clip. In training
+    a broken video is replaced by a random other one (up to ``max_replacements`` in a row, then
+    the data is assumed unusable and a ``RuntimeError`` names the files).
+    """
+
+    def __init__(
+        self,
+        videos: Sequence[VideoRecord],
+        *,
+        mode: Literal["train", "val"],
+        transform: Callable[[torch.Tensor], torch.Tensor],
+        clip: ClipSpec = ClipSpec(),
+        decoder: DecoderName = "pyav",
+        max_replacements: int = 50,
+    ) -> None:
+        if mode not in ("train", "val"):
+            raise ValueError(f"mode must be 'train' or 'val', got {mode!r}")
+        if not videos:
+            raise ValueError("a dataset needs at least one video")
+        self.videos = list(videos)
+        self.mode = mode
+        self.transform = transform
+        self.clip = clip
+        self.decoder = decoder
+        self.max_replacements = max_replacements
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def _load(self, index: int) -> torch.Tensor:
+        with open_video(self.videos[index].path, self.decoder) as reader:
+            if self.mode == "train":
+                frames = train_clip(reader.num_frames, reader.fps, self.clip)
+            else:
+                frames = center_clip(reader.num_frames, reader.fps, self.clip)
+            return self.transform(reader.read(frames))
+
+    def __getitem__(self, index: int) -> Sample:
+        broken: list[str] = []
+        while True:
+            record = self.videos[index]
+            try:
+                video = self._load(index)
+            except VideoDecodeError as error:
+                _warn_broken(error)
+                broken.append(record.path)
+                if self.mode == "val":
+                    return {"video": None, "label": record.label, "index": index, "broken": broken}
+                if len(broken) > self.max_replacements:
+                    raise RuntimeError(
+                        f"{len(broken)} videos in a row failed to decode, e.g. {broken[:5]}; "
+                        "check the data root and the decoder"
+                    ) from error
+                index = int(torch.randint(len(self.videos), (1,)))
+                continue
+            return {"video": video, "label": record.label, "index": index, "broken": broken}
+
+
+class MultiViewDataset(Dataset[Sample]):
+    """All evaluation views of each video at once: ``video`` is ``(V, C, T, crop, crop)``."""
+
+    def __init__(
+        self,
+        videos: Sequence[VideoRecord],
+        *,
+        clip: ClipSpec = ClipSpec(),
+        num_clips: int = 4,
+        short_side: int = 224,
+        crop_size: int = 224,
+        decoder: DecoderName = "pyav",
+    ) -> None:
+        if not videos:
+            raise ValueError("a dataset needs at least one video")
+        self.videos = list(videos)
+        self.clip = clip
+        self.num_clips = num_clips
+        self.short_side = short_side
+        self.crop_size = crop_size
+        self.decoder = decoder
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, index: int) -> Sample:
+        record = self.videos[index]
+        try:
+            video = load_test_views(
+                record.path,
+                num_frames=self.clip.num_frames,
+                frame_interval=self.clip.frame_interval,
+                target_fps=self.clip.target_fps,
+                num_clips=self.num_clips,
+                short_side=self.short_side,
+                crop_size=self.crop_size,
+                decoder=self.decoder,
+            )
+        except VideoDecodeError as error:
+            _warn_broken(error)
+            return {"video": None, "label": record.label, "index": index, "broken": [record.path]}
+        return {"video": video, "label": record.label, "index": index, "broken": []}
+
+
+_warned: set[str] = set()
+
+
+def _warn_broken(error: VideoDecodeError) -> None:
+    """Say why a video was skipped, once per file and process (epochs repeat the same files)."""
+    message = str(error)
+    if message not in _warned:
+        _warned.add(message)
+        log.warning("skipping broken video: %s", message)
+
+
+def collate_videos(samples: list[Sample]) -> dict[str, Any]:
+    """Stack samples into a batch, leaving out those whose video failed to decode.
+
+    Returns ``video`` ``(B, ...)``, ``label`` and ``index`` ``(B,)`` int64, and ``broken``: the
+    paths of every sample's broken videos, dropped ones included. B may be 0 in evaluation;
+    then ``video`` is an empty tensor of shape ``(0,)``.
+    """
+    kept = [sample for sample in samples if sample["video"] is not None]
+    return {
+        "video": torch.stack([s["video"] for s in kept]) if kept else torch.empty(0),
+        "label": torch.tensor([s["label"] for s in kept], dtype=torch.long),
+        "index": torch.tensor([s["index"] for s in kept], dtype=torch.long),
+        "broken": [path for sample in samples for path in sample["broken"]],
+    }

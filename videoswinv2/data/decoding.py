@@ -1,0 +1,247 @@
+"""Frame-exact video decoding with PyAV or decord.
+
+``open_video(path, decoder)`` returns a reader whose ``read(indices)`` gives the frames at those
+display-order indices as a ``(T, H, W, C)`` uint8 RGB tensor. Only the video stream is decoded,
+and only from the keyframe before each needed stretch of frames. Every failure (missing file,
+no video stream, truncated data, a decoder error, a frame the decoder never produces) is raised
+as :class:`VideoDecodeError` naming the file and the cause.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Literal
+
+import av
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+DecoderName = Literal["pyav", "decord"]
+DECODERS: tuple[str, ...] = ("pyav", "decord")
+
+# AVI headers are known to count one frame more than the file stores; anything beyond this is
+# data that is missing from the file (a truncated download).
+_HEADER_FRAME_SLACK = 1
+
+
+class VideoDecodeError(RuntimeError):
+    """A video could not be opened or decoded; the message names the file and the cause."""
+
+
+class VideoReader(ABC):
+    """An open video: ``num_frames`` and ``fps`` for clip planning, ``read`` for the frames."""
+
+    path: str
+    num_frames: int
+    fps: float
+
+    @abstractmethod
+    def _read_sorted(self, indices: list[int]) -> torch.Tensor:
+        """Frames at strictly increasing ``indices`` -> ``(len(indices), H, W, 3)`` uint8."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the file and the decoder."""
+
+    def read(self, indices: Sequence[int]) -> torch.Tensor:
+        """Frames at ``indices`` (any order, repeats allowed) -> ``(T, H, W, 3)`` uint8 RGB."""
+        if len(indices) == 0:
+            raise ValueError("read() needs at least one frame index")
+        bad = [i for i in indices if not 0 <= i < self.num_frames]
+        if bad:
+            raise IndexError(f"{self.path}: frame indices {bad[:5]} outside [0, {self.num_frames})")
+        unique = sorted(set(indices))
+        frames = self._read_sorted(unique)
+        if len(unique) == len(indices) and unique == list(indices):
+            return frames
+        position = {index: k for k, index in enumerate(unique)}
+        return frames[torch.tensor([position[i] for i in indices])]
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class PyAVReader(VideoReader):
+    """PyAV reader with an exact frame index built from the demuxed packets.
+
+    Frame ``i`` is the packet with the ``i``-th smallest presentation timestamp among those the
+    decoder will output (edit-list pre-roll packets flagged as discard are left out), so indices
+    are exact for B-frames and variable frame rates, and match what decoding from the start yields.
+    """
+
+    def __init__(self, path: str, threads: int = 1) -> None:
+        self.path = str(path)
+        try:
+            self._container = av.open(self.path)
+        except (av.FFmpegError, OSError) as error:
+            raise VideoDecodeError(f"{self.path}: cannot open ({error})") from error
+        try:
+            self._index_packets(threads)
+        except BaseException:
+            self._container.close()
+            raise
+
+    def _index_packets(self, threads: int) -> None:
+        if not self._container.streams.video:
+            raise VideoDecodeError(f"{self.path}: no video stream")
+        stream = self._container.streams.video[0]
+        stream.codec_context.thread_count = threads
+        self._stream = stream
+        shown: list[tuple[int, int, bool]] = []  # (pts, dts, keyframe) of each displayed frame
+        stored = 0
+        try:
+            for packet in self._container.demux(stream):
+                if packet.size == 0:  # the end-of-stream marker PyAV yields for flushing
+                    continue
+                stored += 1
+                pts = packet.pts if packet.pts is not None else packet.dts
+                if packet.is_discard or pts is None:
+                    continue
+                dts = packet.dts if packet.dts is not None else pts
+                shown.append((pts, dts, packet.is_keyframe))
+        except av.FFmpegError as error:
+            raise VideoDecodeError(f"{self.path}: cannot read packets ({error})") from error
+        declared = stream.frames
+        if declared > 0 and stored < declared - _HEADER_FRAME_SLACK:
+            raise VideoDecodeError(
+                f"{self.path}: header declares {declared} frames but only {stored} are stored "
+                "(truncated file?)"
+            )
+        if not shown:
+            raise VideoDecodeError(f"{self.path}: the video stream holds no frames")
+        shown.sort()
+        self._pts = [pts for pts, _, _ in shown]
+        self._frame_of_pts = {pts: i for i, pts in enumerate(self._pts)}
+        # Seek by a keyframe's dts: demuxer indexes are keyed on dts (<= pts), so a backward seek
+        # to it lands on that keyframe or an earlier one, never past it.
+        self._keyframes = [i for i, (_, _, key) in enumerate(shown) if key] or [0]
+        self._keyframe_dts = {i: shown[i][1] for i in self._keyframes}
+        self.num_frames = len(shown)
+        rate = stream.average_rate or stream.guessed_rate
+        self.fps = float(rate) if rate else 0.0
+
+    def _keyframe_before(self, index: int) -> int:
+        return self._keyframes[max(bisect.bisect_right(self._keyframes, index) - 1, 0)]
+
+    def _read_sorted(self, indices: list[int]) -> torch.Tensor:
+        out: list[np.ndarray | None] = [None] * len(indices)
+        k = 0
+        try:
+            while k < len(indices):
+                k = self._decode_run(indices, k, out)
+        except av.FFmpegError as error:
+            raise VideoDecodeError(f"{self.path}: decoding failed ({error})") from error
+        shapes = {frame.shape for frame in out if frame is not None}
+        if len(shapes) != 1:
+            raise VideoDecodeError(f"{self.path}: frame size changes within the clip {shapes}")
+        return torch.from_numpy(np.stack(out))  # type: ignore[arg-type]
+
+    def _decode_run(self, indices: list[int], k: int, out: list[np.ndarray | None]) -> int:
+        """Seek to the keyframe before ``indices[k]`` and decode forward, filling ``out``.
+
+        Returns the position of the first index this run did not fill: the run stops where a
+        later keyframe lies before the next wanted frame, since seeking there skips decoding.
+        """
+        start = self._keyframe_before(indices[k])
+        self._container.seek(self._keyframe_dts[start], backward=True, stream=self._stream)
+        first = True
+        for packet in self._container.demux(self._stream):
+            for frame in packet.decode():
+                if frame.pts is None:
+                    raise VideoDecodeError(f"{self.path}: decoded a frame without a timestamp")
+                index = self._frame_of_pts.get(frame.pts)
+                if index is None:
+                    continue
+                if first and index > indices[k]:
+                    raise VideoDecodeError(
+                        f"{self.path}: seeking for frame {indices[k]} landed after it, at {index}"
+                    )
+                first = False
+                if index < indices[k]:
+                    continue
+                if index > indices[k]:
+                    raise VideoDecodeError(
+                        f"{self.path}: the decoder never produced frame {indices[k]}"
+                    )
+                out[k] = frame.to_ndarray(format="rgb24")
+                k += 1
+                if k == len(indices):
+                    return k
+                if self._keyframe_before(indices[k]) > index:
+                    return k
+        raise VideoDecodeError(
+            f"{self.path}: decoding ended before frame {indices[k]} "
+            f"({self.num_frames} frames indexed)"
+        )
+
+    def close(self) -> None:
+        self._container.close()
+
+
+class DecordReader(VideoReader):
+    """decord reader (``VideoReader.get_batch``), guarded against decord's edit-list blind spot.
+
+    decord numbers every stored packet as a frame, including the edit-list pre-roll that
+    FFmpeg decodes but never shows. On such files it returns frames shifted by the pre-roll and,
+    when the pre-roll exceeds its 128 end-of-stream retries, loops forever near the end
+    (dmlc/decord#373). The pre-roll shows up in decord's own index as negative timestamps, so
+    :func:`open_video` checks for it and reads those files with PyAV instead.
+    """
+
+    def __init__(self, path: str, threads: int = 1) -> None:
+        import decord  # imported here so that PyAV users never load decord's bundled FFmpeg
+
+        self.path = str(path)
+        try:
+            self._reader = decord.VideoReader(self.path, num_threads=threads)
+            self.num_frames = len(self._reader)
+            self.fps = float(self._reader.get_avg_fps())
+            starts = self._reader.get_frame_timestamp(list(range(self.num_frames)))[:, 0]
+        except (decord.DECORDError, RuntimeError, AssertionError) as error:
+            raise VideoDecodeError(f"{self.path}: cannot open ({_first_line(error)})") from error
+        self.has_preroll = bool((starts < 0).any())
+
+    def _read_sorted(self, indices: list[int]) -> torch.Tensor:
+        import decord
+
+        try:
+            batch = self._reader.get_batch(indices)
+        except (decord.DECORDError, RuntimeError) as error:
+            raise VideoDecodeError(f"{self.path}: decoding failed ({_first_line(error)})") from error
+        return torch.utils.dlpack.from_dlpack(batch.to_dlpack())
+
+    def close(self) -> None:
+        del self._reader
+
+
+def _first_line(error: BaseException) -> str:
+    """decord's messages carry a C++ stack trace and a "[time] file.cc:line: " prefix."""
+    lines = str(error).strip().splitlines()
+    return re.sub(r"^(\[[\d:]+\] \S+:\d+: )+", "", lines[0]) if lines else type(error).__name__
+
+
+def open_video(path: str, decoder: DecoderName = "pyav", threads: int = 1) -> VideoReader:
+    """Open ``path`` for frame-exact reading with ``decoder`` ("pyav" or "decord").
+
+    ``threads`` is the decoder's thread count: 1 suits DataLoader workers, which already run
+    one video per core. Raises :class:`VideoDecodeError` for any file that cannot be read.
+    """
+    if decoder == "pyav":
+        return PyAVReader(path, threads)
+    if decoder == "decord":
+        reader = DecordReader(path, threads)
+        if not reader.has_preroll:
+            return reader
+        reader.close()
+        log.debug("%s: edit-list pre-roll that decord misnumbers; reading it with PyAV", path)
+        return PyAVReader(path, threads)
+    raise ValueError(f"unknown decoder {decoder!r}; choose one of {DECODERS}")

@@ -1,0 +1,101 @@
+"""Clip transforms on uint8 frames, ending in Video Swin normalisation.
+
+Decoders give ``(T, H, W, C)`` uint8; the transforms work on the ``(T, C, H, W)`` view of it
+(channels-last in memory, which is where torchvision's uint8 antialiased resize is fastest:
+about 2.5x faster than on a contiguous copy) and return ``(C, T, H, W)`` float32.
+"""
+
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+# Video Swin (mmaction2) normalisation, on the 0..255 scale.
+VIDEO_SWIN_MEAN = (123.675, 116.28, 103.53)
+VIDEO_SWIN_STD = (58.395, 57.12, 57.375)
+
+_SCALE = torch.tensor([1.0 / s for s in VIDEO_SWIN_STD]).view(3, 1, 1, 1)
+_SHIFT = torch.tensor([-m / s for m, s in zip(VIDEO_SWIN_MEAN, VIDEO_SWIN_STD)]).view(3, 1, 1, 1)
+
+
+def as_video(frames: torch.Tensor) -> tv_tensors.Video:
+    """``(T, H, W, C)`` uint8 decoder output -> ``(T, C, H, W)`` Video view (no copy)."""
+    return tv_tensors.Video(rearrange(frames, "t h w c -> t c h w"))
+
+
+def normalize(clip: torch.Tensor) -> torch.Tensor:
+    """``(..., T, C, H, W)`` uint8 -> ``(..., C, T, H, W)`` float32, Video Swin mean/std.
+
+    One uint8 transpose copy, then a multiply-add in place: about 5x faster than
+    ``v2.ToDtype`` + ``v2.Normalize`` + a float transpose on a 32-frame 224 px clip.
+    """
+    out = clip.as_subclass(torch.Tensor).transpose(-4, -3).contiguous().float()
+    return out.mul_(_SCALE).add_(_SHIFT)
+
+
+class TrainTransform:
+    """Random resized crop (area ``scale``, aspect ``ratio``), horizontal flip, optional
+    RandAugment, normalisation: ``(T, H, W, C)`` uint8 -> ``(C, T, crop, crop)`` float.
+
+    The same crop, flip and augmentation apply to every frame. Video Swin resizes the short side
+    to 256 before its random resized crop; the crop's area and aspect are relative, so cropping
+    the decoded frames directly selects the same region and resizes once instead of twice.
+    """
+
+    def __init__(
+        self,
+        crop_size: int = 224,
+        scale: tuple[float, float] = (0.08, 1.0),
+        ratio: tuple[float, float] = (3 / 4, 4 / 3),
+        flip: bool = True,
+        rand_augment: bool = False,
+        rand_augment_ops: int = 2,
+        rand_augment_magnitude: int = 9,
+    ) -> None:
+        steps: list[v2.Transform] = [v2.RandomResizedCrop(crop_size, scale, ratio, antialias=True)]
+        if flip:
+            steps.append(v2.RandomHorizontalFlip())
+        if rand_augment:
+            steps.append(v2.RandAugment(rand_augment_ops, rand_augment_magnitude))
+        self.transform = v2.Compose(steps)
+
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        return normalize(self.transform(as_video(frames)))
+
+
+class EvalTransform:
+    """Short side to ``short_side``, centre crop: ``(T, H, W, C)`` uint8 -> ``(C, T, crop, crop)``."""
+
+    def __init__(self, short_side: int = 256, crop_size: int = 224) -> None:
+        self.transform = v2.Compose(
+            [v2.Resize(short_side, antialias=True), v2.CenterCrop(crop_size)]
+        )
+
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        return normalize(self.transform(as_video(frames)))
+
+
+def three_crops(clip: torch.Tensor, crop_size: int) -> torch.Tensor:
+    """``(..., H, W)`` -> ``(3, ..., crop, crop)``: start, centre, end of the long side.
+
+    That is left/centre/right for landscape frames and top/centre/bottom for portrait ones; the
+    short side is centre-cropped when it exceeds ``crop_size``.
+    """
+    height, width = clip.shape[-2:]
+    if min(height, width) < crop_size:
+        raise ValueError(f"frames of {height}x{width} are smaller than the {crop_size} px crop")
+    portrait = height > width
+    long_side, short_side = (height, width) if portrait else (width, height)
+    across = (short_side - crop_size) // 2
+    crops = []
+    for along in (0, (long_side - crop_size) // 2, long_side - crop_size):
+        top, left = (along, across) if portrait else (across, along)
+        crops.append(clip[..., top : top + crop_size, left : left + crop_size])
+    return torch.stack(crops)
+
+
+def resize_short_side(frames: torch.Tensor, short_side: int) -> torch.Tensor:
+    """``(T, H, W, C)`` uint8 -> ``(T, C, H', W')`` uint8 with ``min(H', W') == short_side``."""
+    return v2.functional.resize(as_video(frames), [short_side], antialias=True)
