@@ -51,7 +51,10 @@ class Architecture:
     mlp_ratio: float
 
     def describe(self) -> str:
-        return f"embed_dim={self.embed_dim}, depths={self.depths}, num_heads={self.num_heads}"
+        return (
+            f"embed_dim={self.embed_dim}, depths={self.depths}, num_heads={self.num_heads}, "
+            f"mlp_ratio={self.mlp_ratio:g}"
+        )
 
 
 def infer_architecture(state_dict: Mapping[str, Tensor]) -> Architecture:

@@ -43,7 +43,7 @@ TemporalInit = Literal["average", "center"]
 TEMPORAL_INITS: tuple[str, ...] = ("average", "center")
 
 _EXTRA_NORM = re.compile(r"^layers\.\d+\.blocks\.\d+\.extra_norm\.(weight|bias)$")
-_MAX_LISTED = 20  # keys listed per section of an error before "... and N more"
+_MAX_LISTED = 10  # keys listed per section of an error before "... and N more"
 
 
 class InflationError(ValueError):
@@ -241,25 +241,32 @@ def _error_message(
 
 
 def _mismatch(key: str, tensor: Tensor, target: Tensor) -> str:
-    """``key: checkpoint (..), model (..); dim d: a vs b (what that dimension means)``."""
+    """``key: checkpoint (..), model (..); dim d: a vs b (what that dimension is)``."""
     shape, target_shape = tuple(tensor.shape), tuple(target.shape)
     text = f"{key}: checkpoint {shape}, model {target_shape}"
     if key == "patch_embed.proj.weight" and len(shape) == 4 and len(target_shape) == 5:
         target_shape = target_shape[:2] + target_shape[3:]  # the temporal axis is inflated, not compared
     if len(shape) != len(target_shape):
         return f"{text}; different number of dimensions"
-    diffs = [f"dim {d}: {a} vs {b} ({_dim_meaning(key, d)})" for d, (a, b) in enumerate(zip(shape, target_shape)) if a != b]
+    diffs = []
+    for dim, (a, b) in enumerate(zip(shape, target_shape)):
+        if a != b:
+            meaning = _dim_meaning(key, dim)
+            diffs.append(f"dim {dim}: {a} vs {b}" + (f" ({meaning})" if meaning else ""))
     return f"{text}; " + "; ".join(diffs)
 
 
 def _dim_meaning(key: str, dim: int) -> str:
+    """What a dimension says where it is not just the stage width."""
     if key == "patch_embed.proj.weight":
-        return ("embedding width: another variant", "input channels: in_chans differs")[dim] if dim < 2 else "patch size differs"
+        return ("embed_dim", "input channels")[dim] if dim < 2 else "patch size"
     if key.endswith(("attn.logit_scale", "attn.cpb_mlp.2.weight")) and dim == 0:
-        return "number of heads: another variant"
-    if key.startswith("head.fc.") and dim == 1:
-        return "feature width: another variant"
-    return "width: another variant, or another mlp_ratio"
+        return "number of heads"
+    if (key.endswith("mlp.fc1.weight") and dim == 0) or (key.endswith("mlp.fc2.weight") and dim == 1):
+        return "MLP hidden width: mlp_ratio"
+    if key == "head.fc.weight" and dim == 1:
+        return "feature width"
+    return ""
 
 
 def _first_of(lines: list[str]) -> list[str]:
