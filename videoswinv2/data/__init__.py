@@ -12,7 +12,7 @@ from videoswinv2.data.annotations import (
     read_list_file,
 )
 from videoswinv2.data.broken_videos import BrokenVideoLogger
-from videoswinv2.data.clip_planning import ClipSpec, center_clip, test_clips, train_clip
+from videoswinv2.data.clip_planning import ClipSpec, center_clip, spread_clips, train_clip
 from videoswinv2.data.datamodule import KineticsDataModule, ShardSampler
 from videoswinv2.data.datasets import (
     MultiViewDataset,
@@ -68,6 +68,6 @@ __all__ = [
     "read_kinetics_csv",
     "read_list_file",
     "run_make_synthetic",
-    "test_clips",
+    "spread_clips",
     "train_clip",
 ]

@@ -8,6 +8,7 @@ per frame). Frames past the end of a video shorter than a clip repeat its last f
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -34,7 +35,8 @@ class ClipSpec:
             if fps <= 0:
                 raise ValueError("target_fps needs the video's frame rate, which is unknown")
             step *= fps / self.target_fps
-        return [round(i * step) for i in range(self.num_frames)]
+        # Half-way offsets round up (Python's round() would send 2.5 to 2 but 3.5 to 4).
+        return [math.floor(i * step + 0.5) for i in range(self.num_frames)]
 
     def span(self, fps: float) -> int:
         """Frames from a clip's first to its last frame, both included."""
@@ -68,7 +70,7 @@ def center_clip(total: int, fps: float, spec: ClipSpec) -> list[int]:
     return _clip_at(max(total - (offsets[-1] + 1), 0) // 2, offsets, total)
 
 
-def test_clips(total: int, fps: float, spec: ClipSpec, num_clips: int) -> list[list[int]]:
+def spread_clips(total: int, fps: float, spec: ClipSpec, num_clips: int) -> list[list[int]]:
     """``num_clips`` clips with starts spread evenly from the first to the last possible start.
 
     This is PySlowFast's evaluation spacing (``use_offset=True``) with exact end points: clip

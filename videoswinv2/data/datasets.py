@@ -18,7 +18,7 @@ from einops import rearrange
 from torch.utils.data import Dataset
 
 from videoswinv2.data.annotations import VideoRecord
-from videoswinv2.data.clip_planning import ClipSpec, center_clip, test_clips, train_clip
+from videoswinv2.data.clip_planning import ClipSpec, center_clip, spread_clips, train_clip
 from videoswinv2.data.decoding import DecoderName, VideoDecodeError, open_video
 from videoswinv2.data.transforms import normalize, resize_short_side, three_crops
 
@@ -47,7 +47,7 @@ def load_test_views(
     """
     spec = ClipSpec(num_frames, frame_interval, target_fps)
     with open_video(path, decoder) as reader:
-        clips = test_clips(reader.num_frames, reader.fps, spec, num_clips)
+        clips = spread_clips(reader.num_frames, reader.fps, spec, num_clips)
         unique = sorted({i for clip in clips for i in clip})
         frames = resize_short_side(reader.read(unique), short_side)  # (U, C, H, W)
     position = {frame: k for k, frame in enumerate(unique)}

