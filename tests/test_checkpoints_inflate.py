@@ -208,15 +208,47 @@ def test_center_init_is_exact_on_static_clips_too(tmp_path):
     assert torch.equal(kernel[:, :, 1], torch.load(saved.path)["patch_embed.proj.weight"])
 
 
-def test_pretrained_windows_matter(tmp_path):
+def test_pretrained_windows_matter(tmp_path, caplog):
     """Without the windows the checkpoint was trained with, the position bias is evaluated at other
     coordinates and the 3D model no longer matches: the inference above is what makes it exact."""
     saved = save_2d("official-pretrained-windows", tmp_path)
     model = model_3d((0, 0, 0))
-    load_pretrained_2d(model, saved.path)
+    with caplog.at_level(logging.WARNING, logger="videoswinv2.checkpoints.inflate"):
+        load_pretrained_2d(model, saved.path)
+    assert "was trained with ((6, 6), (6, 6), (3, 3)): pass pretrained_window_sizes=(6, 6, 3)" in caplog.text
     with torch.no_grad():
         features = model.forward_features(static_clip(IMAGE))[:, :, 0].permute(0, 2, 3, 1)
     assert (features - saved.features).abs().max() > 1e-2
+
+
+def test_window_inference_from_stored_tables_and_hf_configs(caplog):
+    # Stage grids 8, 4, 2, 1 under a window of 4: windows 4, 4, 2 and one of size 1, which shows nothing.
+    model = SwinTransformerV2(img_size=32, embed_dim=8, depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1), window_size=4)
+    official = official_state_dict(model)
+    assert Checkpoint2D.from_state_dict(official).pretrained_window_sizes == (4, 4, 2, 0)
+    # The official code divides 0 by 0 for a window of one.
+    official["layers.3.blocks.0.attn.relative_coords_table"] = torch.full((1, 1, 1, 2), math.nan)
+    assert Checkpoint2D.from_state_dict(official).pretrained_window_sizes == (4, 4, 2, 0)
+
+    # A 12to16-style checkpoint (window 16, pretrained with 12, 12, 12, 6), stored in half precision.
+    fine_tuned = SwinTransformerV2(
+        img_size=64, embed_dim=8, depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1), window_size=16,
+        pretrained_window_sizes=(12, 12, 12, 6),
+    )
+    half = {k: v.half() for k, v in official_state_dict(fine_tuned).items()}
+    assert Checkpoint2D.from_state_dict(half).pretrained_window_sizes == (12, 12, 12, 6)
+
+    config = dict(model_type="swinv2", depths=[1, 1, 1, 1], image_size=32, patch_size=4, window_size=4)
+    timm_sd = model.state_dict()
+    assert Checkpoint2D.from_state_dict(timm_sd, hf_config=config).pretrained_window_sizes == (4, 4, 2, 0)
+    config["pretrained_window_sizes"] = [12, 12, 12, 6]
+    assert Checkpoint2D.from_state_dict(timm_sd, hf_config=config).pretrained_window_sizes == (12, 12, 12, 6)
+    assert Checkpoint2D.from_state_dict(timm_sd, hf_config=config | {"depths": [2, 2]}).pretrained_window_sizes is None
+
+    official["layers.1.blocks.0.attn.relative_coords_table"] = torch.rand(1, 7, 7, 2) + 0.1
+    with caplog.at_level(logging.WARNING, logger="videoswinv2.checkpoints.architecture"):
+        assert Checkpoint2D.from_state_dict(official).pretrained_window_sizes is None
+    assert "stage 1's relative_coords_table (1, 7, 7, 2) does not follow SwinV2's formula" in caplog.text
 
 
 def test_all_layouts_canonicalise_to_timm_names(tmp_path):

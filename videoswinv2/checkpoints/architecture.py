@@ -134,21 +134,30 @@ def pretrained_windows_from_hf_config(config: Mapping[str, Any] | None, num_stag
 
 
 def _window_from_table(table: Tensor) -> WindowSize | None:
-    if table.dim() != 4 or table.shape[-1] != 2:
+    """``(1, 2Wh-1, 2Ww-1, 2)`` table -> per axis ``D + 1`` (0 for a window of one), or None
+    unless the whole table is SwinV2's formula for those denominators."""
+    if table.dim() != 4 or table.shape[0] != 1 or table.shape[-1] != 2:
         return None
+    table = table[0].double()
     sizes = []
     for axis in range(2):
-        window = (table.shape[1 + axis] + 1) // 2
-        peak = table[..., axis].abs().max().double()
-        if window == 1 or not torch.isfinite(peak):  # official code divides 0 by 0 for a window of 1
+        window = (table.shape[axis] + 1) // 2
+        if window == 1:  # a single offset of 0, whatever the denominator (the official code stores 0/0)
             sizes.append(0)
             continue
-        if peak <= 0:
+        values = table[..., axis]
+        peak = values.max()  # at offset W-1: log2(8 (W-1) / D + 1) / 3
+        if not peak > 0:
             return None
-        denominator = (8 * (window - 1) / (2 ** (3 * peak) - 1)).item()
-        if abs(denominator - round(denominator)) > 0.1 or round(denominator) < 1:
+        denominator = round((8 * (window - 1) / (2 ** (3 * peak) - 1)).item())
+        if denominator < 1:
             return None
-        sizes.append(round(denominator) + 1)
+        offsets = torch.arange(-(window - 1), window, dtype=torch.float64) / denominator * 8
+        expected = torch.sign(offsets) * torch.log2(offsets.abs() + 1) / 3
+        expected = expected.view(-1, 1) if axis == 0 else expected.view(1, -1)
+        if not torch.allclose(values, expected.expand_as(values), atol=5e-3):  # 5e-3: fp16 tables pass
+            return None
+        sizes.append(denominator + 1)
     height, width = sizes
     return height if height == width else (0, height, width)
 
