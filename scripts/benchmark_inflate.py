@@ -28,7 +28,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    state_dict = SwinTransformerV2(img_size=256, window_size=16, num_classes=1000, **MODEL_CONFIGS[args.model]).state_dict()
+    variant = MODEL_CONFIGS[args.model]
+    state_dict = SwinTransformerV2(img_size=256, window_size=16, num_classes=1000, **variant).state_dict()
     model = create_model(args.model)
     steps: dict[str, list[float]] = {"read": [], "inflate": [], "load": [], "total": []}
     with tempfile.TemporaryDirectory() as folder:
@@ -43,8 +44,10 @@ def main() -> None:
             inflate = time.perf_counter()
             model.load_state_dict(inflated, strict=True)
             load = time.perf_counter()
-            for name, seconds in (("read", read - start), ("inflate", inflate - read), ("load", load - inflate), ("total", load - start)):
-                steps[name].append(seconds)
+            steps["read"].append(read - start)
+            steps["inflate"].append(inflate - read)
+            steps["load"].append(load - inflate)
+            steps["total"].append(load - start)
 
     params = sum(p.numel() for p in model.parameters()) / 1e6
     print(f"{args.model}: {params:.1f}M parameters; 2D checkpoint {size_mb:.0f} MiB .{args.format}; "

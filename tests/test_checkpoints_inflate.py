@@ -45,6 +45,7 @@ FRAMES = 8  # 4 temporal tokens: temporal windows of 2 with a temporal shift of 
 NUM_CLASSES = 10
 ATOL = 1e-4
 IMAGE = torch.randn(2, 3, IMG, IMG, generator=torch.Generator().manual_seed(0))
+HEAD = ("head.fc.weight", "head.fc.bias")
 
 
 def randomise_(module: nn.Module, seed: int) -> nn.Module:
@@ -148,7 +149,8 @@ def save_2d(kind: str, folder: Path) -> Saved2D:
         return Saved2D(path, "timm", None, features, logits)
     official = official_state_dict(model)
     if kind == "official-ddp":
-        torch.save({"state_dict": {f"module.{k}": v for k, v in official.items()}, "epoch": 30}, path := folder / "ddp.pt")
+        wrapped = {"state_dict": {f"module.{k}": v for k, v in official.items()}, "epoch": 30}
+        torch.save(wrapped, path := folder / "ddp.pt")
         return Saved2D(path, "official", shown, features, logits)
     if kind == "simmim":
         encoder = {f"encoder.{k}": v for k, v in official.items()}
@@ -257,7 +259,8 @@ def test_all_layouts_canonicalise_to_timm_names(tmp_path):
     official = official_state_dict(model)
     # timm's own converter agrees that official_state_dict is the official layout.
     assert {k: v for k, v in checkpoint_filter_fn(official, model).items()}.keys() == timm_sd.keys()
-    simmim = {f"encoder.{k}": v for k, v in official.items() if not k.startswith("head.")} | {"encoder.mask_token": torch.zeros(1)}
+    simmim = {f"encoder.{k}": v for k, v in official.items() if not k.startswith("head.")}
+    simmim["encoder.mask_token"] = torch.zeros(1)
     for state_dict, layout in ((timm_sd, "timm"), (official, "official"), (simmim, "simmim")):
         canonical = to_canonical(state_dict)
         assert canonical.layout == layout
@@ -271,7 +274,8 @@ def test_all_layouts_canonicalise_to_timm_names(tmp_path):
     qkv = canonical.state_dict["layers.1.blocks.1.attn.qkv.weight"]
     prefix = "swinv2.encoder.layers.1.blocks.1.attention.self"
     assert torch.equal(qkv, torch.cat([hf[f"{prefix}.{p}.weight"] for p in ("query", "key", "value")]))
-    assert torch.equal(canonical.state_dict["layers.2.downsample.reduction.weight"], hf["swinv2.encoder.layers.1.downsample.reduction.weight"])
+    reduction = hf["swinv2.encoder.layers.1.downsample.reduction.weight"]  # end of stage 1 = start of stage 2
+    assert torch.equal(canonical.state_dict["layers.2.downsample.reduction.weight"], reduction)
 
 
 def test_report_lists_what_happened_to_every_tensor(tmp_path, caplog):
@@ -282,12 +286,14 @@ def test_report_lists_what_happened_to_every_tensor(tmp_path, caplog):
         report = load_pretrained_2d(model, saved.path)
     cpb = {f"layers.{i}.blocks.{j}.attn.cpb_mlp.0.weight" for i in range(3) for j in range(2)}
     assert set(report.inflated) == cpb | {"patch_embed.proj.weight"}
-    assert report.reinitialised == dict.fromkeys(["head.fc.weight", "head.fc.bias"], "class count differs: checkpoint 10, model 7")
-    buffers = {k for k in torch.load(saved.path)["model"] if k.endswith(("relative_coords_table", "relative_position_index", "attn_mask"))}
+    assert report.reinitialised == dict.fromkeys(HEAD, "class count differs: checkpoint 10, model 7")
+    buffer_names = ("relative_coords_table", "relative_position_index", "attn_mask")
+    buffers = {k for k in torch.load(saved.path)["model"] if k.endswith(buffer_names)}
     assert set(report.dropped) == buffers and len(buffers) == 6 + 6 + 2  # attn_mask: block 1 of stages 0, 1
     assert len(report.copied) + len(report.inflated) + len(report.reinitialised) == len(model.state_dict())
     assert torch.equal(model.head.fc.weight, initial_head)
-    assert "layers.*.blocks.*.attn.cpb_mlp.0.weight (6): (512, 2) -> (512, 3), zero column for t prepended" in caplog.text
+    cpb_line = "layers.*.blocks.*.attn.cpb_mlp.0.weight (6): (512, 2) -> (512, 3), zero column for t prepended"
+    assert cpb_line in caplog.text
     assert "re-initialised in the model: 2 tensors" in caplog.text
 
 
@@ -296,25 +302,34 @@ def test_extra_norms_and_missing_classifier_are_reinitialised(tmp_path):
     model = model_3d((0, 0, 0), extra_norm_period=1)
     _, report = inflate_state_dict(ckpt, model.state_dict())
     extra = {f"layers.{i}.blocks.{j}.extra_norm.{p}" for i in range(3) for j in range(2) for p in ("weight", "bias")}
-    assert set(report.reinitialised) == extra | {"head.fc.weight", "head.fc.bias"}
+    assert set(report.reinitialised) == extra | set(HEAD)
     assert report.reinitialised["head.fc.weight"] == "the checkpoint has no classifier"
 
 
 def test_classifier_is_dropped_for_a_headless_model():
     ckpt = Checkpoint2D.from_state_dict(timm_2d().state_dict())
     _, report = inflate_state_dict(ckpt, model_3d((0, 0, 0), num_classes=0).state_dict())
-    assert report.dropped == dict.fromkeys(["head.fc.weight", "head.fc.bias"], "the model has no classifier (num_classes=0)")
+    assert report.dropped == dict.fromkeys(HEAD, "the model has no classifier (num_classes=0)")
 
 
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        (dict(embed_dim=24), ["another variant", "layers.0.blocks.0.attn.qkv.weight: checkpoint (48, 16), model (72, 24); dim 0: 48 vs 72; dim 1: 16 vs 24"]),
-        (dict(num_heads=(2, 2, 2)), ["layers.2.blocks.0.attn.logit_scale: checkpoint (4, 1, 1), model (2, 1, 1); dim 0: 4 vs 2 (number of heads)"]),
+        (dict(embed_dim=24), [
+            "another variant",
+            "layers.0.blocks.0.attn.qkv.weight: checkpoint (48, 16), model (72, 24); dim 0: 48 vs 72; dim 1: 16 vs 24",
+        ]),
+        (dict(num_heads=(2, 2, 2)), [
+            "layers.2.blocks.0.attn.logit_scale: checkpoint (4, 1, 1), model (2, 1, 1); dim 0: 4 vs 2 (number of heads",
+        ]),
         (dict(depths=(2, 2, 3)), ["missing from the checkpoint (17):\n    layers.2.blocks.2.attn.logit_scale"]),
-        (dict(in_chans=1), ["patch_embed.proj.weight: checkpoint (16, 3, 4, 4), model (16, 1, 2, 4, 4); dim 1: 3 vs 1 (input channels)"]),
+        (dict(in_chans=1), [
+            "patch_embed.proj.weight: checkpoint (16, 3, 4, 4), model (16, 1, 2, 4, 4); dim 1: 3 vs 1 (input channels)",
+        ]),
         (dict(patch_size=(2, 2, 2)), ["dim 2: 4 vs 2 (patch size); dim 3: 4 vs 2 (patch size)"]),
-        (dict(mlp_ratio=4.0), ["layers.0.blocks.0.mlp.fc1.weight: checkpoint (32, 16), model (64, 16); dim 0: 32 vs 64 (MLP hidden width: mlp_ratio)"]),
+        (dict(mlp_ratio=4.0), [
+            "layers.0.blocks.0.mlp.fc1.weight: checkpoint (32, 16), model (64, 16); dim 0: 32 vs 64 (MLP hidden width",
+        ]),
     ],
     ids=["embed_dim", "heads", "depths", "in_chans", "patch", "mlp_ratio"],
 )
@@ -334,7 +349,7 @@ def test_unknown_and_missing_keys_are_named(tmp_path):
     with pytest.raises(InflationError) as err:
         inflate_state_dict(Checkpoint2D.from_state_dict(hf), model_3d((0, 0, 0), num_classes=0).state_dict())
     assert "missing from the checkpoint (1):\n    norm.bias" in str(err.value)
-    assert "in the checkpoint but not in the model (1):\n    embeddings.position_embeddings" in str(err.value)
+    assert "in the checkpoint, not in the model (1):\n    embeddings.position_embeddings" in str(err.value)
 
 
 def test_inflated_model_trains_its_temporal_parameters():
@@ -396,7 +411,8 @@ def test_cli_errors_exit_1_with_a_message(tiny_official, tmp_path, capsys):
     assert "no such checkpoint file or folder" in capsys.readouterr().err
     assert inflate_cli(str(tiny_official), str(tmp_path / "out.pth"), "--model", "videoswinv2_base") == 1
     assert "another variant" in capsys.readouterr().err
-    assert inflate_cli(str(tiny_official), str(tmp_path / "o.pth"), "--model", "videoswinv2_tiny", "--pretrained-window-sizes", "8,8") == 1
+    windows = ("--pretrained-window-sizes", "8,8")
+    assert inflate_cli(str(tiny_official), str(tmp_path / "o.pth"), "--model", "videoswinv2_tiny", *windows) == 1
     assert "--pretrained-window-sizes has 2 entries; the checkpoint has 4 stages" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 

@@ -76,7 +76,8 @@ def test_reads_hugging_face_folders(state_dict, tmp_path):
     sharded = tmp_path / "sharded"
     sharded.mkdir()
     keys = list(state_dict)
-    shards = {"model-00001-of-00002.safetensors": keys[: len(keys) // 2], "model-00002-of-00002.safetensors": keys[len(keys) // 2 :]}
+    half = len(keys) // 2
+    shards = {"model-00001-of-00002.safetensors": keys[:half], "model-00002-of-00002.safetensors": keys[half:]}
     for name, shard_keys in shards.items():
         save_file({k: state_dict[k] for k in shard_keys}, sharded / name)
     weight_map = {k: name for name, shard_keys in shards.items() for k in shard_keys}
@@ -86,7 +87,7 @@ def test_reads_hugging_face_folders(state_dict, tmp_path):
 
 def test_sharded_index_naming_absent_tensors_is_an_error(state_dict, tmp_path):
     save_file(state_dict, tmp_path / "model-00001-of-00001.safetensors")
-    weight_map = {k: "model-00001-of-00001.safetensors" for k in state_dict} | {"lost.weight": "model-00001-of-00001.safetensors"}
+    weight_map = dict.fromkeys([*state_dict, "lost.weight"], "model-00001-of-00001.safetensors")
     (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
     with pytest.raises(CheckpointError, match="lists tensors no shard holds: lost.weight"):
         read_raw_checkpoint(tmp_path)
@@ -95,7 +96,8 @@ def test_sharded_index_naming_absent_tensors_is_an_error(state_dict, tmp_path):
 def test_refuses_pickles_that_need_code(state_dict, tmp_path):
     # A training script that pickled its config object next to the weights.
     torch.save({"model": state_dict, "config": argparse.Namespace(lr=0.1)}, tmp_path / "with_config.pth")
-    with pytest.raises(CheckpointError, match=r"refusing to load .*arbitrary code.*argparse\.Namespace.*weights_only=True"):
+    refusal = r"refusing to load .*arbitrary code.*argparse\.Namespace.*weights_only=True"
+    with pytest.raises(CheckpointError, match=refusal):
         read_raw_checkpoint(tmp_path / "with_config.pth")
 
 
@@ -159,7 +161,7 @@ def test_non_swinv2_models_are_refused(tmp_path, model, message):
 
 
 def test_a_3d_state_dict_is_not_inflated_again(tmp_path):
-    model = SwinTransformerV2_3D(embed_dim=8, depths=(1,), num_heads=(1,), window_size=(2, 4, 4), pretrained_window_sizes=(0,))
+    model = SwinTransformerV2_3D(embed_dim=8, depths=(1,), num_heads=(1,), pretrained_window_sizes=(0,))
     torch.save(model.state_dict(), tmp_path / "video.pth")
     with pytest.raises(CheckpointError, match=r"already a 3D state dict .*\(8, 3, 2, 4, 4\).*load_state_dict"):
         read_2d_checkpoint(tmp_path / "video.pth")

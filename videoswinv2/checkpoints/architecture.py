@@ -91,7 +91,9 @@ def infer_architecture(state_dict: Mapping[str, Tensor]) -> Architecture:
     )
 
 
-def pretrained_windows_from_tables(buffers: Mapping[str, Tensor], num_stages: int) -> tuple[WindowSize, ...] | None:
+def pretrained_windows_from_tables(
+    buffers: Mapping[str, Tensor], num_stages: int
+) -> tuple[WindowSize, ...] | None:
     """The window each stage normalised its CPB coordinates by, read from stored tables.
 
     A stage's ``relative_coords_table`` ``(1, 2Wh-1, 2Ww-1, 2)`` spans ``|d| <= W-1`` per axis,
@@ -115,7 +117,9 @@ def pretrained_windows_from_tables(buffers: Mapping[str, Tensor], num_stages: in
     return tuple(windows)
 
 
-def pretrained_windows_from_hf_config(config: Mapping[str, Any] | None, num_stages: int) -> tuple[WindowSize, ...] | None:
+def pretrained_windows_from_hf_config(
+    config: Mapping[str, Any] | None, num_stages: int
+) -> tuple[WindowSize, ...] | None:
     """Per-stage pretrained windows from a transformers ``Swinv2Config`` dict.
 
     A stage with ``pretrained_window_sizes[i] > 0`` used it; otherwise it normalised by its own

@@ -33,28 +33,39 @@ def parse_window_sizes(text: str) -> tuple[WindowSize, ...]:
 
 def add_inflate_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``videoswinv2 inflate``."""
-    parser.add_argument("src", help="2D SwinV2 checkpoint: .pth/.pt/.bin/.safetensors file, or a Hugging Face "
-                                    "save_pretrained folder (official, SimMIM, timm or Hugging Face layout)")
+    parser.add_argument(
+        "src",
+        help="2D SwinV2 checkpoint: a .pth/.pt/.bin/.safetensors file or a Hugging Face save_pretrained folder "
+        "(official, SimMIM, timm or Hugging Face layout)",
+    )
     parser.add_argument("dst", help="where to write the 3D state dict: .safetensors or .pth")
     parser.add_argument("--model", required=True, help="3D model name, e.g. videoswinv2_base")
-    parser.add_argument("--num-classes", type=int, default=400,
-                        help="classes of the 3D head (default 400); the 2D classifier is kept only if it has as many")
-    parser.add_argument("--temporal-init", choices=TEMPORAL_INITS, default="average",
-                        help="patch-embedding kernel over time: average (default; weights / T) or center (middle frame)")
-    parser.add_argument("--pretrained-window-sizes", type=parse_window_sizes, default=None, metavar="S,S,S,S",
-                        help="per stage, the window the 2D checkpoint's position bias was trained with, e.g. 12,12,12,6 "
-                             "(TxHxW also accepted; 0 = none); default: what the checkpoint shows, else none")
+    parser.add_argument(
+        "--num-classes", type=int, default=400,
+        help="classes of the 3D head (default 400); the 2D classifier is kept only if it has as many",
+    )
+    parser.add_argument(
+        "--temporal-init", choices=TEMPORAL_INITS, default="average",
+        help="patch kernel over time: average (default: the 2D kernel / T on every frame) or center (middle frame)",
+    )
+    parser.add_argument(
+        "--pretrained-window-sizes", type=parse_window_sizes, default=None, metavar="S,S,S,S",
+        help="per stage, the window the 2D checkpoint's position bias was trained with, e.g. 12,12,12,6 "
+        "(TxHxW also accepted; 0 = none); default: what the checkpoint shows, else none",
+    )
 
 
 def run_inflate(args: argparse.Namespace) -> int:
     """Inflate ``args.src`` into a ``args.model`` state dict at ``args.dst``; print the report. Exit code."""
-    from videoswinv2 import create_model  # the model package imports this one for pretrained_2d
+    from videoswinv2 import create_model  # lazily: the model factory imports this package for pretrained_2d
 
     try:
         ckpt = read_2d_checkpoint(args.src)
         windows, origin = _choose_window_sizes(args.pretrained_window_sizes, ckpt.pretrained_window_sizes)
         if windows is not None and len(windows) != len(ckpt.depths):
-            raise CheckpointError(f"--pretrained-window-sizes has {len(windows)} entries; the checkpoint has {len(ckpt.depths)} stages")
+            raise CheckpointError(
+                f"--pretrained-window-sizes has {len(windows)} entries; the checkpoint has {len(ckpt.depths)} stages"
+            )
         overrides = {} if windows is None else {"pretrained_window_sizes": windows}
         model = create_model(args.model, num_classes=args.num_classes, **overrides)
         state_dict, report = inflate_state_dict(ckpt, model.state_dict(), temporal_init=args.temporal_init)
@@ -85,4 +96,5 @@ def _choose_window_sizes(
         return given, "given on the command line"
     if shown is not None:
         return shown, "shown by the checkpoint"
-    return None, "the checkpoint does not show them; pass --pretrained-window-sizes if it was trained with other windows"
+    hint = "the checkpoint does not show them: pass --pretrained-window-sizes if it was trained with other windows"
+    return None, hint

@@ -103,8 +103,9 @@ def inflate_state_dict(
     """Build a full 3D state dict from ``ckpt`` for a model whose state dict is ``target_state_dict``.
 
     The target gives the 3D shapes and dtypes, and the values of re-initialised tensors. The
-    result has exactly the target's keys, so it loads with ``strict=True``. Raises
-    :class:`InflationError` naming every missing, unexpected or mis-shaped key.
+    result has exactly the target's keys, so it loads with ``strict=True``; copied tensors may
+    share memory with the checkpoint's. Raises :class:`InflationError` naming every missing,
+    unexpected or mis-shaped key.
     """
     if temporal_init not in TEMPORAL_INITS:
         raise ValueError(f"temporal_init must be one of {TEMPORAL_INITS}, got {temporal_init!r}")
@@ -125,12 +126,12 @@ def inflate_state_dict(
         if key not in source:
             missing.append(key)
             continue
-        converted = _convert(key, source[key], target, temporal_init)
+        converted = _convert(key, source[key].to(dtype=target.dtype), target, temporal_init)
         if converted is None:
             mismatched.append(key)
             continue
         tensor, how = converted
-        inflated[key] = tensor.to(dtype=target.dtype)
+        inflated[key] = tensor
         if how:
             report.inflated[key] = how
         else:
@@ -174,7 +175,8 @@ def _convert(key: str, tensor: Tensor, target: Tensor, temporal_init: TemporalIn
         return tensor, ""
     if key == "patch_embed.proj.weight" and target.dim() == 5 and shape == target_shape[:2] + target_shape[3:]:
         frames = target_shape[2]
-        return inflate_patch_embed(tensor, frames, temporal_init), f"{shape} -> {target_shape}, {temporal_init} over {frames} frames"
+        how = f"{shape} -> {target_shape}, {temporal_init} over {frames} frames"
+        return inflate_patch_embed(tensor, frames, temporal_init), how
     if key.endswith("attn.cpb_mlp.0.weight") and target_shape == (shape[0], 3) and shape[1:] == (2,):
         return inflate_cpb_weight(tensor), f"{shape} -> {target_shape}, zero column for t prepended"
     return None
@@ -229,7 +231,7 @@ def _error_message(
         lines += [f"  checkpoint: {ckpt.describe()}", f"  model:      {model_arch.describe()}"]
         if model_arch.describe() != ckpt.describe():
             lines.append("  -> the checkpoint is another variant than the model: build the variant that matches it")
-    for title, keys in (("missing from the checkpoint", missing), ("in the checkpoint but not in the model", unexpected)):
+    for title, keys in (("missing from the checkpoint", missing), ("in the checkpoint, not in the model", unexpected)):
         if keys:
             lines.append(f"  {title} ({len(keys)}):")
             lines += [f"    {line}" for line in _first_of(keys)]

@@ -28,7 +28,12 @@ __all__ = ["CheckpointError", "RawCheckpoint", "read_raw_checkpoint", "unwrap_st
 PathLike = str | os.PathLike
 
 # Weight files of a Hugging Face save_pretrained folder, in the order transformers prefers them.
-HF_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+HF_WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 # Keys under which training scripts nest the weights (official Swin: 'model'; Lightning: 'state_dict').
 WRAPPER_KEYS = ("model", "state_dict", "module")
 
@@ -85,7 +90,9 @@ def unwrap_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, Tensor]
     return state_dict
 
 
-def save_state_dict(state_dict: Mapping[str, Tensor], path: PathLike, metadata: Mapping[str, str] | None = None) -> None:
+def save_state_dict(
+    state_dict: Mapping[str, Tensor], path: PathLike, metadata: Mapping[str, str] | None = None
+) -> None:
     """Write a flat state dict: safetensors for a ``.safetensors`` suffix, ``torch.save`` for ``.pth``/``.pt``.
 
     ``metadata`` goes into the safetensors header (a pickle has no place for it beside a state
@@ -149,7 +156,9 @@ def _read_safetensors(path: Path) -> dict[str, Tensor]:
     try:
         return load_file(str(path), device="cpu")
     except (SafetensorError, OSError) as err:
-        raise CheckpointError(f"cannot read {path} as safetensors (truncated or not a safetensors file): {err}") from err
+        raise CheckpointError(
+            f"cannot read {path} as safetensors (truncated or not a safetensors file): {err}"
+        ) from err
 
 
 def _torch_load(path: Path) -> Any:

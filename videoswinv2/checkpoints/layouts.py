@@ -96,7 +96,10 @@ def to_canonical(state_dict: Mapping[str, Tensor]) -> CanonicalStateDict:
 
 def _not_swinv2_message(keys: list[str]) -> str:
     if any(k.endswith("relative_position_bias_table") for k in keys):
-        what = "a Swin Transformer V1 checkpoint (learned relative_position_bias_table instead of SwinV2's continuous position bias)"
+        what = (
+            "a Swin Transformer V1 checkpoint (learned relative_position_bias_table instead of SwinV2's "
+            "continuous position bias)"
+        )
     elif any(".attn.meta_mlp." in k for k in keys):
         what = "timm's swinv2_cr, a different SwinV2 implementation whose layout is not supported"
     elif any(k.rsplit(".", 1)[-1] in ("cls_token", "pos_embed") for k in keys):
