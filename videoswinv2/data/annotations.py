@@ -194,7 +194,10 @@ def read_kinetics_csv(path: str | Path, root: str | Path, classes: list[str]) ->
             raise ValueError(f"{where}: expected at least 4 columns, got {row}")
         label = row[0].strip()
         if label not in labels:
-            raise ValueError(f"{where}: unknown label {label!r} (not in the class list)")
+            raise ValueError(
+                f"{where}: unknown label {label!r}: not among the {len(classes)} classes "
+                "(for other datasets than Kinetics-400, give a class names file)"
+            )
         stem = kinetics_file_stem(
             row[1].strip(),
             _seconds(row[2].strip(), "time_start", where),
