@@ -103,6 +103,8 @@ class KineticsDataModule(pl.LightningDataModule):
         self.save_hyperparameters()
         self.root = Path(data_root)
         self.clip = ClipSpec(num_frames, frame_interval, target_fps)
+        # Under LightningCLI, self.hparams holds the config as given (a dict here), so keep the object.
+        self.synthetic = synthetic
         self.classes = self._read_classes(class_names_file, synthetic)
         self.datasets: dict[str, Dataset] = {}
 
@@ -119,7 +121,7 @@ class KineticsDataModule(pl.LightningDataModule):
         return kinetics400_classes()
 
     def prepare_data(self) -> None:
-        synthetic = self.hparams.synthetic
+        synthetic = self.synthetic
         if synthetic is not None and not (self.root / "classes.txt").is_file():
             log.info("writing the synthetic dataset %s into %s", synthetic, self.root)
             make_synthetic_dataset(self.root, synthetic)
