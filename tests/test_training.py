@@ -1,0 +1,134 @@
+"""Training logic checked directly: parameter groups, schedule, mixing, multi-view averaging."""
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from videoswinv2 import create_model
+from videoswinv2.training.evaluation import (
+    VideoPrediction,
+    average_view_probabilities,
+    top_predictions,
+    write_predictions_csv,
+)
+from videoswinv2.training.mixing import mix_clips, smooth_one_hot
+from videoswinv2.training.optim import param_groups, warmup_cosine
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    return create_model("videoswinv2_tiny", num_classes=5, embed_dim=16, depths=(1, 2), num_heads=(2, 4),
+                        pretrained_window_sizes=(0, 0), window_size=(2, 2, 2))
+
+
+def test_param_groups_split_decay_and_backbone_multiplier(small_model):
+    groups = {g["name"]: g for g in param_groups(small_model, lr=1e-3, weight_decay=0.05, backbone_lr_mult=0.1)}
+    assert set(groups) == {"backbone_decay", "backbone_no_decay", "head_decay", "head_no_decay"}
+    names = {id(p): n for n, p in small_model.named_parameters()}
+    by_group = {k: {names[id(p)] for p in g["params"]} for k, g in groups.items()}
+    assert by_group["head_decay"] == {"head.fc.weight"}
+    assert by_group["head_no_decay"] == {"head.fc.bias"}
+    decayed = by_group["backbone_decay"]
+    assert "layers.0.blocks.0.attn.qkv.weight" in decayed
+    assert "patch_embed.proj.weight" in decayed
+    assert "layers.1.downsample.reduction.weight" in decayed
+    no_decay = by_group["backbone_no_decay"]
+    for name in ("logit_scale", "cpb_mlp.0.weight", "cpb_mlp.2.weight", "q_bias", "v_bias", "norm1.weight",
+                 "attn.proj.bias", "patch_embed.norm.weight"):
+        assert any(name in n for n in no_decay), name
+        assert not any(name in n for n in decayed), name
+    assert groups["backbone_decay"]["lr"] == pytest.approx(1e-4)
+    assert groups["head_decay"]["lr"] == pytest.approx(1e-3)
+    assert groups["backbone_no_decay"]["weight_decay"] == 0.0
+    assert groups["head_decay"]["weight_decay"] == 0.05
+    # every trainable parameter is in exactly one group
+    grouped = [id(p) for g in groups.values() for p in g["params"]]
+    assert sorted(grouped) == sorted(id(p) for p in small_model.parameters())
+
+
+def test_warmup_cosine_schedule():
+    f = lambda s: warmup_cosine(s, total_steps=100, warmup_steps=10, min_ratio=0.01)  # noqa: E731
+    assert f(0) == pytest.approx(0.1)
+    assert f(4) == pytest.approx(0.5)
+    assert f(9) == pytest.approx(1.0)
+    assert f(10) == pytest.approx(1.0)
+    assert f(55) == pytest.approx(0.01 + 0.99 * 0.5)
+    assert f(100) == pytest.approx(0.01)
+    assert f(500) == pytest.approx(0.01)
+    values = [f(s) for s in range(10, 101)]
+    assert all(a >= b for a, b in zip(values, values[1:]))
+
+
+def test_label_smoothing_matches_cross_entropy():
+    logits, labels = torch.randn(6, 5), torch.randint(5, (6,))
+    soft = smooth_one_hot(labels, 5, 0.1)
+    torch.testing.assert_close(F.cross_entropy(logits, soft), F.cross_entropy(logits, labels, label_smoothing=0.1))
+    torch.testing.assert_close(soft.sum(-1), torch.ones(6))
+
+
+def test_no_mixing_passes_clips_through():
+    clips, labels = torch.randn(4, 3, 2, 8, 8), torch.tensor([0, 1, 2, 3])
+    mixed, targets = mix_clips(clips, labels, num_classes=4)
+    assert mixed is clips
+    torch.testing.assert_close(targets, F.one_hot(labels, 4).float())
+
+
+def test_mixup_mixes_clips_and_targets_with_the_same_weight():
+    torch.manual_seed(0)
+    clips = torch.stack([torch.full((3, 2, 8, 8), float(i)) for i in range(4)])
+    labels = torch.tensor([0, 1, 2, 3])
+    mixed, targets = mix_clips(clips, labels, num_classes=4, mixup_alpha=0.8)
+    lam = float(mixed[0, 0, 0, 0, 0]) / -3 + 1  # clip 0 mixed with clip 3: 0*lam + 3*(1-lam)
+    assert 0 <= lam <= 1
+    torch.testing.assert_close(targets[0], torch.tensor([lam, 0, 0, 1 - lam]))
+    torch.testing.assert_close(targets.sum(-1), torch.ones(4))
+
+
+def test_cutmix_pastes_one_box_in_every_frame_and_weights_by_its_area():
+    torch.manual_seed(3)
+    clips = torch.zeros(2, 3, 4, 16, 16)
+    clips[1] = 1.0
+    for _ in range(5):
+        mixed, targets = mix_clips(clips, torch.tensor([0, 1]), num_classes=2, cutmix_alpha=1.0)
+        pasted = mixed[0, 0]  # (T, H, W): ones where clip 1 was pasted into clip 0
+        assert (pasted == pasted[0]).all(), "the box must be the same in every frame"
+        area = float(pasted[0].mean())
+        torch.testing.assert_close(targets[0], torch.tensor([1 - area, area]))
+
+
+def test_views_are_averaged_in_bounded_chunks():
+    calls = []
+
+    def model(x):
+        calls.append(x.shape[0])
+        return x.flatten(1)[:, :3] * 10
+
+    views = torch.randn(2, 5, 3, 1, 2, 2)
+    probs = average_view_probabilities(model, views, max_views_per_forward=4)
+    assert max(calls) <= 4 and sum(calls) == 10
+    expected = (views.flatten(2)[..., :3] * 10).softmax(-1).mean(1)
+    torch.testing.assert_close(probs, expected)
+    with pytest.raises(ValueError, match="max_views_per_forward"):
+        average_view_probabilities(model, views, 0)
+
+
+def test_predictions_csv_has_one_row_per_video_in_dataset_order(tmp_path):
+    probs = torch.tensor([[0.1, 0.7, 0.2], [0.6, 0.3, 0.1]])
+    preds = top_predictions(probs, torch.tensor([1, 2]), torch.tensor([5, 0]), k=2)
+    paths = [f"v{i}.mp4" for i in range(6)]
+    write_predictions_csv(tmp_path / "p.csv", preds, paths, ["a", "b", "c"])
+    rows = list(csv.DictReader(open(tmp_path / "p.csv")))
+    assert [r["video"] for r in rows] == ["v0.mp4", "v5.mp4"]
+    assert rows[0] == {"video": "v0.mp4", "label": "c", "correct": "0", "top1_label": "a", "top1_prob": "0.600000",
+                       "top2_label": "b", "top2_prob": "0.300000"}
+    assert rows[1]["correct"] == "1" and rows[1]["top1_label"] == "b"
+    with pytest.raises(RuntimeError, match="more than once"):
+        write_predictions_csv(tmp_path / "q.csv", preds + preds[:1], paths, ["a", "b", "c"])
+
+
+def test_top_predictions_cap_k_at_the_class_count():
+    preds = top_predictions(torch.tensor([[0.25, 0.75]]), torch.tensor([0]), torch.tensor([7]), k=5)
+    assert preds == [VideoPrediction(index=7, label=0, top_classes=(1, 0), top_probs=(0.75, 0.25))]

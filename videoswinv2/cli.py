@@ -1,0 +1,82 @@
+"""Command line: LightningCLI (``fit / validate / test / predict``) plus videoswinv2's own tools.
+
+``videoswinv2 fit -c configs/k400_base.yaml``        train (also ``lightning ...``, ``python -m videoswinv2 ...``)
+``videoswinv2 test -c CONFIG --ckpt_path CKPT``       multi-view evaluation
+``videoswinv2 inflate SRC DST --model NAME``          2D SwinV2 checkpoint -> 3D state dict
+``videoswinv2 make-synthetic OUT``                    a small motion dataset in the Kinetics layout
+``videoswinv2 predict VIDEO ... --ckpt CKPT``         top-k labels of videos
+
+Under ``videoswinv2``, ``predict`` is the video predictor above; LightningCLI's own ``predict``
+stays available as ``lightning predict``.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from lightning.pytorch.cli import LightningCLI
+
+
+class VideoSwinCLI(LightningCLI):
+    """LightningCLI in subclass mode: ``model: class_path:`` and ``data: class_path:`` in YAML
+    pick the classes. A re-run in the same log directory overwrites its saved config."""
+
+    def __init__(self, args: Sequence[str] | None = None, run: bool = True) -> None:
+        import videoswinv2.data  # noqa: F401  (registers the classes for short class_path names)
+        import videoswinv2.training  # noqa: F401
+
+        super().__init__(
+            model_class=None,
+            datamodule_class=None,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_kwargs={"overwrite": True},
+            # KineticsDataModule shards every split itself so that evaluation sees each video once.
+            trainer_defaults={"use_distributed_sampler": False},
+            args=args,
+            run=run,
+        )
+
+
+def _tools() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], object]]]:
+    from videoswinv2.checkpoints import add_inflate_arguments, run_inflate
+    from videoswinv2.data import add_make_synthetic_arguments, run_make_synthetic
+    from videoswinv2.predict import add_predict_arguments, run_predict
+
+    return {
+        "inflate": ("turn a 2D SwinV2 checkpoint into a 3D state dict", add_inflate_arguments, run_inflate),
+        "make-synthetic": ("write a synthetic motion dataset in the Kinetics layout",
+                           add_make_synthetic_arguments, run_make_synthetic),
+        "predict": ("print the top-k classes of videos", add_predict_arguments, run_predict),
+    }
+
+
+TOOL_NAMES = ("inflate", "make-synthetic", "predict")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``videoswinv2`` command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in TOOL_NAMES:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        description, add_arguments, run = _tools()[argv[0]]
+        parser = argparse.ArgumentParser(prog=f"videoswinv2 {argv[0]}", description=description)
+        add_arguments(parser)
+        result = run(parser.parse_args(argv[1:]))
+        return result if isinstance(result, int) else 0
+    if argv and argv[0] in ("-h", "--help"):
+        print(__doc__)
+    VideoSwinCLI(args=argv)
+    return 0
+
+
+def lightning_main() -> int:
+    """The ``lightning`` command: LightningCLI alone."""
+    VideoSwinCLI()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,3 @@
+from .module import VideoClassifier
+
+__all__ = ["VideoClassifier"]

@@ -1,0 +1,186 @@
+"""``VideoClassifier``: the LightningModule, a thin layer of training logic over the plain backbone."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+
+from videoswinv2.models import create_model
+
+from .evaluation import VideoPrediction, average_view_probabilities, save_accuracy_figures, top_predictions, write_predictions_csv
+from .mixing import mix_clips
+from .optim import param_groups, warmup_cosine
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_KEY = "videoswinv2"  # where a Lightning checkpoint keeps what `videoswinv2 predict` needs
+
+
+def _accuracies(num_classes: int, prefix: str) -> MetricCollection:
+    metrics = {"top1": MulticlassAccuracy(num_classes, top_k=1)}
+    if num_classes > 5:
+        metrics["top5"] = MulticlassAccuracy(num_classes, top_k=5)
+    return MetricCollection(metrics, prefix=prefix)
+
+
+def _gather(items: list) -> list:
+    """Concatenate a per-rank Python list across all ranks (uneven lengths are fine)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return items
+    gathered: list[list] = [[] for _ in range(dist.get_world_size())]
+    dist.all_gather_object(gathered, items)
+    return [item for part in gathered for item in part]
+
+
+class VideoClassifier(L.LightningModule):
+    """Video action recognition with a 3D SwinV2 backbone.
+
+    Batches are dicts from ``videoswinv2.data``: ``video`` ``(B, C, T, H, W)`` (one clip per
+    video) or ``(B, V, C, T, H, W)`` (V views per video, softmax-averaged), ``label``,
+    ``index`` (broken videos are counted by the data module's ``BrokenVideoLogger``).
+
+    Args:
+        model: a name from ``videoswinv2.list_models()``.
+        num_classes: classifier outputs.
+        model_kwargs: constructor overrides (``window_size``, ``drop_path_rate``, ...).
+        pretrained_2d: a 2D SwinV2 checkpoint to inflate into the backbone at start-up.
+        temporal_init: how the 2D patch embedding is spread over time when inflating.
+        lr: peak learning rate of the head (and of the backbone unless ``backbone_lr_mult``).
+        backbone_lr_mult: backbone learning rate / head learning rate (0.1 for inflated weights).
+        warmup_epochs: linear warmup length; the schedule is cosine, stepped every optimiser step.
+        max_views_per_forward: views per model call in multi-view evaluation.
+    """
+
+    def __init__(
+        self,
+        model: str = "videoswinv2_tiny",
+        num_classes: int = 400,
+        model_kwargs: dict[str, Any] | None = None,
+        pretrained_2d: str | None = None,
+        temporal_init: Literal["average", "center"] = "average",
+        lr: float = 1e-3,
+        weight_decay: float = 0.05,
+        betas: tuple[float, float] = (0.9, 0.999),
+        backbone_lr_mult: float = 1.0,
+        warmup_epochs: float = 2.5,
+        min_lr_ratio: float = 0.0,
+        label_smoothing: float = 0.0,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
+        max_views_per_forward: int = 6,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.backbone = create_model(
+            model, num_classes=num_classes, pretrained_2d=pretrained_2d, temporal_init=temporal_init, **(model_kwargs or {})
+        )
+        self.train_metrics = _accuracies(num_classes, "train/")
+        self.val_metrics = _accuracies(num_classes, "val/")
+        self.test_metrics = _accuracies(num_classes, "test/")
+        self.test_metrics.add_metrics({"mean_class_accuracy": MulticlassAccuracy(num_classes, average="macro")})
+        self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
+        self.test_confusion = MulticlassConfusionMatrix(num_classes)
+        self._predictions: list[VideoPrediction] = []
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        """``(B, C, T, H, W)`` -> logits ``(B, num_classes)``."""
+        return self.backbone(clips)
+
+    # -- training -------------------------------------------------------------------------------
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        clips, labels = batch["video"], batch["label"]
+        hp = self.hparams
+        clips, targets = mix_clips(
+            clips, labels, num_classes=hp.num_classes, mixup_alpha=hp.mixup_alpha,
+            cutmix_alpha=hp.cutmix_alpha, label_smoothing=hp.label_smoothing,
+        )
+        logits = self(clips)
+        loss = F.cross_entropy(logits.float(), targets)
+        self.train_loss(loss)
+        self.train_metrics(logits, labels)
+        self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(labels))
+        self.log_dict(self.train_metrics, on_step=False, on_epoch=True, batch_size=len(labels))
+        return loss
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        hp = self.hparams
+        groups = param_groups(self.backbone, lr=hp.lr, weight_decay=hp.weight_decay, backbone_lr_mult=hp.backbone_lr_mult)
+        optimizer = torch.optim.AdamW(groups, lr=hp.lr, betas=tuple(hp.betas))
+        total = self.trainer.estimated_stepping_batches
+        warmup = round(hp.warmup_epochs * total / max(self.trainer.max_epochs or 1, 1))
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: warmup_cosine(step, total_steps=total, warmup_steps=warmup, min_ratio=hp.min_lr_ratio)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    # -- evaluation -----------------------------------------------------------------------------
+
+    def _video_probabilities(self, videos: torch.Tensor) -> torch.Tensor:
+        """One clip ``(B, C, T, H, W)`` or V views ``(B, V, C, T, H, W)`` per video -> ``(B, K)``."""
+        if videos.ndim == 5:
+            videos = videos.unsqueeze(1)
+        return average_view_probabilities(self, videos, self.hparams.max_views_per_forward)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        if len(batch["label"]) == 0:
+            return
+        probs, labels = self._video_probabilities(batch["video"]), batch["label"]
+        self.val_loss(F.nll_loss(probs.clamp(min=1e-12).log(), labels))
+        self.val_metrics(probs, labels)
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        if len(batch["label"]) == 0:
+            return
+        probs, labels = self._video_probabilities(batch["video"]), batch["label"]
+        self.test_metrics(probs, labels)
+        self.test_confusion(probs, labels)
+        self._predictions += top_predictions(probs, labels, batch["index"], k=5)
+
+    # Metrics are computed and logged at epoch end on every rank: under DDP each rank sees its own
+    # number of videos (no padding duplicates), so nothing collective may depend on a rank's batches.
+
+    def on_validation_epoch_end(self) -> None:
+        values = {**self.val_metrics.compute(), "val/loss": self.val_loss.compute()}
+        self.val_metrics.reset()
+        self.val_loss.reset()
+        self.log_dict(values, prog_bar=True)
+
+    def on_test_epoch_end(self) -> None:
+        values = self.test_metrics.compute()
+        confusion = self.test_confusion.compute()
+        predictions = _gather(self._predictions)
+        self.test_metrics.reset()
+        self.test_confusion.reset()
+        self._predictions = []
+        self.log_dict(values)
+        if not self.trainer.is_global_zero:
+            return
+        out_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir)
+        datamodule = self.trainer.datamodule
+        video_paths = [v.path for v in datamodule.test_dataset.videos]
+        write_predictions_csv(out_dir / "predictions.csv", predictions, video_paths, datamodule.classes)
+        figures = save_accuracy_figures(out_dir, confusion, datamodule.classes)
+        log.info("test: %d videos; wrote %s", len(predictions), ", ".join(map(str, [out_dir / "predictions.csv", *figures])))
+
+    # -- what `videoswinv2 predict` needs from a checkpoint -------------------------------------------
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        checkpoint[CHECKPOINT_KEY] = {
+            "model": self.hparams.model,
+            "model_kwargs": {
+                "num_classes": self.hparams.num_classes,
+                **(self.hparams.model_kwargs or {}),
+                # Resolved values, so the model is rebuilt the same without the 2D checkpoint.
+                "pretrained_window_sizes": list(self.backbone.pretrained_window_sizes),
+            },
+            "classes": list(getattr(datamodule, "classes", []) or []),
+        }
