@@ -36,18 +36,26 @@ def _frame_numbers(frames: torch.Tensor) -> list[int]:
     return numbers
 
 
+_CODECS = {".webm": "libvpx-vp9", ".avi": "mpeg4"}  # H.264 in every other container
+
+
 def _write_numbered_video(
     path: Path, num_frames: int, fps: int = 30, gop: int = 12, pts_step: Callable[[int], int] | None = None
 ) -> Path:
-    """An H.264 mp4 (with B-frames) whose frame ``i`` shows the number ``i``.
+    """A video whose frame ``i`` shows the number ``i``: H.264 with B-frames (VP9 in .webm,
+    MPEG-4 part 2 in .avi), a keyframe every ``gop`` frames.
 
     ``pts_step(i)`` gives frame ``i``'s timestamp in 1/(fps) units for variable-rate videos.
     """
+    codec = _CODECS.get(path.suffix, "libx264")
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
+        stream = container.add_stream(codec, rate=fps)
         stream.height, stream.width = NUMBERED_SIZE
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "12", "preset": "veryfast", "bf": "2"}
+        if codec == "libx264":
+            stream.options = {"crf": "12", "preset": "veryfast", "bf": "2"}
+        else:
+            stream.bit_rate = 4_000_000
         stream.codec_context.gop_size = gop
         stream.codec_context.time_base = Fraction(1, fps)
         for i in range(num_frames):
@@ -67,7 +75,8 @@ def data_frame_numbers() -> Callable[[torch.Tensor], list[int]]:
 
 @pytest.fixture(scope="session")
 def data_make_numbered_video() -> Callable[..., Path]:
-    """``make(path, num_frames, fps=30, gop=12, pts_step=None)`` writes a numbered video."""
+    """``make(path, num_frames, fps=30, gop=12, pts_step=None)`` writes a numbered video; the
+    suffix picks the container (.mp4, .mkv, .mov, .webm, .avi, .ts, ...)."""
     return _write_numbered_video
 
 

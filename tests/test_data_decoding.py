@@ -53,6 +53,19 @@ def test_variable_frame_rate_is_indexed_by_display_order(decoder, data_make_numb
         assert data_frame_numbers(reader.read(list(range(0, 40, 3)) + [39])) == list(range(0, 40, 3)) + [39]
 
 
+@pytest.mark.parametrize("decoder", DECODERS)
+@pytest.mark.parametrize("suffix", [".mkv", ".mov", ".webm", ".avi", ".ts"])
+def test_other_containers(decoder, suffix, data_make_numbered_video, data_frame_numbers, tmp_path) -> None:
+    # MPEG-TS seeks by estimate: PyAV's seeks land past the keyframe (then it decodes from the
+    # start), and decord would return neighbouring frames, so it hands .ts files to PyAV.
+    path = data_make_numbered_video(tmp_path / f"numbered{suffix}", 60)
+    with open_video(str(path), decoder) as reader:
+        assert reader.num_frames == 60
+        for indices in ([5, 30, 31, 59, 13, 0], list(range(48, 60)), [59]):
+            assert data_frame_numbers(reader.read(indices)) == indices
+        assert isinstance(reader, DecordReader if decoder == "decord" and suffix != ".ts" else PyAVReader)
+
+
 def _cut_with_edit_list(source: Path, target: Path, cut: int) -> None:
     """Remux ``source`` so that its first ``cut`` frames become edit-list pre-roll (what
     ``ffmpeg -ss T -c copy`` writes when T is not on a keyframe)."""

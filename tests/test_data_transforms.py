@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from videoswinv2.data import VIDEO_SWIN_MEAN, VIDEO_SWIN_STD, EvalTransform, TrainTransform, normalize
-from videoswinv2.data.transforms import resize_short_side, three_crops
+from videoswinv2.data.transforms import resize_short_side, three_crop_views, three_crop_windows
 
 
 def _columns(t: int, h: int, w: int) -> torch.Tensor:
@@ -61,23 +61,26 @@ def test_eval_transform_resizes_the_short_side_and_crops_the_centre() -> None:
     assert 94 <= first_pixel <= 99
 
 
-@pytest.mark.parametrize(("height", "width"), [(32, 80), (80, 32)])
-def test_three_crops_cover_start_centre_end_of_the_long_side(height: int, width: int) -> None:
-    clip = torch.arange(height * width).view(1, height, width)
-    crops = three_crops(clip, 32)
-    assert crops.shape == (3, 1, 32, 32)
-    long_side = max(height, width)
-    starts = [0, (long_side - 32) // 2, long_side - 32]
-    for crop, start in zip(crops, starts):
-        expected = clip[..., start : start + 32, :] if height > width else clip[..., start : start + 32]
-        assert torch.equal(crop, expected)
-
-
-def test_three_crops_centre_the_short_side_and_reject_small_frames() -> None:
-    clip = torch.arange(40 * 60).view(40, 60)
-    assert torch.equal(three_crops(clip, 32)[0], clip[4:36, 0:32])
+@pytest.mark.parametrize(("height", "width"), [(32, 80), (80, 32), (40, 60)])
+def test_three_crop_windows(height: int, width: int) -> None:
+    long_side, short_side = max(height, width), min(height, width)
+    alongs = [0, (long_side - 32) // 2, long_side - 32]  # start, centre, end of the long side
+    across = (short_side - 32) // 2  # the short side is centre-cropped
+    expected = [(a, across) if height > width else (across, a) for a in alongs]
+    assert three_crop_windows(height, width, 32) == expected
     with pytest.raises(ValueError, match="smaller than the 48 px crop"):
-        three_crops(clip, 48)
+        three_crop_windows(height, width, 48)
+
+
+def test_three_crop_views_are_clip_major_and_normalised() -> None:
+    frames = torch.randint(0, 256, (5, 3, 32, 48), dtype=torch.uint8)  # (U, C, H, W)
+    clips = torch.tensor([[0, 1, 2], [2, 3, 4]])
+    views = three_crop_views(frames, clips, 32)
+    assert views.shape == (6, 3, 3, 32, 32)
+    for view in range(6):
+        left = (0, 8, 16)[view % 3]
+        clip = frames[clips[view // 3], :, :, left : left + 32]  # (T, C, H, W)
+        assert torch.allclose(views[view], normalize(clip))
 
 
 def test_resize_short_side_keeps_aspect() -> None:

@@ -14,13 +14,12 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import torch
-from einops import rearrange
 from torch.utils.data import Dataset
 
 from videoswinv2.data.annotations import VideoRecord
 from videoswinv2.data.clip_planning import ClipSpec, center_clip, spread_clips, train_clip
 from videoswinv2.data.decoding import DecoderName, VideoDecodeError, open_video
-from videoswinv2.data.transforms import normalize, resize_short_side, three_crops
+from videoswinv2.data.transforms import resize_short_side, three_crop_views
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +50,8 @@ def load_test_views(
         unique = sorted({i for clip in clips for i in clip})
         frames = resize_short_side(reader.read(unique), short_side)  # (U, C, H, W)
     position = {frame: k for k, frame in enumerate(unique)}
-    gather = torch.tensor([[position[i] for i in clip] for clip in clips])  # (N, T)
-    crops = three_crops(frames[gather], crop_size)  # (3, N, T, C, crop, crop)
-    return normalize(rearrange(crops, "v n t c h w -> (n v) t c h w"))
+    clip_frames = torch.tensor([[position[i] for i in clip] for clip in clips])  # (N, T)
+    return three_crop_views(frames, clip_frames, crop_size)
 
 
 class VideoClipDataset(Dataset[Sample]):

@@ -14,6 +14,7 @@ import logging
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Literal
 
 import av
@@ -24,6 +25,14 @@ log = logging.getLogger(__name__)
 
 DecoderName = Literal["pyav", "decord"]
 DECODERS: tuple[str, ...] = ("pyav", "decord")
+
+# PyAV >= 17 converts pixel formats on a thread pool unless told otherwise; in a DataLoader worker
+# (one per core) that doubles the CPU time per frame and stalls when the cores are busy.
+_PYAV_THREADED_CONVERSION = int(av.__version__.split(".")[0]) >= 17
+
+# decord seeks exactly only in containers with a sample index; in others (MPEG-TS, ...) it returns
+# neighbouring frames (measured: 11-17 frames off in a 90-frame H.264 .ts), so those go to PyAV.
+_DECORD_CONTAINERS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
 
 # AVI headers are known to count one frame more than the file stores; anything beyond this is
 # data that is missing from the file (a truncated download).
@@ -80,23 +89,31 @@ class PyAVReader(VideoReader):
 
     def __init__(self, path: str, threads: int = 1) -> None:
         self.path = str(path)
+        self._threads = threads
+        self._convert: dict[str, object] = {"format": "rgb24"}
+        if _PYAV_THREADED_CONVERSION:
+            self._convert["threads"] = threads
+        self._open()
+        try:
+            self._index_packets()
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self) -> None:
         try:
             self._container = av.open(self.path)
         except (av.FFmpegError, OSError) as error:
             raise VideoDecodeError(f"{self.path}: cannot open ({error})") from error
-        try:
-            self._index_packets(threads)
-        except BaseException:
-            self._container.close()
-            raise
-
-    def _index_packets(self, threads: int) -> None:
         if not self._container.streams.video:
+            self._container.close()
             raise VideoDecodeError(f"{self.path}: no video stream")
-        stream = self._container.streams.video[0]
-        stream.codec_context.thread_count = threads
-        self._stream = stream
-        shown: list[tuple[int, int, bool]] = []  # (pts, dts, keyframe) of each displayed frame
+        self._stream = self._container.streams.video[0]
+        self._stream.codec_context.thread_count = self._threads
+
+    def _index_packets(self) -> None:
+        stream = self._stream
+        shown: list[tuple[int, bool]] = []  # (pts, keyframe) of each displayed frame
         stored = 0
         try:
             for packet in self._container.demux(stream):
@@ -106,8 +123,7 @@ class PyAVReader(VideoReader):
                 pts = packet.pts if packet.pts is not None else packet.dts
                 if packet.is_discard or pts is None:
                     continue
-                dts = packet.dts if packet.dts is not None else pts
-                shown.append((pts, dts, packet.is_keyframe))
+                shown.append((pts, packet.is_keyframe))
         except av.FFmpegError as error:
             raise VideoDecodeError(f"{self.path}: cannot read packets ({error})") from error
         declared = stream.frames
@@ -119,12 +135,9 @@ class PyAVReader(VideoReader):
         if not shown:
             raise VideoDecodeError(f"{self.path}: the video stream holds no frames")
         shown.sort()
-        self._pts = [pts for pts, _, _ in shown]
+        self._pts = [pts for pts, _ in shown]
         self._frame_of_pts = {pts: i for i, pts in enumerate(self._pts)}
-        # Seek by a keyframe's dts: demuxer indexes are keyed on dts (<= pts), so a backward seek
-        # to it lands on that keyframe or an earlier one, never past it.
-        self._keyframes = [i for i, (_, _, key) in enumerate(shown) if key] or [0]
-        self._keyframe_dts = {i: shown[i][1] for i in self._keyframes}
+        self._keyframes = [i for i, (_, key) in enumerate(shown) if key] or [0]
         self.num_frames = len(shown)
         rate = stream.average_rate or stream.guessed_rate
         self.fps = float(rate) if rate else 0.0
@@ -145,14 +158,23 @@ class PyAVReader(VideoReader):
             raise VideoDecodeError(f"{self.path}: frame size changes within the clip {shapes}")
         return torch.from_numpy(np.stack(out))  # type: ignore[arg-type]
 
-    def _decode_run(self, indices: list[int], k: int, out: list[np.ndarray | None]) -> int:
+    def _decode_run(
+        self, indices: list[int], k: int, out: list[np.ndarray | None], from_start: bool = False
+    ) -> int:
         """Seek to the keyframe before ``indices[k]`` and decode forward, filling ``out``.
 
         Returns the position of the first index this run did not fill: the run stops where a
         later keyframe lies before the next wanted frame, since seeking there skips decoding.
+        A seek by the keyframe's pts lands on it in indexed containers (a dts lands one keyframe
+        early in mp4). Where a seek lands after it or past the end (MPEG-TS seeks by estimate),
+        the run starts over from the beginning of a freshly opened file.
         """
-        start = self._keyframe_before(indices[k])
-        self._container.seek(self._keyframe_dts[start], backward=True, stream=self._stream)
+        if from_start:
+            self.close()
+            self._open()
+        else:
+            start = self._keyframe_before(indices[k])
+            self._container.seek(self._pts[start], backward=True, stream=self._stream)
         first = True
         for packet in self._container.demux(self._stream):
             for frame in packet.decode():
@@ -162,9 +184,9 @@ class PyAVReader(VideoReader):
                 if index is None:
                     continue
                 if first and index > indices[k]:
-                    raise VideoDecodeError(
-                        f"{self.path}: seeking for frame {indices[k]} landed after it, at {index}"
-                    )
+                    if from_start:
+                        raise VideoDecodeError(f"{self.path}: decoding starts at frame {index}")
+                    return self._decode_run(indices, k, out, from_start=True)
                 first = False
                 if index < indices[k]:
                     continue
@@ -172,12 +194,14 @@ class PyAVReader(VideoReader):
                     raise VideoDecodeError(
                         f"{self.path}: the decoder never produced frame {indices[k]}"
                     )
-                out[k] = frame.to_ndarray(format="rgb24")
+                out[k] = frame.to_ndarray(**self._convert)
                 k += 1
                 if k == len(indices):
                     return k
                 if self._keyframe_before(indices[k]) > index:
                     return k
+        if first and not from_start:  # the seek went past the last frame
+            return self._decode_run(indices, k, out, from_start=True)
         raise VideoDecodeError(
             f"{self.path}: decoding ended before frame {indices[k]} "
             f"({self.num_frames} frames indexed)"
@@ -233,11 +257,15 @@ def open_video(path: str, decoder: DecoderName = "pyav", threads: int = 1) -> Vi
     """Open ``path`` for frame-exact reading with ``decoder`` ("pyav" or "decord").
 
     ``threads`` is the decoder's thread count: 1 suits DataLoader workers, which already run
-    one video per core. Raises :class:`VideoDecodeError` for any file that cannot be read.
+    one video per core. decord is used only where it numbers frames right: files in indexed
+    containers (mp4, mov, mkv, webm, avi) without edit-list pre-roll; others go to PyAV.
+    Raises :class:`VideoDecodeError` for any file that cannot be read.
     """
     if decoder == "pyav":
         return PyAVReader(path, threads)
     if decoder == "decord":
+        if Path(path).suffix.lower() not in _DECORD_CONTAINERS:
+            return PyAVReader(path, threads)
         reader = DecordReader(path, threads)
         if not reader.has_preroll:
             return reader

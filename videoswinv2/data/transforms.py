@@ -28,11 +28,11 @@ def as_video(frames: torch.Tensor) -> tv_tensors.Video:
 def normalize(clip: torch.Tensor) -> torch.Tensor:
     """``(..., T, C, H, W)`` uint8 -> ``(..., C, T, H, W)`` float32, Video Swin mean/std.
 
-    One uint8 transpose copy, then a multiply-add in place: about 5x faster than
+    A uint8 transpose copy, then one fused multiply-add in place: about 3x faster than
     ``v2.ToDtype`` + ``v2.Normalize`` + a float transpose on a 32-frame 224 px clip.
     """
     out = clip.as_subclass(torch.Tensor).transpose(-4, -3).contiguous().float()
-    return out.mul_(_SCALE).add_(_SHIFT)
+    return torch.addcmul(_SHIFT, out, _SCALE, out=out)
 
 
 class TrainTransform:
@@ -77,23 +77,40 @@ class EvalTransform:
         return normalize(self.transform(as_video(frames)))
 
 
-def three_crops(clip: torch.Tensor, crop_size: int) -> torch.Tensor:
-    """``(..., H, W)`` -> ``(3, ..., crop, crop)``: start, centre, end of the long side.
+def three_crop_windows(height: int, width: int, crop_size: int) -> list[tuple[int, int]]:
+    """``(top, left)`` of three square crops at the start, centre and end of the long side.
 
     That is left/centre/right for landscape frames and top/centre/bottom for portrait ones; the
     short side is centre-cropped when it exceeds ``crop_size``.
     """
-    height, width = clip.shape[-2:]
     if min(height, width) < crop_size:
         raise ValueError(f"frames of {height}x{width} are smaller than the {crop_size} px crop")
     portrait = height > width
     long_side, short_side = (height, width) if portrait else (width, height)
     across = (short_side - crop_size) // 2
-    crops = []
-    for along in (0, (long_side - crop_size) // 2, long_side - crop_size):
-        top, left = (along, across) if portrait else (across, along)
-        crops.append(clip[..., top : top + crop_size, left : left + crop_size])
-    return torch.stack(crops)
+    alongs = (0, (long_side - crop_size) // 2, long_side - crop_size)
+    return [(along, across) if portrait else (across, along) for along in alongs]
+
+
+def three_crop_views(frames: torch.Tensor, clips: torch.Tensor, crop_size: int) -> torch.Tensor:
+    """Normalised views of several clips sharing frames, clip-major, three crops per clip.
+
+    ``frames`` ``(U, C, H, W)`` uint8 holds each needed frame once; ``clips`` ``(N, T)`` indexes
+    into it. Returns ``(N * 3, C, T, crop, crop)`` float32 (clip0-crop0, clip0-crop1, ...).
+    Each frame is de-interleaved once and each view written straight into the output, which is
+    about 1.6x faster than stacking uint8 crops and normalising the stack.
+    """
+    windows = three_crop_windows(*frames.shape[-2:], crop_size)
+    source = rearrange(frames.as_subclass(torch.Tensor), "u c h w -> c u h w").contiguous()
+    count, length = clips.shape
+    out = torch.empty(count * len(windows), source.shape[0], length, crop_size, crop_size)
+    for n, clip in enumerate(clips):
+        frames_of_clip = source[:, clip]  # (C, T, H, W)
+        for k, (top, left) in enumerate(windows):
+            out[n * len(windows) + k].copy_(
+                frames_of_clip[..., top : top + crop_size, left : left + crop_size]
+            )
+    return torch.addcmul(_SHIFT, out, _SCALE, out=out)
 
 
 def resize_short_side(frames: torch.Tensor, short_side: int) -> torch.Tensor:
