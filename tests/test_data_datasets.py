@@ -1,7 +1,5 @@
 """Datasets and collate: sample layout, multi-view order, broken videos skipped and counted."""
 
-from pathlib import Path
-
 import pytest
 import torch
 from einops import rearrange
@@ -36,8 +34,12 @@ def _pixels(video: torch.Tensor) -> torch.Tensor:
 def test_train_and_val_samples(decoder, data_numbered_video) -> None:
     videos = [VideoRecord(str(data_numbered_video), 3)]
     spec = ClipSpec(num_frames=8, frame_interval=2)
-    train = VideoClipDataset(videos, mode="train", transform=TrainTransform(48), clip=spec, decoder=decoder)
-    val = VideoClipDataset(videos, mode="val", transform=EvalTransform(64, 48), clip=spec, decoder=decoder)
+    train = VideoClipDataset(
+        videos, mode="train", transform=TrainTransform(48), clip=spec, decoder=decoder
+    )
+    val = VideoClipDataset(
+        videos, mode="val", transform=EvalTransform(64, 48), clip=spec, decoder=decoder
+    )
     for dataset in (train, val):
         sample = dataset[0]
         assert sample["video"].shape == (3, 8, 48, 48) and sample["video"].dtype == torch.float32
@@ -49,8 +51,13 @@ def test_multi_view_order_is_clip_major(decoder, data_numbered_video, data_frame
     # The numbered frames are 64x120: short side 64 keeps them at full size, so each view must
     # equal a 64 px window (left 0, centre 28, right 56) of its clip's decoded frames.
     views = load_test_views(
-        str(data_numbered_video), num_frames=4, frame_interval=3, num_clips=3,
-        short_side=64, crop_size=64, decoder=decoder,
+        str(data_numbered_video),
+        num_frames=4,
+        frame_interval=3,
+        num_clips=3,
+        short_side=64,
+        crop_size=64,
+        decoder=decoder,
     )
     assert views.shape == (9, 3, 4, 64, 64)
     clips = spread_clips(90, 30.0, ClipSpec(4, 3), 3)
@@ -65,30 +72,46 @@ def test_multi_view_order_is_clip_major(decoder, data_numbered_video, data_frame
 
 def test_multi_view_dataset_matches_load_test_views(data_numbered_video) -> None:
     dataset = MultiViewDataset(
-        [VideoRecord(str(data_numbered_video), 1)], clip=ClipSpec(4, 2), num_clips=2,
-        short_side=48, crop_size=48,
+        [VideoRecord(str(data_numbered_video), 1)],
+        clip=ClipSpec(4, 2),
+        num_clips=2,
+        short_side=48,
+        crop_size=48,
     )
     sample = dataset[0]
     expected = load_test_views(
-        str(data_numbered_video), num_frames=4, frame_interval=2, num_clips=2, short_side=48, crop_size=48
+        str(data_numbered_video),
+        num_frames=4,
+        frame_interval=2,
+        num_clips=2,
+        short_side=48,
+        crop_size=48,
     )
     assert torch.equal(sample["video"], expected)
     assert (sample["label"], sample["index"], sample["broken"]) == (1, 0, [])
 
 
 @pytest.mark.parametrize("decoder", DECODERS)
-def test_broken_training_videos_are_replaced_and_reported(decoder, data_numbered_video, data_broken_videos) -> None:
+def test_broken_training_videos_are_replaced_and_reported(
+    decoder, data_numbered_video, data_broken_videos
+) -> None:
     good = VideoRecord(str(data_numbered_video), 0)
     broken = [VideoRecord(str(path), 1) for path in data_broken_videos.values()]
     dataset = VideoClipDataset(
-        [good, *broken], mode="train", transform=TrainTransform(32), clip=ClipSpec(4, 2), decoder=decoder
+        [good, *broken],
+        mode="train",
+        transform=TrainTransform(32),
+        clip=ClipSpec(4, 2),
+        decoder=decoder,
     )
     torch.manual_seed(0)
     loader = DataLoader(dataset, batch_size=3, collate_fn=collate_videos)
     reported = []
     for batch in loader:  # a whole epoch: 6 samples, 5 of them broken files
         assert batch["video"].shape == (3, 3, 4, 32, 32)
-        assert torch.equal(batch["label"], torch.zeros(3, dtype=torch.long))  # all replaced by the good one
+        assert torch.equal(
+            batch["label"], torch.zeros(3, dtype=torch.long)
+        )  # all replaced by the good one
         assert torch.equal(batch["index"], torch.zeros(3, dtype=torch.long))
         reported += batch["broken"]
     assert set(reported) == {v.path for v in broken}
@@ -96,19 +119,31 @@ def test_broken_training_videos_are_replaced_and_reported(decoder, data_numbered
 
 def test_training_stops_with_a_clear_error_when_nothing_decodes(data_broken_videos) -> None:
     videos = [VideoRecord(str(path), 0) for path in data_broken_videos.values()]
-    dataset = VideoClipDataset(videos, mode="train", transform=TrainTransform(32), max_replacements=10)
+    dataset = VideoClipDataset(
+        videos, mode="train", transform=TrainTransform(32), max_replacements=10
+    )
     with pytest.raises(RuntimeError, match="11 videos in a row failed to decode"):
         dataset[0]
 
 
 @pytest.mark.parametrize("multi_view", [False, True])
-def test_broken_evaluation_videos_are_dropped_from_batches(multi_view, data_numbered_video, data_broken_videos) -> None:
+def test_broken_evaluation_videos_are_dropped_from_batches(
+    multi_view, data_numbered_video, data_broken_videos
+) -> None:
     good = VideoRecord(str(data_numbered_video), 2)
-    videos = [VideoRecord(str(data_broken_videos["truncated"]), 0), good, VideoRecord(str(data_broken_videos["text"]), 1)]
+    videos = [
+        VideoRecord(str(data_broken_videos["truncated"]), 0),
+        good,
+        VideoRecord(str(data_broken_videos["text"]), 1),
+    ]
     if multi_view:
-        dataset = MultiViewDataset(videos, clip=ClipSpec(4, 2), num_clips=2, short_side=32, crop_size=32)
+        dataset = MultiViewDataset(
+            videos, clip=ClipSpec(4, 2), num_clips=2, short_side=32, crop_size=32
+        )
     else:
-        dataset = VideoClipDataset(videos, mode="val", transform=EvalTransform(32, 32), clip=ClipSpec(4, 2))
+        dataset = VideoClipDataset(
+            videos, mode="val", transform=EvalTransform(32, 32), clip=ClipSpec(4, 2)
+        )
     assert dataset[0]["video"] is None and dataset[0]["broken"] == [videos[0].path]
     batches = list(DataLoader(dataset, batch_size=2, collate_fn=collate_videos))
     assert [b["index"].tolist() for b in batches] == [[1], []]

@@ -1,19 +1,29 @@
 """Decoders return exactly the planned frames, for both backends, and fail cleanly."""
 
+import re
 from pathlib import Path
 
 import av
 import pytest
 import torch
 
-from videoswinv2.data import ClipSpec, VideoDecodeError, center_clip, open_video, spread_clips, train_clip
+from videoswinv2.data import (
+    ClipSpec,
+    VideoDecodeError,
+    center_clip,
+    open_video,
+    spread_clips,
+    train_clip,
+)
 from videoswinv2.data.decoding import DecordReader, PyAVReader
 
 DECODERS = ["pyav", "decord"]
 
 
 @pytest.mark.parametrize("decoder", DECODERS)
-def test_plans_decode_to_the_planned_frames(decoder, data_numbered_video, data_frame_numbers) -> None:
+def test_plans_decode_to_the_planned_frames(
+    decoder, data_numbered_video, data_frame_numbers
+) -> None:
     spec = ClipSpec(num_frames=8, frame_interval=3)  # span 22 of 90 frames
     generator = torch.Generator().manual_seed(0)
     with open_video(str(data_numbered_video), decoder) as reader:
@@ -27,11 +37,17 @@ def test_plans_decode_to_the_planned_frames(decoder, data_numbered_video, data_f
 
 
 @pytest.mark.parametrize("decoder", DECODERS)
-def test_clip_running_past_the_end_repeats_the_last_frame(decoder, data_make_numbered_video, data_frame_numbers, tmp_path) -> None:
+def test_clip_running_past_the_end_repeats_the_last_frame(
+    decoder, data_make_numbered_video, data_frame_numbers, tmp_path
+) -> None:
     path = data_make_numbered_video(tmp_path / "short.mp4", 10)
     spec = ClipSpec(num_frames=8, frame_interval=2)  # span 15 > 10 frames
     with open_video(str(path), decoder) as reader:
-        for plan in [train_clip(10, 30.0, spec), center_clip(10, 30.0, spec), *spread_clips(10, 30.0, spec, 3)]:
+        for plan in [
+            train_clip(10, 30.0, spec),
+            center_clip(10, 30.0, spec),
+            *spread_clips(10, 30.0, spec, 3),
+        ]:
             assert data_frame_numbers(reader.read(plan)) == [0, 2, 4, 6, 8, 9, 9, 9]
 
 
@@ -45,17 +61,24 @@ def test_any_order_and_repeats(decoder, data_numbered_video, data_frame_numbers)
 
 
 @pytest.mark.parametrize("decoder", DECODERS)
-def test_variable_frame_rate_is_indexed_by_display_order(decoder, data_make_numbered_video, data_frame_numbers, tmp_path) -> None:
+def test_variable_frame_rate_is_indexed_by_display_order(
+    decoder, data_make_numbered_video, data_frame_numbers, tmp_path
+) -> None:
     # Uneven gaps between timestamps: a reader assuming a constant rate would misnumber frames.
-    path = data_make_numbered_video(tmp_path / "vfr.mp4", 40, pts_step=lambda i: 2 * i + (i % 3 == 0))
+    path = data_make_numbered_video(
+        tmp_path / "vfr.mp4", 40, pts_step=lambda i: 2 * i + (i % 3 == 0)
+    )
     with open_video(str(path), decoder) as reader:
         assert reader.num_frames == 40
-        assert data_frame_numbers(reader.read(list(range(0, 40, 3)) + [39])) == list(range(0, 40, 3)) + [39]
+        indices = [*range(0, 40, 3), 39]
+        assert data_frame_numbers(reader.read(indices)) == indices
 
 
 @pytest.mark.parametrize("decoder", DECODERS)
 @pytest.mark.parametrize("suffix", [".mkv", ".mov", ".webm", ".avi", ".ts"])
-def test_other_containers(decoder, suffix, data_make_numbered_video, data_frame_numbers, tmp_path) -> None:
+def test_other_containers(
+    decoder, suffix, data_make_numbered_video, data_frame_numbers, tmp_path
+) -> None:
     # MPEG-TS seeks by estimate: PyAV's seeks land past the keyframe (then it decodes from the
     # start), and decord would return neighbouring frames, so it hands .ts files to PyAV.
     path = data_make_numbered_video(tmp_path / f"numbered{suffix}", 60)
@@ -63,7 +86,9 @@ def test_other_containers(decoder, suffix, data_make_numbered_video, data_frame_
         assert reader.num_frames == 60
         for indices in ([5, 30, 31, 59, 13, 0], list(range(48, 60)), [59]):
             assert data_frame_numbers(reader.read(indices)) == indices
-        assert isinstance(reader, DecordReader if decoder == "decord" and suffix != ".ts" else PyAVReader)
+        assert isinstance(
+            reader, DecordReader if decoder == "decord" and suffix != ".ts" else PyAVReader
+        )
 
 
 def _cut_with_edit_list(source: Path, target: Path, cut: int) -> None:
@@ -82,7 +107,9 @@ def _cut_with_edit_list(source: Path, target: Path, cut: int) -> None:
 
 
 @pytest.mark.parametrize("decoder", DECODERS)
-def test_edit_list_pre_roll_is_not_counted(decoder, data_make_numbered_video, data_frame_numbers, tmp_path) -> None:
+def test_edit_list_pre_roll_is_not_counted(
+    decoder, data_make_numbered_video, data_frame_numbers, tmp_path
+) -> None:
     # 200 frames in one GOP, the first 140 cut by the edit list: the player shows frames 140..199.
     source = data_make_numbered_video(tmp_path / "long.mp4", 200, gop=250)
     path = tmp_path / "cut.mp4"
@@ -103,11 +130,17 @@ def test_decord_is_used_when_its_index_is_sound(data_numbered_video) -> None:
 
 @pytest.mark.parametrize("decoder", DECODERS)
 @pytest.mark.parametrize("kind", ["truncated", "empty", "text", "audio_only", "missing"])
-def test_broken_files_raise_a_decode_error_naming_the_file(decoder, kind, data_broken_videos) -> None:
+def test_broken_files_raise_a_decode_error_naming_the_file(
+    decoder, kind, data_broken_videos
+) -> None:
     path = str(data_broken_videos[kind])
-    with pytest.raises(VideoDecodeError, match=path.replace(".", r"\.")):
+
+    def read() -> None:
         with open_video(path, decoder) as reader:
             reader.read(center_clip(reader.num_frames, reader.fps, ClipSpec(8, 2)))
+
+    with pytest.raises(VideoDecodeError, match=re.escape(path)):
+        read()
 
 
 def test_truncated_file_is_reported_as_truncated(data_broken_videos) -> None:
@@ -149,4 +182,3 @@ def test_both_decoders_return_the_same_frames(name, data_sample_videos) -> None:
     # would differ by several levels on average (these videos move).
     assert (a - b).abs().mean() < 0.5
     assert (a[2] - b[3]).abs().mean() > 2
-

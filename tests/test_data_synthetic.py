@@ -57,10 +57,14 @@ def _shape_stats(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     areas, rows = [], []
     for frame in frames:
-        _, inverse, counts = np.unique(frame.reshape(-1, 3), axis=0, return_inverse=True, return_counts=True)
-        mask = (inverse.reshape(frame.shape[:2]) == counts.argmax())
+        _, inverse, counts = np.unique(
+            frame.reshape(-1, 3), axis=0, return_inverse=True, return_counts=True
+        )
+        mask = inverse.reshape(frame.shape[:2]) == counts.argmax()
         angle = 2 * np.pi * (np.nonzero(mask)[0] + 0.5) / frame.shape[0]
-        rows.append(np.angle(np.exp(1j * angle).mean()) % (2 * np.pi) * frame.shape[0] / (2 * np.pi))
+        rows.append(
+            np.angle(np.exp(1j * angle).mean()) % (2 * np.pi) * frame.shape[0] / (2 * np.pi)
+        )
         areas.append(mask.sum())
     return np.array(areas), np.array(rows)
 
@@ -102,12 +106,33 @@ def test_spec_validation() -> None:
 def test_command_line_helpers(tmp_path, capsys) -> None:
     parser = add_make_synthetic_arguments(argparse.ArgumentParser())
     args = parser.parse_args(
-        [str(tmp_path / "out"), "--num-classes", "2", "--train-per-class", "1", "--val-per-class", "1",
-         "--test-per-class", "1", "--num-frames", "4", "--size", "16", "--seed", "3"]
+        [
+            str(tmp_path / "out"),
+            "--num-classes",
+            "2",
+            "--train-per-class",
+            "1",
+            "--val-per-class",
+            "1",
+            "--test-per-class",
+            "1",
+            "--num-frames",
+            "4",
+            "--size",
+            "16",
+            "--seed",
+            "3",
+        ]
     )
     out = run_make_synthetic(args)
     assert "wrote 6 videos of 2 classes" in capsys.readouterr().out
-    assert sorted(p.name for p in out.iterdir()) == ["annotations", "classes.txt", "test", "train", "val"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "annotations",
+        "classes.txt",
+        "test",
+        "train",
+        "val",
+    ]
     assert len(list((out / "train").iterdir())) == 2
     with pytest.raises(FileExistsError):
         run_make_synthetic(args)

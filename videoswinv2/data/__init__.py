@@ -37,6 +37,9 @@ from videoswinv2.data.transforms import (
 )
 
 __all__ = [
+    "SYNTHETIC_CLASSES",
+    "VIDEO_SWIN_MEAN",
+    "VIDEO_SWIN_STD",
     "Annotations",
     "BrokenVideoLogger",
     "ClipSpec",
@@ -44,12 +47,9 @@ __all__ = [
     "EvalTransform",
     "KineticsDataModule",
     "MultiViewDataset",
-    "SYNTHETIC_CLASSES",
     "ShardSampler",
     "SyntheticSpec",
     "TrainTransform",
-    "VIDEO_SWIN_MEAN",
-    "VIDEO_SWIN_STD",
     "VideoClipDataset",
     "VideoDecodeError",
     "VideoReader",

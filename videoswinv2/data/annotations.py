@@ -88,7 +88,10 @@ def _report_missing(source: Path, missing: list[str], listed: int) -> None:
     if missing:
         log.warning(
             "%s: %d of %d listed videos are missing and left out, e.g. %s",
-            source, len(missing), listed, ", ".join(missing[:_SHOWN_MISSING]),
+            source,
+            len(missing),
+            listed,
+            ", ".join(missing[:_SHOWN_MISSING]),
         )
 
 
@@ -203,13 +206,20 @@ def read_kinetics_csv(path: str | Path, root: str | Path, classes: list[str]) ->
             _seconds(row[2].strip(), "time_start", where),
             _seconds(row[3].strip(), "time_end", where),
         )
-        split = row[split_column].strip() if split_column is not None and len(row) > split_column else ""
+        split = (
+            row[split_column].strip()
+            if split_column is not None and len(row) > split_column
+            else ""
+        )
         records.append((stem, labels[label], split))
     split_dirs = list(dict.fromkeys(s for s in [*(r[2] for r in records), path.stem] if s))
     bases = [root / split for split in split_dirs] + [root]
     label_dirs = [
-        sub for base in bases if base.is_dir()
-        for sub in sorted(base.iterdir()) if sub.is_dir() and sub.name in folders
+        sub
+        for base in bases
+        if base.is_dir()
+        for sub in sorted(base.iterdir())
+        if sub.is_dir() and sub.name in folders
     ]
     found = _index_videos(bases + label_dirs)
     videos, missing = [], []

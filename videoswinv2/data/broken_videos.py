@@ -27,7 +27,9 @@ class BrokenVideoLogger(pl.Callback):
     def _report(self, stage: str, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         paths, self._paths[stage] = self._paths[stage], []
         # Summed over ranks by Lightning; the names are gathered for the log line.
-        pl_module.log(f"data/broken_videos_{stage}", float(len(paths)), sync_dist=True, reduce_fx="sum")
+        pl_module.log(
+            f"data/broken_videos_{stage}", float(len(paths)), sync_dist=True, reduce_fx="sum"
+        )
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             gathered: list[list[str]] = [[] for _ in range(dist.get_world_size())]
             dist.all_gather_object(gathered, paths)
@@ -35,16 +37,35 @@ class BrokenVideoLogger(pl.Callback):
         if paths and trainer.is_global_zero:
             log.warning(
                 "epoch %d %s: skipped %d broken videos: %s",
-                trainer.current_epoch, stage, len(paths), ", ".join(sorted(set(paths))),
+                trainer.current_epoch,
+                stage,
+                len(paths),
+                ", ".join(sorted(set(paths))),
             )
 
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # type: ignore[no-untyped-def]
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         self._collect("train", batch)
 
-    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:  # type: ignore[no-untyped-def]
+    def on_validation_batch_start(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
         self._collect("val", batch)
 
-    def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:  # type: ignore[no-untyped-def]
+    def on_test_batch_start(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
         self._collect("test", batch)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -103,7 +103,7 @@ class KineticsDataModule(pl.LightningDataModule):
         self.save_hyperparameters()
         self.root = Path(data_root)
         self.clip = ClipSpec(num_frames, frame_interval, target_fps)
-        # Under LightningCLI, self.hparams holds the config as given (a dict here), so keep the object.
+        # Under LightningCLI, self.hparams holds the config as given (a dict here): keep the object.
         self.synthetic = synthetic
         self.classes = self._read_classes(class_names_file, synthetic)
         self.datasets: dict[str, Dataset] = {}
@@ -111,13 +111,17 @@ class KineticsDataModule(pl.LightningDataModule):
     def _path(self, path: str) -> Path:
         return self.root / path  # an absolute path stays absolute
 
-    def _read_classes(self, class_names_file: str | None, synthetic: SyntheticSpec | None) -> list[str]:
+    def _read_classes(
+        self, class_names_file: str | None, synthetic: SyntheticSpec | None
+    ) -> list[str]:
         if class_names_file is not None and self._path(class_names_file).is_file():
             return read_class_names(self._path(class_names_file))
         if synthetic is not None:
             return synthetic.classes  # the class file prepare_data writes holds the same
         if class_names_file is not None:
-            raise FileNotFoundError(f"class names file {self._path(class_names_file)} does not exist")
+            raise FileNotFoundError(
+                f"class names file {self._path(class_names_file)} does not exist"
+            )
         return kinetics400_classes()
 
     def prepare_data(self) -> None:
@@ -155,10 +159,16 @@ class KineticsDataModule(pl.LightningDataModule):
         h = self.hparams
         if stage in ("fit", None) and "train" not in self.datasets:
             self.datasets["train"] = VideoClipDataset(
-                self._videos("train"), mode="train", clip=self.clip, decoder=h.decoder,
+                self._videos("train"),
+                mode="train",
+                clip=self.clip,
+                decoder=h.decoder,
                 transform=TrainTransform(
-                    h.train_crop_size, tuple(h.train_scale), flip=h.train_flip,
-                    rand_augment=h.rand_augment, rand_augment_ops=h.rand_augment_ops,
+                    h.train_crop_size,
+                    tuple(h.train_scale),
+                    flip=h.train_flip,
+                    rand_augment=h.rand_augment,
+                    rand_augment_ops=h.rand_augment_ops,
                     rand_augment_magnitude=h.rand_augment_magnitude,
                 ),
             )
@@ -167,7 +177,10 @@ class KineticsDataModule(pl.LightningDataModule):
                 self.datasets["val"] = self._multi_view(self._videos("val"))
             else:
                 self.datasets["val"] = VideoClipDataset(
-                    self._videos("val"), mode="val", clip=self.clip, decoder=h.decoder,
+                    self._videos("val"),
+                    mode="val",
+                    clip=self.clip,
+                    decoder=h.decoder,
                     transform=EvalTransform(h.val_short_side, h.val_crop_size),
                 )
         if stage in ("test", None) and "test" not in self.datasets:
@@ -176,8 +189,12 @@ class KineticsDataModule(pl.LightningDataModule):
     def _multi_view(self, videos: list[VideoRecord]) -> MultiViewDataset:
         h = self.hparams
         return MultiViewDataset(
-            videos, clip=self.clip, num_clips=h.num_test_clips, short_side=h.test_short_side,
-            crop_size=h.test_crop_size, decoder=h.decoder,
+            videos,
+            clip=self.clip,
+            num_clips=h.num_test_clips,
+            short_side=h.test_short_side,
+            crop_size=h.test_crop_size,
+            decoder=h.decoder,
         )
 
     def _dataset(self, split: str) -> Dataset:
@@ -188,8 +205,12 @@ class KineticsDataModule(pl.LightningDataModule):
     def _loader(self, dataset: Dataset, sampler: Sampler[int], batch_size: int) -> DataLoader:
         workers = self.hparams.num_workers
         return DataLoader(
-            dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-            collate_fn=collate_videos, pin_memory=torch.cuda.is_available(),
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=workers,
+            collate_fn=collate_videos,
+            pin_memory=torch.cuda.is_available(),
             persistent_workers=workers > 0,
         )
 

@@ -68,7 +68,7 @@ class VideoClipDataset(Dataset[Sample]):
         *,
         mode: Literal["train", "val"],
         transform: Callable[[torch.Tensor], torch.Tensor],
-        clip: ClipSpec = ClipSpec(),
+        clip: ClipSpec | None = None,
         decoder: DecoderName = "pyav",
         max_replacements: int = 50,
     ) -> None:
@@ -79,7 +79,7 @@ class VideoClipDataset(Dataset[Sample]):
         self.videos = list(videos)
         self.mode = mode
         self.transform = transform
-        self.clip = clip
+        self.clip = clip or ClipSpec()
         self.decoder = decoder
         self.max_replacements = max_replacements
 
@@ -122,7 +122,7 @@ class MultiViewDataset(Dataset[Sample]):
         self,
         videos: Sequence[VideoRecord],
         *,
-        clip: ClipSpec = ClipSpec(),
+        clip: ClipSpec | None = None,
         num_clips: int = 4,
         short_side: int = 224,
         crop_size: int = 224,
@@ -131,7 +131,7 @@ class MultiViewDataset(Dataset[Sample]):
         if not videos:
             raise ValueError("a dataset needs at least one video")
         self.videos = list(videos)
-        self.clip = clip
+        self.clip = clip or ClipSpec()
         self.num_clips = num_clips
         self.short_side = short_side
         self.crop_size = crop_size

@@ -240,7 +240,9 @@ class DecordReader(VideoReader):
         try:
             batch = self._reader.get_batch(indices)
         except (decord.DECORDError, RuntimeError) as error:
-            raise VideoDecodeError(f"{self.path}: decoding failed ({_first_line(error)})") from error
+            raise VideoDecodeError(
+                f"{self.path}: decoding failed ({_first_line(error)})"
+            ) from error
         return torch.utils.dlpack.from_dlpack(batch.to_dlpack())
 
     def close(self) -> None:

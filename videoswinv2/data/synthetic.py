@@ -60,7 +60,11 @@ class SyntheticSpec:
 
     @property
     def per_split(self) -> dict[str, int]:
-        return {"train": self.train_per_class, "val": self.val_per_class, "test": self.test_per_class}
+        return {
+            "train": self.train_per_class,
+            "val": self.val_per_class,
+            "test": self.test_per_class,
+        }
 
 
 def render_video(label: int, num_frames: int, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -114,12 +118,14 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: int) -> None:
         container.mux(stream.encode())
 
 
-def make_synthetic_dataset(out: str | Path, spec: SyntheticSpec = SyntheticSpec()) -> Path:
+def make_synthetic_dataset(out: str | Path, spec: SyntheticSpec | None = None) -> Path:
     """Write the synthetic dataset of ``spec`` into the new or empty directory ``out``.
 
     Files are written to a sibling temporary directory that is renamed into place at the end,
-    so ``out`` either holds a complete dataset or nothing. Returns ``out``.
+    so ``out`` either holds a complete dataset or nothing. ``spec`` defaults to
+    ``SyntheticSpec()``. Returns ``out``.
     """
+    spec = spec or SyntheticSpec()
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"{out} exists and is not an empty directory")
@@ -154,15 +160,22 @@ def make_synthetic_dataset(out: str | Path, spec: SyntheticSpec = SyntheticSpec(
 
 
 def add_make_synthetic_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Arguments of ``videoswinv2 make-synthetic OUT ...`` (defaults from :class:`SyntheticSpec`)."""
+    """Arguments of ``videoswinv2 make-synthetic OUT ...``; defaults from :class:`SyntheticSpec`."""
     defaults = SyntheticSpec()
     parser.add_argument("out", help="new or empty directory to write the dataset into")
-    parser.add_argument("--num-classes", type=int, default=defaults.num_classes,
-                        help=f"2..{len(SYNTHETIC_CLASSES)}: {', '.join(SYNTHETIC_CLASSES)}")
+    parser.add_argument(
+        "--num-classes",
+        type=int,
+        default=defaults.num_classes,
+        help=f"2..{len(SYNTHETIC_CLASSES)}: {', '.join(SYNTHETIC_CLASSES)}",
+    )
     for split in SPLITS:
-        parser.add_argument(f"--{split}-per-class", type=int,
-                            default=getattr(defaults, f"{split}_per_class"),
-                            help=f"videos per class in the {split} split")
+        parser.add_argument(
+            f"--{split}-per-class",
+            type=int,
+            default=getattr(defaults, f"{split}_per_class"),
+            help=f"videos per class in the {split} split",
+        )
     parser.add_argument("--num-frames", type=int, default=defaults.num_frames)
     parser.add_argument("--size", type=int, default=defaults.size, help="frame height and width")
     parser.add_argument("--fps", type=int, default=defaults.fps)

@@ -17,7 +17,9 @@ VIDEO_SWIN_MEAN = (123.675, 116.28, 103.53)
 VIDEO_SWIN_STD = (58.395, 57.12, 57.375)
 
 _SCALE = torch.tensor([1.0 / s for s in VIDEO_SWIN_STD]).view(3, 1, 1, 1)
-_SHIFT = torch.tensor([-m / s for m, s in zip(VIDEO_SWIN_MEAN, VIDEO_SWIN_STD)]).view(3, 1, 1, 1)
+_SHIFT = torch.tensor([-m / s for m, s in zip(VIDEO_SWIN_MEAN, VIDEO_SWIN_STD, strict=True)]).view(
+    3, 1, 1, 1
+)
 
 
 def as_video(frames: torch.Tensor) -> tv_tensors.Video:
@@ -66,7 +68,8 @@ class TrainTransform:
 
 
 class EvalTransform:
-    """Short side to ``short_side``, centre crop: ``(T, H, W, C)`` uint8 -> ``(C, T, crop, crop)``."""
+    """Short side to ``short_side``, centre crop: ``(T, H, W, C)`` uint8 -> ``(C, T, crop, crop)``
+    float."""
 
     def __init__(self, short_side: int = 256, crop_size: int = 224) -> None:
         self.transform = v2.Compose(
