@@ -90,12 +90,33 @@ class KineticsDataModule(pl.LightningDataModule):
     ) -> None:
         """
         Args:
+            data_root: folder of the dataset; relative paths below are relative to it.
+            train_annotations: Kinetics CSV, ``path label_index`` list file, or folder of class
+                folders for training; None if there is no such split (likewise val and test).
+            val_annotations: the validation split.
+            test_annotations: the test split (multi-view evaluation).
             class_names_file: one class name per line, fixing the label order; default: the
                 synthetic classes with ``synthetic``, else the 400 Kinetics-400 names.
-            decoder: "pyav" or "decord" (decord falls back to PyAV on files it misnumbers).
+            decoder: "pyav" or "decord" (decord hands files it would misnumber to PyAV).
+            num_frames: frames per clip.
+            frame_interval: frames between consecutive clip frames.
             target_fps: count ``frame_interval`` at this frame rate instead of the video's.
+            train_crop_size: side of the random resized crop.
+            train_scale: area range of the random resized crop (aspect 3/4 to 4/3).
+            train_flip: random horizontal flips.
+            rand_augment: torchvision RandAugment on training clips (same ops on every frame).
+            rand_augment_ops: RandAugment operations per clip.
+            rand_augment_magnitude: RandAugment magnitude (0-30).
+            val_short_side: validation resize of the short side, before the centre crop.
+            val_crop_size: validation centre crop.
             val_views: validate on test-style views (test clips, short side and crops,
                 ``test_batch_size``) instead of one centre clip.
+            test_short_side: test resize of the short side, before the three crops.
+            test_crop_size: side of the three test crops.
+            num_test_clips: temporal clips per test video (views = 3 x this).
+            batch_size: training (and single-clip validation) batch size per device.
+            test_batch_size: multi-view batch size per device, in videos.
+            num_workers: DataLoader worker processes per device.
             seed: seed of the training shuffle; it must be the same on every rank.
             synthetic: generate this synthetic dataset into ``data_root`` on first use.
         """
