@@ -171,6 +171,12 @@ def test_class_folders_reject_unknown_folders_and_ignore_other_files(tmp_path: P
         read_class_folders(tmp_path, CLASSES)
 
 
+def test_unlabelled_kinetics_csv_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "test.csv").write_text("youtube_id,time_start,time_end,split\nabc,0,10,test\n")
+    with pytest.raises(ValueError, match="a Kinetics CSV without labels"):
+        read_annotations(tmp_path / "test.csv", tmp_path, CLASSES)
+
+
 def test_missing_annotation_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"nope\.csv"):
         read_annotations(tmp_path / "nope.csv", tmp_path, CLASSES)

@@ -241,6 +241,14 @@ def test_missing_split_is_a_clear_error(data_synthetic_root) -> None:
         dm.setup("test")
 
 
+def test_training_without_a_validation_split(data_synthetic_root) -> None:
+    dm = KineticsDataModule(str(data_synthetic_root), val_annotations=None, **SMALL)
+    dm.setup("fit")
+    assert "val" not in dm.datasets and dm.val_dataloader() == []
+    with pytest.raises(ValueError, match="no val_annotations given"):
+        dm.setup("validate")
+
+
 def test_lightning_cli_can_fill_the_arguments(tmp_path) -> None:
     parser = ArgumentParser(exit_on_error=False)
     parser.add_class_arguments(KineticsDataModule, "data")

@@ -74,6 +74,8 @@ def read_annotations(source: str | Path, root: str | Path, classes: list[str]) -
         header = file.readline().strip().lower().replace(" ", "")
     if header.startswith(",".join(KINETICS_CSV_COLUMNS)):
         return read_kinetics_csv(source, root, classes)
+    if header.startswith("youtube_id,"):
+        raise ValueError(f"{source}: a Kinetics CSV without labels (the unlabelled test set?)")
     return read_list_file(source, root, classes)
 
 

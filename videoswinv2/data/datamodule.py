@@ -193,7 +193,12 @@ class KineticsDataModule(pl.LightningDataModule):
                     rand_augment_magnitude=h.rand_augment_magnitude,
                 ),
             )
-        if stage in ("fit", "validate", None) and "val" not in self.datasets:
+        fit_without_val = stage == "fit" and h.val_annotations is None
+        if (
+            stage in ("fit", "validate", None)
+            and "val" not in self.datasets
+            and not fit_without_val
+        ):
             if h.val_views:
                 self.datasets["val"] = self._multi_view(self._videos("val"))
             else:
@@ -250,7 +255,9 @@ class KineticsDataModule(pl.LightningDataModule):
         batch_size = h.test_batch_size if multi_view else h.batch_size
         return self._loader(dataset, ShardSampler(len(dataset), rank, world), batch_size)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        if self.hparams.val_annotations is None:
+            return []  # no validation split: Lightning skips validation
         return self._eval_loader("val", self.hparams.val_views)
 
     def test_dataloader(self) -> DataLoader:
