@@ -215,9 +215,10 @@ class DecordReader(VideoReader):
     """decord reader (``VideoReader.get_batch``), guarded against decord's edit-list blind spot.
 
     decord numbers every stored packet as a frame, including the edit-list pre-roll that
-    FFmpeg decodes but never shows. On such files it returns frames shifted by the pre-roll and,
-    when the pre-roll exceeds its 128 end-of-stream retries, loops forever near the end
-    (dmlc/decord#373). The pre-roll shows up in decord's own index as negative timestamps, so
+    FFmpeg decodes but never shows (what ``ffmpeg -ss T -c copy`` cuts leave). On such files it
+    over-counts frames and returns wrong ones (measured: shifted by the pre-roll, repeated near
+    the end); over-counted files are also what makes ``get_batch`` loop forever in
+    dmlc/decord#373. The pre-roll shows up in decord's own index as negative timestamps, so
     :func:`open_video` checks for it and reads those files with PyAV instead.
     """
 
