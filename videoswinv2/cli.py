@@ -15,6 +15,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from lightning.pytorch.cli import LightningCLI
 
@@ -24,12 +25,15 @@ class VideoSwinCLI(LightningCLI):
     pick the classes. A re-run in the same log directory overwrites its saved config."""
 
     def __init__(self, args: Sequence[str] | None = None, run: bool = True) -> None:
+        import lightning.pytorch as pl
+
         import videoswinv2.data  # noqa: F401  (registers the classes for short class_path names)
         import videoswinv2.training  # noqa: F401
 
         super().__init__(
-            model_class=None,
-            datamodule_class=None,
+            # Any LightningModule / LightningDataModule, picked by class_path (subclass mode).
+            model_class=pl.LightningModule,
+            datamodule_class=pl.LightningDataModule,
             subclass_mode_model=True,
             subclass_mode_data=True,
             save_config_kwargs={"overwrite": True},
@@ -38,6 +42,17 @@ class VideoSwinCLI(LightningCLI):
             args=args,
             run=run,
         )
+
+
+    def before_instantiate_classes(self) -> None:
+        # Checked here so the message is the last line, not buried in jsonargparse's union error.
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        path = config.get("model.init_args.pretrained_2d")
+        if path is not None and not Path(path).exists():
+            self.parser.error(
+                f"the 2D checkpoint {path} does not exist: download it (see README) and set "
+                "--model.init_args.pretrained_2d to its path, or to null to train from scratch"
+            )
 
 
 def _tools() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], object]]]:

@@ -61,7 +61,7 @@ class KineticsDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        data_root: str = "data/kinetics400",
+        data_root: str | None = "data/kinetics400",
         train_annotations: str | None = "annotations/train.csv",
         val_annotations: str | None = "annotations/val.csv",
         test_annotations: str | None = "annotations/test.csv",
@@ -122,12 +122,22 @@ class KineticsDataModule(pl.LightningDataModule):
         """
         super().__init__()
         self.save_hyperparameters()
-        self.root = Path(data_root)
+        self._data_root = data_root
         self.clip = ClipSpec(num_frames, frame_interval, target_fps)
         # Under LightningCLI, self.hparams holds the config as given (a dict here): keep the object.
         self.synthetic = synthetic
         self.classes = self._read_classes(class_names_file, synthetic)
         self.datasets: dict[str, Dataset] = {}
+
+    @property
+    def root(self) -> Path:
+        # Checked on first use rather than in __init__, where LightningCLI would bury the message.
+        if self._data_root is None:
+            raise ValueError(
+                "data_root is not set: pass --data.init_args.data_root DIR, the folder that holds "
+                "the videos and the annotation files (or set data.init_args.data_root in the config)"
+            )
+        return Path(self._data_root)
 
     def _path(self, path: str) -> Path:
         return self.root / path  # an absolute path stays absolute
@@ -146,10 +156,11 @@ class KineticsDataModule(pl.LightningDataModule):
         return kinetics400_classes()
 
     def prepare_data(self) -> None:
+        root = self.root
         synthetic = self.synthetic
-        if synthetic is not None and not (self.root / "classes.txt").is_file():
-            log.info("writing the synthetic dataset %s into %s", synthetic, self.root)
-            make_synthetic_dataset(self.root, synthetic)
+        if synthetic is not None and not (root / "classes.txt").is_file():
+            log.info("writing the synthetic dataset %s into %s", synthetic, root)
+            make_synthetic_dataset(root, synthetic)
 
     def _rank_and_world(self) -> tuple[int, int]:
         if dist.is_available() and dist.is_initialized():
