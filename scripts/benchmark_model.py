@@ -45,12 +45,13 @@ def gmacs_per_clip(model: torch.nn.Module, x: torch.Tensor) -> float:
     return counter.get_total_flops() / 2 / 1e9
 
 
-def timed(fn, device: torch.device) -> float:
+def timed(fn, device: torch.device) -> tuple[float, float]:
+    """Wall-clock and process CPU seconds of ``fn()``."""
     sync(device)
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     fn()
     sync(device)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - start_cpu
 
 
 def measure(model: torch.nn.Module, x: torch.Tensor, device: torch.device) -> dict[str, float]:
@@ -66,12 +67,12 @@ def measure(model: torch.nn.Module, x: torch.Tensor, device: torch.device) -> di
         loss.backward()
         model.zero_grad(set_to_none=True)
 
-    fwd = timed(forward, device)
+    fwd, _ = timed(forward, device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    fwd_bwd = timed(forward_backward, device)
+    fwd_bwd, fwd_bwd_cpu = timed(forward_backward, device)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
-    return {"fwd": fwd, "fwd_bwd": fwd_bwd, "peak_gib": peak}
+    return {"fwd": fwd, "fwd_bwd": fwd_bwd, "fwd_bwd_cpu": fwd_bwd_cpu, "peak_gib": peak}
 
 
 def main() -> None:
@@ -101,7 +102,10 @@ def main() -> None:
     flops = {name: gmacs_per_clip(m, x) for name, m in models.items() if "compiled" not in name}
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in models}
     for round_ in range(args.repeats + 1):
-        for name, model in models.items():  # interleaved, so drifts in machine load hit every model
+        # Interleaved, and in reversed order every other round, so that drifts in machine load and
+        # allocator state (the first model of a round pays for fresh pages) hit every model alike.
+        order = list(models.items())[:: 1 if round_ % 2 else -1]
+        for name, model in order:
             result = measure(model, x, device)
             if round_ > 0:
                 runs[name].append(result)
@@ -114,14 +118,15 @@ def main() -> None:
         fwd = statistics.median(r["fwd"] for r in runs[name])
         fwd_bwd = statistics.median(r["fwd_bwd"] for r in runs[name])
         peak = max(r["peak_gib"] for r in runs[name])
-        medians[name] = (fwd, fwd_bwd)
+        medians[name] = (fwd, fwd_bwd, statistics.median(r["fwd_bwd_cpu"] for r in runs[name]))
         params = sum(p.numel() for p in model.parameters()) / 1e6
         gflops = flops.get(name, float("nan"))
         print(f"{name:<34}{params:>11.2f}{gflops:>13.1f}{fwd:>10.3f}{fwd_bwd:>13.3f}{peak:>12.2f}")
     if peer:
         ours, theirs = medians[args.model], medians[f"torchvision {peer}"]
         print(f"\nratio videoswinv2 / torchvision (median of {args.repeats}): "
-              f"forward {ours[0] / theirs[0]:.2f}x, forward+backward {ours[1] / theirs[1]:.2f}x")
+              f"forward {ours[0] / theirs[0]:.2f}x, forward+backward {ours[1] / theirs[1]:.2f}x "
+              f"(process CPU time: {ours[2] / theirs[2]:.2f}x)")
 
 
 if __name__ == "__main__":
