@@ -161,13 +161,13 @@ class VideoClassifier(L.LightningModule):
         self.test_confusion.reset()
         self._predictions = []
         self.log_dict(values)
+        out_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir)  # collective under DDP
         if not self.trainer.is_global_zero:
             return
-        out_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir)
-        datamodule = self.trainer.datamodule
-        video_paths = [v.path for v in datamodule.test_dataset.videos]
-        write_predictions_csv(out_dir / "predictions.csv", predictions, video_paths, datamodule.classes)
-        figures = save_accuracy_figures(out_dir, confusion, datamodule.classes)
+        video_paths = [v.path for v in self.trainer.test_dataloaders.dataset.videos]
+        classes = self.trainer.datamodule.classes
+        write_predictions_csv(out_dir / "predictions.csv", predictions, video_paths, classes)
+        figures = save_accuracy_figures(out_dir, confusion, classes)
         log.info("test: %d videos; wrote %s", len(predictions), ", ".join(map(str, [out_dir / "predictions.csv", *figures])))
 
     # -- what `videoswinv2 predict` needs from a checkpoint -------------------------------------------
