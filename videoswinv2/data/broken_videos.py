@@ -6,7 +6,8 @@ import logging
 from typing import Any
 
 import lightning.pytorch as pl
-import torch.distributed as dist
+
+from videoswinv2.distributed import gather_lists
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +31,7 @@ class BrokenVideoLogger(pl.Callback):
         pl_module.log(
             f"data/broken_videos_{stage}", float(len(paths)), sync_dist=True, reduce_fx="sum"
         )
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            gathered: list[list[str]] = [[] for _ in range(dist.get_world_size())]
-            dist.all_gather_object(gathered, paths)
-            paths = [path for rank_paths in gathered for path in rank_paths]
+        paths = gather_lists(paths)
         if paths and trainer.is_global_zero:
             log.warning(
                 "epoch %d %s: skipped %d broken videos: %s",

@@ -7,11 +7,11 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from videoswinv2.distributed import gather_lists
 from videoswinv2.models import create_model
 
 from .evaluation import VideoPrediction, average_view_probabilities, save_accuracy_figures, top_predictions, write_predictions_csv
@@ -28,15 +28,6 @@ def _accuracies(num_classes: int, prefix: str) -> MetricCollection:
     if num_classes > 5:
         metrics["top5"] = MulticlassAccuracy(num_classes, top_k=5)
     return MetricCollection(metrics, prefix=prefix)
-
-
-def _gather(items: list) -> list:
-    """Concatenate a per-rank Python list across all ranks (uneven lengths are fine)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return items
-    gathered: list[list] = [[] for _ in range(dist.get_world_size())]
-    dist.all_gather_object(gathered, items)
-    return [item for part in gathered for item in part]
 
 
 class VideoClassifier(L.LightningModule):
@@ -156,7 +147,7 @@ class VideoClassifier(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         values = self.test_metrics.compute()
         confusion = self.test_confusion.compute()
-        predictions = _gather(self._predictions)
+        predictions = gather_lists(self._predictions)
         self.test_metrics.reset()
         self.test_confusion.reset()
         self._predictions = []
