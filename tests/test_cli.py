@@ -151,3 +151,14 @@ def test_predict_with_a_plain_state_dict_uses_kinetics_names(tmp_path):
     assert len(names) == 3 and set(names) <= set(kinetics400_classes())
     missing = run_cli("predict", str(video), "--ckpt", str(tmp_path / "tiny.safetensors"))
     assert missing.returncode == 2 and "--model" in missing.stderr
+
+
+def test_ema_of_weights_through_lightnings_callback(short_run):
+    out = short_run["root"] / "ema"
+    check(run_cli("fit", *short_run["args"], "--trainer.max_epochs", "1", "--trainer.logger.init_args.save_dir", str(out),
+                  "--trainer.callbacks+=lightning.pytorch.callbacks.EMAWeightAveraging", "--trainer.callbacks.decay", "0.5"))
+    ckpt = torch.load(out / "smoke" / "version_0" / "checkpoints" / "last.ckpt", weights_only=False)
+    # The saved weights are the average; the live ones are kept beside them.
+    averaged, live = ckpt["state_dict"], ckpt["current_model_state"]
+    key = "backbone.head.fc.weight"
+    assert not torch.equal(averaged[key], live[key])
