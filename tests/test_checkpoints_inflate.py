@@ -423,3 +423,16 @@ def test_parse_window_sizes():
     for bad in ("12,a", "2x12", "-1", ","):
         with pytest.raises(argparse.ArgumentTypeError):
             parse_window_sizes(bad)
+
+
+def test_lightning_module_inflates_the_configured_checkpoint(tiny_official):
+    """The YAML option `model.init_args.pretrained_2d` reaches the same inflation, and the
+    resolved windows are what a Lightning checkpoint records for rebuilding the model."""
+    from videoswinv2.training import VideoClassifier
+
+    module = VideoClassifier(model="videoswinv2_tiny", num_classes=7, pretrained_2d=str(tiny_official))
+    reference = create_model("videoswinv2_tiny", num_classes=7, pretrained_2d=tiny_official)
+    for key, value in reference.state_dict().items():
+        if not key.startswith("head."):
+            assert torch.equal(module.backbone.state_dict()[key], value), key
+    assert module.backbone.pretrained_window_sizes == ((0, 12, 12), (0, 12, 12), (0, 12, 12), (0, 6, 6))
