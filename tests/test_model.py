@@ -251,3 +251,13 @@ def test_runs_under_torch_compile():
     compiled = torch.compile(model)
     with torch.no_grad():
         torch.testing.assert_close(compiled(x), model(x), atol=1e-4, rtol=1e-4)
+
+
+def test_mask_and_table_cache_stays_bounded():
+    from videoswinv2.models import swin_transformer_v2_3d as swin
+
+    model = tiny_model().eval()
+    with torch.no_grad():
+        for size in range(12, 60, 2):  # 24 input sizes, each with its own masks
+            model(torch.randn(1, 3, 2, size, size))
+    assert len(swin._device_cache) <= swin._DEVICE_CACHE_SIZE

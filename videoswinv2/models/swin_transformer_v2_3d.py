@@ -13,8 +13,8 @@ exactly the tokens of its shifted window and region, as if the padding did not e
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
-from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -50,7 +50,6 @@ def effective_window_and_shift(feat_size: Triple, window: Triple, shift: Triple)
     return win, sft  # type: ignore[return-value]
 
 
-@lru_cache(maxsize=64)
 def relative_coords_table(window: Triple, pretrained_window: Triple) -> torch.Tensor:
     """Log-spaced relative (t, h, w) coordinates of a window, ``((2Wt-1)(2Wh-1)(2Ww-1), 3)``.
 
@@ -67,7 +66,6 @@ def relative_coords_table(window: Triple, pretrained_window: Triple) -> torch.Te
     return torch.sign(table) * torch.log2(table.abs() + 1.0) / math.log2(8)
 
 
-@lru_cache(maxsize=64)
 def relative_position_index(window: Triple) -> torch.Tensor:
     """Index into the coordinate table for every (query, key) pair of a window, ``(N, N)``.
 
@@ -79,7 +77,6 @@ def relative_position_index(window: Triple) -> torch.Tensor:
     return rel[0] * (2 * wh - 1) * (2 * ww - 1) + rel[1] * (2 * ww - 1) + rel[2]
 
 
-@lru_cache(maxsize=64)
 def shifted_window_mask(feat_size: Triple, window: Triple, shift: Triple) -> torch.Tensor | None:
     """Additive attention mask for one block, ``(nW, 1, N, N)``, or None when nothing is masked.
 
@@ -104,15 +101,21 @@ def shifted_window_mask(feat_size: Triple, window: Triple, shift: Triple) -> tor
     return (mask.float() * MASKED_LOGIT).unsqueeze(1)
 
 
-_device_cache: dict[tuple, torch.Tensor | None] = {}
+# Masks of a 32x224x224 clip reach ~80 MB, so the cache is bounded (least recently used goes).
+_DEVICE_CACHE_SIZE = 32
+_device_cache: OrderedDict[tuple, torch.Tensor | None] = OrderedDict()
 
 
 def _on_device(fn, *args, device: torch.device) -> torch.Tensor | None:
-    """``fn(*args)`` (an lru-cached CPU builder) moved to ``device`` once and kept there."""
+    """``fn(*args)`` built once per (arguments, device) and kept there while recently used."""
     key = (fn.__name__, args, device)
-    if key not in _device_cache:
-        value = fn(*args)
-        _device_cache[key] = None if value is None else value.to(device)
+    if key in _device_cache:
+        _device_cache.move_to_end(key)
+        return _device_cache[key]
+    value = fn(*args)
+    _device_cache[key] = None if value is None else value.to(device)
+    if len(_device_cache) > _DEVICE_CACHE_SIZE:
+        _device_cache.popitem(last=False)
     return _device_cache[key]
 
 
