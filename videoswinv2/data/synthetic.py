@@ -25,6 +25,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from tqdm.auto import tqdm
 
 from videoswinv2.data.annotations import KINETICS_CSV_COLUMNS, kinetics_file_stem
 
@@ -143,6 +144,7 @@ def make_synthetic_dataset(out: str | Path, spec: SyntheticSpec | None = None) -
     staging = out.with_name(f".{out.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     rng = np.random.default_rng(spec.seed)
+    progress = tqdm(total=sum(spec.per_split.values()) * spec.num_classes, desc=f"writing {out}", unit="video")
     try:
         (staging / "annotations").mkdir(parents=True)
         (staging / "classes.txt").write_text("\n".join(spec.classes) + "\n", encoding="utf-8")
@@ -157,6 +159,7 @@ def make_synthetic_dataset(out: str | Path, spec: SyntheticSpec | None = None) -
                     frames = render_video(label, spec.num_frames, spec.size, rng)
                     stem = kinetics_file_stem(youtube_id, start, end)
                     write_mp4(staging / split / f"{stem}.mp4", frames, spec.fps)
+                    progress.update()
                     rows.append([name, youtube_id, start, end, split])
             with (staging / "annotations" / f"{split}.csv").open("w", newline="") as file:
                 writer = csv.writer(file)
@@ -166,6 +169,7 @@ def make_synthetic_dataset(out: str | Path, spec: SyntheticSpec | None = None) -
             out.rmdir()
         staging.rename(out)
     finally:
+        progress.close()
         shutil.rmtree(staging, ignore_errors=True)
     return out
 
