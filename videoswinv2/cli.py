@@ -68,15 +68,13 @@ def _tools() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], 
     }
 
 
-TOOL_NAMES = ("inflate", "make-synthetic", "predict")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``videoswinv2`` command."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in TOOL_NAMES:
+    tools = _tools()
+    if argv and argv[0] in tools:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
-        description, add_arguments, run = _tools()[argv[0]]
+        description, add_arguments, run = tools[argv[0]]
         parser = argparse.ArgumentParser(prog=f"videoswinv2 {argv[0]}", description=description)
         add_arguments(parser)
         result = run(parser.parse_args(argv[1:]))

@@ -7,6 +7,7 @@ name, its settings, the class names and the data settings), or a plain / inflate
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any
 import torch
 
 from videoswinv2.checkpoints.io import CheckpointError, read_raw_checkpoint, unwrap_state_dict
-from videoswinv2.data import VideoDecodeError, kinetics400_classes, load_test_views, read_class_names
+from videoswinv2.data import KineticsDataModule, VideoDecodeError, kinetics400_classes, load_test_views, read_class_names
 from videoswinv2.models import SwinTransformerV2_3D, create_model
 from videoswinv2.training.evaluation import average_view_probabilities
 from videoswinv2.training.module import CHECKPOINT_KEY
@@ -26,7 +27,10 @@ _DATA_SETTINGS = {
     "num_frames": "num_frames", "frame_interval": "frame_interval", "target_fps": "target_fps",
     "test_short_side": "short_side", "test_crop_size": "crop_size", "num_test_clips": "views", "decoder": "decoder",
 }
-_DATA_DEFAULTS = dict(num_frames=32, frame_interval=2, target_fps=None, short_side=224, crop_size=224, views=4, decoder="pyav")
+# Without a Lightning checkpoint, the data module's own defaults apply.
+_DATA_DEFAULTS = {
+    ours: inspect.signature(KineticsDataModule).parameters[theirs].default for theirs, ours in _DATA_SETTINGS.items()
+}
 
 
 @dataclass
