@@ -68,74 +68,93 @@ def sample_video(name: str) -> Path:
     return Path(spec.submodule_search_locations[0]) / "datasets" / "data" / name
 
 
+SMOKE_EPOCHS = 5
+SMOKE_CLASSES = {"moving down slowly", "moving up slowly", "moving down quickly"}
+
+
+def read_metrics(run_dir: Path, prefix: str) -> list[dict[str, float]]:
+    """Rows of a CSVLogger's metrics.csv that log a metric starting with ``prefix``."""
+    rows = list(csv.DictReader(open(run_dir / "metrics.csv")))
+    rows = [{k: float(v) for k, v in row.items() if v} for row in rows]
+    return [row for row in rows if any(k.startswith(prefix) for k in row)]
+
+
 @pytest.fixture(scope="module")
-def short_run(tmp_path_factory) -> dict[str, Path]:
-    """A smoke-config run on 3 synthetic classes with 9 test videos (odd, for sharding), one short epoch."""
+def smoke_run(tmp_path_factory) -> dict[str, Path]:
+    """The README's main job (configs/smoke.yaml) on 3 synthetic classes, with 9 test videos
+    (odd, for sharding) and fewer epochs: it must still learn the motion classes."""
     root = tmp_path_factory.mktemp("run")
     data = [
         "-c", "configs/smoke.yaml", "--data.init_args.data_root", str(root / "data"),
-        "--data.init_args.synthetic.num_classes", "3", "--data.init_args.synthetic.train_per_class", "4",
-        "--data.init_args.synthetic.val_per_class", "1", "--data.init_args.synthetic.test_per_class", "3",
+        "--data.init_args.synthetic.num_classes", "3", "--data.init_args.synthetic.test_per_class", "3",
         "--model.init_args.num_classes", "3", "--data.init_args.num_workers", "0",
         "--trainer.enable_progress_bar", "false",
     ]
-    check(run_cli("fit", *data, "--trainer.max_epochs", "1", "--trainer.logger.init_args.save_dir", str(root / "fit")))
-    return {"root": root, "ckpt": root / "fit" / "smoke" / "version_0" / "checkpoints" / "last.ckpt", "args": data}
+    fit = root / "fit"
+    check(run_cli("fit", *data, "--trainer.max_epochs", str(SMOKE_EPOCHS),
+                  "--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", str(fit)))
+    run_dir = fit / "smoke" / "version_0"
+    return {"root": root, "ckpt": run_dir / "checkpoints" / "last.ckpt", "args": data, "fit": run_dir}
 
 
-def run_test(short_run, out: Path, *extra: str) -> Path:
-    check(run_cli("test", *short_run["args"], "--ckpt_path", str(short_run["ckpt"]),
+def test_smoke_fit_learns_the_motion_classes(smoke_run):
+    val = [row["val/top1"] for row in read_metrics(smoke_run["fit"], "val/top1")]
+    assert len(val) == SMOKE_EPOCHS
+    assert val[0] < 0.9 <= val[-1], val  # it learned during the run (chance is 1/3)
+
+
+def run_test(smoke_run, out: Path, *extra: str) -> Path:
+    check(run_cli("test", *smoke_run["args"], "--ckpt_path", str(smoke_run["ckpt"]),
                   "--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", str(out), *extra))
     return out / "smoke" / "version_0"  # the config names its runs "smoke"
 
 
 def read_test_metrics(run_dir: Path) -> dict[str, float]:
-    rows = list(csv.DictReader(open(run_dir / "metrics.csv")))
-    return {k: float(v) for row in rows for k, v in row.items() if k.startswith("test/") and v}
+    return {k: v for row in read_metrics(run_dir, "test/") for k, v in row.items() if k.startswith("test/")}
 
 
-def test_multi_view_test_writes_one_prediction_per_video_and_figures(short_run):
-    run_dir = run_test(short_run, short_run["root"] / "test1")
+def test_multi_view_test_writes_one_prediction_per_video_and_figures(smoke_run):
+    run_dir = run_test(smoke_run, smoke_run["root"] / "test1")
     rows = list(csv.DictReader(open(run_dir / "predictions.csv")))
     assert len(rows) == 9 and len({r["video"] for r in rows}) == 9
     assert all(Path(r["video"]).is_file() for r in rows)
-    assert {r["top1_label"] for r in rows} <= {"moving down", "moving up", "approaching"}
+    assert {r["top1_label"] for r in rows} <= SMOKE_CLASSES
     assert all(abs(sum(float(r[f"top{k}_prob"]) for k in (1, 2, 3)) - 1) < 1e-4 for r in rows)
     metrics = read_test_metrics(run_dir)
     accuracy = sum(r["correct"] == "1" for r in rows) / len(rows)
     assert metrics["test/top1"] == pytest.approx(accuracy)
     assert (run_dir / "per_class_accuracy.png").is_file() and (run_dir / "confusion_matrix.png").is_file()
-    short_run["single"] = run_dir
+    smoke_run["single"] = run_dir
 
 
-def test_two_process_ddp_test_equals_one_process(short_run):
-    if "single" not in short_run:
+def test_two_process_ddp_test_equals_one_process(smoke_run):
+    if "single" not in smoke_run:
         pytest.skip("needs the single-process test above")
-    run_dir = run_test(short_run, short_run["root"] / "test2", "--trainer.strategy", "ddp", "--trainer.devices", "2")
-    assert (run_dir / "predictions.csv").read_text() == (short_run["single"] / "predictions.csv").read_text()
-    assert read_test_metrics(run_dir) == pytest.approx(read_test_metrics(short_run["single"]))
+    run_dir = run_test(smoke_run, smoke_run["root"] / "test2", "--trainer.strategy", "ddp", "--trainer.devices", "2")
+    assert (run_dir / "predictions.csv").read_text() == (smoke_run["single"] / "predictions.csv").read_text()
+    assert read_test_metrics(run_dir) == pytest.approx(read_test_metrics(smoke_run["single"]))
 
 
-def test_fit_resumes_from_a_checkpoint(short_run):
-    out = short_run["root"] / "resume"
-    check(run_cli("fit", *short_run["args"], "--trainer.max_epochs", "2", "--ckpt_path", str(short_run["ckpt"]),
+def test_fit_resumes_from_a_checkpoint(smoke_run):
+    out = smoke_run["root"] / "resume"
+    check(run_cli("fit", *smoke_run["args"], "--trainer.max_epochs", str(SMOKE_EPOCHS + 1), "--ckpt_path", str(smoke_run["ckpt"]),
                   "--trainer.logger.init_args.save_dir", str(out)))
     resumed = torch.load(out / "smoke" / "version_0" / "checkpoints" / "last.ckpt", weights_only=False)
-    first = torch.load(short_run["ckpt"], weights_only=False)
-    assert first["epoch"] == 0 and resumed["epoch"] == 1
-    assert resumed["global_step"] == 2 * first["global_step"]
+    first = torch.load(smoke_run["ckpt"], weights_only=False)
+    assert first["epoch"] == SMOKE_EPOCHS - 1 and resumed["epoch"] == SMOKE_EPOCHS
+    assert resumed["global_step"] == first["global_step"] // SMOKE_EPOCHS * (SMOKE_EPOCHS + 1)
 
 
-def test_predict_prints_top_k_names_for_a_real_video(short_run):
+def test_predict_prints_top_k_names_for_a_real_video(smoke_run):
     video = sample_video("bikes.mp4")
-    result = check(run_cli("predict", str(video), "--ckpt", str(short_run["ckpt"]), "--topk", "2", "--views", "1"))
+    result = check(run_cli("predict", str(video), "--ckpt", str(smoke_run["ckpt"]), "--topk", "2", "--views", "1"))
     lines = result.stdout.strip().splitlines()
     assert lines[0] == str(video)
     assert len(lines) == 3
     for rank, line in enumerate(lines[1:], 1):
         label, prob = line.split(".", 1)[1].rsplit(None, 1)
         assert line.strip().startswith(f"{rank}.")
-        assert label.strip() in {"moving down", "moving up", "approaching"} and 0 <= float(prob) <= 1
+        assert label.strip() in SMOKE_CLASSES and 0 <= float(prob) <= 1
 
 
 def test_predict_with_a_plain_state_dict_uses_kinetics_names(tmp_path):
@@ -153,9 +172,9 @@ def test_predict_with_a_plain_state_dict_uses_kinetics_names(tmp_path):
     assert missing.returncode == 2 and "--model" in missing.stderr
 
 
-def test_ema_of_weights_through_lightnings_callback(short_run):
-    out = short_run["root"] / "ema"
-    check(run_cli("fit", *short_run["args"], "--trainer.max_epochs", "1", "--trainer.logger.init_args.save_dir", str(out),
+def test_ema_of_weights_through_lightnings_callback(smoke_run):
+    out = smoke_run["root"] / "ema"
+    check(run_cli("fit", *smoke_run["args"], "--trainer.max_epochs", "1", "--trainer.logger.init_args.save_dir", str(out),
                   "--trainer.callbacks+=lightning.pytorch.callbacks.EMAWeightAveraging", "--trainer.callbacks.decay", "0.5"))
     ckpt = torch.load(out / "smoke" / "version_0" / "checkpoints" / "last.ckpt", weights_only=False)
     # The saved weights are the average; the live ones are kept beside them.

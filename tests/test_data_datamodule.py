@@ -14,7 +14,7 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 from jsonargparse import ArgumentParser
 
-from videoswinv2.data import BrokenVideoLogger, KineticsDataModule, ShardSampler, SyntheticSpec
+from videoswinv2.data import SYNTHETIC_CLASSES, BrokenVideoLogger, KineticsDataModule, ShardSampler, SyntheticSpec
 
 SMALL = dict(  # the synthetic classes, clip and crop sizes for its 32 px videos
     class_names_file="classes.txt",
@@ -213,7 +213,7 @@ def test_synthetic_data_is_written_on_first_use(tmp_path) -> None:
     )
     root = tmp_path / "synthetic"
     dm = KineticsDataModule(str(root), synthetic=spec, **{**SMALL, "class_names_file": None})
-    assert dm.classes == ["moving down", "moving up"]  # known before any file exists
+    assert dm.classes == list(SYNTHETIC_CLASSES[:2])  # known before any file exists
     dm.prepare_data()
     dm.prepare_data()  # a second call finds the data in place
     dm.setup("fit")
@@ -230,7 +230,7 @@ def test_synthetic_data_is_written_on_first_use(tmp_path) -> None:
 def test_default_classes_and_class_file(data_synthetic_root, tmp_path) -> None:
     assert len(KineticsDataModule(str(tmp_path)).classes) == 400
     dm = KineticsDataModule(str(data_synthetic_root), class_names_file="classes.txt")
-    assert dm.classes == ["moving down", "moving up", "approaching", "receding"]
+    assert dm.classes == list(SYNTHETIC_CLASSES)
     with pytest.raises(FileNotFoundError, match=r"nope\.txt"):
         KineticsDataModule(str(tmp_path), class_names_file="nope.txt")
 
@@ -260,6 +260,6 @@ def test_lightning_cli_can_fill_the_arguments(tmp_path) -> None:
     assert isinstance(dm, KineticsDataModule)
     assert dm.hparams.decoder == "decord" and dm.clip.num_frames == 8
     assert dm.synthetic == SyntheticSpec(num_classes=3, size=32)
-    assert dm.classes == ["moving down", "moving up", "approaching"]
+    assert dm.classes == list(SYNTHETIC_CLASSES[:3])
     with pytest.raises(Exception, match="decoder"):
         parser.parse_string("data:\n  data_root: x\n  decoder: opencv\n")

@@ -49,51 +49,29 @@ def test_partner_classes_are_the_same_frames_in_reverse(pair: int) -> None:
     assert not np.array_equal(forward, backward)  # the order is the only cue, and it is there
 
 
-def _shape_stats(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per frame: the shape's area and vertical position (a circular mean: it wraps around).
-
-    The shape is the one flat colour in the rendered frame, so its pixels are those equal to
-    the frame's most frequent colour (the background is noisy).
-    """
-    areas, rows = [], []
-    for frame in frames:
-        _, inverse, counts = np.unique(
-            frame.reshape(-1, 3), axis=0, return_inverse=True, return_counts=True
-        )
-        mask = inverse.reshape(frame.shape[:2]) == counts.argmax()
-        angle = 2 * np.pi * (np.nonzero(mask)[0] + 0.5) / frame.shape[0]
-        rows.append(
-            np.angle(np.exp(1j * angle).mean()) % (2 * np.pi) * frame.shape[0] / (2 * np.pi)
-        )
-        areas.append(mask.sum())
-    return np.array(areas), np.array(rows)
+def _vertical_speed(frames: np.ndarray) -> float:
+    """Least-squares vertical velocity (pixels per frame, + is down) from brightness constancy."""
+    gray = frames.astype(np.float64).mean(-1)
+    dy = (gray[:-1, 2:] - gray[:-1, :-2]) / 2
+    dt = gray[1:, 1:-1] - gray[:-1, 1:-1]
+    return float(-(dt * dy).sum() / (dy**2).sum())
 
 
 def test_classes_differ_in_motion_and_not_in_single_frames() -> None:
     rng = np.random.default_rng(0)
-    size, pooled = 48, {label: ([], []) for label in range(4)}
-    for label in range(4):
-        for _ in range(30):
-            areas, rows = _shape_stats(render_video(label, 12, size, rng))
-            drift = (np.diff(rows) + size / 2) % size - size / 2  # wrap-aware vertical steps
-            growth = np.sign(np.diff(areas))
-            if label == 0:  # moving down (pixel rounding makes single steps uneven)
-                assert drift.mean() > 0.5 and (drift > -0.25).all()
-            elif label == 1:  # moving up
-                assert drift.mean() < -0.5 and (drift < 0.25).all()
-            elif label == 2:  # approaching: grows, except where the sawtooth wraps
-                assert (growth >= 0).mean() > 0.7
-            else:  # receding
-                assert (growth <= 0).mean() > 0.7
-            pooled[label][0].extend(areas)
-            pooled[label][1].extend(rows)
-    # What one frame shows (shape size, height in the frame) is spread alike in every class.
-    widths = {label: np.sqrt(pooled[label][0]) for label in range(4)}
-    mean_width = np.mean([widths[label].mean() for label in range(4)])
-    for label in range(4):
-        assert abs(widths[label].mean() - mean_width) < 0.15 * mean_width
-        assert abs(np.mean(pooled[label][1]) - size / 2) < 0.15 * size
-        assert np.std(pooled[label][1]) > 0.2 * size  # positions spread over the frame
+    size = 48
+    speed_ranges = {0: (0.3, 0.7), 1: (-0.7, -0.3), 2: (1.5, 2.5), 3: (-2.5, -1.5)}  # at 64 px
+    contrast, detail = {}, {}
+    for label, (low, high) in speed_ranges.items():
+        videos = [render_video(label, 12, size, rng) for _ in range(30)]
+        speeds = np.array([_vertical_speed(v) * 64 / size for v in videos])
+        assert (speeds > low - 0.1).all() and (speeds < high + 0.1).all(), (label, speeds)
+        contrast[label] = np.mean([v.std() for v in videos])
+        detail[label] = np.mean([np.abs(np.diff(v.astype(np.float64), axis=2)).mean() for v in videos])
+    # What one frame shows (contrast, fineness of the pattern) is spread alike in every class.
+    for stat in (contrast, detail):
+        mean = np.mean(list(stat.values()))
+        assert all(abs(value - mean) < 0.15 * mean for value in stat.values()), stat
 
 
 def test_spec_validation() -> None:
