@@ -127,6 +127,8 @@ def main() -> None:
         print(f"\nratio videoswinv2 / torchvision (median of {args.repeats}): "
               f"forward {ours[0] / theirs[0]:.2f}x, forward+backward {ours[1] / theirs[1]:.2f}x "
               f"(process CPU time: {ours[2] / theirs[2]:.2f}x)")
+        paired = sorted(a["fwd_bwd"] / b["fwd_bwd"] for a, b in zip(runs[args.model], runs[f"torchvision {peer}"]))
+        print(f"forward+backward ratio per round: {paired[0]:.2f}x .. {paired[-1]:.2f}x")
 
 
 if __name__ == "__main__":

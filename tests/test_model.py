@@ -12,6 +12,7 @@ from videoswinv2.models.swin_transformer_v2_3d import (
     SwinTransformerV2_3D,
     SwinV2Block3D,
     WindowAttention3D,
+    _SoftmaxAttention,
     effective_window_and_shift,
 )
 
@@ -105,16 +106,45 @@ def test_brute_force_reference_is_sensitive_to_the_mask():
     assert (wrong - expected).abs().max() > 1e-2
 
 
-def test_sdpa_equals_explicit_softmax():
-    model = randomise_(tiny_model()).eval()
-    x = torch.randn(2, 3, 5, 22, 26)
-    with torch.no_grad():
-        fused = model(x)
-        for m in model.modules():
-            if isinstance(m, WindowAttention3D):
-                m.fused_attn = False
-        explicit = model(x)
-    torch.testing.assert_close(fused, explicit, atol=1e-5, rtol=1e-5)
+def _set_attn_impl(model: torch.nn.Module, impl: str) -> None:
+    for m in model.modules():
+        if isinstance(m, WindowAttention3D):
+            m.attn_impl = impl
+
+
+def test_sdpa_equals_explicit_softmax_in_outputs_and_gradients():
+    model = randomise_(tiny_model())
+    x = torch.randn(2, 3, 5, 22, 26)  # shifted blocks (mask) and padding
+    results = {}
+    for impl in ("sdpa", "explicit"):
+        _set_attn_impl(model, impl)
+        model.zero_grad()
+        out = model(x)
+        out.square().sum().backward()
+        results[impl] = (out.detach(), {n: p.grad.clone() for n, p in model.named_parameters()})
+    torch.testing.assert_close(results["sdpa"][0], results["explicit"][0], atol=1e-5, rtol=1e-5)
+    for name, grad in results["sdpa"][1].items():
+        torch.testing.assert_close(grad, results["explicit"][1][name], atol=1e-4, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize(
+    "q_shape, bias_shape",
+    [((3, 2, 5, 4), (2, 5, 5)), ((2, 3, 2, 5, 4), (3, 1, 5, 5)), ((2, 3, 2, 5, 4), (3, 2, 5, 5))],
+    ids=["unshifted", "mask-broadcast-over-heads", "bias-plus-mask"],
+)
+def test_explicit_attention_gradients_pass_gradcheck(q_shape, bias_shape):
+    q, k, v = (torch.randn(q_shape, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    bias = torch.randn(bias_shape, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(_SoftmaxAttention.apply, (q, k, v, bias))
+
+
+def test_attention_dropout_needs_sdpa():
+    attn = WindowAttention3D(8, 2, attn_drop=0.5).train()
+    x = torch.randn(2, 8, 8)
+    assert attn(x, (2, 2, 2)).shape == x.shape  # "auto" takes SDPA when dropout is active
+    attn.attn_impl = "explicit"
+    with pytest.raises(ValueError, match="no dropout"):
+        attn(x, (2, 2, 2))
 
 
 def test_window_of_one_frame_has_finite_position_bias():

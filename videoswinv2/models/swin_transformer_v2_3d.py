@@ -119,6 +119,42 @@ def _on_device(fn, *args, device: torch.device) -> torch.Tensor | None:
     return _device_cache[key]
 
 
+class _SoftmaxAttention(torch.autograd.Function):
+    """``softmax(q @ k^T + bias) @ v`` that allocates two ``N x N`` buffers per call instead of five.
+
+    Autograd's version allocates logits, biased logits and probabilities in the forward pass and
+    two gradients in the backward pass; this one adds the bias and takes the softmax in place and
+    does the softmax backward in place. On CPU, where every fresh buffer of this size is paged in
+    anew, that halves the page faults and makes a stage-1 attention ~30% faster (fwd+bwd).
+    """
+
+    @staticmethod
+    def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        attn = torch.matmul(q, k.transpose(-2, -1)).add_(bias)
+        attn = torch.softmax(attn, dim=-1, out=attn)
+        ctx.save_for_backward(q, k, v, attn)
+        ctx.bias_shape = bias.shape
+        return attn @ v
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        q, k, v, attn = ctx.saved_tensors
+        grad_v = attn.transpose(-2, -1) @ grad_out
+        grad = grad_out @ v.transpose(-2, -1)
+        # Softmax backward, p * (g - <g, p>), in place; the row dot product as a batched matmul
+        # so that no product buffer is allocated.
+        row_dot = (grad.unsqueeze(-2) @ attn.unsqueeze(-1)).squeeze(-1)
+        grad = grad.sub_(row_dot).mul_(attn)
+        grad_bias = None
+        if ctx.needs_input_grad[3]:
+            # The bias broadcast over leading batch dims and over its size-1 dims: sum them out.
+            lead = tuple(range(grad.dim() - len(ctx.bias_shape)))
+            grad_bias = grad.sum(lead) if lead else grad
+            ones = tuple(i for i, size in enumerate(ctx.bias_shape) if size == 1)
+            grad_bias = grad_bias.sum(ones, keepdim=True) if ones else grad_bias
+        return grad @ k, grad.transpose(-2, -1) @ q, grad_v, grad_bias
+
+
 class WindowAttention3D(nn.Module):
     """Scaled cosine attention in 3D windows with a continuous (t, h, w) position bias.
 
@@ -150,8 +186,10 @@ class WindowAttention3D(nn.Module):
         self.attn_drop = attn_drop
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
-        # The explicit softmax path exists to check the fused one; SDPA is the default.
-        self.fused_attn = True
+        # "auto": SDPA (fused kernels) on accelerators and with attention dropout; otherwise, on
+        # CPU, the explicit _SoftmaxAttention, faster there than SDPA's CPU paths (which cannot
+        # differentiate a float mask and fall back to unfused math).
+        self.attn_impl: str = "auto"
 
     def position_bias(self, window: Triple, device: torch.device) -> torch.Tensor:
         """Continuous position bias of an effective window, ``(heads, N, N)``."""
@@ -178,14 +216,15 @@ class WindowAttention3D(nn.Module):
             q, k, v = (rearrange(t, "(b w) h n d -> b w h n d", w=num_windows) for t in (q, k, v))
             attn_bias = attn_bias + mask.to(q.dtype)
         drop = self.attn_drop if self.training else 0.0
-        # PyTorch's CPU kernels cannot differentiate a float mask, so with a learnable bias SDPA
-        # falls back to its math path there, measured ~15% slower than this explicit one (fwd+bwd).
-        cpu_backward = x.device.type == "cpu" and attn_bias.requires_grad
-        if self.fused_attn and not cpu_backward:
+        impl = self.attn_impl
+        if impl == "auto":
+            impl = "explicit" if x.device.type == "cpu" and not drop else "sdpa"
+        if impl == "sdpa":
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias, dropout_p=drop, scale=1.0)
+        elif impl == "explicit" and not drop:
+            out = _SoftmaxAttention.apply(q, k, v, attn_bias)
         else:
-            attn = torch.softmax(q @ k.transpose(-2, -1) + attn_bias, dim=-1)
-            out = F.dropout(attn, drop) @ v
+            raise ValueError(f"attn_impl must be 'auto', 'sdpa' or 'explicit' (no dropout), got {impl!r}")
         out = out.reshape(-1, *out.shape[-3:])
         out = rearrange(out, "b h n d -> b n (h d)")
         return self.proj_drop(self.proj(out))
