@@ -12,7 +12,7 @@ from videoswinv2.models.swin_transformer_v2_3d import (
     SwinTransformerV2_3D,
     SwinV2Block3D,
     WindowAttention3D,
-    _SoftmaxAttention,
+    _CosineAttention,
     effective_window_and_shift,
 )
 
@@ -132,10 +132,11 @@ def test_sdpa_equals_explicit_softmax_in_outputs_and_gradients():
     [((3, 2, 5, 4), (2, 5, 5)), ((2, 3, 2, 5, 4), (3, 1, 5, 5)), ((2, 3, 2, 5, 4), (3, 2, 5, 5))],
     ids=["unshifted", "mask-broadcast-over-heads", "bias-plus-mask"],
 )
-def test_explicit_attention_gradients_pass_gradcheck(q_shape, bias_shape):
+def test_explicit_cosine_attention_gradients_pass_gradcheck(q_shape, bias_shape):
     q, k, v = (torch.randn(q_shape, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    scale = (1 + 5 * torch.rand(q_shape[-3], 1, 1, dtype=torch.float64)).requires_grad_()  # per head
     bias = torch.randn(bias_shape, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(_SoftmaxAttention.apply, (q, k, v, bias))
+    assert torch.autograd.gradcheck(_CosineAttention.apply, (q, k, v, scale, bias))
 
 
 def test_attention_dropout_needs_sdpa():
