@@ -105,9 +105,7 @@ def rates(jobs: dict[str, list[Callable[[], object]]], rounds: int) -> dict[str,
                 start = time.process_time()
                 job_list[k]()
                 seconds[name][r] += time.process_time() - start
-    return {
-        name: len(job_list) / statistics.median(seconds[name]) for name, job_list in jobs.items()
-    }
+    return {name: len(job_list) / statistics.median(seconds[name]) for name, job_list in jobs.items()}
 
 
 def plans(
@@ -125,9 +123,7 @@ def plans(
     return train, test
 
 
-def benchmark(
-    name: str, paths: list[Path], decoder: DecoderName, rounds: int, iterations: int
-) -> dict:
+def benchmark(name: str, paths: list[Path], decoder: DecoderName, rounds: int, iterations: int) -> dict:
     train_plans, test_plans = plans(paths, iterations)
     transform = TrainTransform(224)
 
@@ -144,8 +140,7 @@ def benchmark(
         "test_bare": [lambda p=p, i=i: bare_decode(decoder, p, i) for p, i in test_plans],
         "test_reader": [lambda p=p, i=i: read(p, i) for p, i in test_plans],
         "test_pipeline": [
-            lambda p=p: load_test_views(p, num_clips=NUM_TEST_CLIPS, decoder=decoder)
-            for p, _ in test_plans
+            lambda p=p: load_test_views(p, num_clips=NUM_TEST_CLIPS, decoder=decoder) for p, _ in test_plans
         ],
     }
     for job in (train["train_pipeline"][0], test["test_pipeline"][0], train["train_bare"][0]):
@@ -165,9 +160,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--rounds", type=int, default=5, help="timing rounds; the median is reported"
-    )
+    parser.add_argument("--rounds", type=int, default=5, help="timing rounds; the median is reported")
     parser.add_argument("--iterations", type=int, default=4, help="train clips per video and round")
     parser.add_argument("--videos", nargs="+", type=Path, help="benchmark these files instead")
     parser.add_argument("--json", type=Path, help="also write the results here")

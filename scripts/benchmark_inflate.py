@@ -6,6 +6,7 @@ a temporary file. Prints the best of ``--repeats`` runs per step.
 
     python scripts/benchmark_inflate.py --model videoswinv2_base --format pth
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,12 +51,16 @@ def main() -> None:
             steps["total"].append(load - start)
 
     params = sum(p.numel() for p in model.parameters()) / 1e6
-    print(f"{args.model}: {params:.1f}M parameters; 2D checkpoint {size_mb:.0f} MiB .{args.format}; "
-          f"{torch.get_num_threads()} threads; best of {args.repeats}")
+    print(
+        f"{args.model}: {params:.1f}M parameters; 2D checkpoint {size_mb:.0f} MiB .{args.format}; "
+        f"{torch.get_num_threads()} threads; best of {args.repeats}"
+    )
     for name, seconds in steps.items():
         print(f"  {name:8s} {min(seconds):7.3f} s")
-    print(f"  copied {len(report.copied)}, inflated {len(report.inflated)}, dropped {len(report.dropped)}, "
-          f"re-initialised {len(report.reinitialised)} tensors")
+    print(
+        f"  copied {len(report.copied)}, inflated {len(report.inflated)}, dropped {len(report.dropped)}, "
+        f"re-initialised {len(report.reinitialised)} tensors"
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ the figure of merit is our time / torchvision's time. On CUDA both run under bf1
 GFLOPs are multiply-accumulates per clip (the convention of the Video Swin paper), counted by
 torch's FlopCounterMode, which sees inside scaled_dot_product_attention.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -76,9 +77,13 @@ def measure(model: torch.nn.Module, x: torch.Tensor, device: torch.device) -> di
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default="videoswinv2_tiny", choices=list_models())
-    parser.add_argument("--shape", type=int, nargs=5, default=[2, 3, 16, 224, 224], metavar=("B", "C", "T", "H", "W"))
+    parser.add_argument(
+        "--shape", type=int, nargs=5, default=[2, 3, 16, 224, 224], metavar=("B", "C", "T", "H", "W")
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds after one warm-up round")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
@@ -97,8 +102,10 @@ def main() -> None:
     if args.compile:
         models[f"{args.model} (compiled)"] = torch.compile(create_model(args.model).to(device))
 
-    print(f"input {tuple(x.shape)} on {device} ({torch.get_num_threads()} CPU threads), "
-          f"{'bf16 autocast' if device.type == 'cuda' else 'fp32'}, torch {torch.__version__}")
+    print(
+        f"input {tuple(x.shape)} on {device} ({torch.get_num_threads()} CPU threads), "
+        f"{'bf16 autocast' if device.type == 'cuda' else 'fp32'}, torch {torch.__version__}"
+    )
     flops = {name: gmacs_per_clip(m, x) for name, m in models.items() if "compiled" not in name}
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in models}
     for round_ in range(args.repeats + 1):
@@ -124,10 +131,14 @@ def main() -> None:
         print(f"{name:<34}{params:>11.2f}{gflops:>13.1f}{fwd:>10.3f}{fwd_bwd:>13.3f}{peak:>12.2f}")
     if peer:
         ours, theirs = medians[args.model], medians[f"torchvision {peer}"]
-        print(f"\nratio videoswinv2 / torchvision (median of {args.repeats}): "
-              f"forward {ours[0] / theirs[0]:.2f}x, forward+backward {ours[1] / theirs[1]:.2f}x "
-              f"(process CPU time: {ours[2] / theirs[2]:.2f}x)")
-        paired = sorted(a["fwd_bwd"] / b["fwd_bwd"] for a, b in zip(runs[args.model], runs[f"torchvision {peer}"]))
+        print(
+            f"\nratio videoswinv2 / torchvision (median of {args.repeats}): "
+            f"forward {ours[0] / theirs[0]:.2f}x, forward+backward {ours[1] / theirs[1]:.2f}x "
+            f"(process CPU time: {ours[2] / theirs[2]:.2f}x)"
+        )
+        paired = sorted(
+            a["fwd_bwd"] / b["fwd_bwd"] for a, b in zip(runs[args.model], runs[f"torchvision {peer}"])
+        )
         print(f"forward+backward ratio per round: {paired[0]:.2f}x .. {paired[-1]:.2f}x")
 
 

@@ -23,9 +23,7 @@ def _numbered_frame(number: int) -> np.ndarray:
     for bit in range(_BITS):
         if number >> bit & 1:
             row, col = divmod(bit, 5)
-            image[row * _BLOCK_H : (row + 1) * _BLOCK_H, col * _BLOCK_W : (col + 1) * _BLOCK_W] = (
-                255
-            )
+            image[row * _BLOCK_H : (row + 1) * _BLOCK_H, col * _BLOCK_W : (col + 1) * _BLOCK_W] = 255
     return image
 
 
@@ -142,7 +140,5 @@ def data_synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small synthetic dataset (4 classes, 4/2/2 videos per class, 16 frames of 32 px)."""
     from videoswinv2.data import SyntheticSpec, make_synthetic_dataset
 
-    spec = SyntheticSpec(
-        train_per_class=4, val_per_class=2, test_per_class=2, num_frames=16, size=32
-    )
+    spec = SyntheticSpec(train_per_class=4, val_per_class=2, test_per_class=2, num_frames=16, size=32)
     return make_synthetic_dataset(tmp_path_factory.mktemp("synthetic") / "kinetics", spec)

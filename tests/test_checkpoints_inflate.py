@@ -5,6 +5,7 @@ post-norms at zero, which would hide most errors), saved in their own formats, r
 inflated. On a static clip (one frame repeated) the 3D model must then reproduce the 2D model's
 features and logits on that frame.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,19 +67,33 @@ def randomise_(module: nn.Module, seed: int) -> nn.Module:
     return module.eval()
 
 
-def timm_2d(num_classes: int = NUM_CLASSES, pretrained_window_sizes=(0, 0, 0), seed: int = 0) -> SwinTransformerV2:
+def timm_2d(
+    num_classes: int = NUM_CLASSES, pretrained_window_sizes=(0, 0, 0), seed: int = 0
+) -> SwinTransformerV2:
     model = SwinTransformerV2(
-        img_size=IMG, window_size=WINDOW, num_classes=num_classes, pretrained_window_sizes=pretrained_window_sizes,
-        drop_path_rate=0.0, **ARCH,
+        img_size=IMG,
+        window_size=WINDOW,
+        num_classes=num_classes,
+        pretrained_window_sizes=pretrained_window_sizes,
+        drop_path_rate=0.0,
+        **ARCH,
     )
     return randomise_(model, seed)
 
 
 def hf_2d(cls: type, pretrained_window_sizes=(0, 0, 0), seed: int = 1, **config) -> nn.Module:
     config = Swinv2Config(
-        image_size=IMG, patch_size=4, embed_dim=ARCH["embed_dim"], depths=list(ARCH["depths"]),
-        num_heads=list(ARCH["num_heads"]), window_size=WINDOW, mlp_ratio=ARCH["mlp_ratio"],
-        pretrained_window_sizes=list(pretrained_window_sizes), drop_path_rate=0.0, num_labels=NUM_CLASSES, **config,
+        image_size=IMG,
+        patch_size=4,
+        embed_dim=ARCH["embed_dim"],
+        depths=list(ARCH["depths"]),
+        num_heads=list(ARCH["num_heads"]),
+        window_size=WINDOW,
+        mlp_ratio=ARCH["mlp_ratio"],
+        pretrained_window_sizes=list(pretrained_window_sizes),
+        drop_path_rate=0.0,
+        num_labels=NUM_CLASSES,
+        **config,
     )
     return randomise_(cls(config), seed)
 
@@ -99,8 +114,12 @@ def official_state_dict(model: SwinTransformerV2) -> dict[str, Tensor]:
 
 def model_3d(pretrained_window_sizes, num_classes: int = NUM_CLASSES, **overrides) -> SwinTransformerV2_3D:
     kwargs = dict(
-        window_size=(2, WINDOW, WINDOW), patch_size=(2, 4, 4), num_classes=num_classes,
-        pretrained_window_sizes=pretrained_window_sizes, drop_path_rate=0.0, **ARCH,
+        window_size=(2, WINDOW, WINDOW),
+        patch_size=(2, 4, 4),
+        num_classes=num_classes,
+        pretrained_window_sizes=pretrained_window_sizes,
+        drop_path_rate=0.0,
+        **ARCH,
     )
     return SwinTransformerV2_3D(**{**kwargs, **overrides}).eval()
 
@@ -155,7 +174,10 @@ def save_2d(kind: str, folder: Path) -> Saved2D:
     if kind == "simmim":
         encoder = {f"encoder.{k}": v for k, v in official.items()}
         encoder["encoder.mask_token"] = torch.randn(1, 1, ARCH["embed_dim"])
-        decoder = {"decoder.0.weight": torch.randn(3 * 32**2, 64, 1, 1), "decoder.0.bias": torch.randn(3 * 32**2)}
+        decoder = {
+            "decoder.0.weight": torch.randn(3 * 32**2, 64, 1, 1),
+            "decoder.0.bias": torch.randn(3 * 32**2),
+        }
         torch.save({"model": encoder | decoder}, path := folder / "simmim.pth")
         return Saved2D(path, "simmim", shown, features, logits)
     torch.save({"model": official}, path := folder / "official.pth")
@@ -184,7 +206,9 @@ def max_difference(saved: Saved2D, temporal_init: str = "average") -> float:
         features = model.forward_features(static_clip(IMAGE))  # (B, C, T', H', W')
         logits = model.forward_head(features)
     assert features.shape[2] == FRAMES // 2
-    diffs = [(features[:, :, t].permute(0, 2, 3, 1) - saved.features).abs().max() for t in range(features.shape[2])]
+    diffs = [
+        (features[:, :, t].permute(0, 2, 3, 1) - saved.features).abs().max() for t in range(features.shape[2])
+    ]
     if saved.logits is not None:
         diffs.append((logits - saved.logits).abs().max())
     return max(diffs).item()
@@ -195,7 +219,11 @@ def test_static_clip_reproduces_the_2d_model(kind, tmp_path):
     saved = save_2d(kind, tmp_path)
     ckpt = read_2d_checkpoint(saved.path)
     assert (ckpt.layout, ckpt.pretrained_window_sizes) == (saved.layout, saved.windows)
-    assert (ckpt.embed_dim, ckpt.depths, ckpt.num_heads) == (ARCH["embed_dim"], ARCH["depths"], ARCH["num_heads"])
+    assert (ckpt.embed_dim, ckpt.depths, ckpt.num_heads) == (
+        ARCH["embed_dim"],
+        ARCH["depths"],
+        ARCH["num_heads"],
+    )
     assert ckpt.num_classes == (None if saved.logits is None else NUM_CLASSES)
     assert max_difference(saved) < ATOL
 
@@ -225,7 +253,9 @@ def test_pretrained_windows_matter(tmp_path, caplog):
 
 def test_window_inference_from_stored_tables_and_hf_configs(caplog):
     # Stage grids 8, 4, 2, 1 under a window of 4: windows 4, 4, 2 and one of size 1, which shows nothing.
-    model = SwinTransformerV2(img_size=32, embed_dim=8, depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1), window_size=4)
+    model = SwinTransformerV2(
+        img_size=32, embed_dim=8, depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1), window_size=4
+    )
     official = official_state_dict(model)
     assert Checkpoint2D.from_state_dict(official).pretrained_window_sizes == (4, 4, 2, 0)
     # The official code divides 0 by 0 for a window of one.
@@ -234,7 +264,11 @@ def test_window_inference_from_stored_tables_and_hf_configs(caplog):
 
     # A 12to16-style checkpoint (window 16, pretrained with 12, 12, 12, 6), stored in half precision.
     fine_tuned = SwinTransformerV2(
-        img_size=64, embed_dim=8, depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1), window_size=16,
+        img_size=64,
+        embed_dim=8,
+        depths=(1, 1, 1, 1),
+        num_heads=(1, 1, 1, 1),
+        window_size=16,
         pretrained_window_sizes=(12, 12, 12, 6),
     )
     half = {k: v.half() for k, v in official_state_dict(fine_tuned).items()}
@@ -245,7 +279,10 @@ def test_window_inference_from_stored_tables_and_hf_configs(caplog):
     assert Checkpoint2D.from_state_dict(timm_sd, hf_config=config).pretrained_window_sizes == (4, 4, 2, 0)
     config["pretrained_window_sizes"] = [12, 12, 12, 6]
     assert Checkpoint2D.from_state_dict(timm_sd, hf_config=config).pretrained_window_sizes == (12, 12, 12, 6)
-    assert Checkpoint2D.from_state_dict(timm_sd, hf_config=config | {"depths": [2, 2]}).pretrained_window_sizes is None
+    assert (
+        Checkpoint2D.from_state_dict(timm_sd, hf_config=config | {"depths": [2, 2]}).pretrained_window_sizes
+        is None
+    )
 
     official["layers.1.blocks.0.attn.relative_coords_table"] = torch.rand(1, 7, 7, 2) + 0.1
     with caplog.at_level(logging.WARNING, logger="videoswinv2.checkpoints.architecture"):
@@ -292,7 +329,9 @@ def test_report_lists_what_happened_to_every_tensor(tmp_path, caplog):
     assert set(report.dropped) == buffers and len(buffers) == 6 + 6 + 2  # attn_mask: block 1 of stages 0, 1
     assert len(report.copied) + len(report.inflated) + len(report.reinitialised) == len(model.state_dict())
     assert torch.equal(model.head.fc.weight, initial_head)
-    cpb_line = "layers.*.blocks.*.attn.cpb_mlp.0.weight (6): (512, 2) -> (512, 3), zero column for t prepended"
+    cpb_line = (
+        "layers.*.blocks.*.attn.cpb_mlp.0.weight (6): (512, 2) -> (512, 3), zero column for t prepended"
+    )
     assert cpb_line in caplog.text
     assert "re-initialised in the model: 2 tensors" in caplog.text
 
@@ -301,7 +340,12 @@ def test_extra_norms_and_missing_classifier_are_reinitialised(tmp_path):
     ckpt = Checkpoint2D.from_state_dict(timm_2d(num_classes=0).state_dict())
     model = model_3d((0, 0, 0), extra_norm_period=1)
     _, report = inflate_state_dict(ckpt, model.state_dict())
-    extra = {f"layers.{i}.blocks.{j}.extra_norm.{p}" for i in range(3) for j in range(2) for p in ("weight", "bias")}
+    extra = {
+        f"layers.{i}.blocks.{j}.extra_norm.{p}"
+        for i in range(3)
+        for j in range(2)
+        for p in ("weight", "bias")
+    }
     assert set(report.reinitialised) == extra | set(HEAD)
     assert report.reinitialised["head.fc.weight"] == "the checkpoint has no classifier"
 
@@ -315,21 +359,36 @@ def test_classifier_is_dropped_for_a_headless_model():
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        (dict(embed_dim=24), [
-            "another variant",
-            "layers.0.blocks.0.attn.qkv.weight: checkpoint (48, 16), model (72, 24); dim 0: 48 vs 72; dim 1: 16 vs 24",
-        ]),
-        (dict(num_heads=(2, 2, 2)), [
-            "layers.2.blocks.0.attn.logit_scale: checkpoint (4, 1, 1), model (2, 1, 1); dim 0: 4 vs 2 (number of heads",
-        ]),
-        (dict(depths=(2, 2, 3)), ["missing from the checkpoint (17):\n    layers.2.blocks.2.attn.logit_scale"]),
-        (dict(in_chans=1), [
-            "patch_embed.proj.weight: checkpoint (16, 3, 4, 4), model (16, 1, 2, 4, 4); dim 1: 3 vs 1 (input channels)",
-        ]),
+        (
+            dict(embed_dim=24),
+            [
+                "another variant",
+                "layers.0.blocks.0.attn.qkv.weight: checkpoint (48, 16), model (72, 24); dim 0: 48 vs 72; dim 1: 16 vs 24",
+            ],
+        ),
+        (
+            dict(num_heads=(2, 2, 2)),
+            [
+                "layers.2.blocks.0.attn.logit_scale: checkpoint (4, 1, 1), model (2, 1, 1); dim 0: 4 vs 2 (number of heads",
+            ],
+        ),
+        (
+            dict(depths=(2, 2, 3)),
+            ["missing from the checkpoint (17):\n    layers.2.blocks.2.attn.logit_scale"],
+        ),
+        (
+            dict(in_chans=1),
+            [
+                "patch_embed.proj.weight: checkpoint (16, 3, 4, 4), model (16, 1, 2, 4, 4); dim 1: 3 vs 1 (input channels)",
+            ],
+        ),
         (dict(patch_size=(2, 2, 2)), ["dim 2: 4 vs 2 (patch size); dim 3: 4 vs 2 (patch size)"]),
-        (dict(mlp_ratio=4.0), [
-            "layers.0.blocks.0.mlp.fc1.weight: checkpoint (32, 16), model (64, 16); dim 0: 32 vs 64 (MLP hidden width",
-        ]),
+        (
+            dict(mlp_ratio=4.0),
+            [
+                "layers.0.blocks.0.mlp.fc1.weight: checkpoint (32, 16), model (64, 16); dim 0: 32 vs 64 (MLP hidden width",
+            ],
+        ),
     ],
     ids=["embed_dim", "heads", "depths", "in_chans", "patch", "mlp_ratio"],
 )
@@ -400,17 +459,25 @@ def test_cli_window_flag_overrides_and_pth_output(tiny_official, tmp_path, capsy
     dst = tmp_path / "video.pth"
     args = (str(tiny_official), str(dst), "--model", "videoswinv2_tiny", "--temporal-init", "center")
     assert inflate_cli(*args, "--pretrained-window-sizes", "0x12x12,12,12,6") == 0
-    assert "pretrained window sizes: ((0, 12, 12), 12, 12, 6) (given on the command line)" in capsys.readouterr().out
+    assert (
+        "pretrained window sizes: ((0, 12, 12), 12, 12, 6) (given on the command line)"
+        in capsys.readouterr().out
+    )
     model = create_model("videoswinv2_tiny", pretrained_window_sizes=((0, 12, 12), 12, 12, 6))
     model.load_state_dict(torch.load(dst, weights_only=True), strict=True)
     assert model.patch_embed.proj.weight[:, :, 0].abs().max() == 0  # centre of a 2-frame kernel is frame 1
 
 
 def test_cli_errors_exit_1_with_a_message(tiny_official, tmp_path, capsys):
-    assert inflate_cli(str(tmp_path / "absent.pth"), str(tmp_path / "out.pth"), "--model", "videoswinv2_tiny") == 1
+    assert (
+        inflate_cli(str(tmp_path / "absent.pth"), str(tmp_path / "out.pth"), "--model", "videoswinv2_tiny")
+        == 1
+    )
     assert "no such checkpoint file or folder" in capsys.readouterr().err
     windows = ("--pretrained-window-sizes", "8,8")
-    assert inflate_cli(str(tiny_official), str(tmp_path / "o.pth"), "--model", "videoswinv2_tiny", *windows) == 1
+    assert (
+        inflate_cli(str(tiny_official), str(tmp_path / "o.pth"), "--model", "videoswinv2_tiny", *windows) == 1
+    )
     assert "--pretrained-window-sizes has 2 entries; the checkpoint has 4 stages" in capsys.readouterr().err
     assert inflate_cli(str(tiny_official), str(tmp_path / "o.pth"), "--model", "videoswinv2_huge") == 1
     assert "unknown model 'videoswinv2_huge'" in capsys.readouterr().err

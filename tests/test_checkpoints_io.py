@@ -1,4 +1,5 @@
 """Reading checkpoint files: formats, wrappers, Hugging Face folders, and clear errors for bad files."""
+
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,9 @@ from videoswinv2.checkpoints import CheckpointError, read_2d_checkpoint, read_ra
 @pytest.fixture(scope="module")
 def state_dict() -> dict[str, torch.Tensor]:
     """A tiny timm SwinV2 (two stages, one block each) with a 3-class head."""
-    model = SwinTransformerV2(img_size=32, embed_dim=8, depths=(1, 1), num_heads=(1, 2), window_size=4, num_classes=3)
+    model = SwinTransformerV2(
+        img_size=32, embed_dim=8, depths=(1, 1), num_heads=(1, 2), window_size=4, num_classes=3
+    )
     return model.state_dict()
 
 
@@ -77,11 +80,16 @@ def test_reads_hugging_face_folders(state_dict, tmp_path):
     sharded.mkdir()
     keys = list(state_dict)
     half = len(keys) // 2
-    shards = {"model-00001-of-00002.safetensors": keys[:half], "model-00002-of-00002.safetensors": keys[half:]}
+    shards = {
+        "model-00001-of-00002.safetensors": keys[:half],
+        "model-00002-of-00002.safetensors": keys[half:],
+    }
     for name, shard_keys in shards.items():
         save_file({k: state_dict[k] for k in shard_keys}, sharded / name)
     weight_map = {k: name for name, shard_keys in shards.items() for k in shard_keys}
-    (sharded / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    (sharded / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {}, "weight_map": weight_map})
+    )
     assert read_raw_checkpoint(sharded).tensors.keys() == state_dict.keys()
 
 
@@ -131,7 +139,9 @@ def test_pickles_without_a_state_dict(tmp_path):
     with pytest.raises(CheckpointError, match="holds a list, not a state dict"):
         read_raw_checkpoint(tmp_path / "list.pth")
     torch.save({"epoch": 3, "optimizer": {"lr": 0.1}}, tmp_path / "no_weights.pth")
-    with pytest.raises(CheckpointError, match=r"holds no state dict: a mapping with keys \['epoch', 'optimizer'\]"):
+    with pytest.raises(
+        CheckpointError, match=r"holds no state dict: a mapping with keys \['epoch', 'optimizer'\]"
+    ):
         read_raw_checkpoint(tmp_path / "no_weights.pth")
 
 
@@ -145,9 +155,18 @@ def test_missing_paths(tmp_path):
 @pytest.mark.parametrize(
     ("model", "message"),
     [
-        (VisionTransformer(img_size=32, patch_size=8, embed_dim=16, depth=1, num_heads=2), "ViT-style checkpoint"),
-        (SwinTransformer(img_size=32, embed_dim=8, depths=(1,), num_heads=(1,), window_size=4), "Swin Transformer V1"),
-        (SwinTransformerV2Cr(img_size=(32, 32), embed_dim=8, depths=(1,), num_heads=(1,), window_size=4), "swinv2_cr"),
+        (
+            VisionTransformer(img_size=32, patch_size=8, embed_dim=16, depth=1, num_heads=2),
+            "ViT-style checkpoint",
+        ),
+        (
+            SwinTransformer(img_size=32, embed_dim=8, depths=(1,), num_heads=(1,), window_size=4),
+            "Swin Transformer V1",
+        ),
+        (
+            SwinTransformerV2Cr(img_size=(32, 32), embed_dim=8, depths=(1,), num_heads=(1,), window_size=4),
+            "swinv2_cr",
+        ),
         (torch.nn.Linear(3, 4), "not a SwinV2 checkpoint"),
     ],
     ids=["vit", "swin-v1", "swinv2-cr", "linear"],
@@ -163,7 +182,9 @@ def test_non_swinv2_models_are_refused(tmp_path, model, message):
 def test_a_3d_state_dict_is_not_inflated_again(tmp_path):
     model = SwinTransformerV2_3D(embed_dim=8, depths=(1,), num_heads=(1,), pretrained_window_sizes=(0,))
     torch.save(model.state_dict(), tmp_path / "video.pth")
-    with pytest.raises(CheckpointError, match=r"already a 3D state dict .*\(8, 3, 2, 4, 4\).*load_state_dict"):
+    with pytest.raises(
+        CheckpointError, match=r"already a 3D state dict .*\(8, 3, 2, 4, 4\).*load_state_dict"
+    ):
         read_2d_checkpoint(tmp_path / "video.pth")
 
 

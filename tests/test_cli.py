@@ -1,4 +1,5 @@
 """The command line end to end: configs, fit, multi-view test (1 and 2 processes), resume, predict."""
+
 from __future__ import annotations
 
 import csv
@@ -21,13 +22,20 @@ def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     """``python -m videoswinv2 ARGS`` in a fresh process (as a user runs it), from the repo root."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "videoswinv2", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "videoswinv2", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     return result
 
 
 def check(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    assert result.returncode == 0, (
+        f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    )
     return result
 
 
@@ -44,19 +52,48 @@ def test_print_config_works_for_every_config(config, capsys):
 
 @pytest.mark.parametrize("config", K400_CONFIGS, ids=lambda p: p.name)
 def test_k400_configs_stop_at_once_naming_the_option_to_set(config, tmp_path):
-    result = run_cli("fit", "-c", str(config), "--model.init_args.pretrained_2d", "null",
-                     "--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.strategy", "auto",
-                     "--trainer.precision", "32-true", "--trainer.logger", "false", timeout=120)
+    result = run_cli(
+        "fit",
+        "-c",
+        str(config),
+        "--model.init_args.pretrained_2d",
+        "null",
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.devices",
+        "1",
+        "--trainer.strategy",
+        "auto",
+        "--trainer.precision",
+        "32-true",
+        "--trainer.logger",
+        "false",
+        timeout=120,
+    )
     assert result.returncode != 0
     assert "--data.init_args.data_root" in result.stderr.strip().splitlines()[-1]
 
 
 def test_missing_2d_checkpoint_names_the_option(tmp_path):
-    result = run_cli("fit", "-c", "configs/k400_tiny.yaml", "--data.init_args.data_root", str(tmp_path),
-                     "--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.logger", "false", timeout=120)
+    result = run_cli(
+        "fit",
+        "-c",
+        "configs/k400_tiny.yaml",
+        "--data.init_args.data_root",
+        str(tmp_path),
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.devices",
+        "1",
+        "--trainer.logger",
+        "false",
+        timeout=120,
+    )
     assert result.returncode != 0
     last_line = result.stderr.strip().splitlines()[-1]
-    assert "--model.init_args.pretrained_2d" in last_line and "swinv2_tiny_patch4_window8_256.pth" in last_line
+    assert (
+        "--model.init_args.pretrained_2d" in last_line and "swinv2_tiny_patch4_window8_256.pth" in last_line
+    )
 
 
 def sample_video(name: str) -> Path:
@@ -85,14 +122,34 @@ def smoke_run(tmp_path_factory) -> dict[str, Path]:
     (odd, for sharding) and fewer epochs: it must still learn the motion classes."""
     root = tmp_path_factory.mktemp("run")
     data = [
-        "-c", "configs/smoke.yaml", "--data.init_args.data_root", str(root / "data"),
-        "--data.init_args.synthetic.num_classes", "3", "--data.init_args.synthetic.test_per_class", "3",
-        "--model.init_args.num_classes", "3", "--data.init_args.num_workers", "0",
-        "--trainer.enable_progress_bar", "false",
+        "-c",
+        "configs/smoke.yaml",
+        "--data.init_args.data_root",
+        str(root / "data"),
+        "--data.init_args.synthetic.num_classes",
+        "3",
+        "--data.init_args.synthetic.test_per_class",
+        "3",
+        "--model.init_args.num_classes",
+        "3",
+        "--data.init_args.num_workers",
+        "0",
+        "--trainer.enable_progress_bar",
+        "false",
     ]
     fit = root / "fit"
-    check(run_cli("fit", *data, "--trainer.max_epochs", str(SMOKE_EPOCHS),
-                  "--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", str(fit)))
+    check(
+        run_cli(
+            "fit",
+            *data,
+            "--trainer.max_epochs",
+            str(SMOKE_EPOCHS),
+            "--trainer.logger",
+            "lightning.pytorch.loggers.CSVLogger",
+            "--trainer.logger.save_dir",
+            str(fit),
+        )
+    )
     run_dir = fit / "smoke" / "version_0"
     return {"root": root, "ckpt": run_dir / "checkpoints" / "last.ckpt", "args": data, "fit": run_dir}
 
@@ -104,8 +161,19 @@ def test_smoke_fit_learns_the_motion_classes(smoke_run):
 
 
 def run_test(smoke_run, out: Path, *extra: str) -> Path:
-    check(run_cli("test", *smoke_run["args"], "--ckpt_path", str(smoke_run["ckpt"]),
-                  "--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", str(out), *extra))
+    check(
+        run_cli(
+            "test",
+            *smoke_run["args"],
+            "--ckpt_path",
+            str(smoke_run["ckpt"]),
+            "--trainer.logger",
+            "lightning.pytorch.loggers.CSVLogger",
+            "--trainer.logger.save_dir",
+            str(out),
+            *extra,
+        )
+    )
     return out / "smoke" / "version_0"  # the config names its runs "smoke"
 
 
@@ -131,15 +199,27 @@ def test_multi_view_test_writes_one_prediction_per_video_and_figures(smoke_run):
 def test_two_process_ddp_test_equals_one_process(smoke_run):
     if "single" not in smoke_run:
         pytest.skip("needs the single-process test above")
-    run_dir = run_test(smoke_run, smoke_run["root"] / "test2", "--trainer.strategy", "ddp", "--trainer.devices", "2")
+    run_dir = run_test(
+        smoke_run, smoke_run["root"] / "test2", "--trainer.strategy", "ddp", "--trainer.devices", "2"
+    )
     assert (run_dir / "predictions.csv").read_text() == (smoke_run["single"] / "predictions.csv").read_text()
     assert read_test_metrics(run_dir) == pytest.approx(read_test_metrics(smoke_run["single"]))
 
 
 def test_fit_resumes_from_a_checkpoint(smoke_run):
     out = smoke_run["root"] / "resume"
-    check(run_cli("fit", *smoke_run["args"], "--trainer.max_epochs", str(SMOKE_EPOCHS + 1), "--ckpt_path", str(smoke_run["ckpt"]),
-                  "--trainer.logger.init_args.save_dir", str(out)))
+    check(
+        run_cli(
+            "fit",
+            *smoke_run["args"],
+            "--trainer.max_epochs",
+            str(SMOKE_EPOCHS + 1),
+            "--ckpt_path",
+            str(smoke_run["ckpt"]),
+            "--trainer.logger.init_args.save_dir",
+            str(out),
+        )
+    )
     resumed = torch.load(out / "smoke" / "version_0" / "checkpoints" / "last.ckpt", weights_only=False)
     first = torch.load(smoke_run["ckpt"], weights_only=False)
     assert first["epoch"] == SMOKE_EPOCHS - 1 and resumed["epoch"] == SMOKE_EPOCHS
@@ -148,7 +228,9 @@ def test_fit_resumes_from_a_checkpoint(smoke_run):
 
 def test_predict_prints_top_k_names_for_a_real_video(smoke_run):
     video = sample_video("bikes.mp4")
-    result = check(run_cli("predict", str(video), "--ckpt", str(smoke_run["ckpt"]), "--topk", "2", "--views", "1"))
+    result = check(
+        run_cli("predict", str(video), "--ckpt", str(smoke_run["ckpt"]), "--topk", "2", "--views", "1")
+    )
     lines = result.stdout.strip().splitlines()
     assert lines[0] == str(video)
     assert len(lines) == 3
@@ -165,9 +247,25 @@ def test_predict_with_a_plain_state_dict_uses_kinetics_names(tmp_path):
 
     save_state_dict(create_model("videoswinv2_tiny").state_dict(), tmp_path / "tiny.safetensors")
     video = sample_video("carphone_pristine.mp4")
-    result = check(run_cli("predict", str(video), "--ckpt", str(tmp_path / "tiny.safetensors"), "--model",
-                           "videoswinv2_tiny", "--views", "1", "--num-frames", "4", "--topk", "3"))
-    names = [line.split(".", 1)[1].rsplit(None, 1)[0].strip() for line in result.stdout.strip().splitlines()[1:]]
+    result = check(
+        run_cli(
+            "predict",
+            str(video),
+            "--ckpt",
+            str(tmp_path / "tiny.safetensors"),
+            "--model",
+            "videoswinv2_tiny",
+            "--views",
+            "1",
+            "--num-frames",
+            "4",
+            "--topk",
+            "3",
+        )
+    )
+    names = [
+        line.split(".", 1)[1].rsplit(None, 1)[0].strip() for line in result.stdout.strip().splitlines()[1:]
+    ]
     assert len(names) == 3 and set(names) <= set(kinetics400_classes())
     missing = run_cli("predict", str(video), "--ckpt", str(tmp_path / "tiny.safetensors"))
     assert missing.returncode == 2 and "--model" in missing.stderr
@@ -175,8 +273,19 @@ def test_predict_with_a_plain_state_dict_uses_kinetics_names(tmp_path):
 
 def test_ema_of_weights_through_lightnings_callback(smoke_run):
     out = smoke_run["root"] / "ema"
-    check(run_cli("fit", *smoke_run["args"], "--trainer.max_epochs", "1", "--trainer.logger.init_args.save_dir", str(out),
-                  "--trainer.callbacks+=lightning.pytorch.callbacks.EMAWeightAveraging", "--trainer.callbacks.decay", "0.5"))
+    check(
+        run_cli(
+            "fit",
+            *smoke_run["args"],
+            "--trainer.max_epochs",
+            "1",
+            "--trainer.logger.init_args.save_dir",
+            str(out),
+            "--trainer.callbacks+=lightning.pytorch.callbacks.EMAWeightAveraging",
+            "--trainer.callbacks.decay",
+            "0.5",
+        )
+    )
     ckpt = torch.load(out / "smoke" / "version_0" / "checkpoints" / "last.ckpt", weights_only=False)
     # The saved weights are the average; the live ones are kept beside them.
     averaged, live = ckpt["state_dict"], ckpt["current_model_state"]

@@ -30,9 +30,7 @@ def _stem(youtube_id: str, start: int, end: int) -> str:
 
 
 def _write_csv(path: Path, rows=ROWS, split: str = "train") -> Path:
-    lines = [HEADER] + [
-        f'"{label}",{yid},{start},{end},{split},0\n' for label, yid, start, end in rows
-    ]
+    lines = [HEADER] + [f'"{label}",{yid},{start},{end},{split},0\n' for label, yid, start, end in rows]
     path.write_text("".join(lines))
     return path
 
@@ -57,17 +55,13 @@ def test_csv_list_file_and_class_folders_give_the_same_videos(tmp_path: Path) ->
         expected.append(VideoRecord(str(path), CLASSES.index(label)))
     csv_path = _write_csv(tmp_path / "train.csv")
     list_path = tmp_path / "train_list.txt"
-    list_path.write_text(
-        "".join(f"{Path(v.path).relative_to(tmp_path)} {v.label}\n" for v in expected)
-    )
+    list_path.write_text("".join(f"{Path(v.path).relative_to(tmp_path)} {v.label}\n" for v in expected))
     from_csv = read_annotations(csv_path, tmp_path, CLASSES)
     from_list = read_annotations(list_path, tmp_path, CLASSES)
     from_folders = read_annotations(tmp_path / "train", tmp_path, CLASSES)
     assert from_csv.videos == expected  # CSV row order
     assert from_list.videos == expected  # list order, paths with spaces included
-    assert sorted(from_folders.videos, key=lambda v: v.path) == sorted(
-        expected, key=lambda v: v.path
-    )
+    assert sorted(from_folders.videos, key=lambda v: v.path) == sorted(expected, key=lambda v: v.path)
     assert from_csv.missing == from_list.missing == from_folders.missing == []
 
 

@@ -14,7 +14,13 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 from jsonargparse import ArgumentParser
 
-from videoswinv2.data import SYNTHETIC_CLASSES, BrokenVideoLogger, KineticsDataModule, ShardSampler, SyntheticSpec
+from videoswinv2.data import (
+    SYNTHETIC_CLASSES,
+    BrokenVideoLogger,
+    KineticsDataModule,
+    ShardSampler,
+    SyntheticSpec,
+)
 
 SMALL = dict(  # the synthetic classes, clip and crop sizes for its 32 px videos
     class_names_file="classes.txt",
@@ -38,9 +44,7 @@ def _list_file(path: Path, root: Path, split: str, count: int, broken: list[Path
     entries = []
     for line in (root / "annotations" / f"{split}.csv").read_text().splitlines()[1 : count + 1]:
         label, youtube_id, start, end, _ = line.split(",")
-        entries.append(
-            f"{split}/{youtube_id}_{int(start):06d}_{int(end):06d}.mp4 {classes.index(label)}"
-        )
+        entries.append(f"{split}/{youtube_id}_{int(start):06d}_{int(end):06d}.mp4 {classes.index(label)}")
     entries[2:2] = [f"{file} 0" for file in broken]
     path.write_text("\n".join(entries) + "\n")
     return str(path)
@@ -83,9 +87,7 @@ def test_two_simulated_ranks_evaluate_every_video_once(
                 broken += batch["broken"]
                 if batch["label"].numel():
                     views = val_views or name == "test"
-                    assert batch["video"].shape[1:] == (
-                        (2 * 3, 3, 4, 32, 32) if views else (3, 4, 32, 32)
-                    )
+                    assert batch["video"].shape[1:] == ((2 * 3, 3, 4, 32, 32) if views else (3, 4, 32, 32))
     assert sorted(seen["val"]) == sorted(seen["test"]) == [0, 1, 3, 4]  # index 2 is the broken file
     assert broken == [str(data_broken_videos["text"])] * 2  # once in val, once in test (rank 0)
 
@@ -188,9 +190,7 @@ def test_an_epoch_with_broken_videos_completes_and_reports_them(
     assert trainer.callback_metrics["data/broken_videos_train"] >= len(bad)
     assert trainer.callback_metrics["data/broken_videos_val"] == 1
     assert sum(isinstance(c, BrokenVideoLogger) for c in trainer.callbacks) == 1
-    assert (
-        f"epoch 0 val: skipped 1 broken videos: {data_broken_videos['audio_only']}" in caplog.text
-    )
+    assert f"epoch 0 val: skipped 1 broken videos: {data_broken_videos['audio_only']}" in caplog.text
     train_line = next(line for line in caplog.text.splitlines() if "epoch 0 train: skipped" in line)
     assert all(str(path) in train_line for path in bad)
 

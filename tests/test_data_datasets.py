@@ -34,12 +34,8 @@ def _pixels(video: torch.Tensor) -> torch.Tensor:
 def test_train_and_val_samples(decoder, data_numbered_video) -> None:
     videos = [VideoRecord(str(data_numbered_video), 3)]
     spec = ClipSpec(num_frames=8, frame_interval=2)
-    train = VideoClipDataset(
-        videos, mode="train", transform=TrainTransform(48), clip=spec, decoder=decoder
-    )
-    val = VideoClipDataset(
-        videos, mode="val", transform=EvalTransform(64, 48), clip=spec, decoder=decoder
-    )
+    train = VideoClipDataset(videos, mode="train", transform=TrainTransform(48), clip=spec, decoder=decoder)
+    val = VideoClipDataset(videos, mode="val", transform=EvalTransform(64, 48), clip=spec, decoder=decoder)
     for dataset in (train, val):
         sample = dataset[0]
         assert sample["video"].shape == (3, 8, 48, 48) and sample["video"].dtype == torch.float32
@@ -109,9 +105,7 @@ def test_broken_training_videos_are_replaced_and_reported(
     reported = []
     for batch in loader:  # a whole epoch: 6 samples, 5 of them broken files
         assert batch["video"].shape == (3, 3, 4, 32, 32)
-        assert torch.equal(
-            batch["label"], torch.zeros(3, dtype=torch.long)
-        )  # all replaced by the good one
+        assert torch.equal(batch["label"], torch.zeros(3, dtype=torch.long))  # all replaced by the good one
         assert torch.equal(batch["index"], torch.zeros(3, dtype=torch.long))
         reported += batch["broken"]
     assert set(reported) == {v.path for v in broken}
@@ -119,9 +113,7 @@ def test_broken_training_videos_are_replaced_and_reported(
 
 def test_training_stops_with_a_clear_error_when_nothing_decodes(data_broken_videos) -> None:
     videos = [VideoRecord(str(path), 0) for path in data_broken_videos.values()]
-    dataset = VideoClipDataset(
-        videos, mode="train", transform=TrainTransform(32), max_replacements=10
-    )
+    dataset = VideoClipDataset(videos, mode="train", transform=TrainTransform(32), max_replacements=10)
     with pytest.raises(RuntimeError, match="11 videos in a row failed to decode"):
         dataset[0]
 
@@ -137,13 +129,9 @@ def test_broken_evaluation_videos_are_dropped_from_batches(
         VideoRecord(str(data_broken_videos["text"]), 1),
     ]
     if multi_view:
-        dataset = MultiViewDataset(
-            videos, clip=ClipSpec(4, 2), num_clips=2, short_side=32, crop_size=32
-        )
+        dataset = MultiViewDataset(videos, clip=ClipSpec(4, 2), num_clips=2, short_side=32, crop_size=32)
     else:
-        dataset = VideoClipDataset(
-            videos, mode="val", transform=EvalTransform(32, 32), clip=ClipSpec(4, 2)
-        )
+        dataset = VideoClipDataset(videos, mode="val", transform=EvalTransform(32, 32), clip=ClipSpec(4, 2))
     assert dataset[0]["video"] is None and dataset[0]["broken"] == [videos[0].path]
     batches = list(DataLoader(dataset, batch_size=2, collate_fn=collate_videos))
     assert [b["index"].tolist() for b in batches] == [[1], []]

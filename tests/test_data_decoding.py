@@ -21,9 +21,7 @@ DECODERS = ["pyav", "decord"]
 
 
 @pytest.mark.parametrize("decoder", DECODERS)
-def test_plans_decode_to_the_planned_frames(
-    decoder, data_numbered_video, data_frame_numbers
-) -> None:
+def test_plans_decode_to_the_planned_frames(decoder, data_numbered_video, data_frame_numbers) -> None:
     spec = ClipSpec(num_frames=8, frame_interval=3)  # span 22 of 90 frames
     generator = torch.Generator().manual_seed(0)
     with open_video(str(data_numbered_video), decoder) as reader:
@@ -65,9 +63,7 @@ def test_variable_frame_rate_is_indexed_by_display_order(
     decoder, data_make_numbered_video, data_frame_numbers, tmp_path
 ) -> None:
     # Uneven gaps between timestamps: a reader assuming a constant rate would misnumber frames.
-    path = data_make_numbered_video(
-        tmp_path / "vfr.mp4", 40, pts_step=lambda i: 2 * i + (i % 3 == 0)
-    )
+    path = data_make_numbered_video(tmp_path / "vfr.mp4", 40, pts_step=lambda i: 2 * i + (i % 3 == 0))
     with open_video(str(path), decoder) as reader:
         assert reader.num_frames == 40
         indices = [*range(0, 40, 3), 39]
@@ -76,9 +72,7 @@ def test_variable_frame_rate_is_indexed_by_display_order(
 
 @pytest.mark.parametrize("decoder", DECODERS)
 @pytest.mark.parametrize("suffix", [".mkv", ".mov", ".webm", ".avi", ".ts"])
-def test_other_containers(
-    decoder, suffix, data_make_numbered_video, data_frame_numbers, tmp_path
-) -> None:
+def test_other_containers(decoder, suffix, data_make_numbered_video, data_frame_numbers, tmp_path) -> None:
     # MPEG-TS seeks by estimate: PyAV's seeks land past the keyframe (then it decodes from the
     # start), and decord would return neighbouring frames, so it hands .ts files to PyAV.
     path = data_make_numbered_video(tmp_path / f"numbered{suffix}", 60)
@@ -86,9 +80,7 @@ def test_other_containers(
         assert reader.num_frames == 60
         for indices in ([5, 30, 31, 59, 13, 0], list(range(48, 60)), [59]):
             assert data_frame_numbers(reader.read(indices)) == indices
-        assert isinstance(
-            reader, DecordReader if decoder == "decord" and suffix != ".ts" else PyAVReader
-        )
+        assert isinstance(reader, DecordReader if decoder == "decord" and suffix != ".ts" else PyAVReader)
 
 
 def _cut_with_edit_list(source: Path, target: Path, cut: int) -> None:
@@ -130,9 +122,7 @@ def test_decord_is_used_when_its_index_is_sound(data_numbered_video) -> None:
 
 @pytest.mark.parametrize("decoder", DECODERS)
 @pytest.mark.parametrize("kind", ["truncated", "empty", "text", "audio_only", "missing"])
-def test_broken_files_raise_a_decode_error_naming_the_file(
-    decoder, kind, data_broken_videos
-) -> None:
+def test_broken_files_raise_a_decode_error_naming_the_file(decoder, kind, data_broken_videos) -> None:
     path = str(data_broken_videos[kind])
 
     def read() -> None:

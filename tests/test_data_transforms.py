@@ -26,16 +26,12 @@ def test_normalize_values_and_layout() -> None:
     assert out.shape == (3, 2, 4, 5) and out.dtype == torch.float32  # (C, T, H, W)
     for c in range(3):
         assert out[c, 0].unique().item() == pytest.approx(-VIDEO_SWIN_MEAN[c] / VIDEO_SWIN_STD[c])
-    assert out[0, 1].unique().item() == pytest.approx(
-        (255 - VIDEO_SWIN_MEAN[0]) / VIDEO_SWIN_STD[0]
-    )
+    assert out[0, 1].unique().item() == pytest.approx((255 - VIDEO_SWIN_MEAN[0]) / VIDEO_SWIN_STD[0])
 
 
 def test_train_transform_output_and_same_crop_on_every_frame() -> None:
     torch.manual_seed(0)
-    frames = (
-        torch.randint(0, 256, (1, 96, 128, 3), dtype=torch.uint8).expand(6, -1, -1, -1).contiguous()
-    )
+    frames = torch.randint(0, 256, (1, 96, 128, 3), dtype=torch.uint8).expand(6, -1, -1, -1).contiguous()
     transform = TrainTransform(crop_size=48)
     for _ in range(5):
         out = transform(frames)

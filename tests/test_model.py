@@ -1,4 +1,5 @@
 """The 3D SwinV2 backbone against an unwindowed brute-force reference, and its public contract."""
+
 from __future__ import annotations
 
 import math
@@ -31,8 +32,14 @@ def randomise_(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 
 def tiny_model(**overrides) -> SwinTransformerV2_3D:
     kwargs = dict(
-        embed_dim=16, depths=(2, 2), num_heads=(2, 4), window_size=(2, 3, 3), patch_size=(1, 2, 2),
-        pretrained_window_sizes=(0, 0), num_classes=5, drop_path_rate=0.0,
+        embed_dim=16,
+        depths=(2, 2),
+        num_heads=(2, 4),
+        window_size=(2, 3, 3),
+        patch_size=(1, 2, 2),
+        pretrained_window_sizes=(0, 0),
+        num_classes=5,
+        drop_path_rate=0.0,
     )
     return SwinTransformerV2_3D(**{**kwargs, **overrides})
 
@@ -61,7 +68,9 @@ def brute_force_window_attention(block: SwinV2Block3D, x: torch.Tensor) -> torch
     bias = 16 * torch.sigmoid(attn.cpb_mlp(rel)).permute(2, 0, 1)  # (heads, L, L)
 
     tokens = x.reshape(B, -1, C)
-    qkv = F.linear(tokens, attn.qkv.weight, torch.cat([attn.q_bias, torch.zeros_like(attn.q_bias), attn.v_bias]))
+    qkv = F.linear(
+        tokens, attn.qkv.weight, torch.cat([attn.q_bias, torch.zeros_like(attn.q_bias), attn.v_bias])
+    )
     q, k, v = qkv.reshape(B, -1, 3, attn.num_heads, C // attn.num_heads).permute(2, 0, 3, 1, 4)
     scale = attn.logit_scale.clamp(max=math.log(100)).exp()
     logits = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-1, -2) * scale + bias

@@ -1,4 +1,5 @@
 """Training logic checked directly: parameter groups, schedule, mixing, multi-view averaging."""
+
 from __future__ import annotations
 
 import csv
@@ -20,12 +21,21 @@ from videoswinv2.training.optim import param_groups, warmup_cosine
 
 @pytest.fixture(scope="module")
 def small_model():
-    return create_model("videoswinv2_tiny", num_classes=5, embed_dim=16, depths=(1, 2), num_heads=(2, 4),
-                        pretrained_window_sizes=(0, 0), window_size=(2, 2, 2))
+    return create_model(
+        "videoswinv2_tiny",
+        num_classes=5,
+        embed_dim=16,
+        depths=(1, 2),
+        num_heads=(2, 4),
+        pretrained_window_sizes=(0, 0),
+        window_size=(2, 2, 2),
+    )
 
 
 def test_param_groups_split_decay_and_backbone_multiplier(small_model):
-    groups = {g["name"]: g for g in param_groups(small_model, lr=1e-3, weight_decay=0.05, backbone_lr_mult=0.1)}
+    groups = {
+        g["name"]: g for g in param_groups(small_model, lr=1e-3, weight_decay=0.05, backbone_lr_mult=0.1)
+    }
     assert set(groups) == {"backbone_decay", "backbone_no_decay", "head_decay", "head_no_decay"}
     names = {id(p): n for n, p in small_model.named_parameters()}
     by_group = {k: {names[id(p)] for p in g["params"]} for k, g in groups.items()}
@@ -36,8 +46,16 @@ def test_param_groups_split_decay_and_backbone_multiplier(small_model):
     assert "patch_embed.proj.weight" in decayed
     assert "layers.1.downsample.reduction.weight" in decayed
     no_decay = by_group["backbone_no_decay"]
-    for name in ("logit_scale", "cpb_mlp.0.weight", "cpb_mlp.2.weight", "q_bias", "v_bias", "norm1.weight",
-                 "attn.proj.bias", "patch_embed.norm.weight"):
+    for name in (
+        "logit_scale",
+        "cpb_mlp.0.weight",
+        "cpb_mlp.2.weight",
+        "q_bias",
+        "v_bias",
+        "norm1.weight",
+        "attn.proj.bias",
+        "patch_embed.norm.weight",
+    ):
         assert any(name in n for n in no_decay), name
         assert not any(name in n for n in decayed), name
     assert groups["backbone_decay"]["lr"] == pytest.approx(1e-4)
@@ -65,7 +83,9 @@ def test_warmup_cosine_schedule():
 def test_label_smoothing_matches_cross_entropy():
     logits, labels = torch.randn(6, 5), torch.randint(5, (6,))
     soft = smooth_one_hot(labels, 5, 0.1)
-    torch.testing.assert_close(F.cross_entropy(logits, soft), F.cross_entropy(logits, labels, label_smoothing=0.1))
+    torch.testing.assert_close(
+        F.cross_entropy(logits, soft), F.cross_entropy(logits, labels, label_smoothing=0.1)
+    )
     torch.testing.assert_close(soft.sum(-1), torch.ones(6))
 
 
@@ -122,8 +142,15 @@ def test_predictions_csv_has_one_row_per_video_in_dataset_order(tmp_path):
     write_predictions_csv(tmp_path / "p.csv", preds, paths, ["a", "b", "c"])
     rows = list(csv.DictReader(open(tmp_path / "p.csv")))
     assert [r["video"] for r in rows] == ["v0.mp4", "v5.mp4"]
-    assert rows[0] == {"video": "v0.mp4", "label": "c", "correct": "0", "top1_label": "a", "top1_prob": "0.600000",
-                       "top2_label": "b", "top2_prob": "0.300000"}
+    assert rows[0] == {
+        "video": "v0.mp4",
+        "label": "c",
+        "correct": "0",
+        "top1_label": "a",
+        "top1_prob": "0.600000",
+        "top2_label": "b",
+        "top2_prob": "0.300000",
+    }
     assert rows[1]["correct"] == "1" and rows[1]["top1_label"] == "b"
     with pytest.raises(RuntimeError, match="more than once"):
         write_predictions_csv(tmp_path / "q.csv", preds + preds[:1], paths, ["a", "b", "c"])

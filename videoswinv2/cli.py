@@ -9,6 +9,7 @@
 Under ``videoswinv2``, ``predict`` is the video predictor above; LightningCLI's own ``predict``
 stays available as ``lightning predict``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,7 +44,6 @@ class VideoSwinCLI(LightningCLI):
             run=run,
         )
 
-
     def before_instantiate_classes(self) -> None:
         # Checked here so the message is the last line, not buried in jsonargparse's union error.
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -55,15 +55,20 @@ class VideoSwinCLI(LightningCLI):
             )
 
 
-def _tools() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], object]]]:
+def _tools() -> dict[
+    str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], object]]
+]:
     from videoswinv2.checkpoints import add_inflate_arguments, run_inflate
     from videoswinv2.data import add_make_synthetic_arguments, run_make_synthetic
     from videoswinv2.predict import add_predict_arguments, run_predict
 
     return {
         "inflate": ("turn a 2D SwinV2 checkpoint into a 3D state dict", add_inflate_arguments, run_inflate),
-        "make-synthetic": ("write a synthetic motion dataset in the Kinetics layout",
-                           add_make_synthetic_arguments, run_make_synthetic),
+        "make-synthetic": (
+            "write a synthetic motion dataset in the Kinetics layout",
+            add_make_synthetic_arguments,
+            run_make_synthetic,
+        ),
         "predict": ("print the top-k classes of videos", add_predict_arguments, run_predict),
     }
 

@@ -1,4 +1,5 @@
 """The one collective the package needs outside Lightning's own: gathering Python lists."""
+
 from __future__ import annotations
 
 import torch.distributed as dist

@@ -4,6 +4,7 @@ The checkpoint is a Lightning checkpoint written by ``VideoClassifier`` (it carr
 name, its settings, the class names and the data settings), or a plain / inflated state dict
 (``.pth`` or ``.safetensors``) together with ``--model``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,19 +18,31 @@ from typing import Any
 import torch
 
 from videoswinv2.checkpoints.io import CheckpointError, read_raw_checkpoint, unwrap_state_dict
-from videoswinv2.data import KineticsDataModule, VideoDecodeError, kinetics400_classes, load_test_views, read_class_names
+from videoswinv2.data import (
+    KineticsDataModule,
+    VideoDecodeError,
+    kinetics400_classes,
+    load_test_views,
+    read_class_names,
+)
 from videoswinv2.models import SwinTransformerV2_3D, create_model
 from videoswinv2.training.evaluation import average_view_probabilities
 from videoswinv2.training.module import CHECKPOINT_KEY
 
 # Data settings a Lightning checkpoint may carry (KineticsDataModule's arguments) -> predict's.
 _DATA_SETTINGS = {
-    "num_frames": "num_frames", "frame_interval": "frame_interval", "target_fps": "target_fps",
-    "test_short_side": "short_side", "test_crop_size": "crop_size", "num_test_clips": "views", "decoder": "decoder",
+    "num_frames": "num_frames",
+    "frame_interval": "frame_interval",
+    "target_fps": "target_fps",
+    "test_short_side": "short_side",
+    "test_crop_size": "crop_size",
+    "num_test_clips": "views",
+    "decoder": "decoder",
 }
 # Without a Lightning checkpoint, the data module's own defaults apply.
 _DATA_DEFAULTS = {
-    ours: inspect.signature(KineticsDataModule).parameters[theirs].default for theirs, ours in _DATA_SETTINGS.items()
+    ours: inspect.signature(KineticsDataModule).parameters[theirs].default
+    for theirs, ours in _DATA_SETTINGS.items()
 }
 
 
@@ -68,7 +81,9 @@ def load_predictor(
         info = lightning_ckpt[CHECKPOINT_KEY]
         name, kwargs, classes = info["model"], dict(info["model_kwargs"]), list(info["classes"])
         prefix = "backbone."
-        state_dict = {k[len(prefix):]: v for k, v in lightning_ckpt["state_dict"].items() if k.startswith(prefix)}
+        state_dict = {
+            k[len(prefix) :]: v for k, v in lightning_ckpt["state_dict"].items() if k.startswith(prefix)
+        }
         hparams = lightning_ckpt.get("datamodule_hyper_parameters", {})
         data.update({ours: hparams[theirs] for theirs, ours in _DATA_SETTINGS.items() if theirs in hparams})
     else:
@@ -78,7 +93,9 @@ def load_predictor(
         if name is None:
             raise CheckpointError(f"{path} is a plain state dict: say which model it is with --model")
         if "head.fc.weight" not in state_dict:
-            raise CheckpointError(f"{path} has no head.fc.weight: it is not a videoswinv2 classifier state dict")
+            raise CheckpointError(
+                f"{path} has no head.fc.weight: it is not a videoswinv2 classifier state dict"
+            )
         kwargs = {"num_classes": state_dict["head.fc.weight"].shape[0]}
         if metadata.get("pretrained_window_sizes") not in (None, "null"):
             kwargs["pretrained_window_sizes"] = json.loads(metadata["pretrained_window_sizes"])
@@ -106,31 +123,53 @@ def _safetensors_metadata(path: Path) -> dict[str, str]:
 
 
 @torch.no_grad()
-def predict_video(predictor: Predictor, video: str, *, topk: int = 5, max_views_per_forward: int = 6) -> list[tuple[str, float]]:
+def predict_video(
+    predictor: Predictor, video: str, *, topk: int = 5, max_views_per_forward: int = 6
+) -> list[tuple[str, float]]:
     """Top-k ``(class name, probability)`` of one video, softmax averaged over its views."""
     d = predictor.data
     views = load_test_views(
-        video, num_frames=d["num_frames"], frame_interval=d["frame_interval"], num_clips=d["views"],
-        short_side=d["short_side"], crop_size=d["crop_size"], decoder=d["decoder"], target_fps=d["target_fps"],
+        video,
+        num_frames=d["num_frames"],
+        frame_interval=d["frame_interval"],
+        num_clips=d["views"],
+        short_side=d["short_side"],
+        crop_size=d["crop_size"],
+        decoder=d["decoder"],
+        target_fps=d["target_fps"],
     )
     device = next(predictor.model.parameters()).device
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     with autocast:
-        probs = average_view_probabilities(predictor.model, views.unsqueeze(0).to(device), max_views_per_forward)[0]
+        probs = average_view_probabilities(
+            predictor.model, views.unsqueeze(0).to(device), max_views_per_forward
+        )[0]
     values, indices = probs.topk(min(topk, len(probs)))
     return [(predictor.classes[i], float(v)) for i, v in zip(indices.tolist(), values)]
 
 
 def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("videos", nargs="+", help="video files")
-    parser.add_argument("--ckpt", required=True, help="Lightning checkpoint, or a .pth/.safetensors state dict with --model")
+    parser.add_argument(
+        "--ckpt", required=True, help="Lightning checkpoint, or a .pth/.safetensors state dict with --model"
+    )
     parser.add_argument("--model", help="model name, for a plain state dict (e.g. videoswinv2_base)")
-    parser.add_argument("--classes", help="class names file, one per line (default: the checkpoint's, or Kinetics-400)")
+    parser.add_argument(
+        "--classes", help="class names file, one per line (default: the checkpoint's, or Kinetics-400)"
+    )
     parser.add_argument("--topk", type=int, default=5)
-    parser.add_argument("--views", type=int, help="temporal clips per video, each seen in 3 crops (default: the checkpoint's test setting, else 4)")
+    parser.add_argument(
+        "--views",
+        type=int,
+        help="temporal clips per video, each seen in 3 crops (default: the checkpoint's test setting, else 4)",
+    )
     parser.add_argument("--num-frames", type=int, help="frames per clip (default: the checkpoint's, else 32)")
-    parser.add_argument("--frame-interval", type=int, help="frame stride within a clip (default: the checkpoint's, else 2)")
-    parser.add_argument("--decoder", choices=["pyav", "decord"], help="video decoder (default: the checkpoint's, else pyav)")
+    parser.add_argument(
+        "--frame-interval", type=int, help="frame stride within a clip (default: the checkpoint's, else 2)"
+    )
+    parser.add_argument(
+        "--decoder", choices=["pyav", "decord"], help="video decoder (default: the checkpoint's, else pyav)"
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
 
 

@@ -4,6 +4,7 @@
 architecture), ``inflate_state_dict`` (pure, over state dicts), ``load_pretrained_2d`` (into a
 model, strictly, with a report), and the ``videoswinv2 inflate`` command.
 """
+
 from .architecture import Architecture, WindowSize, infer_architecture
 from .checkpoint2d import Checkpoint2D, read_2d_checkpoint
 from .cli import add_inflate_arguments, run_inflate

@@ -4,6 +4,7 @@ Widths, depths and heads come from tensor shapes. The windows a checkpoint was t
 from its stored ``relative_coords_table`` buffers (official layout) or from a Hugging Face
 ``config.json``; timm state dicts do not show them.
 """
+
 from __future__ import annotations
 
 import logging
@@ -110,8 +111,12 @@ def pretrained_windows_from_tables(
             return None
         window = _window_from_table(table)
         if window is None:
-            _logger.warning("stage %d's relative_coords_table %s does not follow SwinV2's formula; "
-                            "pretrained window sizes unknown", stage, tuple(table.shape))
+            _logger.warning(
+                "stage %d's relative_coords_table %s does not follow SwinV2's formula; "
+                "pretrained window sizes unknown",
+                stage,
+                tuple(table.shape),
+            )
             return None
         windows.append(window)
     return tuple(windows)

@@ -1,4 +1,5 @@
 """A 2D SwinV2 checkpoint in the canonical layout, with what its tensors say about it."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping

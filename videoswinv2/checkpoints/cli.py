@@ -1,4 +1,5 @@
 """``videoswinv2 inflate SRC DST --model NAME``: write a 2D SwinV2 checkpoint as a 3D state dict."""
+
 from __future__ import annotations
 
 import argparse
@@ -24,7 +25,9 @@ def parse_window_sizes(text: str) -> tuple[WindowSize, ...]:
         except ValueError:
             raise argparse.ArgumentTypeError(f"bad window size {item!r}: use S or TxHxW per stage") from None
         if len(parts) not in (1, 3) or min(parts) < 0:
-            raise argparse.ArgumentTypeError(f"bad window size {item!r}: use S or TxHxW (ints >= 0) per stage")
+            raise argparse.ArgumentTypeError(
+                f"bad window size {item!r}: use S or TxHxW (ints >= 0) per stage"
+            )
         windows.append(parts[0] if len(parts) == 1 else parts)  # type: ignore[arg-type]
     if not windows:
         raise argparse.ArgumentTypeError("no window sizes given")
@@ -41,15 +44,22 @@ def add_inflate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dst", help="where to write the 3D state dict: .safetensors or .pth")
     parser.add_argument("--model", required=True, help="3D model name, e.g. videoswinv2_base")
     parser.add_argument(
-        "--num-classes", type=int, default=400,
+        "--num-classes",
+        type=int,
+        default=400,
         help="classes of the 3D head (default 400); the 2D classifier is kept only if it has as many",
     )
     parser.add_argument(
-        "--temporal-init", choices=TEMPORAL_INITS, default="average",
+        "--temporal-init",
+        choices=TEMPORAL_INITS,
+        default="average",
         help="patch kernel over time: average (default: the 2D kernel / T on every frame) or center (middle frame)",
     )
     parser.add_argument(
-        "--pretrained-window-sizes", type=parse_window_sizes, default=None, metavar="S,S,S,S",
+        "--pretrained-window-sizes",
+        type=parse_window_sizes,
+        default=None,
+        metavar="S,S,S,S",
         help="per stage, the window the 2D checkpoint's position bias was trained with, e.g. 12,12,12,6 "
         "(TxHxW also accepted; 0 = none); default: what the checkpoint shows, else none",
     )

@@ -11,6 +11,7 @@ Everything is copied 1:1 except two tensors per kind:
 The classifier is copied only when the class counts match; blocks' ``extra_norm`` (absent in 2D)
 keeps its fresh initialisation. Any other missing, unexpected or mis-shaped key is an error.
 """
+
 from __future__ import annotations
 
 import logging
@@ -78,7 +79,9 @@ class InflationReport:
         return "\n".join(lines)
 
 
-def inflate_patch_embed(weight: Tensor, temporal_size: int, temporal_init: TemporalInit = "average") -> Tensor:
+def inflate_patch_embed(
+    weight: Tensor, temporal_size: int, temporal_init: TemporalInit = "average"
+) -> Tensor:
     """2D patch kernel ``(C, in, ph, pw)`` -> 3D ``(C, in, pt, ph, pw)`` with ``pt = temporal_size``."""
     if temporal_init == "average":
         return weight.unsqueeze(2).repeat(1, 1, temporal_size, 1, 1) / temporal_size
@@ -168,12 +171,18 @@ def load_pretrained_2d(
     return report
 
 
-def _convert(key: str, tensor: Tensor, target: Tensor, temporal_init: TemporalInit) -> tuple[Tensor, str] | None:
+def _convert(
+    key: str, tensor: Tensor, target: Tensor, temporal_init: TemporalInit
+) -> tuple[Tensor, str] | None:
     """The checkpoint tensor in the target's shape and a note on how (empty: copied), or None."""
     shape, target_shape = tuple(tensor.shape), tuple(target.shape)
     if shape == target_shape:
         return tensor, ""
-    if key == "patch_embed.proj.weight" and target.dim() == 5 and shape == target_shape[:2] + target_shape[3:]:
+    if (
+        key == "patch_embed.proj.weight"
+        and target.dim() == 5
+        and shape == target_shape[:2] + target_shape[3:]
+    ):
         frames = target_shape[2]
         how = f"{shape} -> {target_shape}, {temporal_init} over {frames} frames"
         return inflate_patch_embed(tensor, frames, temporal_init), how
@@ -207,7 +216,10 @@ def _warn_on_window_mismatch(model: nn.Module, ckpt: Checkpoint2D) -> None:
         _logger.warning(
             "the model normalises position-bias coordinates by spatial windows %s per stage, but %s was "
             "trained with %s: pass pretrained_window_sizes=%s unless that is intended",
-            used, ckpt.source, trained, ckpt.pretrained_window_sizes,
+            used,
+            ckpt.source,
+            trained,
+            ckpt.pretrained_window_sizes,
         )
 
 
@@ -230,8 +242,13 @@ def _error_message(
     if model_arch is not None:
         lines += [f"  checkpoint: {ckpt.describe()}", f"  model:      {model_arch.describe()}"]
         if model_arch.describe() != ckpt.describe():
-            lines.append("  -> the checkpoint is another variant than the model: build the variant that matches it")
-    for title, keys in (("missing from the checkpoint", missing), ("in the checkpoint, not in the model", unexpected)):
+            lines.append(
+                "  -> the checkpoint is another variant than the model: build the variant that matches it"
+            )
+    for title, keys in (
+        ("missing from the checkpoint", missing),
+        ("in the checkpoint, not in the model", unexpected),
+    ):
         if keys:
             lines.append(f"  {title} ({len(keys)}):")
             lines += [f"    {line}" for line in _first_of(keys)]

@@ -6,6 +6,7 @@ safetensors package; a Hugging Face ``save_pretrained`` folder is read through i
 (sharded or not) and its ``config.json``. Wrappers (``{'model': ...}``, ``{'state_dict': ...}``,
 ``module.`` prefixes) are peeled off, so callers always get a flat ``{name: Tensor}`` mapping.
 """
+
 from __future__ import annotations
 
 import json
@@ -83,7 +84,9 @@ def unwrap_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, Tensor]
             )
         obj = inner
     if not isinstance(obj, Mapping):
-        raise CheckpointError(f"{source} is not a checkpoint: it holds a {type(obj).__name__}, not a state dict")
+        raise CheckpointError(
+            f"{source} is not a checkpoint: it holds a {type(obj).__name__}, not a state dict"
+        )
     state_dict = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, Tensor)}
     if state_dict and all(k.startswith("module.") for k in state_dict):
         state_dict = {k[len("module.") :]: v for k, v in state_dict.items()}
@@ -116,7 +119,9 @@ def _hf_weight_file(folder: Path) -> Path:
     for name in HF_WEIGHT_FILES:
         if (folder / name).is_file():
             return folder / name
-    raise CheckpointError(f"{folder} is a folder without Hugging Face weights (none of {', '.join(HF_WEIGHT_FILES)})")
+    raise CheckpointError(
+        f"{folder} is a folder without Hugging Face weights (none of {', '.join(HF_WEIGHT_FILES)})"
+    )
 
 
 def _read_hf_config(folder: Path) -> dict[str, Any] | None:
@@ -170,7 +175,9 @@ def _torch_load(path: Path) -> Any:
         if "Weights only load failed" in str(err) and not reason.startswith("Unsupported operand"):
             raise CheckpointError(_refusal_message(path, reason)) from err
         raise CheckpointError(_unreadable_message(path, reason)) from err
-    except Exception as err:  # torch.load raises many types for damaged files: EOF, OSError, KeyError, RuntimeError
+    except (
+        Exception
+    ) as err:  # torch.load raises many types for damaged files: EOF, OSError, KeyError, RuntimeError
         raise CheckpointError(_unreadable_message(path, f"{type(err).__name__}: {err}")) from err
 
 

@@ -16,6 +16,7 @@ names:
   ``layernorm_before``/``layernorm_after`` (applied after attention / MLP despite the names),
   downsample at the END of a stage, ``layernorm`` and ``classifier``.
 """
+
 from __future__ import annotations
 
 import re

@@ -131,9 +131,7 @@ def read_list_file(path: str | Path, root: str | Path, classes: list[str]) -> An
         except ValueError:
             raise ValueError(f"{path}:{number}: label {parts[1]!r} is not an integer") from None
         if not 0 <= label < len(classes):
-            raise ValueError(
-                f"{path}:{number}: label {label} is outside the {len(classes)} classes"
-            )
+            raise ValueError(f"{path}:{number}: label {label} is outside the {len(classes)} classes")
         listed += 1
         video = root / parts[0]
         if video.is_file():
@@ -208,11 +206,7 @@ def read_kinetics_csv(path: str | Path, root: str | Path, classes: list[str]) ->
             _seconds(row[2].strip(), "time_start", where),
             _seconds(row[3].strip(), "time_end", where),
         )
-        split = (
-            row[split_column].strip()
-            if split_column is not None and len(row) > split_column
-            else ""
-        )
+        split = row[split_column].strip() if split_column is not None and len(row) > split_column else ""
         records.append((stem, labels[label], split))
     split_dirs = list(dict.fromkeys(s for s in [*(r[2] for r in records), path.stem] if s))
     bases = [root / split for split in split_dirs] + [root]

@@ -28,9 +28,7 @@ class BrokenVideoLogger(pl.Callback):
     def _report(self, stage: str, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         paths, self._paths[stage] = self._paths[stage], []
         # Summed over ranks by Lightning; the names are gathered for the log line.
-        pl_module.log(
-            f"data/broken_videos_{stage}", float(len(paths)), sync_dist=True, reduce_fx="sum"
-        )
+        pl_module.log(f"data/broken_videos_{stage}", float(len(paths)), sync_dist=True, reduce_fx="sum")
         paths = gather_lists(paths)
         if paths and trainer.is_global_zero:
             log.warning(

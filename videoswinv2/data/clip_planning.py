@@ -52,9 +52,7 @@ def _check_total(total: int) -> None:
         raise ValueError(f"a video needs at least one frame, got {total}")
 
 
-def train_clip(
-    total: int, fps: float, spec: ClipSpec, generator: torch.Generator | None = None
-) -> list[int]:
+def train_clip(total: int, fps: float, spec: ClipSpec, generator: torch.Generator | None = None) -> list[int]:
     """One clip at a uniformly random start in ``[0, total - span]``."""
     _check_total(total)
     offsets = spec.offsets(fps)

@@ -142,17 +142,13 @@ class KineticsDataModule(pl.LightningDataModule):
     def _path(self, path: str) -> Path:
         return self.root / path  # an absolute path stays absolute
 
-    def _read_classes(
-        self, class_names_file: str | None, synthetic: SyntheticSpec | None
-    ) -> list[str]:
+    def _read_classes(self, class_names_file: str | None, synthetic: SyntheticSpec | None) -> list[str]:
         if class_names_file is not None and self._path(class_names_file).is_file():
             return read_class_names(self._path(class_names_file))
         if synthetic is not None:
             return synthetic.classes  # the class file prepare_data writes holds the same
         if class_names_file is not None:
-            raise FileNotFoundError(
-                f"class names file {self._path(class_names_file)} does not exist"
-            )
+            raise FileNotFoundError(f"class names file {self._path(class_names_file)} does not exist")
         return kinetics400_classes()
 
     def prepare_data(self) -> None:
@@ -205,11 +201,7 @@ class KineticsDataModule(pl.LightningDataModule):
                 ),
             )
         fit_without_val = stage == "fit" and h.val_annotations is None
-        if (
-            stage in ("fit", "validate", None)
-            and "val" not in self.datasets
-            and not fit_without_val
-        ):
+        if stage in ("fit", "validate", None) and "val" not in self.datasets and not fit_without_val:
             if h.val_views:
                 self.datasets["val"] = self._multi_view(self._videos("val"))
             else:

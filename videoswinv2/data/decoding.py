@@ -191,9 +191,7 @@ class PyAVReader(VideoReader):
                 if index < indices[k]:
                     continue
                 if index > indices[k]:
-                    raise VideoDecodeError(
-                        f"{self.path}: the decoder never produced frame {indices[k]}"
-                    )
+                    raise VideoDecodeError(f"{self.path}: the decoder never produced frame {indices[k]}")
                 out[k] = frame.to_ndarray(**self._convert)
                 k += 1
                 if k == len(indices):
@@ -203,8 +201,7 @@ class PyAVReader(VideoReader):
         if first and not from_start:  # the seek went past the last frame
             return self._decode_run(indices, k, out, from_start=True)
         raise VideoDecodeError(
-            f"{self.path}: decoding ended before frame {indices[k]} "
-            f"({self.num_frames} frames indexed)"
+            f"{self.path}: decoding ended before frame {indices[k]} ({self.num_frames} frames indexed)"
         )
 
     def close(self) -> None:
@@ -241,9 +238,7 @@ class DecordReader(VideoReader):
         try:
             batch = self._reader.get_batch(indices)
         except (decord.DECORDError, RuntimeError) as error:
-            raise VideoDecodeError(
-                f"{self.path}: decoding failed ({_first_line(error)})"
-            ) from error
+            raise VideoDecodeError(f"{self.path}: decoding failed ({_first_line(error)})") from error
         return torch.utils.dlpack.from_dlpack(batch.to_dlpack())
 
     def close(self) -> None:

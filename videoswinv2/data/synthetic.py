@@ -133,7 +133,9 @@ def make_synthetic_dataset(out: str | Path, spec: SyntheticSpec | None = None) -
     staging = out.with_name(f".{out.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     rng = np.random.default_rng(spec.seed)
-    progress = tqdm(total=sum(spec.per_split.values()) * spec.num_classes, desc=f"writing {out}", unit="video")
+    progress = tqdm(
+        total=sum(spec.per_split.values()) * spec.num_classes, desc=f"writing {out}", unit="video"
+    )
     try:
         (staging / "annotations").mkdir(parents=True)
         (staging / "classes.txt").write_text("\n".join(spec.classes) + "\n", encoding="utf-8")

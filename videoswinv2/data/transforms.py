@@ -17,9 +17,7 @@ VIDEO_SWIN_MEAN = (123.675, 116.28, 103.53)
 VIDEO_SWIN_STD = (58.395, 57.12, 57.375)
 
 _SCALE = torch.tensor([1.0 / s for s in VIDEO_SWIN_STD]).view(3, 1, 1, 1)
-_SHIFT = torch.tensor([-m / s for m, s in zip(VIDEO_SWIN_MEAN, VIDEO_SWIN_STD, strict=True)]).view(
-    3, 1, 1, 1
-)
+_SHIFT = torch.tensor([-m / s for m, s in zip(VIDEO_SWIN_MEAN, VIDEO_SWIN_STD, strict=True)]).view(3, 1, 1, 1)
 
 
 def as_video(frames: torch.Tensor) -> tv_tensors.Video:
@@ -72,9 +70,7 @@ class EvalTransform:
     float."""
 
     def __init__(self, short_side: int = 256, crop_size: int = 224) -> None:
-        self.transform = v2.Compose(
-            [v2.Resize(short_side, antialias=True), v2.CenterCrop(crop_size)]
-        )
+        self.transform = v2.Compose([v2.Resize(short_side, antialias=True), v2.CenterCrop(crop_size)])
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
         return normalize(self.transform(as_video(frames)))

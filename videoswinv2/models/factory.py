@@ -1,4 +1,5 @@
 """Named variants and ``create_model``, in the manner of timm's model registry."""
+
 from __future__ import annotations
 
 import logging

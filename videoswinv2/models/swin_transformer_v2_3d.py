@@ -10,6 +10,7 @@ Padding semantics: the cyclic shift is applied to the real tokens, then the grid
 window multiples, and padded tokens are masked out as keys. Every real token therefore sees
 exactly the tokens of its shifted window and region, as if the padding did not exist.
 """
+
 from __future__ import annotations
 
 import math
@@ -322,13 +323,20 @@ class SwinV2Block3D(nn.Module):
             x = F.pad(x, (0, 0, 0, pads[2], 0, pads[1], 0, pads[0]))
         padded = x.shape[1:4]
         wt, wh, ww = window
-        windows = rearrange(x, "b (nt wt) (nh wh) (nw ww) c -> (b nt nh nw) (wt wh ww) c", wt=wt, wh=wh, ww=ww)
+        windows = rearrange(
+            x, "b (nt wt) (nh wh) (nw ww) c -> (b nt nh nw) (wt wh ww) c", wt=wt, wh=wh, ww=ww
+        )
         mask = _on_device(shifted_window_mask, feat, window, shift, device=x.device)
         windows = self.attn(windows, window, mask)
         x = rearrange(
             windows,
             "(b nt nh nw) (wt wh ww) c -> b (nt wt) (nh wh) (nw ww) c",
-            nt=padded[0] // wt, nh=padded[1] // wh, nw=padded[2] // ww, wt=wt, wh=wh, ww=ww,
+            nt=padded[0] // wt,
+            nh=padded[1] // wh,
+            nw=padded[2] // ww,
+            wt=wt,
+            wh=wh,
+            ww=ww,
         )
         x = x[:, : feat[0], : feat[1], : feat[2]]
         if any(shift):
@@ -463,7 +471,7 @@ class SwinTransformerV2_3D(nn.Module):
                 f"{tuple(pretrained_window_sizes)} must have one entry per stage"
             )
         if in_chans < 1 or num_classes < 0 or embed_dim < 1:
-            raise ValueError(f"in_chans, embed_dim must be >= 1 and num_classes >= 0")
+            raise ValueError("in_chans, embed_dim must be >= 1 and num_classes >= 0")
         self.in_chans = in_chans
         self.num_classes = num_classes
         self.window_size = to_triple(window_size, "window_size")
@@ -527,7 +535,9 @@ class SwinTransformerV2_3D(nn.Module):
         if 0 in x.shape:
             raise ValueError(f"empty input: shape (B, C, T, H, W) = {tuple(x.shape)}")
         if not x.is_floating_point():
-            raise ValueError(f"expected a floating-point clip, got dtype {x.dtype} (normalise uint8 frames first)")
+            raise ValueError(
+                f"expected a floating-point clip, got dtype {x.dtype} (normalise uint8 frames first)"
+            )
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, T, H, W) -> (B, C', T', H', W')``, after the final LayerNorm."""

@@ -1,5 +1,6 @@
 """Multi-view evaluation: chunked view forwards, per-video averaging, and the reports a test run
 leaves behind (``predictions.csv``, per-class accuracy and confusion-matrix images)."""
+
 from __future__ import annotations
 
 import csv
@@ -36,7 +37,9 @@ class VideoPrediction:
     top_probs: tuple[float, ...]
 
 
-def top_predictions(probs: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor, k: int) -> list[VideoPrediction]:
+def top_predictions(
+    probs: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor, k: int
+) -> list[VideoPrediction]:
     values, classes = probs.float().topk(min(k, probs.shape[-1]), dim=-1)
     return [
         VideoPrediction(int(i), int(y), tuple(c.tolist()), tuple(v.tolist()))
@@ -81,7 +84,9 @@ def save_accuracy_figures(out_dir: Path, confusion: torch.Tensor, classes: Seque
     n = len(classes)
     saved = []
 
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.12 * n + 2), 4 + (0.08 * max(len(c) for c in classes) if n <= 60 else 0)))
+    fig, ax = plt.subplots(
+        figsize=(max(6.0, 0.12 * n + 2), 4 + (0.08 * max(len(c) for c in classes) if n <= 60 else 0))
+    )
     ax.bar(range(n), accuracy[order].nan_to_num(0).numpy(), color="tab:blue")
     ax.set_ylim(0, 1)
     ax.set_ylabel("top-1 accuracy")

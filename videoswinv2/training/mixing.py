@@ -1,4 +1,5 @@
 """Mixup and CutMix for clip batches ``(B, C, T, H, W)``, with soft targets."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """``VideoClassifier``: the LightningModule, a thin layer of training logic over the plain backbone."""
+
 from __future__ import annotations
 
 import logging
@@ -14,7 +15,13 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 from videoswinv2.distributed import gather_lists
 from videoswinv2.models import create_model
 
-from .evaluation import VideoPrediction, average_view_probabilities, save_accuracy_figures, top_predictions, write_predictions_csv
+from .evaluation import (
+    VideoPrediction,
+    average_view_probabilities,
+    save_accuracy_figures,
+    top_predictions,
+    write_predictions_csv,
+)
 from .mixing import mix_clips
 from .optim import param_groups, warmup_cosine
 
@@ -70,12 +77,18 @@ class VideoClassifier(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.backbone = create_model(
-            model, num_classes=num_classes, pretrained_2d=pretrained_2d, temporal_init=temporal_init, **(model_kwargs or {})
+            model,
+            num_classes=num_classes,
+            pretrained_2d=pretrained_2d,
+            temporal_init=temporal_init,
+            **(model_kwargs or {}),
         )
         self.train_metrics = _accuracies(num_classes, "train/")
         self.val_metrics = _accuracies(num_classes, "val/")
         self.test_metrics = _accuracies(num_classes, "test/")
-        self.test_metrics.add_metrics({"mean_class_accuracy": MulticlassAccuracy(num_classes, average="macro")})
+        self.test_metrics.add_metrics(
+            {"mean_class_accuracy": MulticlassAccuracy(num_classes, average="macro")}
+        )
         self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
         self._predictions: list[VideoPrediction] = []
@@ -90,25 +103,36 @@ class VideoClassifier(L.LightningModule):
         clips, labels = batch["video"], batch["label"]
         hp = self.hparams
         clips, targets = mix_clips(
-            clips, labels, num_classes=hp.num_classes, mixup_alpha=hp.mixup_alpha,
-            cutmix_alpha=hp.cutmix_alpha, label_smoothing=hp.label_smoothing,
+            clips,
+            labels,
+            num_classes=hp.num_classes,
+            mixup_alpha=hp.mixup_alpha,
+            cutmix_alpha=hp.cutmix_alpha,
+            label_smoothing=hp.label_smoothing,
         )
         logits = self(clips)
         loss = F.cross_entropy(logits.float(), targets)
         self.train_loss(loss)
         self.train_metrics(logits, labels)
-        self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(labels))
+        self.log(
+            "train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(labels)
+        )
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True, batch_size=len(labels))
         return loss
 
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
-        groups = param_groups(self.backbone, lr=hp.lr, weight_decay=hp.weight_decay, backbone_lr_mult=hp.backbone_lr_mult)
+        groups = param_groups(
+            self.backbone, lr=hp.lr, weight_decay=hp.weight_decay, backbone_lr_mult=hp.backbone_lr_mult
+        )
         optimizer = torch.optim.AdamW(groups, lr=hp.lr, betas=tuple(hp.betas))
         total = self.trainer.estimated_stepping_batches
         warmup = round(hp.warmup_epochs * total / max(self.trainer.max_epochs or 1, 1))
         schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: warmup_cosine(step, total_steps=total, warmup_steps=warmup, min_ratio=hp.min_lr_ratio)
+            optimizer,
+            lambda step: warmup_cosine(
+                step, total_steps=total, warmup_steps=warmup, min_ratio=hp.min_lr_ratio
+            ),
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
@@ -159,7 +183,11 @@ class VideoClassifier(L.LightningModule):
         classes = self.trainer.datamodule.classes
         write_predictions_csv(out_dir / "predictions.csv", predictions, video_paths, classes)
         figures = save_accuracy_figures(out_dir, confusion, classes)
-        log.info("test: %d videos; wrote %s", len(predictions), ", ".join(map(str, [out_dir / "predictions.csv", *figures])))
+        log.info(
+            "test: %d videos; wrote %s",
+            len(predictions),
+            ", ".join(map(str, [out_dir / "predictions.csv", *figures])),
+        )
 
     # -- what `videoswinv2 predict` needs from a checkpoint -------------------------------------------
 

@@ -1,4 +1,5 @@
 """Optimiser parameter groups and the learning-rate schedule, as pure functions."""
+
 from __future__ import annotations
 
 import math
