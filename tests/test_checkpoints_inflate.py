@@ -26,11 +26,11 @@ from transformers import Swinv2Config, Swinv2ForImageClassification, Swinv2Model
 
 from videoswinv2 import SwinTransformerV2_3D, create_model
 from videoswinv2.checkpoints import (
-    Checkpoint2D,
+    Checkpoint,
     InflationError,
     add_inflate_arguments,
     inflate_state_dict,
-    load_pretrained_2d,
+    load_pretrained,
     read_2d_checkpoint,
     run_inflate,
     to_canonical,
@@ -201,7 +201,7 @@ def max_difference(saved: Saved2D, temporal_init: str = "average") -> float:
     """Read, inflate with the windows the file shows, run a static clip; the largest deviation from 2D."""
     ckpt = read_2d_checkpoint(saved.path)
     model = model_3d(ckpt.pretrained_window_sizes or (0, 0, 0), num_classes=ckpt.num_classes or 0)
-    load_pretrained_2d(model, ckpt, temporal_init=temporal_init)
+    load_pretrained(model, ckpt, temporal_init=temporal_init)
     with torch.no_grad():
         features = model.forward_features(static_clip(IMAGE))  # (B, C, T', H', W')
         logits = model.forward_head(features)
@@ -232,7 +232,7 @@ def test_center_init_is_exact_on_static_clips_too(tmp_path):
     saved = save_2d("timm-pth", tmp_path)
     assert max_difference(saved, "center") < ATOL
     model = model_3d((0, 0, 0))
-    load_pretrained_2d(model, saved.path, temporal_init="center")
+    load_pretrained(model, saved.path, temporal_init="center")
     kernel = model.patch_embed.proj.weight  # (C, in, pt, ph, pw), pt = 2: all weight on frame 1
     assert kernel[:, :, 0].abs().max() == 0
     assert torch.equal(kernel[:, :, 1], torch.load(saved.path)["patch_embed.proj.weight"])
@@ -244,7 +244,7 @@ def test_pretrained_windows_matter(tmp_path, caplog):
     saved = save_2d("official-pretrained-windows", tmp_path)
     model = model_3d((0, 0, 0))
     with caplog.at_level(logging.WARNING, logger="videoswinv2.checkpoints.inflate"):
-        load_pretrained_2d(model, saved.path)
+        load_pretrained(model, saved.path)
     assert "was trained with ((6, 6), (6, 6), (3, 3)): pass pretrained_window_sizes=(6, 6, 3)" in caplog.text
     with torch.no_grad():
         features = model.forward_features(static_clip(IMAGE))[:, :, 0].permute(0, 2, 3, 1)
@@ -257,10 +257,10 @@ def test_window_inference_from_stored_tables_and_hf_configs(caplog):
         img_size=32, embed_dim=8, depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1), window_size=4
     )
     official = official_state_dict(model)
-    assert Checkpoint2D.from_state_dict(official).pretrained_window_sizes == (4, 4, 2, 0)
+    assert Checkpoint.from_state_dict(official).pretrained_window_sizes == (4, 4, 2, 0)
     # The official code divides 0 by 0 for a window of one.
     official["layers.3.blocks.0.attn.relative_coords_table"] = torch.full((1, 1, 1, 2), math.nan)
-    assert Checkpoint2D.from_state_dict(official).pretrained_window_sizes == (4, 4, 2, 0)
+    assert Checkpoint.from_state_dict(official).pretrained_window_sizes == (4, 4, 2, 0)
 
     # A 12to16-style checkpoint (window 16, pretrained with 12, 12, 12, 6), stored in half precision.
     fine_tuned = SwinTransformerV2(
@@ -272,21 +272,21 @@ def test_window_inference_from_stored_tables_and_hf_configs(caplog):
         pretrained_window_sizes=(12, 12, 12, 6),
     )
     half = {k: v.half() for k, v in official_state_dict(fine_tuned).items()}
-    assert Checkpoint2D.from_state_dict(half).pretrained_window_sizes == (12, 12, 12, 6)
+    assert Checkpoint.from_state_dict(half).pretrained_window_sizes == (12, 12, 12, 6)
 
     config = dict(model_type="swinv2", depths=[1, 1, 1, 1], image_size=32, patch_size=4, window_size=4)
     timm_sd = model.state_dict()
-    assert Checkpoint2D.from_state_dict(timm_sd, hf_config=config).pretrained_window_sizes == (4, 4, 2, 0)
+    assert Checkpoint.from_state_dict(timm_sd, hf_config=config).pretrained_window_sizes == (4, 4, 2, 0)
     config["pretrained_window_sizes"] = [12, 12, 12, 6]
-    assert Checkpoint2D.from_state_dict(timm_sd, hf_config=config).pretrained_window_sizes == (12, 12, 12, 6)
+    assert Checkpoint.from_state_dict(timm_sd, hf_config=config).pretrained_window_sizes == (12, 12, 12, 6)
     assert (
-        Checkpoint2D.from_state_dict(timm_sd, hf_config=config | {"depths": [2, 2]}).pretrained_window_sizes
+        Checkpoint.from_state_dict(timm_sd, hf_config=config | {"depths": [2, 2]}).pretrained_window_sizes
         is None
     )
 
     official["layers.1.blocks.0.attn.relative_coords_table"] = torch.rand(1, 7, 7, 2) + 0.1
     with caplog.at_level(logging.WARNING, logger="videoswinv2.checkpoints.architecture"):
-        assert Checkpoint2D.from_state_dict(official).pretrained_window_sizes is None
+        assert Checkpoint.from_state_dict(official).pretrained_window_sizes is None
     assert "stage 1's relative_coords_table (1, 7, 7, 2) does not follow SwinV2's formula" in caplog.text
 
 
@@ -320,7 +320,7 @@ def test_report_lists_what_happened_to_every_tensor(tmp_path, caplog):
     model = model_3d(EFFECTIVE_WINDOWS, num_classes=7)
     initial_head = model.head.fc.weight.detach().clone()
     with caplog.at_level(logging.INFO, logger="videoswinv2.checkpoints.inflate"):
-        report = load_pretrained_2d(model, saved.path)
+        report = load_pretrained(model, saved.path)
     cpb = {f"layers.{i}.blocks.{j}.attn.cpb_mlp.0.weight" for i in range(3) for j in range(2)}
     assert set(report.inflated) == cpb | {"patch_embed.proj.weight"}
     assert report.reinitialised == dict.fromkeys(HEAD, "class count differs: checkpoint 10, model 7")
@@ -337,7 +337,7 @@ def test_report_lists_what_happened_to_every_tensor(tmp_path, caplog):
 
 
 def test_extra_norms_and_missing_classifier_are_reinitialised(tmp_path):
-    ckpt = Checkpoint2D.from_state_dict(timm_2d(num_classes=0).state_dict())
+    ckpt = Checkpoint.from_state_dict(timm_2d(num_classes=0).state_dict())
     model = model_3d((0, 0, 0), extra_norm_period=1)
     _, report = inflate_state_dict(ckpt, model.state_dict())
     extra = {
@@ -351,7 +351,7 @@ def test_extra_norms_and_missing_classifier_are_reinitialised(tmp_path):
 
 
 def test_classifier_is_dropped_for_a_headless_model():
-    ckpt = Checkpoint2D.from_state_dict(timm_2d().state_dict())
+    ckpt = Checkpoint.from_state_dict(timm_2d().state_dict())
     _, report = inflate_state_dict(ckpt, model_3d((0, 0, 0), num_classes=0).state_dict())
     assert report.dropped == dict.fromkeys(HEAD, "the model has no classifier (num_classes=0)")
 
@@ -393,7 +393,7 @@ def test_classifier_is_dropped_for_a_headless_model():
     ids=["embed_dim", "heads", "depths", "in_chans", "patch", "mlp_ratio"],
 )
 def test_mismatches_name_keys_and_dimensions(overrides, expected):
-    ckpt = Checkpoint2D.from_state_dict(timm_2d().state_dict(), source="tiny.pth")
+    ckpt = Checkpoint.from_state_dict(timm_2d().state_dict(), source="tiny.pth")
     with pytest.raises(InflationError) as err:
         inflate_state_dict(ckpt, model_3d((0, 0, 0), **overrides).state_dict())
     message = str(err.value)
@@ -406,14 +406,14 @@ def test_unknown_and_missing_keys_are_named(tmp_path):
     hf = hf_2d(Swinv2Model, use_absolute_embeddings=True).state_dict()
     hf.pop("layernorm.bias")
     with pytest.raises(InflationError) as err:
-        inflate_state_dict(Checkpoint2D.from_state_dict(hf), model_3d((0, 0, 0), num_classes=0).state_dict())
+        inflate_state_dict(Checkpoint.from_state_dict(hf), model_3d((0, 0, 0), num_classes=0).state_dict())
     assert "missing from the checkpoint (1):\n    norm.bias" in str(err.value)
     assert "in the checkpoint, not in the model (1):\n    embeddings.position_embeddings" in str(err.value)
 
 
 def test_inflated_model_trains_its_temporal_parameters():
     model = model_3d((0, 0, 0)).train()
-    load_pretrained_2d(model, Checkpoint2D.from_state_dict(timm_2d().state_dict()))
+    load_pretrained(model, Checkpoint.from_state_dict(timm_2d().state_dict()))
     clip = torch.randn(2, 3, FRAMES, IMG, IMG, generator=torch.Generator().manual_seed(1))
     F.cross_entropy(model(clip), torch.tensor([1, 2])).backward()
     kernel_grad = model.patch_embed.proj.weight.grad  # (C, in, pt, ph, pw)
@@ -449,7 +449,7 @@ def test_cli_writes_a_strict_state_dict_with_the_checkpoint_windows(tiny_officia
     model.load_state_dict(load_file(dst), strict=True)
     with safe_open(dst, "pt") as f:
         assert f.metadata()["pretrained_window_sizes"] == "[12, 12, 12, 6]"
-    reference = create_model("videoswinv2_tiny", num_classes=7, pretrained_2d=tiny_official)
+    reference = create_model("videoswinv2_tiny", num_classes=7, pretrained=tiny_official)
     for key, value in reference.state_dict().items():
         if not key.startswith("head."):
             assert torch.equal(model.state_dict()[key], value), key
@@ -490,16 +490,3 @@ def test_parse_window_sizes():
     for bad in ("12,a", "2x12", "-1", ","):
         with pytest.raises(argparse.ArgumentTypeError):
             parse_window_sizes(bad)
-
-
-def test_lightning_module_inflates_the_configured_checkpoint(tiny_official):
-    """The YAML option `model.init_args.pretrained_2d` reaches the same inflation, and the
-    resolved windows are what a Lightning checkpoint records for rebuilding the model."""
-    from videoswinv2.training import VideoClassifier
-
-    module = VideoClassifier(model="videoswinv2_tiny", num_classes=7, pretrained_2d=str(tiny_official))
-    reference = create_model("videoswinv2_tiny", num_classes=7, pretrained_2d=tiny_official)
-    for key, value in reference.state_dict().items():
-        if not key.startswith("head."):
-            assert torch.equal(module.backbone.state_dict()[key], value), key
-    assert module.backbone.pretrained_window_sizes == ((0, 12, 12), (0, 12, 12), (0, 12, 12), (0, 6, 6))

@@ -176,7 +176,7 @@ def test_non_swinv2_models_are_refused(tmp_path, model, message):
     with pytest.raises(CheckpointError, match=message) as err:
         read_2d_checkpoint(tmp_path / "other.pth")
     assert str(tmp_path / "other.pth") in str(err.value)
-    assert "Only 2D SwinV2 checkpoints can be inflated" in str(err.value)
+    assert "Only SwinV2 checkpoints can be loaded (2D ones are inflated)" in str(err.value)
 
 
 def test_a_3d_state_dict_is_not_inflated_again(tmp_path):

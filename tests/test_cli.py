@@ -56,7 +56,7 @@ def test_k400_configs_stop_at_once_naming_the_option_to_set(config, tmp_path):
         "fit",
         "-c",
         str(config),
-        "--model.init_args.pretrained_2d",
+        "--model.init_args.pretrained",
         "null",
         "--trainer.accelerator",
         "cpu",
@@ -91,9 +91,7 @@ def test_missing_2d_checkpoint_names_the_option(tmp_path):
     )
     assert result.returncode != 0
     last_line = result.stderr.strip().splitlines()[-1]
-    assert (
-        "--model.init_args.pretrained_2d" in last_line and "swinv2_tiny_patch4_window8_256.pth" in last_line
-    )
+    assert "--model.init_args.pretrained" in last_line and "swinv2_tiny_patch4_window8_256.pth" in last_line
 
 
 def sample_video(name: str) -> Path:

@@ -46,12 +46,16 @@ class VideoSwinCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         # Checked here so the message is the last line, not buried in jsonargparse's union error.
-        config = self.config[self.subcommand] if self.subcommand else self.config
-        path = config.get("model.init_args.pretrained_2d")
-        if path is not None and not Path(path).exists():
+        # Only a fresh fit reads `pretrained`: a resumed one, test, validate and predict restore
+        # the weights from their checkpoint.
+        if self.subcommand != "fit":
+            return
+        config = self.config[self.subcommand]
+        path = config.get("model.init_args.pretrained")
+        if path is not None and config.get("ckpt_path") is None and not Path(path).exists():
             self.parser.error(
-                f"the 2D checkpoint {path} does not exist: download it (see README) and set "
-                "--model.init_args.pretrained_2d to its path, or to null to train from scratch"
+                f"the pretrained checkpoint {path} does not exist: download it (see README) and set "
+                "--model.init_args.pretrained to its path, or to null to train from scratch"
             )
 
 

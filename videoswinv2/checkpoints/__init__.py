@@ -1,12 +1,14 @@
-"""Reading 2D SwinV2 checkpoints of any layout and inflating them into the 3D model.
+"""Reading SwinV2 checkpoints of any layout and turning them into the 3D model's weights.
 
-``read_2d_checkpoint`` -> :class:`Checkpoint2D` (canonical timm-named state dict + inferred
-architecture), ``inflate_state_dict`` (pure, over state dicts), ``load_pretrained_2d`` (into a
-model, strictly, with a report), and the ``videoswinv2 inflate`` command.
+``read_checkpoint`` -> :class:`Checkpoint` (canonical timm-named state dict + inferred
+architecture; 2D checkpoints of any supported layout, or 3D ones of this package),
+``inflate_state_dict`` (pure, over state dicts: 2D inflated, 3D as is), ``load_pretrained`` (into
+a model, strictly, with a report; what ``create_model(..., pretrained=...)`` and
+``VideoClassifier(pretrained=...)`` use), and the ``videoswinv2 inflate`` command.
 """
 
 from .architecture import Architecture, WindowSize, infer_architecture
-from .checkpoint2d import Checkpoint2D, read_2d_checkpoint
+from .checkpoint import Checkpoint, read_2d_checkpoint, read_checkpoint
 from .cli import add_inflate_arguments, run_inflate
 from .inflate import (
     TEMPORAL_INITS,
@@ -16,16 +18,16 @@ from .inflate import (
     inflate_cpb_weight,
     inflate_patch_embed,
     inflate_state_dict,
-    load_pretrained_2d,
+    load_pretrained,
 )
 from .io import CheckpointError, read_raw_checkpoint, save_state_dict
-from .layouts import LAYOUTS, detect_layout, to_canonical
+from .layouts import LAYOUTS, detect_layout, to_canonical, unfold_to_concat_order
 
 __all__ = [
     "LAYOUTS",
     "TEMPORAL_INITS",
     "Architecture",
-    "Checkpoint2D",
+    "Checkpoint",
     "CheckpointError",
     "InflationError",
     "InflationReport",
@@ -37,10 +39,12 @@ __all__ = [
     "inflate_cpb_weight",
     "inflate_patch_embed",
     "inflate_state_dict",
-    "load_pretrained_2d",
+    "load_pretrained",
     "read_2d_checkpoint",
+    "read_checkpoint",
     "read_raw_checkpoint",
     "run_inflate",
     "save_state_dict",
     "to_canonical",
+    "unfold_to_concat_order",
 ]

@@ -1,12 +1,14 @@
 """What a canonical SwinV2 state dict says about its architecture.
 
 Widths, depths and heads come from tensor shapes. The windows a checkpoint was trained with come
-from its stored ``relative_coords_table`` buffers (official layout) or from a Hugging Face
-``config.json``; timm state dicts do not show them.
+from its stored ``relative_coords_table`` buffers (official and mmpretrain layouts), from a
+Hugging Face ``config.json``, or, for 3D checkpoints of this package, from what they record
+beside the tensors; timm state dicts do not show them.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections import defaultdict
@@ -25,6 +27,7 @@ __all__ = [
     "infer_architecture",
     "pretrained_windows_from_tables",
     "pretrained_windows_from_hf_config",
+    "pretrained_windows_from_metadata",
 ]
 
 _logger = logging.getLogger(__name__)
@@ -140,6 +143,26 @@ def pretrained_windows_from_hf_config(
         effective = min(config["window_size"], grid // 2**stage)
         windows.append(given if given > 0 else (effective if effective > 1 else 0))
     return tuple(windows)
+
+
+def pretrained_windows_from_metadata(
+    metadata: Mapping[str, Any] | None, num_stages: int
+) -> tuple[WindowSize, ...] | None:
+    """Per-stage windows a 3D checkpoint of this package records beside its tensors: the
+    ``pretrained_window_sizes`` of a ``videoswinv2 inflate`` safetensors header (JSON), or of the
+    ``model_kwargs`` in a ``VideoClassifier`` Lightning checkpoint's ``hyper_parameters``. None
+    when it records none (or not one per stage)."""
+    if not metadata:
+        return None
+    windows = metadata.get("pretrained_window_sizes")
+    if isinstance(windows, str):
+        windows = json.loads(windows)
+    hparams = metadata.get("hyper_parameters")
+    if windows is None and isinstance(hparams, Mapping):
+        windows = (hparams.get("model_kwargs") or {}).get("pretrained_window_sizes")
+    if not isinstance(windows, (list, tuple)) or len(windows) != num_stages:
+        return None
+    return tuple(w if isinstance(w, int) else tuple(int(v) for v in w) for w in windows)
 
 
 def _window_from_table(table: Tensor) -> WindowSize | None:

@@ -7,7 +7,7 @@ import json
 import sys
 
 from .architecture import WindowSize
-from .checkpoint2d import read_2d_checkpoint
+from .checkpoint import read_2d_checkpoint
 from .inflate import TEMPORAL_INITS, inflate_state_dict
 from .io import CheckpointError, save_state_dict
 
@@ -67,7 +67,7 @@ def add_inflate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_inflate(args: argparse.Namespace) -> int:
     """Inflate ``args.src`` into a ``args.model`` state dict at ``args.dst``; print the report. Exit code."""
-    from videoswinv2 import create_model  # lazily: the model factory imports this package for pretrained_2d
+    from videoswinv2 import create_model  # lazily: the model factory imports this package for pretrained=
 
     try:
         ckpt = read_2d_checkpoint(args.src)

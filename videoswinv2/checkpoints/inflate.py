@@ -1,6 +1,7 @@
-"""Inflating a canonical 2D SwinV2 checkpoint into the 3D model's state dict, and loading it.
+"""Turning a canonical SwinV2 checkpoint into the 3D model's state dict, and loading it.
 
-Everything is copied 1:1 except two tensors per kind:
+A 3D checkpoint of this package is copied 1:1. A 2D one is inflated: everything is copied 1:1
+except two tensors per kind:
 
 - ``patch_embed.proj.weight`` ``(C, in, ph, pw) -> (C, in, pt, ph, pw)``: ``average`` repeats the
   kernel over the pt frames divided by pt, ``center`` puts it whole on frame ``pt // 2``. Either
@@ -8,8 +9,10 @@ Everything is copied 1:1 except two tensors per kind:
 - ``attn.cpb_mlp.0.weight`` ``(512, 2) -> (512, 3)``: a zero column for t is prepended (coordinates
   are (t, h, w)), so the position bias starts independent of the temporal offset.
 
-The classifier is copied only when the class counts match; blocks' ``extra_norm`` (absent in 2D)
-keeps its fresh initialisation. Any other missing, unexpected or mis-shaped key is an error.
+Either way the classifier is copied only when the class counts match (else it keeps its fresh
+initialisation, and the report says so), and blocks' ``extra_norm`` absent from the checkpoint
+(always, in 2D) keeps its fresh initialisation. Any other missing, unexpected or mis-shaped key
+is an error naming the keys.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from .architecture import WindowSize, infer_architecture
-from .checkpoint2d import Checkpoint2D, read_2d_checkpoint
+from .checkpoint import Checkpoint, read_checkpoint
 from .io import CheckpointError, PathLike
 
 __all__ = [
@@ -35,7 +38,7 @@ __all__ = [
     "inflate_patch_embed",
     "inflate_cpb_weight",
     "inflate_state_dict",
-    "load_pretrained_2d",
+    "load_pretrained",
 ]
 
 _logger = logging.getLogger(__name__)
@@ -48,27 +51,28 @@ _MAX_LISTED = 10  # keys listed per section of an error before "... and N more"
 
 
 class InflationError(ValueError):
-    """The 2D checkpoint does not fit the 3D model; the message names every offending key."""
+    """The checkpoint does not fit the 3D model; the message names every offending key."""
 
 
 @dataclass
 class InflationReport:
     """What happened to every tensor: model keys copied / inflated / re-initialised (with how
-    or why), and checkpoint keys dropped (with why)."""
+    or why), and checkpoint keys dropped (with why). ``temporal_init`` is None for a 3D source."""
 
     source: str
     layout: str
-    temporal_init: str
+    temporal_init: str | None
     copied: list[str] = field(default_factory=list)
     inflated: dict[str, str] = field(default_factory=dict)
     dropped: dict[str, str] = field(default_factory=dict)
     reinitialised: dict[str, str] = field(default_factory=dict)
 
     def __str__(self) -> str:
-        lines = [
-            f"inflated {self.source} ({self.layout} layout) to 3D with temporal init '{self.temporal_init}'",
-            f"  copied: {len(self.copied)} tensors",
-        ]
+        if self.temporal_init is None:
+            title = f"loaded {self.source} ({self.layout} layout, 3D)"
+        else:
+            title = f"inflated {self.source} ({self.layout} layout) to 3D with temporal init '{self.temporal_init}'"
+        lines = [title, f"  copied: {len(self.copied)} tensors"]
         for title, entries in (
             ("inflated", self.inflated),
             ("dropped from the checkpoint", self.dropped),
@@ -98,12 +102,13 @@ def inflate_cpb_weight(weight: Tensor) -> Tensor:
 
 
 def inflate_state_dict(
-    ckpt: Checkpoint2D,
+    ckpt: Checkpoint,
     target_state_dict: Mapping[str, Tensor],
     *,
     temporal_init: TemporalInit = "average",
 ) -> tuple[dict[str, Tensor], InflationReport]:
-    """Build a full 3D state dict from ``ckpt`` for a model whose state dict is ``target_state_dict``.
+    """Build a full 3D state dict from ``ckpt`` (2D: inflated; 3D: as is) for a model whose
+    state dict is ``target_state_dict``.
 
     The target gives the 3D shapes and dtypes, and the values of re-initialised tensors. The
     result has exactly the target's keys, so it loads with ``strict=True``; copied tensors may
@@ -113,7 +118,9 @@ def inflate_state_dict(
     if temporal_init not in TEMPORAL_INITS:
         raise ValueError(f"temporal_init must be one of {TEMPORAL_INITS}, got {temporal_init!r}")
     source = ckpt.state_dict
-    report = InflationReport(ckpt.source, ckpt.layout, temporal_init, dropped=dict(ckpt.dropped))
+    report = InflationReport(
+        ckpt.source, ckpt.layout, None if ckpt.is_3d else temporal_init, dropped=dict(ckpt.dropped)
+    )
     head_reason = _head_reinit_reason(source, target_state_dict)
     inflated: dict[str, Tensor] = {}
     missing: list[str] = []
@@ -121,7 +128,7 @@ def inflate_state_dict(
     for key, target in target_state_dict.items():
         reason = head_reason if key.startswith("head.") else None
         if reason is None and key not in source and _EXTRA_NORM.match(key):
-            reason = "extra post-norm (extra_norm_period > 0), absent from 2D SwinV2 checkpoints"
+            reason = "extra post-norm (extra_norm_period > 0), absent from the checkpoint"
         if reason is not None:
             inflated[key] = target.detach().clone()
             report.reinitialised[key] = reason
@@ -153,18 +160,27 @@ def inflate_state_dict(
     return inflated, report
 
 
-def load_pretrained_2d(
+def load_pretrained(
     model: nn.Module,
-    path_or_ckpt: PathLike | Checkpoint2D,
+    path_or_ckpt: PathLike | Checkpoint,
     *,
     temporal_init: TemporalInit = "average",
+    adopt_windows: bool = False,
 ) -> InflationReport:
-    """Inflate a 2D SwinV2 checkpoint (path or :class:`Checkpoint2D`) into ``model``, strictly.
+    """Load any SwinV2 checkpoint (path or :class:`Checkpoint`) into ``model``, strictly: a 2D
+    one is inflated, a 3D one of this package loaded as is, a classifier with another class
+    count left re-initialised.
 
-    The report is logged at INFO and returned.
+    With ``adopt_windows``, the model takes the pretrained window sizes the checkpoint shows
+    (``model.set_pretrained_window_sizes``); otherwise a model whose windows differ from them
+    logs a warning. The report is logged at INFO and returned.
     """
-    ckpt = path_or_ckpt if isinstance(path_or_ckpt, Checkpoint2D) else read_2d_checkpoint(path_or_ckpt)
-    _warn_on_window_mismatch(model, ckpt)
+    ckpt = path_or_ckpt if isinstance(path_or_ckpt, Checkpoint) else read_checkpoint(path_or_ckpt)
+    if adopt_windows and ckpt.pretrained_window_sizes is not None:
+        model.set_pretrained_window_sizes(ckpt.pretrained_window_sizes)
+        _logger.info("pretrained window sizes %s taken from %s", ckpt.pretrained_window_sizes, ckpt.source)
+    else:
+        _warn_on_window_mismatch(model, ckpt)
     state_dict, report = inflate_state_dict(ckpt, model.state_dict(), temporal_init=temporal_init)
     model.load_state_dict(state_dict, strict=True)
     _logger.info("%s", report)
@@ -203,15 +219,18 @@ def _head_reinit_reason(source: Mapping[str, Tensor], target: Mapping[str, Tenso
     return None
 
 
-def _warn_on_window_mismatch(model: nn.Module, ckpt: Checkpoint2D) -> None:
-    """Warn when the model's spatial CPB normalisation differs from the one the checkpoint was trained with."""
+def _warn_on_window_mismatch(model: nn.Module, ckpt: Checkpoint) -> None:
+    """Warn when the model's CPB normalisation differs from the one the checkpoint was trained with."""
     model_windows = getattr(model, "pretrained_window_sizes", None)
     model_window = getattr(model, "window_size", None)
     if ckpt.pretrained_window_sizes is None or model_windows is None or model_window is None:
         return
-    # A model stage without a pretrained window normalises by its own window.
-    used = tuple(tuple(p or w for p, w in zip(m[1:], model_window[1:])) for m in model_windows)
-    trained = tuple(_spatial(w) for w in ckpt.pretrained_window_sizes)
+    if ckpt.is_3d:  # both are 3D models' settings: compare them as given
+        used, trained = tuple(model_windows), tuple(_triple(w) for w in ckpt.pretrained_window_sizes)
+    else:
+        # A model stage without a pretrained window normalises by its own (spatial) window.
+        used = tuple(tuple(p or w for p, w in zip(m[1:], model_window[1:])) for m in model_windows)
+        trained = tuple(_spatial(w) for w in ckpt.pretrained_window_sizes)
     if used != trained:
         _logger.warning(
             "the model normalises position-bias coordinates by spatial windows %s per stage, but %s was "
@@ -227,14 +246,19 @@ def _spatial(window: WindowSize) -> tuple[int, int]:
     return (window, window) if isinstance(window, int) else (window[1], window[2])
 
 
+def _triple(window: WindowSize) -> tuple[int, int, int]:
+    return (0, window, window) if isinstance(window, int) else tuple(window)
+
+
 def _error_message(
-    ckpt: Checkpoint2D,
+    ckpt: Checkpoint,
     target: Mapping[str, Tensor],
     missing: list[str],
     unexpected: list[str],
     mismatched: list[str],
 ) -> str:
-    lines = [f"cannot inflate {ckpt.source} ({ckpt.layout} layout) into this model:"]
+    verb = "load" if ckpt.is_3d else "inflate"
+    lines = [f"cannot {verb} {ckpt.source} ({ckpt.layout} layout) into this model:"]
     try:
         model_arch = infer_architecture(target)
     except CheckpointError:  # a target that is not a SwinV2 state dict: the key lists say enough

@@ -15,12 +15,12 @@ import pickle
 import re
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
@@ -48,11 +48,15 @@ class RawCheckpoint:
     """Tensors of a checkpoint file as stored (original key names), plus where they came from.
 
     ``config`` is the Hugging Face ``config.json`` when one belongs to the weights, else None.
+    ``metadata`` is what the file holds beside the tensors: a safetensors header's metadata, or
+    the other entries of a pickled dict that wraps the weights (a Lightning checkpoint's
+    ``hyper_parameters``, an mmpretrain file's ``meta``, ...).
     """
 
     tensors: dict[str, Tensor]
     config: dict[str, Any] | None
     source: str
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 def read_raw_checkpoint(path: PathLike) -> RawCheckpoint:
@@ -65,7 +69,11 @@ def read_raw_checkpoint(path: PathLike) -> RawCheckpoint:
         raise CheckpointError(f"no such checkpoint file or folder: {path}")
     # A single weight file from a Hugging Face snapshot still has its config beside it.
     config = _read_hf_config(path.parent) if path.name in HF_WEIGHT_FILES else None
-    return RawCheckpoint(_read_weight_file(path), config, str(path))
+    if path.suffix == ".safetensors":
+        return RawCheckpoint(_read_safetensors(path), config, str(path), _safetensors_metadata(path))
+    obj = _torch_load(path)
+    metadata = {k: v for k, v in obj.items() if k not in WRAPPER_KEYS} if _is_wrapper(obj) else {}
+    return RawCheckpoint(unwrap_state_dict(obj, str(path)), config, str(path), metadata)
 
 
 def unwrap_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, Tensor]:
@@ -74,7 +82,7 @@ def unwrap_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, Tensor]
     Non-tensor entries beside the weights (epoch, optimizer state, ...) are ignored once the
     weights are found; a mapping with no tensors and no known wrapper key is an error.
     """
-    while isinstance(obj, Mapping) and not _holds_tensors(obj):
+    while _is_wrapper(obj):
         inner = next((obj[k] for k in WRAPPER_KEYS if isinstance(obj.get(k), Mapping)), None)
         if inner is None:
             keys = ", ".join(map(repr, list(obj)[:10]))
@@ -113,6 +121,15 @@ def save_state_dict(
 
 def _holds_tensors(obj: Mapping) -> bool:
     return any(isinstance(v, Tensor) for v in obj.values())
+
+
+def _is_wrapper(obj: Any) -> bool:
+    return isinstance(obj, Mapping) and not _holds_tensors(obj)
+
+
+def _safetensors_metadata(path: Path) -> dict[str, str]:
+    with safe_open(str(path), framework="pt") as f:
+        return dict(f.metadata() or {})
 
 
 def _hf_weight_file(folder: Path) -> Path:

@@ -15,6 +15,16 @@ names:
   ``swinv2.``): separate query/key/value linears (no key bias), ``continuous_position_bias_mlp``,
   ``layernorm_before``/``layernorm_after`` (applied after attention / MLP despite the names),
   downsample at the END of a stage, ``layernorm`` and ``classifier``.
+- ``mmpretrain`` (OpenMMLab, ``{'meta', 'state_dict'}`` files of ``ImageClassifier``):
+  ``backbone.patch_embed.projection``, ``backbone.stages.{i}`` with the downsample at the START of
+  a stage, ``blocks.{j}.attn.w_msa.*``, ``ffn.layers.0.0`` / ``ffn.layers.1``, ``norm3`` for the
+  extra norm, the final norm as ``backbone.norm{last stage}``, ``head.fc``. Its patch merging
+  gathers the 2x2 neighbours with ``nn.Unfold``, which orders the reduction's input columns
+  ``c*4 + dh*2 + dw`` instead of SwinV2's concatenation (x0..x3) = (dh, dw) = (0,0), (1,0),
+  (0,1), (1,1): the columns are permuted into that order.
+- ``videoswinv2``: a 3D state dict of this package (``patch_embed.proj.weight`` is 5-D), plain or
+  under ``backbone.`` as a Lightning checkpoint of ``VideoClassifier`` stores it. Its names are
+  the canonical ones already.
 """
 
 from __future__ import annotations
@@ -28,9 +38,16 @@ from torch import Tensor
 
 from .io import CheckpointError
 
-__all__ = ["LAYOUTS", "BUFFER_NAMES", "CanonicalStateDict", "detect_layout", "to_canonical"]
+__all__ = [
+    "LAYOUTS",
+    "BUFFER_NAMES",
+    "CanonicalStateDict",
+    "detect_layout",
+    "to_canonical",
+    "unfold_to_concat_order",
+]
 
-LAYOUTS = ("official", "simmim", "timm", "hf")
+LAYOUTS = ("official", "simmim", "timm", "hf", "mmpretrain", "videoswinv2")
 # Derived from the window size alone; the 3D model recomputes them for its own windows.
 BUFFER_NAMES = ("relative_coords_table", "relative_position_index", "attn_mask")
 BUFFER_REASON = "buffer, recomputed by the model"
@@ -61,6 +78,11 @@ def detect_layout(state_dict: Mapping[str, Tensor]) -> str:
         raise CheckpointError(_not_swinv2_message(keys))
     if any(".attention.self." in k for k in keys):
         return "hf"
+    if any(k.startswith("backbone.stages.") for k in keys):
+        return "mmpretrain"
+    patch = state_dict.get("patch_embed.proj.weight", state_dict.get("backbone.patch_embed.proj.weight"))
+    if patch is not None and patch.dim() == 5:
+        return "videoswinv2"
     if any(k.startswith("encoder.layers.") for k in keys):
         return "simmim"
     # A headless single-stage checkpoint reads the same in both layouts, and is called timm.
@@ -75,7 +97,7 @@ def to_canonical(state_dict: Mapping[str, Tensor]) -> CanonicalStateDict:
     Keys no rule knows keep their name, so that loading later names them as unexpected.
     """
     layout = detect_layout(state_dict)
-    rename = _RENAMES[layout]
+    rename = _mmpretrain_renamer(state_dict) if layout == "mmpretrain" else _RENAMES[layout]
     weights: dict[str, Tensor] = {}
     buffers: dict[str, Tensor] = {}
     dropped: dict[str, str] = {}
@@ -85,6 +107,11 @@ def to_canonical(state_dict: Mapping[str, Tensor]) -> CanonicalStateDict:
             dropped[key] = reason
             continue
         name = rename(key)
+        if name is None:
+            dropped[key] = (
+                "norm of an intermediate stage output (mmpretrain out_indices), unused by a classifier"
+            )
+            continue
         if name.rsplit(".", 1)[-1] in BUFFER_NAMES:
             buffers[name] = tensor
             dropped[key] = BUFFER_REASON
@@ -92,7 +119,21 @@ def to_canonical(state_dict: Mapping[str, Tensor]) -> CanonicalStateDict:
             weights[name] = tensor
     if layout == "hf":
         weights = _merge_qkv(weights)
+    if layout == "mmpretrain":
+        weights = {k: unfold_to_concat_order(v) if _is_reduction(k) else v for k, v in weights.items()}
     return CanonicalStateDict(layout, weights, buffers, dropped)
+
+
+def unfold_to_concat_order(weight: Tensor) -> Tensor:
+    """Patch-merging reduction ``(O, 4C)`` with ``nn.Unfold`` columns ``c*4 + dh*2 + dw`` -> SwinV2's
+    concatenation columns ``k*C + c`` with k = x0..x3 = (dh, dw) (0,0), (1,0), (0,1), (1,1), i.e.
+    ``k = dw*2 + dh``."""
+    out_features, in_features = weight.shape
+    return weight.view(out_features, in_features // 4, 2, 2).permute(0, 3, 2, 1).reshape(out_features, -1)
+
+
+def _is_reduction(key: str) -> bool:
+    return re.fullmatch(r"layers\.\d+\.downsample\.reduction\.weight", key) is not None
 
 
 def _not_swinv2_message(keys: list[str]) -> str:
@@ -110,7 +151,8 @@ def _not_swinv2_message(keys: list[str]) -> str:
     shown = ", ".join(keys[:5]) + (", ..." if len(keys) > 5 else "")
     return (
         f"{what}: none of its {len(keys)} tensors is a SwinV2 continuous-position-bias MLP "
-        f"(cpb_mlp / continuous_position_bias_mlp); first keys: {shown}. Only 2D SwinV2 checkpoints can be inflated."
+        f"(cpb_mlp / continuous_position_bias_mlp); first keys: {shown}. Only SwinV2 checkpoints can be "
+        "loaded (2D ones are inflated)."
     )
 
 
@@ -178,9 +220,39 @@ def _merge_qkv(weights: dict[str, Tensor]) -> dict[str, Tensor]:
     return merged
 
 
+_MMPRETRAIN_RULES: tuple[tuple[str, str], ...] = (
+    (r"^backbone\.patch_embed\.projection\.", "patch_embed.proj."),
+    (r"^backbone\.patch_embed\.", "patch_embed."),
+    (r"^backbone\.stages\.", "layers."),
+    (r"\.attn\.w_msa\.", ".attn."),
+    (r"\.ffn\.layers\.0\.0\.", ".mlp.fc1."),
+    (r"\.ffn\.layers\.1\.", ".mlp.fc2."),
+    (r"(\.blocks\.\d+)\.norm3\.", r"\1.extra_norm."),
+)
+
+
+def _mmpretrain_renamer(state_dict: Mapping[str, Tensor]) -> Callable[[str], str | None]:
+    """mmpretrain's names -> canonical ones. ``backbone.norm{i}`` normalises stage i's output
+    (``out_indices``); that of the last stage is the classifier's final norm, the others have no
+    place in a classifier (None)."""
+    stages = {int(m[1]) for k in state_dict if (m := re.match(r"backbone\.stages\.(\d+)\.", k))}
+    last = max(stages)
+
+    def rename(key: str) -> str | None:
+        final_norm = re.match(r"^backbone\.norm(\d+)\.", key)
+        if final_norm:
+            return None if int(final_norm[1]) != last else "norm." + key[final_norm.end() :]
+        for pattern, replacement in _MMPRETRAIN_RULES:
+            key = re.sub(pattern, replacement, key)
+        return key
+
+    return rename
+
+
 _RENAMES: dict[str, Callable[[str], str]] = {
     "official": _official_to_canonical,
     "simmim": _simmim_to_canonical,
     "timm": lambda key: key,
     "hf": _hf_to_canonical,
+    "videoswinv2": lambda key: key.removeprefix("backbone."),
 }

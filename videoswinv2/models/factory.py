@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 from os import PathLike
 from typing import Any, Literal
 
 from .swin_transformer_v2_3d import SwinTransformerV2_3D
-
-log = logging.getLogger(__name__)
 
 # Widths, depths and heads of SwinV2 T/S/B/L; the 3D window and patch are Video Swin's.
 MODEL_CONFIGS: dict[str, dict[str, Any]] = {
@@ -27,28 +24,24 @@ def create_model(
     name: str,
     *,
     num_classes: int = 400,
-    pretrained_2d: str | PathLike | None = None,
+    pretrained: str | PathLike | None = None,
     temporal_init: Literal["average", "center"] = "average",
     **overrides: Any,
 ) -> SwinTransformerV2_3D:
     """Build a named variant; ``overrides`` use the constructor's argument names.
 
-    With ``pretrained_2d``, a 2D SwinV2 checkpoint (official, timm or Hugging Face layout) is
-    inflated into the model. When ``pretrained_window_sizes`` is not given, the windows the
-    checkpoint shows it was trained with are used.
+    ``pretrained`` loads any SwinV2 checkpoint (see ``videoswinv2.checkpoints.load_pretrained``):
+    a 2D one of any supported layout is inflated (``temporal_init``), a 3D one of this package
+    (state dict, ``videoswinv2 inflate`` output, Lightning checkpoint) is loaded as is; a
+    classifier with another class count is re-initialised. When ``pretrained_window_sizes`` is
+    not given, the windows the checkpoint shows it was trained with are used.
     """
     if name not in MODEL_CONFIGS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(list_models())}")
-    kwargs = {**MODEL_CONFIGS[name], "num_classes": num_classes, **overrides}
-    if pretrained_2d is None:
-        return SwinTransformerV2_3D(**kwargs)
+    model = SwinTransformerV2_3D(**{**MODEL_CONFIGS[name], "num_classes": num_classes, **overrides})
+    if pretrained is not None:
+        from videoswinv2.checkpoints import load_pretrained
 
-    from videoswinv2.checkpoints import load_pretrained_2d, read_2d_checkpoint
-
-    ckpt = read_2d_checkpoint(pretrained_2d)
-    if "pretrained_window_sizes" not in kwargs and ckpt.pretrained_window_sizes is not None:
-        kwargs["pretrained_window_sizes"] = ckpt.pretrained_window_sizes
-        log.info("pretrained window sizes %s taken from %s", ckpt.pretrained_window_sizes, pretrained_2d)
-    model = SwinTransformerV2_3D(**kwargs)
-    load_pretrained_2d(model, ckpt, temporal_init=temporal_init)
+        adopt = overrides.get("pretrained_window_sizes") is None
+        load_pretrained(model, pretrained, temporal_init=temporal_init, adopt_windows=adopt)
     return model

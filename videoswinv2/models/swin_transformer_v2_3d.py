@@ -109,13 +109,19 @@ _device_cache: OrderedDict[tuple, torch.Tensor | None] = OrderedDict()
 
 
 def _on_device(fn, *args, device: torch.device) -> torch.Tensor | None:
-    """``fn(*args)`` built once per (arguments, device) and kept there while recently used."""
+    """``fn(*args)`` built once per (arguments, device) and kept there while recently used.
+
+    The cached tensor is shared by every later call, so it is built as a plain constant: outside
+    ``inference_mode`` (an inference tensor could never be saved for backward by a later training
+    step) and without autograd history.
+    """
     key = (fn.__name__, args, device)
     if key in _device_cache:
         _device_cache.move_to_end(key)
         return _device_cache[key]
-    value = fn(*args)
-    _device_cache[key] = None if value is None else value.to(device)
+    with torch.inference_mode(False), torch.no_grad():
+        value = fn(*args)
+        _device_cache[key] = None if value is None else value.to(device)
     if len(_device_cache) > _DEVICE_CACHE_SIZE:
         _device_cache.popitem(last=False)
     return _device_cache[key]
@@ -442,6 +448,20 @@ def _pretrained_window_triple(value: int | Sequence[int]) -> Triple:
     return value  # type: ignore[return-value]
 
 
+def _pretrained_window_triples(
+    windows: Sequence[int | Sequence[int]] | None, num_stages: int
+) -> tuple[Triple, ...]:
+    """Per-stage pretrained windows as triples; None means none for every stage."""
+    if windows is None:
+        return ((0, 0, 0),) * num_stages
+    if len(windows) != num_stages:
+        raise ValueError(
+            f"pretrained_window_sizes {tuple(windows)} must have one entry per stage ({num_stages}), "
+            "or be None for none"
+        )
+    return tuple(_pretrained_window_triple(w) for w in windows)
+
+
 class SwinTransformerV2_3D(nn.Module):
     """Video Swin Transformer V2: ``(B, C, T, H, W)`` clips to ``(B, num_classes)`` logits."""
 
@@ -459,24 +479,21 @@ class SwinTransformerV2_3D(nn.Module):
         proj_drop_rate: float = 0.0,
         attn_drop_rate: float = 0.0,
         drop_path_rate: float = 0.1,
-        pretrained_window_sizes: Sequence[int | Sequence[int]] = (0, 0, 0, 0),
+        pretrained_window_sizes: Sequence[int | Sequence[int]] | None = None,
         extra_norm_period: int = 0,
         grad_checkpointing: bool = False,
     ) -> None:
         super().__init__()
         depths, num_heads = tuple(depths), tuple(num_heads)
-        if len(num_heads) != len(depths) or len(pretrained_window_sizes) != len(depths):
-            raise ValueError(
-                f"depths {depths}, num_heads {num_heads} and pretrained_window_sizes "
-                f"{tuple(pretrained_window_sizes)} must have one entry per stage"
-            )
+        if len(num_heads) != len(depths):
+            raise ValueError(f"depths {depths} and num_heads {num_heads} must have one entry per stage")
         if in_chans < 1 or num_classes < 0 or embed_dim < 1:
             raise ValueError("in_chans, embed_dim must be >= 1 and num_classes >= 0")
         self.in_chans = in_chans
         self.num_classes = num_classes
         self.window_size = to_triple(window_size, "window_size")
         self.patch_size = to_triple(patch_size, "patch_size")
-        self.pretrained_window_sizes = tuple(_pretrained_window_triple(p) for p in pretrained_window_sizes)
+        self.pretrained_window_sizes = _pretrained_window_triples(pretrained_window_sizes, len(depths))
         self.num_features = embed_dim * 2 ** (len(depths) - 1)
 
         self.patch_embed = PatchEmbed3D(self.patch_size, in_chans, embed_dim)
@@ -514,6 +531,18 @@ class SwinTransformerV2_3D(nn.Module):
                     nn.init.zeros_(norm.weight)
                     nn.init.zeros_(norm.bias)
         self.set_grad_checkpointing(grad_checkpointing)
+
+    def set_pretrained_window_sizes(
+        self, pretrained_window_sizes: Sequence[int | Sequence[int]] | None
+    ) -> None:
+        """Change the windows the position bias normalises its coordinates by (as the constructor
+        takes them). No parameter depends on them, so a built, even trained, model can adopt the
+        windows of the checkpoint it loads."""
+        windows = _pretrained_window_triples(pretrained_window_sizes, len(self.layers))
+        self.pretrained_window_sizes = windows
+        for stage, window in zip(self.layers, windows):
+            for block in stage.blocks:
+                block.attn.pretrained_window = window
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute each block's activations in backward: less memory, about a third more time."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -12,6 +13,7 @@ import torch.nn.functional as F
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from videoswinv2.checkpoints import load_pretrained
 from videoswinv2.distributed import gather_lists
 from videoswinv2.models import create_model
 
@@ -48,7 +50,11 @@ class VideoClassifier(L.LightningModule):
         model: a name from ``videoswinv2.list_models()``.
         num_classes: classifier outputs.
         model_kwargs: constructor overrides (``window_size``, ``drop_path_rate``, ...).
-        pretrained_2d: a 2D SwinV2 checkpoint to inflate into the backbone at start-up.
+        pretrained: weights to start training from, any checkpoint ``create_model(pretrained=)``
+            takes (a 2D SwinV2 one is inflated; a 3D one, such as another run's Lightning
+            checkpoint, is loaded as is; a classifier with another class count is
+            re-initialised). Read once, when a fit starts from scratch: never when the model is
+            rebuilt from its own checkpoint (``load_from_checkpoint``, ``ckpt_path``).
         temporal_init: how the 2D patch embedding is spread over time when inflating.
         lr: peak learning rate of the head (and of the backbone unless ``backbone_lr_mult``).
         backbone_lr_mult: backbone learning rate / head learning rate (0.1 for inflated weights).
@@ -61,7 +67,7 @@ class VideoClassifier(L.LightningModule):
         model: str = "videoswinv2_tiny",
         num_classes: int = 400,
         model_kwargs: dict[str, Any] | None = None,
-        pretrained_2d: str | None = None,
+        pretrained: str | None = None,
         temporal_init: Literal["average", "center"] = "average",
         lr: float = 1e-3,
         weight_decay: float = 0.05,
@@ -76,13 +82,9 @@ class VideoClassifier(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.backbone = create_model(
-            model,
-            num_classes=num_classes,
-            pretrained_2d=pretrained_2d,
-            temporal_init=temporal_init,
-            **(model_kwargs or {}),
-        )
+        self.backbone = create_model(model, num_classes=num_classes, **(model_kwargs or {}))
+        # True once the backbone holds weights to keep: `pretrained` loaded, or a checkpoint restored.
+        self._weights_loaded = False
         self.train_metrics = _accuracies(num_classes, "train/")
         self.val_metrics = _accuracies(num_classes, "val/")
         self.test_metrics = _accuracies(num_classes, "test/")
@@ -188,6 +190,43 @@ class VideoClassifier(L.LightningModule):
             len(predictions),
             ", ".join(map(str, [out_dir / "predictions.csv", *figures])),
         )
+
+    # -- where the weights come from -------------------------------------------------------------
+    # Lightning restores a `ckpt_path` after `configure_model` and, for most strategies, before
+    # `on_fit_start`; strategies that shard the model (FSDP, DeepSpeed) wrap it right after
+    # `configure_model` and restore only after `on_fit_start`, so for them the weights are loaded
+    # before the wrapping (and a resumed fit reads `pretrained` too, then restores over it).
+
+    def configure_model(self) -> None:
+        if self.trainer.state.fn == "fit" and self.trainer.strategy.restore_checkpoint_after_setup:
+            self._load_pretrained()
+
+    def on_fit_start(self) -> None:
+        if not self.trainer.strategy.restore_checkpoint_after_setup:
+            self._load_pretrained()
+
+    def _load_pretrained(self) -> None:
+        hp = self.hparams
+        if hp.pretrained is None or self._weights_loaded:
+            return
+        adopt = (hp.model_kwargs or {}).get("pretrained_window_sizes") is None
+        load_pretrained(self.backbone, hp.pretrained, temporal_init=hp.temporal_init, adopt_windows=adopt)
+        self._use_pretrained_window_sizes(self.backbone.pretrained_window_sizes)
+        self._weights_loaded = True
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # The windows the weights were trained with, whatever the config rebuilding the model says.
+        kwargs = checkpoint.get("hyper_parameters", {}).get("model_kwargs") or {}
+        if kwargs.get("pretrained_window_sizes") is not None:
+            self._use_pretrained_window_sizes(kwargs["pretrained_window_sizes"])
+        self._weights_loaded = True
+
+    def _use_pretrained_window_sizes(self, windows: Sequence[Any]) -> None:
+        """Set the backbone's windows and record them in the hyper-parameters, which every
+        checkpoint saves, so that ``load_from_checkpoint`` rebuilds the same model."""
+        self.backbone.set_pretrained_window_sizes(windows)
+        resolved = [list(w) for w in self.backbone.pretrained_window_sizes]
+        self.hparams.model_kwargs = {**(self.hparams.model_kwargs or {}), "pretrained_window_sizes": resolved}
 
     # -- what `videoswinv2 predict` needs from a checkpoint -------------------------------------------
 
