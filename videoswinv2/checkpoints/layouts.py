@@ -53,7 +53,7 @@ BUFFER_NAMES = ("relative_coords_table", "relative_position_index", "attn_mask")
 BUFFER_REASON = "buffer, recomputed by the model"
 
 # The continuous position bias MLP is what makes a Swin a SwinV2.
-_CPB_SUFFIXES = ("attn.cpb_mlp.0.weight", "continuous_position_bias_mlp.0.weight")
+_CPB_SUFFIXES = ("attn.cpb_mlp.0.weight", "w_msa.cpb_mlp.0.weight", "continuous_position_bias_mlp.0.weight")
 
 
 @dataclass(frozen=True)

@@ -192,13 +192,13 @@ class VideoClassifier(L.LightningModule):
         )
 
     # -- where the weights come from -------------------------------------------------------------
-    # Lightning restores a `ckpt_path` after `configure_model` and, for most strategies, before
-    # `on_fit_start`; strategies that shard the model (FSDP, DeepSpeed) wrap it right after
-    # `configure_model` and restore only after `on_fit_start`, so for them the weights are loaded
-    # before the wrapping (and a resumed fit reads `pretrained` too, then restores over it).
+    # Lightning restores a `ckpt_path` after `setup` and, for most strategies, before
+    # `on_fit_start`; strategies that shard the model (FSDP, DeepSpeed) wrap it after `setup` and
+    # restore only after `on_fit_start`, so for them the weights are loaded before the wrapping
+    # (and a resumed fit reads `pretrained` too, then restores over it).
 
-    def configure_model(self) -> None:
-        if self.trainer.state.fn == "fit" and self.trainer.strategy.restore_checkpoint_after_setup:
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and self.trainer.strategy.restore_checkpoint_after_setup:
             self._load_pretrained()
 
     def on_fit_start(self) -> None:
