@@ -289,3 +289,90 @@ def test_ema_of_weights_through_lightnings_callback(smoke_run):
     averaged, live = ckpt["state_dict"], ckpt["current_model_state"]
     key = "backbone.head.fc.weight"
     assert not torch.equal(averaged[key], live[key])
+
+
+@pytest.fixture(scope="module")
+def pretrained_run(tmp_path_factory) -> dict[str, Path]:
+    """One epoch of the smoke config on a few synthetic videos, started from a 2D SwinV2
+    checkpoint of its shape (official layout, so the file shows its windows, which the config
+    leaves unset)."""
+    from test_checkpoints_inflate import official_state_dict, randomise_
+    from timm.models.swin_transformer_v2 import SwinTransformerV2
+
+    root = tmp_path_factory.mktemp("pretrained")
+    model = SwinTransformerV2(img_size=64, embed_dim=32, depths=(2, 2), num_heads=(2, 4), window_size=4)
+    torch.save({"model": official_state_dict(randomise_(model, seed=0))}, path := root / "swinv2_2d.pth")
+    data = [f"--data.init_args.synthetic.{split}_per_class=2" for split in ("train", "val", "test")]
+    args = [
+        "-c",
+        "configs/smoke.yaml",
+        "--data.init_args.data_root",
+        str(root / "data"),
+        *data,
+        "--data.init_args.num_workers",
+        "0",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--model.init_args.pretrained",
+        str(path),
+    ]
+    logger = ["--trainer.logger", "lightning.pytorch.loggers.CSVLogger"]
+    check(
+        run_cli(
+            "fit", *args, "--trainer.max_epochs", "1", *logger, "--trainer.logger.save_dir", str(root / "fit")
+        )
+    )
+    ckpt = root / "fit" / "smoke" / "version_0" / "checkpoints" / "last.ckpt"
+    return {"root": root, "pretrained": path, "args": args, "logger": logger, "ckpt": ckpt}
+
+
+def test_a_run_started_from_2d_weights_needs_only_its_checkpoint_afterwards(pretrained_run):
+    """test and predict give the same results once the 2D file is gone; a fit resumes without it."""
+    run, video = pretrained_run, sample_video("bikes.mp4")
+    hparams = torch.load(run["ckpt"], weights_only=True)["hyper_parameters"]
+    assert hparams["model_kwargs"]["pretrained_window_sizes"] == [
+        [0, 4, 4],
+        [0, 4, 4],
+    ]  # adopted from the file
+
+    def test_and_predict(name: str) -> tuple[dict[str, float], str, str]:
+        out = run["root"] / name
+        check(
+            run_cli(
+                "test",
+                *run["args"],
+                "--ckpt_path",
+                str(run["ckpt"]),
+                *run["logger"],
+                "--trainer.logger.save_dir",
+                str(out),
+            )
+        )
+        predicted = check(run_cli("predict", str(video), "--ckpt", str(run["ckpt"]), "--views", "1"))
+        run_dir = out / "smoke" / "version_0"
+        return read_test_metrics(run_dir), (run_dir / "predictions.csv").read_text(), predicted.stdout
+
+    before = test_and_predict("test_before")
+    run["pretrained"].unlink()
+    after = test_and_predict("test_after")
+    assert after == before and set(before[0]) >= {"test/top1", "test/mean_class_accuracy"}
+
+    resumed = run["root"] / "resume"
+    resume = [
+        "--trainer.max_epochs",
+        "2",
+        "--ckpt_path",
+        str(run["ckpt"]),
+        "--trainer.logger.save_dir",
+        str(resumed),
+    ]
+    check(run_cli("fit", *run["args"], *run["logger"], *resume))
+    last = torch.load(resumed / "smoke" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert (
+        last["epoch"] == 1
+        and last["hyper_parameters"]["model_kwargs"]["pretrained_window_sizes"] == [[0, 4, 4]] * 2
+    )
+
+    fresh = run_cli("fit", *run["args"], "--trainer.max_epochs", "1", "--trainer.logger", "false")
+    assert fresh.returncode != 0  # only a fresh fit needs the file, and says which option names it
+    assert "--model.init_args.pretrained" in fresh.stderr.strip().splitlines()[-1]
