@@ -301,3 +301,32 @@ def test_mask_and_table_cache_stays_bounded():
         for size in range(12, 60, 2):  # 24 input sizes, each with its own masks
             model(torch.randn(1, 3, 2, size, size))
     assert len(swin._device_cache) <= swin._DEVICE_CACHE_SIZE
+
+
+def test_pretrained_windows_default_to_none_per_stage_and_can_be_set_later():
+    model = create_model("videoswinv2_tiny", depths=(2, 2, 2), num_heads=(2, 4, 8))
+    assert model.pretrained_window_sizes == ((0, 0, 0),) * 3
+    windows = (5, (2, 3, 3))
+    built = randomise_(tiny_model(pretrained_window_sizes=windows)).eval()
+    later = tiny_model(pretrained_window_sizes=None).eval()
+    later.load_state_dict(built.state_dict())
+    x = torch.randn(1, 3, 4, 24, 24)
+    with torch.no_grad():
+        assert not torch.allclose(later(x), built(x))
+        later.set_pretrained_window_sizes(windows)
+        torch.testing.assert_close(later(x), built(x), rtol=0, atol=0)
+    assert later.layers[0].blocks[1].attn.pretrained_window == (0, 5, 5)
+    with pytest.raises(ValueError, match="one entry per stage"):
+        later.set_pretrained_window_sizes((5,))
+
+
+def test_a_forward_under_inference_mode_leaves_nothing_that_breaks_training():
+    from videoswinv2.models import swin_transformer_v2_3d as swin
+
+    swin._device_cache.clear()  # the inference-mode forward below builds every cached tensor
+    model = randomise_(tiny_model())
+    x = torch.randn(1, 3, 4, 24, 24)
+    with torch.inference_mode():
+        model.eval()(x)
+    model.train()(x).sum().backward()
+    assert model.layers[0].blocks[1].attn.cpb_mlp[0].weight.grad is not None
