@@ -245,3 +245,6 @@ def test_a_3d_checkpoint_of_another_shape_is_an_error_naming_the_keys(trained_ru
     message = str(err.value)
     assert message.startswith(f"cannot load {trained_run} (videoswinv2 layout) into this model:")
     assert "missing from the checkpoint (17):\n    layers.1.blocks.2." in message
+    three_stages = {**TINY, "depths": [2, 2, 2], "num_heads": [2, 4, 8]}
+    with pytest.raises(InflationError, match=r"depths=\(2, 2\).*\n.*depths=\(2, 2, 2\)"):
+        create_model("videoswinv2_tiny", num_classes=3, pretrained=trained_run, **three_stages)

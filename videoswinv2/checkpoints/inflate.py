@@ -176,9 +176,11 @@ def load_pretrained(
     logs a warning. The report is logged at INFO and returned.
     """
     ckpt = path_or_ckpt if isinstance(path_or_ckpt, Checkpoint) else read_checkpoint(path_or_ckpt)
-    if adopt_windows and ckpt.pretrained_window_sizes is not None:
-        model.set_pretrained_window_sizes(ckpt.pretrained_window_sizes)
-        _logger.info("pretrained window sizes %s taken from %s", ckpt.pretrained_window_sizes, ckpt.source)
+    shown = ckpt.pretrained_window_sizes
+    # With another number of stages, the strict load below reports the real mismatch.
+    if adopt_windows and shown is not None and len(shown) == len(model.pretrained_window_sizes):
+        model.set_pretrained_window_sizes(shown)
+        _logger.info("pretrained window sizes %s taken from %s", shown, ckpt.source)
     else:
         _warn_on_window_mismatch(model, ckpt)
     state_dict, report = inflate_state_dict(ckpt, model.state_dict(), temporal_init=temporal_init)
