@@ -17,6 +17,7 @@ from videoswinv2.data.datamodule import KineticsDataModule, ShardSampler
 from videoswinv2.data.datasets import (
     MultiViewDataset,
     VideoClipDataset,
+    collate_clips,
     collate_videos,
     load_test_views,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "VideoRecord",
     "add_make_synthetic_arguments",
     "center_clip",
+    "collate_clips",
     "collate_videos",
     "kinetics400_classes",
     "load_test_views",
