@@ -54,7 +54,8 @@ class KineticsDataModule(pl.LightningDataModule):
     """Train / val / test loaders over Kinetics-style annotations (see ``read_annotations``).
 
     Paths are relative to ``data_root`` unless absolute. Batches are dicts: ``video``
-    ``(B, C, T, H, W)`` (``(B, V, C, T, H, W)`` for test, and for val with ``val_views``),
+    ``(B, C, T, H, W)`` (``(B * clips_per_video, ...)`` in training, with ``label`` and ``index``
+    repeated per clip; ``(B, V, C, T, H, W)`` for test, and for val with ``val_views``),
     ``label`` and ``index`` ``(B,)``, and ``broken`` (paths skipped). With ``synthetic`` set,
     ``prepare_data`` writes that synthetic dataset into an empty or missing ``data_root``.
     """
