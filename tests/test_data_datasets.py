@@ -20,7 +20,7 @@ from videoswinv2.data import (
     load_test_views,
     open_video,
     spread_clips,
-    train_clip,
+    train_clips,
 )
 
 DECODERS = ["pyav", "decord"]
@@ -78,7 +78,7 @@ def test_clips_per_video_cuts_independent_clips_from_one_decode(
     torch.manual_seed(3)
     sample = dataset[0]
     torch.manual_seed(3)
-    plans = [train_clip(90, 30.0, spec) for _ in range(k)]
+    plans = train_clips(90, 30.0, spec, k)
     assert len(reads) == 1 and reads[0] == sorted({i for plan in plans for i in plan})  # one decode
     assert len({plan[0] for plan in plans}) == k  # the seed gives k different starts
     assert sample["video"].shape == (k, 6, 64, 120, 3)

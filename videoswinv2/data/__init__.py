@@ -12,7 +12,7 @@ from videoswinv2.data.annotations import (
     read_list_file,
 )
 from videoswinv2.data.broken_videos import BrokenVideoLogger
-from videoswinv2.data.clip_planning import ClipSpec, center_clip, spread_clips, train_clip
+from videoswinv2.data.clip_planning import ClipSpec, center_clip, spread_clips, train_clip, train_clips
 from videoswinv2.data.datamodule import KineticsDataModule, ShardSampler
 from videoswinv2.data.datasets import (
     MultiViewDataset,
@@ -72,4 +72,5 @@ __all__ = [
     "run_make_synthetic",
     "spread_clips",
     "train_clip",
+    "train_clips",
 ]

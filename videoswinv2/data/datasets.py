@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from videoswinv2.data.annotations import VideoRecord
-from videoswinv2.data.clip_planning import ClipSpec, center_clip, spread_clips, train_clip
+from videoswinv2.data.clip_planning import ClipSpec, center_clip, spread_clips, train_clips
 from videoswinv2.data.decoding import DecoderName, VideoDecodeError, open_video
 from videoswinv2.data.transforms import resize_short_side, three_crop_views
 
@@ -102,18 +102,11 @@ class VideoClipDataset(Dataset[Sample]):
         with open_video(self.videos[index].path, self.decoder) as reader:
             if self.mode == "val":
                 return self.transform(reader.read(center_clip(reader.num_frames, reader.fps, self.clip)))
-            plans = [
-                train_clip(reader.num_frames, reader.fps, self.clip) for _ in range(self.clips_per_video)
-            ]
+            plans = train_clips(reader.num_frames, reader.fps, self.clip, self.clips_per_video)
             unique = sorted({i for plan in plans for i in plan})
             frames = reader.read(unique)  # (U, H, W, C): one pass over the video for every clip
         position = {frame: k for k, frame in enumerate(unique)}
-        return torch.stack(
-            [
-                self.transform(frames if plan == unique else frames[[position[i] for i in plan]])
-                for plan in plans
-            ]
-        )
+        return torch.stack([self.transform(_select(frames, [position[i] for i in plan])) for plan in plans])
 
     def __getitem__(self, index: int) -> Sample:
         broken: list[str] = []
@@ -134,6 +127,15 @@ class VideoClipDataset(Dataset[Sample]):
                 index = int(torch.randint(len(self.videos), (1,)))
                 continue
             return {"video": video, "label": record.label, "index": index, "broken": broken}
+
+
+def _select(frames: torch.Tensor, positions: list[int]) -> torch.Tensor:
+    """``frames[positions]``, as a view where the positions are evenly spaced (copying the
+    frames would cost about as much as converting their colours)."""
+    step = positions[1] - positions[0] if len(positions) > 1 else 1
+    if step > 0 and positions == list(range(positions[0], positions[-1] + 1, step)):
+        return frames[positions[0] : positions[-1] + 1 : step]
+    return frames[positions]
 
 
 class MultiViewDataset(Dataset[Sample]):
