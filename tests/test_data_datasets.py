@@ -39,9 +39,9 @@ def test_train_and_val_samples(decoder, data_numbered_video) -> None:
     spec = ClipSpec(num_frames=8, frame_interval=2)
     train = VideoClipDataset(videos, mode="train", transform=TrainTransform(48), clip=spec, decoder=decoder)
     val = VideoClipDataset(videos, mode="val", transform=EvalTransform(64, 48), clip=spec, decoder=decoder)
-    for dataset, shape in ((train, (1, 3, 8, 48, 48)), (val, (3, 8, 48, 48))):
-        sample = dataset[0]
-        assert sample["video"].shape == shape and sample["video"].dtype == torch.float32
+    (clip,) = train[0]["video"]  # training samples hold a list of clips_per_video clips
+    for sample, video in ((train[0], clip), (val[0], val[0]["video"])):
+        assert video.shape == (3, 8, 48, 48) and video.dtype == torch.float32
         assert (sample["label"], sample["index"], sample["broken"]) == (3, 0, [])
 
 
@@ -81,7 +81,7 @@ def test_clips_per_video_cuts_independent_clips_from_one_decode(
     plans = train_clips(90, 30.0, spec, k)
     assert len(reads) == 1 and reads[0] == sorted({i for plan in plans for i in plan})  # one decode
     assert len({plan[0] for plan in plans}) == k  # the seed gives k different starts
-    assert sample["video"].shape == (k, 6, 64, 120, 3)
+    assert len(sample["video"]) == k and all(clip.shape == (6, 64, 120, 3) for clip in sample["video"])
     for clip, plan, flipped in zip(sample["video"], plans, flips, strict=True):
         assert data_frame_numbers(clip.flip(2) if flipped else clip) == plan
     assert len(set(flips)) == 2  # seed 3 flips some clips and not others

@@ -1,8 +1,7 @@
 """Map-style video datasets, the multi-view loader, and the collate function.
 
-A sample is a dict: ``video`` ``(C, T, H, W)`` float for one clip, ``(k, C, T, H, W)`` for the
-k training clips cut from one decode of a video, or ``(V, C, T, H, W)`` for all views of a
-video; ``label`` and ``index`` (the video's position in ``dataset.videos``); ``broken``, the
+A sample is a dict: ``video`` ``(C, T, H, W)`` float for one clip, a list of k such clips cut
+from one decode of a video in training, or ``(V, C, T, H, W)`` for all views of a video; ``label`` and ``index`` (the video's position in ``dataset.videos``); ``broken``, the
 paths that failed to decode while producing the sample. In training a broken video is replaced
 by a random other one; in evaluation the sample keeps ``video=None`` and :func:`collate_videos`
 drops it, so that it is never counted as a prediction.
@@ -58,8 +57,8 @@ def load_test_views(
 class VideoClipDataset(Dataset[Sample]):
     """Random training clips (``mode="train"``) or the centre clip (``"val"``) of each video.
 
-    In training a sample holds ``clips_per_video`` = k clips at independent random starts,
-    ``video`` ``(k, C, T, H, W)``: the frames of all k are decoded together (each frame once) and
+    In training a sample holds ``clips_per_video`` = k clips at random starts, ``video`` a list
+    of k ``(C, T, H, W)`` clips (stacked once, by the collate): the frames of all k are decoded together (each frame once) and
     each clip gets its own ``transform`` draw (crop, flip), so one decode feeds k training clips;
     :func:`collate_clips` makes them k rows of the batch. In validation ``video`` is the centre
     clip ``(C, T, H, W)``. ``transform`` maps ``(T, H, W, C)`` uint8 to the ``(C, T, H, W)`` float
@@ -98,7 +97,7 @@ class VideoClipDataset(Dataset[Sample]):
     def __len__(self) -> int:
         return len(self.videos)
 
-    def _load(self, index: int) -> torch.Tensor:
+    def _load(self, index: int) -> torch.Tensor | list[torch.Tensor]:
         with open_video(self.videos[index].path, self.decoder) as reader:
             if self.mode == "val":
                 return self.transform(reader.read(center_clip(reader.num_frames, reader.fps, self.clip)))
@@ -106,7 +105,7 @@ class VideoClipDataset(Dataset[Sample]):
             unique = sorted({i for plan in plans for i in plan})
             frames = reader.read(unique)  # (U, H, W, C): one pass over the video for every clip
         position = {frame: k for k, frame in enumerate(unique)}
-        return torch.stack([self.transform(_select(frames, [position[i] for i in plan])) for plan in plans])
+        return [self.transform(_select(frames, [position[i] for i in plan])) for plan in plans]
 
     def __getitem__(self, index: int) -> Sample:
         broken: list[str] = []
