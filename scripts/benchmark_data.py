@@ -376,13 +376,18 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for r in results:
-        size = r["videos"].split()[1]
-        reference = today.get(size)
-        ratio = f"{reference / r['pipeline_ms']:9.2f}x" if reference else f"{'':>10}"
+        pipeline, bare = r["pipeline_ms"], r["bare_ms"]
+        if pipeline != pipeline:  # NaN: a decoder measured bare only
+            print(
+                f"{r['videos']:28} {r['decoder']:10} {r['k']:>2} | {bare:8.0f} {'-':>11} {'-':>9} | (bare only)"
+            )
+            continue
+        reference = today.get(r["videos"].split()[1])
+        ratio = f"{reference / pipeline:9.2f}x" if reference else f"{'':>10}"
         print(
-            f"{r['videos']:28} {r['decoder']:10} {r['k']:>2} | {r['bare_ms']:8.0f} {r['pipeline_ms']:11.0f} "
-            f"{r['pipeline_ms'] / r['bare_ms']:9.2f} | {1000 / r['pipeline_ms']:12.2f} {ratio} | "
-            f"{CLIPS_PER_SECOND * r['pipeline_ms'] / 1000:12.1f}"
+            f"{r['videos']:28} {r['decoder']:10} {r['k']:>2} | {bare:8.0f} {pipeline:11.0f} "
+            f"{pipeline / bare:9.2f} | {1000 / pipeline:12.2f} {ratio} | "
+            f"{CLIPS_PER_SECOND * pipeline / 1000:12.1f}"
         )
     print(
         "vs raw k=1 = today's pipeline (raw video, PyAV, one clip per decode) / this, same size; "
