@@ -167,6 +167,8 @@ def _transcode(source: Path, target: Path, settings: PrepareSettings) -> int:
                 graph.configure()
                 out = _add_stream(dst, stream, settings, width, height)
                 first_pts = frame.pts or 0
+            if frame.pts is None:
+                raise VideoDecodeError(f"{source}: decoded a frame without a timestamp", "decode_error")
             frame.pts -= first_pts  # start at 0: no edit list in the output
             graph.push(frame)
             written += _encode(graph, out, dst)
