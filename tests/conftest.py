@@ -45,17 +45,24 @@ def _write_numbered_video(
     fps: int = 30,
     gop: int = 12,
     pts_step: Callable[[int], int] | None = None,
+    rotation: int = 0,
 ) -> Path:
     """A video whose frame ``i`` shows the number ``i``: H.264 with B-frames (VP9 in .webm,
     MPEG-4 part 2 in .avi), a keyframe every ``gop`` frames.
 
     ``pts_step(i)`` gives frame ``i``'s timestamp in 1/(fps) units for variable-rate videos.
+    With ``rotation`` (degrees counter-clockwise, a multiple of 90), the frames are stored turned
+    the other way and the stream carries that display rotation, as phones write them: shown
+    upright, they are the usual 64x120 numbered frames.
     """
+    turns = rotation // 90
     codec = _CODECS.get(path.suffix, "libx264")
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=fps)
-        stream.height, stream.width = NUMBERED_SIZE
+        stream.height, stream.width = NUMBERED_SIZE[::-1] if turns % 2 else NUMBERED_SIZE
         stream.pix_fmt = "yuv420p"
+        if rotation:
+            stream.set_display_rotation(rotation)
         if codec == "libx264":
             stream.options = {"crf": "12", "preset": "veryfast", "bf": "2"}
         else:
@@ -63,7 +70,8 @@ def _write_numbered_video(
         stream.codec_context.gop_size = gop
         stream.codec_context.time_base = Fraction(1, fps)
         for i in range(num_frames):
-            frame = av.VideoFrame.from_ndarray(_numbered_frame(i), format="rgb24")
+            stored = np.ascontiguousarray(np.rot90(_numbered_frame(i), -turns))
+            frame = av.VideoFrame.from_ndarray(stored, format="rgb24")
             frame.pts = pts_step(i) if pts_step else i
             frame.time_base = Fraction(1, fps)
             container.mux(stream.encode(frame))
@@ -79,8 +87,8 @@ def data_frame_numbers() -> Callable[[torch.Tensor], list[int]]:
 
 @pytest.fixture(scope="session")
 def data_make_numbered_video() -> Callable[..., Path]:
-    """``make(path, num_frames, fps=30, gop=12, pts_step=None)`` writes a numbered video; the
-    suffix picks the container (.mp4, .mkv, .mov, .webm, .avi, .ts, ...)."""
+    """``make(path, num_frames, fps=30, gop=12, pts_step=None, rotation=0)`` writes a numbered
+    video; the suffix picks the container (.mp4, .mkv, .mov, .webm, .avi, .ts, ...)."""
     return _write_numbered_video
 
 

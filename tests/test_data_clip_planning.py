@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from videoswinv2.data import ClipSpec, center_clip, spread_clips, train_clip
+from videoswinv2.data import ClipSpec, center_clip, spread_clips, train_clip, train_clips
 
 
 def test_offsets_and_span() -> None:
@@ -78,3 +78,21 @@ def test_bad_inputs() -> None:
         center_clip(0, 30.0, spec)
     with pytest.raises(ValueError, match="num_clips"):
         spread_clips(100, 30.0, spec, num_clips=0)
+
+
+def test_clips_of_one_decode_share_a_phase_and_cover_every_start() -> None:
+    spec = ClipSpec(num_frames=4, frame_interval=3)  # span 10
+    generator = torch.Generator().manual_seed(0)
+    starts = set()
+    for _ in range(300):
+        clips = train_clips(30, 30.0, spec, 3, generator)
+        assert all(clip == list(range(clip[0], clip[0] + 10, 3)) for clip in clips)
+        assert len({clip[0] % 3 for clip in clips}) == 1  # one phase: the clips are slices of one grid
+        starts |= {clip[0] for clip in clips}
+    assert starts == set(range(21))  # every start 0..20 occurs
+    # A fractional interval (target_fps) has no common grid: independent clips of the same shape.
+    uneven = ClipSpec(num_frames=4, frame_interval=2, target_fps=30)
+    offsets = uneven.offsets(25.0)
+    assert offsets == [0, 2, 3, 5]
+    for clip in train_clips(60, 25.0, uneven, 3, generator):
+        assert clip == [clip[0] + offset for offset in offsets]

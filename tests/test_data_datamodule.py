@@ -139,11 +139,13 @@ class _TinyModel(pl.LightningModule):
         super().__init__()
         self.head = torch.nn.Linear(3, num_classes)
         self.evaluated: list[int] = []
+        self.trained: list[dict] = []
 
     def _logits(self, batch: dict) -> torch.Tensor:
         return self.head(batch["video"].mean(dim=(-3, -2, -1)))
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        self.trained.append(batch)
         return F.cross_entropy(self._logits(batch), batch["label"])
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
@@ -154,8 +156,9 @@ class _TinyModel(pl.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
+@pytest.mark.parametrize("clips_per_video", [1, 3])
 def test_an_epoch_with_broken_videos_completes_and_reports_them(
-    data_synthetic_root, data_broken_videos, tmp_path, caplog
+    clips_per_video, data_synthetic_root, data_broken_videos, tmp_path, caplog
 ) -> None:
     bad = [data_broken_videos[kind] for kind in ("truncated", "empty", "text", "audio_only")]
     with caplog.at_level(logging.WARNING):
@@ -168,7 +171,11 @@ def test_an_epoch_with_broken_videos_completes_and_reports_them(
         )
         val = _odd_split(data_synthetic_root, data_broken_videos["audio_only"], tmp_path)
         dm = KineticsDataModule(
-            str(data_synthetic_root), train_annotations=train, val_annotations=val, **SMALL
+            str(data_synthetic_root),
+            train_annotations=train,
+            val_annotations=val,
+            clips_per_video=clips_per_video,
+            **SMALL,
         )
         model = _TinyModel(len(dm.classes))
         trainer = pl.Trainer(
@@ -185,7 +192,16 @@ def test_an_epoch_with_broken_videos_completes_and_reports_them(
         )
         trainer.fit(model, datamodule=dm)
     assert "1 of 21 listed videos are missing" in caplog.text  # left out before training
-    assert trainer.current_epoch == 1 and trainer.global_step == 10  # 16 + 4 broken, batch 2
+    # 16 + 4 broken videos, 2 per batch: k clips per video change neither the steps nor the schedule.
+    assert trainer.current_epoch == 1 and trainer.global_step == trainer.estimated_stepping_batches == 10
+    for batch in model.trained:  # 2 videos of k clips each, as k rows per video
+        assert batch["video"].shape == (2 * clips_per_video, 3, 4, 32, 32)
+        assert torch.equal(
+            batch["label"], batch["label"][::clips_per_video].repeat_interleave(clips_per_video)
+        )
+        assert torch.equal(
+            batch["index"], batch["index"][::clips_per_video].repeat_interleave(clips_per_video)
+        )
     assert sorted(model.evaluated) == [0, 1, 3, 4]
     assert trainer.callback_metrics["data/broken_videos_train"] >= len(bad)
     assert trainer.callback_metrics["data/broken_videos_val"] == 1

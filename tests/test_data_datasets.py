@@ -5,6 +5,7 @@ import torch
 from einops import rearrange
 from torch.utils.data import DataLoader
 
+import videoswinv2.data.datasets as datasets
 from videoswinv2.data import (
     VIDEO_SWIN_MEAN,
     VIDEO_SWIN_STD,
@@ -14,10 +15,12 @@ from videoswinv2.data import (
     TrainTransform,
     VideoClipDataset,
     VideoRecord,
+    collate_clips,
     collate_videos,
     load_test_views,
     open_video,
     spread_clips,
+    train_clips,
 )
 
 DECODERS = ["pyav", "decord"]
@@ -36,16 +39,68 @@ def test_train_and_val_samples(decoder, data_numbered_video) -> None:
     spec = ClipSpec(num_frames=8, frame_interval=2)
     train = VideoClipDataset(videos, mode="train", transform=TrainTransform(48), clip=spec, decoder=decoder)
     val = VideoClipDataset(videos, mode="val", transform=EvalTransform(64, 48), clip=spec, decoder=decoder)
-    for dataset in (train, val):
-        sample = dataset[0]
-        assert sample["video"].shape == (3, 8, 48, 48) and sample["video"].dtype == torch.float32
+    (clip,) = train[0]["video"]  # training samples hold a list of clips_per_video clips
+    for sample, video in ((train[0], clip), (val[0], val[0]["video"])):
+        assert video.shape == (3, 8, 48, 48) and video.dtype == torch.float32
         assert (sample["label"], sample["index"], sample["broken"]) == (3, 0, [])
 
 
 @pytest.mark.parametrize("decoder", DECODERS)
-def test_multi_view_order_is_clip_major(decoder, data_numbered_video, data_frame_numbers) -> None:
+def test_clips_per_video_cuts_independent_clips_from_one_decode(
+    decoder, data_numbered_video, data_frame_numbers, monkeypatch
+) -> None:
+    spec, k = ClipSpec(num_frames=6, frame_interval=2), 4
+    reads = []  # every read() of the dataset's readers
+
+    def open_and_count(*args, **kwargs):
+        reader = open_video(*args, **kwargs)
+        read = reader.read
+        reader.read = lambda indices: reads.append(list(indices)) or read(indices)
+        return reader
+
+    monkeypatch.setattr(datasets, "open_video", open_and_count)
+    # The transform keeps the frames as decoded (so their numbers can be read) but flips each
+    # clip at random, as the real one does: the clips must not share one draw.
+    flips = []
+
+    def transform(frames: torch.Tensor) -> torch.Tensor:
+        flips.append(bool(torch.rand(()) < 0.5))
+        return frames.flip(2) if flips[-1] else frames
+
+    dataset = VideoClipDataset(
+        [VideoRecord(str(data_numbered_video), 0)],
+        mode="train",
+        transform=transform,
+        clip=spec,
+        decoder=decoder,
+        clips_per_video=k,
+    )
+    torch.manual_seed(3)
+    sample = dataset[0]
+    torch.manual_seed(3)
+    plans = train_clips(90, 30.0, spec, k)
+    assert len(reads) == 1 and reads[0] == sorted({i for plan in plans for i in plan})  # one decode
+    assert len({plan[0] for plan in plans}) == k  # the seed gives k different starts
+    assert len(sample["video"]) == k and all(clip.shape == (6, 64, 120, 3) for clip in sample["video"])
+    for clip, plan, flipped in zip(sample["video"], plans, flips, strict=True):
+        assert data_frame_numbers(clip.flip(2) if flipped else clip) == plan
+    assert len(set(flips)) == 2  # seed 3 flips some clips and not others
+    batch = collate_clips([sample, {**sample, "label": 5, "index": 1}])
+    assert batch["video"].shape == (2 * k, 6, 64, 120, 3)
+    assert batch["label"].tolist() == [0] * k + [5] * k and batch["index"].tolist() == [0] * k + [1] * k
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+@pytest.mark.parametrize("rotation", [0, -90])
+def test_multi_view_order_is_clip_major(
+    decoder, rotation, data_numbered_video, data_make_numbered_video, data_frame_numbers, tmp_path
+) -> None:
     # The numbered frames are 64x120: short side 64 keeps them at full size, so each view must
-    # equal a 64 px window (left 0, centre 28, right 56) of its clip's decoded frames.
+    # equal a 64 px window (left 0, centre 28, right 56) of its clip's decoded frames. A phone
+    # video stores them as 120x64 with a display rotation: its views must be the same windows
+    # of the upright frames, not top/centre/bottom of the stored ones.
+    if rotation:
+        data_numbered_video = data_make_numbered_video(tmp_path / "phone.mp4", 90, rotation=rotation)
     views = load_test_views(
         str(data_numbered_video),
         num_frames=4,
@@ -101,7 +156,7 @@ def test_broken_training_videos_are_replaced_and_reported(
         decoder=decoder,
     )
     torch.manual_seed(0)
-    loader = DataLoader(dataset, batch_size=3, collate_fn=collate_videos)
+    loader = DataLoader(dataset, batch_size=3, collate_fn=collate_clips)
     reported = []
     for batch in loader:  # a whole epoch: 6 samples, 5 of them broken files
         assert batch["video"].shape == (3, 3, 4, 32, 32)
@@ -145,5 +200,7 @@ def test_dataset_arguments_are_checked(data_numbered_video) -> None:
     videos = [VideoRecord(str(data_numbered_video), 0)]
     with pytest.raises(ValueError, match="mode must be"):
         VideoClipDataset(videos, mode="test", transform=EvalTransform())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="clips_per_video"):
+        VideoClipDataset(videos, mode="val", transform=EvalTransform(), clips_per_video=2)
     with pytest.raises(ValueError, match="at least one video"):
         MultiViewDataset([])

@@ -121,7 +121,32 @@ def test_decord_is_used_when_its_index_is_sound(data_numbered_video) -> None:
 
 
 @pytest.mark.parametrize("decoder", DECODERS)
-@pytest.mark.parametrize("kind", ["truncated", "empty", "text", "audio_only", "missing"])
+@pytest.mark.parametrize("rotation", [90, -90, 180])
+def test_rotated_videos_are_read_upright(
+    decoder, rotation, data_make_numbered_video, data_frame_numbers, tmp_path
+) -> None:
+    # Stored 120x64 (or upside down) with a display rotation, as phones write them: read the
+    # wrong way, the numbers would come out wrong or the frames 120x64.
+    path = data_make_numbered_video(tmp_path / "phone.mp4", 40, rotation=rotation)
+    with open_video(str(path), decoder) as reader:
+        indices = [0, 7, 13, 39]
+        frames = reader.read(indices)
+    assert frames.shape == (4, 64, 120, 3)
+    assert data_frame_numbers(frames) == indices
+
+
+# The file each broken fixture is and the kind of VideoDecodeError it raises.
+BROKEN = {
+    "truncated": "truncated",
+    "empty": "unreadable",
+    "text": "unreadable",
+    "audio_only": "no_video_stream",
+    "missing": "missing",
+}
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+@pytest.mark.parametrize("kind", sorted(BROKEN))
 def test_broken_files_raise_a_decode_error_naming_the_file(decoder, kind, data_broken_videos) -> None:
     path = str(data_broken_videos[kind])
 
@@ -129,8 +154,10 @@ def test_broken_files_raise_a_decode_error_naming_the_file(decoder, kind, data_b
         with open_video(path, decoder) as reader:
             reader.read(center_clip(reader.num_frames, reader.fps, ClipSpec(8, 2)))
 
-    with pytest.raises(VideoDecodeError, match=re.escape(path)):
+    with pytest.raises(VideoDecodeError, match=re.escape(path)) as error:
         read()
+    if decoder == "pyav":  # decord's errors do not say why a file is unreadable
+        assert error.value.kind == BROKEN[kind]
 
 
 def test_truncated_file_is_reported_as_truncated(data_broken_videos) -> None:

@@ -5,6 +5,7 @@
 ``videoswinv2 inflate SRC DST --model NAME``          2D SwinV2 checkpoint -> 3D state dict
 ``videoswinv2 make-synthetic OUT``                    a small motion dataset in the Kinetics layout
 ``videoswinv2 predict VIDEO ... --ckpt CKPT``         top-k labels of videos
+``videoswinv2 prepare SRC DST``                       a dataset re-encoded for fast training
 
 Under ``videoswinv2``, ``predict`` is the video predictor above; LightningCLI's own ``predict``
 stays available as ``lightning predict``.
@@ -63,6 +64,7 @@ def _tools() -> dict[
     str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], object]]
 ]:
     from videoswinv2.checkpoints import add_inflate_arguments, run_inflate
+    from videoswinv2.commands.prepare import add_prepare_arguments, run_prepare
     from videoswinv2.data import add_make_synthetic_arguments, run_make_synthetic
     from videoswinv2.predict import add_predict_arguments, run_predict
 
@@ -74,6 +76,11 @@ def _tools() -> dict[
             run_make_synthetic,
         ),
         "predict": ("print the top-k classes of videos", add_predict_arguments, run_predict),
+        "prepare": (
+            "re-encode a dataset folder for fast training (short side, keyframes, upright, no audio)",
+            add_prepare_arguments,
+            run_prepare,
+        ),
     }
 
 

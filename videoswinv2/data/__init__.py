@@ -12,11 +12,12 @@ from videoswinv2.data.annotations import (
     read_list_file,
 )
 from videoswinv2.data.broken_videos import BrokenVideoLogger
-from videoswinv2.data.clip_planning import ClipSpec, center_clip, spread_clips, train_clip
+from videoswinv2.data.clip_planning import ClipSpec, center_clip, spread_clips, train_clip, train_clips
 from videoswinv2.data.datamodule import KineticsDataModule, ShardSampler
 from videoswinv2.data.datasets import (
     MultiViewDataset,
     VideoClipDataset,
+    collate_clips,
     collate_videos,
     load_test_views,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "VideoRecord",
     "add_make_synthetic_arguments",
     "center_clip",
+    "collate_clips",
     "collate_videos",
     "kinetics400_classes",
     "load_test_views",
@@ -70,4 +72,5 @@ __all__ = [
     "run_make_synthetic",
     "spread_clips",
     "train_clip",
+    "train_clips",
 ]

@@ -61,6 +61,28 @@ def train_clip(total: int, fps: float, spec: ClipSpec, generator: torch.Generato
     return _clip_at(start, offsets, total)
 
 
+def train_clips(
+    total: int, fps: float, spec: ClipSpec, count: int, generator: torch.Generator | None = None
+) -> list[list[int]]:
+    """``count`` random training clips of one video, to be decoded together.
+
+    One clip is :func:`train_clip`. Several share a random phase of the frame interval (their
+    starts differ by multiples of it) when the interval is a whole number of frames: their
+    frames then lie on one evenly spaced grid, each clip is a slice of it, and the decoded grid
+    serves every clip without copying frames. Each start stays uniform over the starts of its
+    phase, and every phase is equally likely.
+    """
+    offsets = spec.offsets(fps)
+    step = offsets[1] - offsets[0] if len(offsets) > 1 else 1
+    if count == 1 or offsets != list(range(0, step * len(offsets), step)):
+        return [train_clip(total, fps, spec, generator) for _ in range(count)]
+    _check_total(total)
+    last_start = max(total - (offsets[-1] + 1), 0)
+    phase = int(torch.randint(min(step, last_start + 1), (1,), generator=generator))
+    starts = phase + step * torch.randint((last_start - phase) // step + 1, (count,), generator=generator)
+    return [_clip_at(int(start), offsets, total) for start in starts]
+
+
 def center_clip(total: int, fps: float, spec: ClipSpec) -> list[int]:
     """The clip centred in the video (start ``(total - span) // 2``)."""
     _check_total(total)

@@ -10,7 +10,7 @@ exactly once however many devices there are.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -27,7 +27,7 @@ from videoswinv2.data.annotations import (
 )
 from videoswinv2.data.broken_videos import BrokenVideoLogger
 from videoswinv2.data.clip_planning import ClipSpec
-from videoswinv2.data.datasets import MultiViewDataset, VideoClipDataset, collate_videos
+from videoswinv2.data.datasets import MultiViewDataset, VideoClipDataset, collate_clips, collate_videos
 from videoswinv2.data.synthetic import SyntheticSpec, make_synthetic_dataset
 from videoswinv2.data.transforms import EvalTransform, TrainTransform
 
@@ -54,7 +54,8 @@ class KineticsDataModule(pl.LightningDataModule):
     """Train / val / test loaders over Kinetics-style annotations (see ``read_annotations``).
 
     Paths are relative to ``data_root`` unless absolute. Batches are dicts: ``video``
-    ``(B, C, T, H, W)`` (``(B, V, C, T, H, W)`` for test, and for val with ``val_views``),
+    ``(B, C, T, H, W)`` (``(B * clips_per_video, ...)`` in training, with ``label`` and ``index``
+    repeated per clip; ``(B, V, C, T, H, W)`` for test, and for val with ``val_views``),
     ``label`` and ``index`` ``(B,)``, and ``broken`` (paths skipped). With ``synthetic`` set,
     ``prepare_data`` writes that synthetic dataset into an empty or missing ``data_root``.
     """
@@ -70,6 +71,7 @@ class KineticsDataModule(pl.LightningDataModule):
         num_frames: int = 32,
         frame_interval: int = 2,
         target_fps: float | None = None,
+        clips_per_video: int = 1,
         train_crop_size: int = 224,
         train_scale: tuple[float, float] = (0.08, 1.0),
         train_flip: bool = True,
@@ -101,6 +103,10 @@ class KineticsDataModule(pl.LightningDataModule):
             num_frames: frames per clip.
             frame_interval: frames between consecutive clip frames.
             target_fps: count ``frame_interval`` at this frame rate instead of the video's.
+            clips_per_video: training clips cut from one decode of each video, each with its
+                own random start, crop and flip; a training batch holds ``batch_size`` videos,
+                so ``batch_size * clips_per_video`` clips. An epoch still shows each video once
+                (``clips_per_video`` times as many clips) in the same number of steps.
             train_crop_size: side of the random resized crop.
             train_scale: area range of the random resized crop (aspect 3/4 to 4/3).
             train_flip: random horizontal flips.
@@ -191,6 +197,7 @@ class KineticsDataModule(pl.LightningDataModule):
                 mode="train",
                 clip=self.clip,
                 decoder=h.decoder,
+                clips_per_video=h.clips_per_video,
                 transform=TrainTransform(
                     h.train_crop_size,
                     tuple(h.train_scale),
@@ -231,14 +238,16 @@ class KineticsDataModule(pl.LightningDataModule):
             self.setup({"train": "fit", "val": "validate", "test": "test"}[split])
         return self.datasets[split]
 
-    def _loader(self, dataset: Dataset, sampler: Sampler[int], batch_size: int) -> DataLoader:
+    def _loader(
+        self, dataset: Dataset, sampler: Sampler[int], batch_size: int, collate_fn: Callable = collate_videos
+    ) -> DataLoader:
         workers = self.hparams.num_workers
         return DataLoader(
             dataset,
             batch_size=batch_size,
             sampler=sampler,
             num_workers=workers,
-            collate_fn=collate_videos,
+            collate_fn=collate_fn,
             pin_memory=torch.cuda.is_available(),
             persistent_workers=workers > 0,
         )
@@ -249,7 +258,7 @@ class KineticsDataModule(pl.LightningDataModule):
         sampler = DistributedSampler(
             dataset, num_replicas=world, rank=rank, shuffle=True, seed=self.hparams.seed
         )
-        return self._loader(dataset, sampler, self.hparams.batch_size)
+        return self._loader(dataset, sampler, self.hparams.batch_size, collate_clips)
 
     def _eval_loader(self, split: str, multi_view: bool) -> DataLoader:
         dataset = self._dataset(split)

@@ -1,10 +1,10 @@
 """Map-style video datasets, the multi-view loader, and the collate function.
 
-A sample is a dict: ``video`` ``(C, T, H, W)`` float for one clip or ``(V, C, T, H, W)`` for
-all views of a video; ``label`` and ``index`` (the video's position in ``dataset.videos``);
-``broken``, the paths that failed to decode while producing the sample. In training a broken
-video is replaced by a random other one; in evaluation the sample keeps ``video=None`` and
-:func:`collate_videos` drops it, so that it is never counted as a prediction.
+A sample is a dict: ``video`` ``(C, T, H, W)`` float for one clip, a list of k such clips cut
+from one decode of a video in training, or ``(V, C, T, H, W)`` for all views of a video; ``label`` and ``index`` (the video's position in ``dataset.videos``); ``broken``, the
+paths that failed to decode while producing the sample. In training a broken video is replaced
+by a random other one; in evaluation the sample keeps ``video=None`` and :func:`collate_videos`
+drops it, so that it is never counted as a prediction.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from videoswinv2.data.annotations import VideoRecord
-from videoswinv2.data.clip_planning import ClipSpec, center_clip, spread_clips, train_clip
+from videoswinv2.data.clip_planning import ClipSpec, center_clip, spread_clips, train_clips
 from videoswinv2.data.decoding import DecoderName, VideoDecodeError, open_video
 from videoswinv2.data.transforms import resize_short_side, three_crop_views
 
@@ -55,11 +55,16 @@ def load_test_views(
 
 
 class VideoClipDataset(Dataset[Sample]):
-    """One clip per video: a random clip (``mode="train"``) or the centre clip (``"val"``).
+    """Random training clips (``mode="train"``) or the centre clip (``"val"``) of each video.
 
-    ``transform`` maps ``(T, H, W, C)`` uint8 to the ``(C, T, H, W)`` float clip. In training
-    a broken video is replaced by a random other one (up to ``max_replacements`` in a row, then
-    the data is assumed unusable and a ``RuntimeError`` names the files).
+    In training a sample holds ``clips_per_video`` = k clips at random starts, ``video`` a list
+    of k ``(C, T, H, W)`` clips (stacked once, by the collate): the frames of all k are decoded together (each frame once) and
+    each clip gets its own ``transform`` draw (crop, flip), so one decode feeds k training clips;
+    :func:`collate_clips` makes them k rows of the batch. In validation ``video`` is the centre
+    clip ``(C, T, H, W)``. ``transform`` maps ``(T, H, W, C)`` uint8 to the ``(C, T, H, W)`` float
+    clip. In training a broken video is replaced by a random other one (up to
+    ``max_replacements`` in a row, then the data is assumed unusable and a ``RuntimeError``
+    names the files).
     """
 
     def __init__(
@@ -71,9 +76,14 @@ class VideoClipDataset(Dataset[Sample]):
         clip: ClipSpec | None = None,
         decoder: DecoderName = "pyav",
         max_replacements: int = 50,
+        clips_per_video: int = 1,
     ) -> None:
         if mode not in ("train", "val"):
             raise ValueError(f"mode must be 'train' or 'val', got {mode!r}")
+        if clips_per_video < 1 or (mode == "val" and clips_per_video != 1):
+            raise ValueError(
+                f"clips_per_video must be >= 1 in training and 1 in validation, got {clips_per_video}"
+            )
         if not videos:
             raise ValueError("a dataset needs at least one video")
         self.videos = list(videos)
@@ -82,17 +92,20 @@ class VideoClipDataset(Dataset[Sample]):
         self.clip = clip or ClipSpec()
         self.decoder = decoder
         self.max_replacements = max_replacements
+        self.clips_per_video = clips_per_video
 
     def __len__(self) -> int:
         return len(self.videos)
 
-    def _load(self, index: int) -> torch.Tensor:
+    def _load(self, index: int) -> torch.Tensor | list[torch.Tensor]:
         with open_video(self.videos[index].path, self.decoder) as reader:
-            if self.mode == "train":
-                frames = train_clip(reader.num_frames, reader.fps, self.clip)
-            else:
-                frames = center_clip(reader.num_frames, reader.fps, self.clip)
-            return self.transform(reader.read(frames))
+            if self.mode == "val":
+                return self.transform(reader.read(center_clip(reader.num_frames, reader.fps, self.clip)))
+            plans = train_clips(reader.num_frames, reader.fps, self.clip, self.clips_per_video)
+            unique = sorted({i for plan in plans for i in plan})
+            frames = reader.read(unique)  # (U, H, W, C): one pass over the video for every clip
+        position = {frame: k for k, frame in enumerate(unique)}
+        return [self.transform(_select(frames, [position[i] for i in plan])) for plan in plans]
 
     def __getitem__(self, index: int) -> Sample:
         broken: list[str] = []
@@ -113,6 +126,15 @@ class VideoClipDataset(Dataset[Sample]):
                 index = int(torch.randint(len(self.videos), (1,)))
                 continue
             return {"video": video, "label": record.label, "index": index, "broken": broken}
+
+
+def _select(frames: torch.Tensor, positions: list[int]) -> torch.Tensor:
+    """``frames[positions]``, as a view where the positions are evenly spaced (copying the
+    frames would cost about as much as converting their colours)."""
+    step = positions[1] - positions[0] if len(positions) > 1 else 1
+    if step > 0 and positions == list(range(positions[0], positions[-1] + 1, step)):
+        return frames[positions[0] : positions[-1] + 1 : step]
+    return frames[positions]
 
 
 class MultiViewDataset(Dataset[Sample]):
@@ -168,6 +190,17 @@ def _warn_broken(error: VideoDecodeError) -> None:
     if message not in _warned:
         _warned.add(message)
         log.warning("skipping broken video: %s", message)
+
+
+def collate_clips(samples: list[Sample]) -> dict[str, Any]:
+    """Training batch of B samples with k clips each: :func:`collate_videos` over their B * k
+    clips, ``video`` ``(B * k, C, T, H, W)``, ``label`` and ``index`` repeated per clip."""
+    clips = [
+        {"video": clip, "label": s["label"], "index": s["index"], "broken": s["broken"] if k == 0 else []}
+        for s in samples
+        for k, clip in enumerate(s["video"])
+    ]
+    return collate_videos(clips)
 
 
 def collate_videos(samples: list[Sample]) -> dict[str, Any]:

@@ -4,13 +4,16 @@
 display-order indices as a ``(T, H, W, C)`` uint8 RGB tensor. Only the video stream is decoded,
 and only from the keyframe before each needed stretch of frames. Every failure (missing file,
 no video stream, truncated data, a decoder error, a frame the decoder never produces) is raised
-as :class:`VideoDecodeError` naming the file and the cause.
+as :class:`VideoDecodeError` naming the file and the cause, with its ``kind`` (one of
+:data:`BROKEN_KINDS`). Frames come out the way players show them: a display rotation stored
+with the video (phone footage) is applied.
 """
 
 from __future__ import annotations
 
 import bisect
 import logging
+import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -39,8 +42,33 @@ _DECORD_CONTAINERS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
 _HEADER_FRAME_SLACK = 1
 
 
+# Why a video could not be used, as reported by VideoDecodeError.kind and `videoswinv2 prepare`.
+BROKEN_KINDS: tuple[str, ...] = (
+    "missing",
+    "unreadable",
+    "no_video_stream",
+    "truncated",
+    "no_frames",
+    "decode_error",
+)
+
+
 class VideoDecodeError(RuntimeError):
-    """A video could not be opened or decoded; the message names the file and the cause."""
+    """A video could not be opened or decoded; the message names the file and the cause, and
+    ``kind`` (one of :data:`BROKEN_KINDS`) says which way it is broken."""
+
+    def __init__(self, message: str, kind: str = "decode_error") -> None:
+        if kind not in BROKEN_KINDS:
+            raise ValueError(f"unknown broken-video kind {kind!r}; choose one of {BROKEN_KINDS}")
+        super().__init__(message)
+        self.kind = kind
+
+
+def upright(image: np.ndarray, rotation: float) -> np.ndarray:
+    """``(H, W, C)`` frame turned the way players show it: ``rotation`` is the stream's display
+    rotation in degrees counter-clockwise (PyAV's ``frame.rotation``), rounded to a quarter turn."""
+    quarter_turns = round(rotation / 90) % 4
+    return np.rot90(image, quarter_turns) if quarter_turns else image
 
 
 class VideoReader(ABC):
@@ -104,10 +132,10 @@ class PyAVReader(VideoReader):
         try:
             self._container = av.open(self.path)
         except (av.FFmpegError, OSError) as error:
-            raise VideoDecodeError(f"{self.path}: cannot open ({error})") from error
+            raise VideoDecodeError(f"{self.path}: cannot open ({error})", "unreadable") from error
         if not self._container.streams.video:
             self._container.close()
-            raise VideoDecodeError(f"{self.path}: no video stream")
+            raise VideoDecodeError(f"{self.path}: no video stream", "no_video_stream")
         self._stream = self._container.streams.video[0]
         self._stream.codec_context.thread_count = self._threads
 
@@ -125,15 +153,16 @@ class PyAVReader(VideoReader):
                     continue
                 shown.append((pts, packet.is_keyframe))
         except av.FFmpegError as error:
-            raise VideoDecodeError(f"{self.path}: cannot read packets ({error})") from error
+            raise VideoDecodeError(f"{self.path}: cannot read packets ({error})", "truncated") from error
         declared = stream.frames
         if declared > 0 and stored < declared - _HEADER_FRAME_SLACK:
             raise VideoDecodeError(
                 f"{self.path}: header declares {declared} frames but only {stored} are stored "
-                "(truncated file?)"
+                "(truncated file?)",
+                "truncated",
             )
         if not shown:
-            raise VideoDecodeError(f"{self.path}: the video stream holds no frames")
+            raise VideoDecodeError(f"{self.path}: the video stream holds no frames", "no_frames")
         shown.sort()
         self._pts = [pts for pts, _ in shown]
         self._frame_of_pts = {pts: i for i, pts in enumerate(self._pts)}
@@ -192,7 +221,7 @@ class PyAVReader(VideoReader):
                     continue
                 if index > indices[k]:
                     raise VideoDecodeError(f"{self.path}: the decoder never produced frame {indices[k]}")
-                out[k] = frame.to_ndarray(**self._convert)
+                out[k] = upright(frame.to_ndarray(**self._convert), frame.rotation)
                 k += 1
                 if k == len(indices):
                     return k
@@ -210,6 +239,8 @@ class PyAVReader(VideoReader):
 
 class DecordReader(VideoReader):
     """decord reader (``VideoReader.get_batch``), guarded against decord's edit-list blind spot.
+
+    decord applies the display rotation itself.
 
     decord numbers every stored packet as a frame, including the edit-list pre-roll that
     FFmpeg decodes but never shows (what ``ffmpeg -ss T -c copy`` cuts leave). On such files it
@@ -229,7 +260,9 @@ class DecordReader(VideoReader):
             self.fps = float(self._reader.get_avg_fps())
             starts = self._reader.get_frame_timestamp(list(range(self.num_frames)))[:, 0]
         except (decord.DECORDError, RuntimeError, AssertionError) as error:
-            raise VideoDecodeError(f"{self.path}: cannot open ({_first_line(error)})") from error
+            raise VideoDecodeError(
+                f"{self.path}: cannot open ({_first_line(error)})", "unreadable"
+            ) from error
         self.has_preroll = bool((starts < 0).any())
 
     def _read_sorted(self, indices: list[int]) -> torch.Tensor:
@@ -259,15 +292,14 @@ def open_video(path: str, decoder: DecoderName = "pyav", threads: int = 1) -> Vi
     containers (mp4, mov, mkv, webm, avi) without edit-list pre-roll; others go to PyAV.
     Raises :class:`VideoDecodeError` for any file that cannot be read.
     """
-    if decoder == "pyav":
-        return PyAVReader(path, threads)
-    if decoder == "decord":
-        if Path(path).suffix.lower() not in _DECORD_CONTAINERS:
-            return PyAVReader(path, threads)
+    if decoder not in DECODERS:
+        raise ValueError(f"unknown decoder {decoder!r}; choose one of {DECODERS}")
+    if not os.path.exists(path):
+        raise VideoDecodeError(f"{path}: no such file", "missing")
+    if decoder == "decord" and Path(path).suffix.lower() in _DECORD_CONTAINERS:
         reader = DecordReader(path, threads)
         if not reader.has_preroll:
             return reader
         reader.close()
         log.debug("%s: edit-list pre-roll that decord misnumbers; reading it with PyAV", path)
-        return PyAVReader(path, threads)
-    raise ValueError(f"unknown decoder {decoder!r}; choose one of {DECODERS}")
+    return PyAVReader(path, threads)

@@ -1,0 +1,82 @@
+"""`videoswinv2 prepare`: a folder re-encoded in parallel, upright, small, resumable, with a report."""
+
+import csv
+
+import av
+import pytest
+import torch
+import torch.nn.functional as F
+
+from videoswinv2.cli import main
+from videoswinv2.data import open_video
+from videoswinv2.data.preparing import PrepareSettings, output_size, prepare_dataset
+
+
+def test_output_size_keeps_the_aspect_and_never_upscales() -> None:
+    assert output_size(1280, 720, 256) == (456, 256)
+    assert output_size(720, 1280, 256) == (256, 456)
+    assert output_size(340, 256, 320) == (340, 256)  # already smaller: kept
+    assert output_size(641, 361, 256) == (454, 256)  # even sides for 4:2:0
+
+
+def _all_frames(path) -> torch.Tensor:
+    with open_video(str(path)) as reader:
+        return reader.read(list(range(reader.num_frames)))
+
+
+def test_prepare_a_folder_with_two_workers(
+    data_make_numbered_video, data_frame_numbers, tmp_path, capsys
+) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "class a").mkdir(parents=True)
+    (src / "class b").mkdir()
+    data_make_numbered_video(src / "class a" / "numbered.mp4", 50, gop=250)  # one GOP, B-frames
+    data_make_numbered_video(src / "class b" / "phone.mp4", 40, rotation=-90)  # stored 120x64, shown 64x120
+    data_make_numbered_video(src / "class b" / "clip.webm", 30)  # H.264 comes back as Matroska
+    (src / "class b" / "broken.mp4").write_text("not a video\n")
+    (src / "lists").mkdir()
+    (src / "lists" / "train.txt").write_text("class a/numbered.mp4 0\nclass b/phone.mp4 1\n")
+
+    results = prepare_dataset(src, dst, PrepareSettings(short_side=32, gop=8), workers=2)
+
+    assert {r.path.split("/src/")[1]: r.status for r in results} == {
+        "class a/numbered.mp4": "done",
+        "class b/broken.mp4": "failed",
+        "class b/clip.webm": "done",
+        "class b/phone.mp4": "done",
+    }
+    assert (dst / "lists" / "train.txt").read_text() == (src / "lists" / "train.txt").read_text()
+    with (dst / "prepare_report.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert [(row["path"], row["kind"]) for row in rows] == [("class b/broken.mp4", "unreadable")]
+    assert "broken.mp4" in rows[0]["reason"]
+    assert not (dst / "class b" / "broken.mp4").exists()
+    outputs = {"class a/numbered.mp4": 50, "class b/phone.mp4": 40, "class b/clip.webm": 30}
+    for name, count in outputs.items():
+        frames = _all_frames(dst / name)
+        # Short side 32, upright, every frame kept in order (read back at the numbers' size).
+        assert frames.shape == (count, 32, 60, 3), name
+        big = F.interpolate(frames.permute(0, 3, 1, 2).float(), size=(64, 120), mode="nearest")
+        assert data_frame_numbers(big.permute(0, 2, 3, 1)) == list(range(count)), name
+        with av.open(str(dst / name)) as container:
+            assert len(container.streams) == 1  # video only
+            packets = [p for p in container.demux(video=0) if p.size]
+        keyframes = [i for i, p in enumerate(packets) if p.is_keyframe]
+        assert (
+            keyframes[0] == 0 and max(b - a for a, b in zip(keyframes, [*keyframes[1:], len(packets)])) <= 8
+        )
+        assert [p.pts for p in packets] == sorted(
+            p.pts for p in packets
+        )  # no B-frames: decode order = display order
+
+    before = {name: (dst / name).stat().st_mtime_ns for name in outputs}
+    assert main(["prepare", str(src), str(dst), "--short-side", "32", "--gop", "8", "--workers", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "prepared 0 videos, skipped 3 already prepared, 1 failed" in out
+    assert {name: (dst / name).stat().st_mtime_ns for name in outputs} == before
+
+
+def test_output_inside_the_source_is_refused(data_make_numbered_video, tmp_path) -> None:
+    data_make_numbered_video(tmp_path / "a.mp4", 5)
+    with pytest.raises(ValueError, match="must not be inside"):
+        prepare_dataset(tmp_path, tmp_path / "prepared")

@@ -1,0 +1,297 @@
+"""Re-encode a video dataset for training: small, upright, silent H.264 with frequent keyframes.
+
+Random training clips decode from the keyframe before their first frame, so the cost of a clip
+is set by the GOP length and the frame size: a YouTube video (keyframe every 250 frames,
+B-frames, 720p) costs several times what the same clip costs at short side 256 with a keyframe
+every 32 frames and no B-frames (``scripts/benchmark_data.py`` measures it). :func:`prepare_dataset`
+writes such a copy of a dataset folder, with the same relative paths and file names, so the
+annotation files work unchanged with the copy as ``data_root``.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import multiprocessing
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+from tqdm.auto import tqdm
+
+from videoswinv2.data.annotations import VIDEO_EXTENSIONS
+from videoswinv2.data.decoding import VideoDecodeError, open_video
+
+log = logging.getLogger(__name__)
+
+REPORT_NAME = "prepare_report.csv"
+# Annotation and class-list files are copied; anything else that is not a video is left behind.
+ANNOTATION_SUFFIXES = (".csv", ".txt", ".json", ".jsonl", ".tsv", ".lst")
+# WebM admits only VP8/VP9/AV1: its H.264 copy is written as Matroska (WebM's parent format,
+# read by every demuxer) under the same name, so that list files keep working.
+_FORMATS = {".webm": "matroska"}
+
+
+@dataclass(frozen=True)
+class PrepareSettings:
+    """How :func:`prepare_video` re-encodes (defaults measured with ``scripts/benchmark_data.py``).
+
+    Args:
+        short_side: the shorter displayed side in pixels (never upscaled; rounded to even).
+        fps: output frame rate; None keeps the source's frames and timestamps.
+        gop: frames between keyframes (a random clip decodes ``gop / 2`` extra frames on average).
+        crf: x264 constant rate factor (quality; 23 is x264's default).
+        preset: x264 preset (encoding speed against file size).
+        tune: x264 tune; ``fastdecode`` drops CABAC, deblocking and weighted prediction.
+    """
+
+    short_side: int = 256
+    fps: float | None = None
+    gop: int = 32
+    crf: int = 23
+    preset: str = "veryfast"
+    tune: str | None = "fastdecode"
+
+    def __post_init__(self) -> None:
+        if self.short_side < 16:
+            raise ValueError(f"short_side must be >= 16, got {self.short_side}")
+        if self.fps is not None and self.fps <= 0:
+            raise ValueError(f"fps must be positive, got {self.fps}")
+        if self.gop < 1:
+            raise ValueError(f"gop must be >= 1, got {self.gop}")
+
+
+@dataclass(frozen=True)
+class PrepareResult:
+    """What happened to one video: ``status`` is "done", "skipped" (a decodable output was
+    there already) or "failed" (then ``kind`` and ``reason`` say why)."""
+
+    path: str
+    status: str
+    source_bytes: int = 0
+    output_bytes: int = 0
+    kind: str = ""
+    reason: str = ""
+
+
+def output_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """``(width, height)`` with the short side at ``short_side`` (never larger than it was),
+    aspect kept, both even (H.264 4:2:0)."""
+    scale = min(short_side / min(width, height), 1.0)
+    return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
+
+
+def _filters(frame: av.VideoFrame, settings: PrepareSettings) -> tuple[list[tuple[str, str]], int, int]:
+    """FFmpeg filters that scale, turn upright and retime ``frame``'s stream; the output size."""
+    turns = round(frame.rotation / 90) % 4  # counter-clockwise quarter turns to show it upright
+    width, height = (frame.height, frame.width) if turns % 2 else (frame.width, frame.height)
+    width, height = output_size(width, height, settings.short_side)
+    # Scale first (fewer pixels to turn), in the stored orientation.
+    stored = (height, width) if turns % 2 else (width, height)
+    filters = [("scale", f"{stored[0]}:{stored[1]}:flags=bicubic")]
+    filters += {
+        0: [],
+        1: [("transpose", "cclock")],
+        2: [("hflip", ""), ("vflip", "")],
+        3: [("transpose", "clock")],
+    }[turns]
+    if settings.fps is not None:
+        filters.append(("fps", str(settings.fps)))
+    filters.append(("format", "yuv420p"))
+    return filters, width, height
+
+
+def _is_done(path: Path) -> bool:
+    """``path`` exists and its last frame decodes."""
+    if not path.is_file():
+        return False
+    try:
+        with open_video(str(path)) as reader:
+            reader.read([reader.num_frames - 1])
+    except VideoDecodeError:
+        return False
+    return True
+
+
+def prepare_video(source: Path, target: Path, settings: PrepareSettings) -> PrepareResult:
+    """Write ``source`` re-encoded to ``target`` (via a temporary file, so ``target`` is whole or
+    absent); skip it if ``target`` already decodes. Broken sources come back as "failed" with a
+    :data:`~videoswinv2.data.decoding.BROKEN_KINDS` kind, never as an exception."""
+    name = str(source)
+    if _is_done(target):
+        return PrepareResult(name, "skipped", source.stat().st_size, target.stat().st_size)
+    try:
+        # The reader's checks (missing, no video stream, truncated, no frames) come first.
+        with open_video(name) as reader:
+            num_frames = reader.num_frames
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.stem}.partial{target.suffix}")
+        try:
+            written = _transcode(source, partial, settings)
+            if settings.fps is None and written != num_frames:
+                raise VideoDecodeError(f"{name}: decoded {written} of {num_frames} frames", "decode_error")
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)
+    except VideoDecodeError as error:
+        return PrepareResult(name, "failed", kind=error.kind, reason=str(error))
+    except av.FFmpegError as error:
+        return PrepareResult(name, "failed", kind="decode_error", reason=f"{name}: {error}")
+    return PrepareResult(name, "done", source.stat().st_size, target.stat().st_size)
+
+
+def _transcode(source: Path, target: Path, settings: PrepareSettings) -> int:
+    """Decode ``source``'s video stream once, filter and encode it into ``target``; frames written."""
+    written = 0
+    with (
+        av.open(str(source)) as src,
+        av.open(str(target), "w", format=_FORMATS.get(target.suffix.lower())) as dst,
+    ):
+        stream = src.streams.video[0]
+        stream.codec_context.thread_count = 1  # one worker process per core
+        graph = out = None
+        first_pts = None
+        for frame in src.decode(stream):
+            if graph is None:
+                filters, width, height = _filters(frame, settings)
+                graph = av.filter.Graph()
+                chain = [graph.add_buffer(template=stream)]
+                chain += [graph.add(name, args) for name, args in filters]
+                chain.append(graph.add("buffersink"))
+                for a, b in zip(chain, chain[1:]):
+                    a.link_to(b)
+                graph.configure()
+                out = _add_stream(dst, stream, settings, width, height)
+                first_pts = frame.pts or 0
+            if frame.pts is None:
+                raise VideoDecodeError(f"{source}: decoded a frame without a timestamp", "decode_error")
+            frame.pts -= first_pts  # start at 0: no edit list in the output
+            graph.push(frame)
+            written += _encode(graph, out, dst)
+        if graph is None:
+            raise VideoDecodeError(f"{source}: the video stream holds no frames", "no_frames")
+        graph.push(None)
+        written += _encode(graph, out, dst)
+        dst.mux(out.encode())
+    return written
+
+
+def _add_stream(
+    dst: av.container.OutputContainer,
+    stream: av.VideoStream,
+    settings: PrepareSettings,
+    width: int,
+    height: int,
+) -> av.VideoStream:
+    rate = Fraction(settings.fps).limit_denominator(1001) if settings.fps else stream.average_rate or 30
+    out = dst.add_stream("libx264", rate=rate)
+    out.width, out.height, out.pix_fmt = width, height, "yuv420p"
+    # Keep the source's timestamps (variable frame rates stay exact), or count output frames.
+    out.codec_context.time_base = 1 / rate if settings.fps else stream.time_base
+    out.codec_context.gop_size = settings.gop
+    out.codec_context.thread_count = 1
+    options = {"crf": str(settings.crf), "preset": settings.preset, "bf": "0"}
+    if settings.tune:
+        options["tune"] = settings.tune
+    out.options = options
+    return out
+
+
+def _encode(graph: av.filter.Graph, out: av.VideoStream, dst: av.container.OutputContainer) -> int:
+    """Encode every frame the filter graph has ready; how many."""
+    count = 0
+    while True:
+        try:
+            frame = graph.pull()
+        except (av.BlockingIOError, av.EOFError):
+            return count
+        dst.mux(out.encode(frame))
+        count += 1
+
+
+def _prepare_job(job: tuple[Path, Path, PrepareSettings]) -> PrepareResult:
+    return prepare_video(*job)
+
+
+def find_videos(root: Path) -> Iterator[Path]:
+    """Video files under ``root`` (by extension), relative to it, in sorted order."""
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            if name.lower().endswith(VIDEO_EXTENSIONS) and not name.startswith("."):
+                yield Path(folder, name).relative_to(root)
+
+
+def copy_annotations(source: Path, target: Path) -> list[Path]:
+    """Copy annotation-like files (by suffix) from ``source`` to the same places under ``target``."""
+    copied = []
+    for folder, dirs, files in os.walk(source):
+        dirs.sort()
+        for name in sorted(files):
+            if name.lower().endswith(ANNOTATION_SUFFIXES) and name != REPORT_NAME:
+                relative = Path(folder, name).relative_to(source)
+                (target / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source / relative, target / relative)
+                copied.append(relative)
+    return copied
+
+
+def prepare_dataset(
+    source: str | Path,
+    target: str | Path,
+    settings: PrepareSettings | None = None,
+    workers: int | None = None,
+) -> list[PrepareResult]:
+    """Prepare every video under ``source`` into ``target`` (same relative paths) with
+    ``workers`` processes (default: all cores), copy the annotation files, and write
+    ``target/prepare_report.csv`` (path, kind, reason) for the videos that could not be read.
+
+    Outputs that exist and decode are skipped, so an interrupted run resumes where it stopped.
+    """
+    source, target = Path(source).resolve(), Path(target).resolve()
+    settings = settings or PrepareSettings()
+    if not source.is_dir():
+        raise NotADirectoryError(f"{source} is not a directory")
+    if target == source or source in target.parents:
+        raise ValueError(f"the output {target} must not be inside the dataset {source}")
+    videos = list(find_videos(source))
+    if not videos:
+        raise ValueError(f"no videos ({', '.join(VIDEO_EXTENSIONS)}) under {source}")
+    target.mkdir(parents=True, exist_ok=True)
+    copy_annotations(source, target)
+    jobs = [(source / path, target / path, settings) for path in videos]
+    workers = min(workers or os.cpu_count() or 1, len(jobs))
+    results: list[PrepareResult] = []
+    with tqdm(total=len(jobs), desc=f"preparing {target}", unit="video") as progress:
+        with multiprocessing.Pool(workers) as pool:
+            for result in pool.imap_unordered(_prepare_job, jobs):
+                results.append(result)
+                progress.update()
+                if result.status == "failed":
+                    progress.set_postfix(failed=sum(r.status == "failed" for r in results))
+    results.sort(key=lambda r: r.path)
+    with (target / REPORT_NAME).open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["path", "kind", "reason"])
+        writer.writerows(
+            [str(Path(r.path).relative_to(source)), r.kind, r.reason] for r in results if r.status == "failed"
+        )
+    return results
+
+
+def summary(results: list[PrepareResult], target: Path) -> str:
+    """One paragraph: counts by status and the disk size before and after."""
+    counts = {status: sum(r.status == status for r in results) for status in ("done", "skipped", "failed")}
+    before = sum(r.source_bytes for r in results if r.status != "failed")
+    after = sum(r.output_bytes for r in results)
+    ratio = f" ({after / before:.1%})" if before else ""
+    lines = [
+        f"prepared {counts['done']} videos, skipped {counts['skipped']} already prepared, "
+        f"{counts['failed']} failed (listed in {target / REPORT_NAME})",
+        f"size of the prepared videos: {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB{ratio}",
+    ]
+    return "\n".join(lines)
