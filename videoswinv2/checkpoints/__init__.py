@@ -2,12 +2,11 @@
 
 ``read_2d_checkpoint`` -> :class:`Checkpoint2D` (canonical timm-named state dict + inferred
 architecture), ``inflate_state_dict`` (pure, over state dicts), ``load_pretrained_2d`` (into a
-model, strictly, with a report), and the ``videoswinv2 inflate`` command.
+model, strictly, with a report). The ``videoswinv2 inflate`` command is in ``videoswinv2.commands``.
 """
 
 from .architecture import Architecture, WindowSize, infer_architecture
 from .checkpoint2d import Checkpoint2D, read_2d_checkpoint
-from .cli import add_inflate_arguments, run_inflate
 from .inflate import (
     TEMPORAL_INITS,
     InflationError,
@@ -31,7 +30,6 @@ __all__ = [
     "InflationReport",
     "TemporalInit",
     "WindowSize",
-    "add_inflate_arguments",
     "detect_layout",
     "infer_architecture",
     "inflate_cpb_weight",
@@ -40,7 +38,6 @@ __all__ = [
     "load_pretrained_2d",
     "read_2d_checkpoint",
     "read_raw_checkpoint",
-    "run_inflate",
     "save_state_dict",
     "to_canonical",
 ]
