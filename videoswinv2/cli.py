@@ -149,6 +149,10 @@ class _ArgumentParser(LightningArgumentParser):
         super().error(message, ex)
 
 
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [""])[0]
+
+
 def _named_options(message: str, section: str, config: Any) -> str:
     """The ``--section.init_args.NAME`` options a message mentions (as a word, not ``NAME=``)."""
     init_args = config.get(f"{section}.init_args")
@@ -235,7 +239,7 @@ class VideoSwinCLI(LightningCLI):
                 raise
             except Exception as err:
                 self.parser.error(
-                    f"--ckpt_path {path} is not a checkpoint torch can read ({type(err).__name__}: {err})"
+                    f"--ckpt_path {path} is not a checkpoint torch can read ({type(err).__name__}: {_first_line(err)})"
                 )
             return
         super()._parse_ckpt_path()
@@ -279,7 +283,8 @@ class VideoSwinCLI(LightningCLI):
         cause = err
         while cause.__cause__ is not None:
             cause = cause.__cause__
-        reason = str(cause) if isinstance(cause, ValueError) else f"{type(cause).__name__}: {cause}"
+        reason = _first_line(cause)
+        reason = reason if isinstance(cause, ValueError) else f"{type(cause).__name__}: {reason}"
         if getattr(self, "config_init", None) is not None:  # the classes were built; the Trainer failed
             return f"--trainer: {reason}"
         config = self.config[self.subcommand] if self.subcommand else self.config

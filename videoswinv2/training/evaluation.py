@@ -109,7 +109,8 @@ def per_class_accuracy_figure(confusion: torch.Tensor, classes: Sequence[str]) -
     for yy, value, i in zip(y, values, rows):
         if i is not None:
             ax.text(min(value, 1.0) + 0.01, yy, f"{value:.2f}", va="center", fontsize=8)
-    ax.set_xlim(0, 1.12)
+    ax.set_xlim(0, 1.12)  # room for the value after a full bar
+    ax.set_xticks([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
     ax.set_ylim(-0.6, len(rows) - 0.4)
     ax.set_xlabel("top-1 accuracy")
     shown = (
