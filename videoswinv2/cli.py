@@ -188,8 +188,7 @@ def _quiet_lightning() -> None:
         # Under DDP every rank runs this; informational lines come from rank 0 only.
         handler.addFilter(lambda record: record.levelno >= logging.WARNING or rank_zero_only.rank == 0)
         package.addHandler(handler)
-        package.setLevel(logging.INFO)
-        package.propagate = False
+        package.setLevel(logging.INFO)  # records still propagate: handlers on the root see them too
 
 
 class VideoSwinCLI(LightningCLI):
