@@ -28,14 +28,13 @@ from videoswinv2 import SwinTransformerV2_3D, create_model
 from videoswinv2.checkpoints import (
     Checkpoint,
     InflationError,
-    add_inflate_arguments,
     inflate_state_dict,
     load_pretrained,
     read_2d_checkpoint,
-    run_inflate,
     to_canonical,
 )
-from videoswinv2.checkpoints.cli import parse_window_sizes
+from videoswinv2.commands import inflate
+from videoswinv2.commands.inflate import parse_window_sizes
 
 IMG = 64
 ARCH = dict(embed_dim=16, depths=(2, 2, 2), num_heads=(2, 2, 4), mlp_ratio=2.0)
@@ -435,8 +434,8 @@ def tiny_official(tmp_path_factory) -> Path:
 
 def inflate_cli(*argv: str) -> int:
     parser = argparse.ArgumentParser()
-    add_inflate_arguments(parser)
-    return run_inflate(parser.parse_args(argv))
+    inflate.add_arguments(parser)
+    return inflate.run(parser.parse_args(argv))
 
 
 def test_cli_writes_a_strict_state_dict_with_the_checkpoint_windows(tiny_official, tmp_path, capsys):
@@ -481,6 +480,16 @@ def test_cli_errors_exit_1_with_a_message(tiny_official, tmp_path, capsys):
     assert "--pretrained-window-sizes has 2 entries; the checkpoint has 4 stages" in capsys.readouterr().err
     assert inflate_cli(str(tiny_official), str(tmp_path / "o.pth"), "--model", "videoswinv2_huge") == 1
     assert "unknown model 'videoswinv2_huge'" in capsys.readouterr().err
+    assert (
+        inflate_cli(
+            str(tiny_official), str(tmp_path / "missing" / "o.safetensors"), "--model", "videoswinv2_tiny"
+        )
+        == 1
+    )
+    assert capsys.readouterr().err == (
+        f"videoswinv2 inflate: error: cannot write {tmp_path / 'missing' / 'o.safetensors'}: "
+        f"the folder {tmp_path / 'missing'} does not exist\n"
+    )
     assert not any(tmp_path.iterdir())
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -136,7 +137,7 @@ def smoke_run(tmp_path_factory) -> dict[str, Path]:
         "false",
     ]
     fit = root / "fit"
-    check(
+    result = check(
         run_cli(
             "fit",
             *data,
@@ -149,6 +150,8 @@ def smoke_run(tmp_path_factory) -> dict[str, Path]:
         )
     )
     run_dir = fit / "smoke" / "version_0"
+    assert f"latest checkpoint: {run_dir / 'checkpoints' / 'last.ckpt'}" in result.stdout
+    assert f"logs: {run_dir}" in result.stdout
     return {"root": root, "ckpt": run_dir / "checkpoints" / "last.ckpt", "args": data, "fit": run_dir}
 
 
@@ -158,8 +161,9 @@ def test_smoke_fit_learns_the_motion_classes(smoke_run):
     assert val[0] < 0.9 <= val[-1], val  # it learned during the run (chance is 1/3)
 
 
-def run_test(smoke_run, out: Path, *extra: str) -> Path:
-    check(
+def run_test(smoke_run, *extra: str) -> Path:
+    """Test the smoke checkpoint: the results go into the training run it evaluates."""
+    result = check(
         run_cli(
             "test",
             *smoke_run["args"],
@@ -167,12 +171,13 @@ def run_test(smoke_run, out: Path, *extra: str) -> Path:
             str(smoke_run["ckpt"]),
             "--trainer.logger",
             "lightning.pytorch.loggers.CSVLogger",
-            "--trainer.logger.save_dir",
-            str(out),
             *extra,
         )
     )
-    return out / "smoke" / "version_0"  # the config names its runs "smoke"
+    run_dir = smoke_run["fit"] / "test_last"  # RUN/test_<checkpoint name>
+    assert f"wrote {run_dir / 'predictions.csv'}" in result.stderr
+    assert sorted(p.name for p in smoke_run["fit"].parent.iterdir()) == ["version_0"]  # no new version
+    return run_dir
 
 
 def read_test_metrics(run_dir: Path) -> dict[str, float]:
@@ -180,7 +185,7 @@ def read_test_metrics(run_dir: Path) -> dict[str, float]:
 
 
 def test_multi_view_test_writes_one_prediction_per_video_and_figures(smoke_run):
-    run_dir = run_test(smoke_run, smoke_run["root"] / "test1")
+    run_dir = run_test(smoke_run)
     rows = list(csv.DictReader(open(run_dir / "predictions.csv")))
     assert len(rows) == 9 and len({r["video"] for r in rows}) == 9
     assert all(Path(r["video"]).is_file() for r in rows)
@@ -191,17 +196,17 @@ def test_multi_view_test_writes_one_prediction_per_video_and_figures(smoke_run):
     assert metrics["test/top1"] == pytest.approx(accuracy)
     assert accuracy >= 7 / 9  # the trained smoke model on 2x3 views (chance 1/3)
     assert (run_dir / "per_class_accuracy.png").is_file() and (run_dir / "confusion_matrix.png").is_file()
-    smoke_run["single"] = run_dir
+    smoke_run["single"] = ((run_dir / "predictions.csv").read_text(), read_test_metrics(run_dir))
 
 
 def test_two_process_ddp_test_equals_one_process(smoke_run):
     if "single" not in smoke_run:
         pytest.skip("needs the single-process test above")
-    run_dir = run_test(
-        smoke_run, smoke_run["root"] / "test2", "--trainer.strategy", "ddp", "--trainer.devices", "2"
-    )
-    assert (run_dir / "predictions.csv").read_text() == (smoke_run["single"] / "predictions.csv").read_text()
-    assert read_test_metrics(run_dir) == pytest.approx(read_test_metrics(smoke_run["single"]))
+    shutil.rmtree(smoke_run["fit"] / "test_last")  # the 2-process run must write its own
+    run_dir = run_test(smoke_run, "--trainer.strategy", "ddp", "--trainer.devices", "2")
+    predictions, metrics = smoke_run["single"]
+    assert (run_dir / "predictions.csv").read_text() == predictions
+    assert read_test_metrics(run_dir) == pytest.approx(metrics)
 
 
 def test_fit_resumes_from_a_checkpoint(smoke_run):

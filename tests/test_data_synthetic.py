@@ -6,14 +6,13 @@ import csv
 import numpy as np
 import pytest
 
+from videoswinv2.commands import make_synthetic
 from videoswinv2.data import (
     SYNTHETIC_CLASSES,
     SyntheticSpec,
-    add_make_synthetic_arguments,
     open_video,
     read_annotations,
     read_class_names,
-    run_make_synthetic,
 )
 from videoswinv2.data.synthetic import render_video
 
@@ -82,7 +81,8 @@ def test_spec_validation() -> None:
 
 
 def test_command_line_helpers(tmp_path, capsys) -> None:
-    parser = add_make_synthetic_arguments(argparse.ArgumentParser())
+    parser = argparse.ArgumentParser()
+    make_synthetic.add_arguments(parser)
     args = parser.parse_args(
         [
             str(tmp_path / "out"),
@@ -102,8 +102,9 @@ def test_command_line_helpers(tmp_path, capsys) -> None:
             "3",
         ]
     )
-    out = run_make_synthetic(args)
-    assert "wrote 6 videos of 2 classes" in capsys.readouterr().out
+    assert make_synthetic.run(args) == 0
+    out = tmp_path / "out"
+    assert f"wrote 6 videos of 2 classes to {out}" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == [
         "annotations",
         "classes.txt",
@@ -112,5 +113,8 @@ def test_command_line_helpers(tmp_path, capsys) -> None:
         "val",
     ]
     assert len(list((out / "train").iterdir())) == 2
-    with pytest.raises(FileExistsError):
-        run_make_synthetic(args)
+    assert make_synthetic.run(args) == 1  # into a non-empty folder: one line, no traceback
+    assert (
+        capsys.readouterr().err
+        == f"videoswinv2 make-synthetic: error: {out} exists and is not an empty directory\n"
+    )

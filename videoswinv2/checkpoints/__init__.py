@@ -9,7 +9,6 @@ a model, strictly, with a report; what ``create_model(..., pretrained=...)`` and
 
 from .architecture import Architecture, WindowSize, infer_architecture
 from .checkpoint import Checkpoint, read_2d_checkpoint, read_checkpoint
-from .cli import add_inflate_arguments, run_inflate
 from .inflate import (
     TEMPORAL_INITS,
     InflationError,
@@ -33,7 +32,6 @@ __all__ = [
     "InflationReport",
     "TemporalInit",
     "WindowSize",
-    "add_inflate_arguments",
     "detect_layout",
     "infer_architecture",
     "inflate_cpb_weight",
@@ -43,7 +41,6 @@ __all__ = [
     "read_2d_checkpoint",
     "read_checkpoint",
     "read_raw_checkpoint",
-    "run_inflate",
     "save_state_dict",
     "to_canonical",
     "unfold_to_concat_order",

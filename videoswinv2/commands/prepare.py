@@ -9,7 +9,7 @@ from pathlib import Path
 from videoswinv2.data.preparing import PrepareSettings, prepare_dataset, summary
 
 
-def add_prepare_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Arguments of ``videoswinv2 prepare``; defaults from :class:`PrepareSettings`."""
     defaults = PrepareSettings()
     parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
@@ -24,7 +24,7 @@ def add_prepare_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
     return parser
 
 
-def run_prepare(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run ``prepare`` from parsed arguments; prints the summary; exit code 0."""
     settings = PrepareSettings(
         short_side=args.short_side, fps=args.fps, gop=args.gop, crf=args.crf, preset=args.preset

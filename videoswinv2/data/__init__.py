@@ -25,9 +25,7 @@ from videoswinv2.data.decoding import DecoderName, VideoDecodeError, VideoReader
 from videoswinv2.data.synthetic import (
     SYNTHETIC_CLASSES,
     SyntheticSpec,
-    add_make_synthetic_arguments,
     make_synthetic_dataset,
-    run_make_synthetic,
 )
 from videoswinv2.data.transforms import (
     VIDEO_SWIN_MEAN,
@@ -55,7 +53,6 @@ __all__ = [
     "VideoDecodeError",
     "VideoReader",
     "VideoRecord",
-    "add_make_synthetic_arguments",
     "center_clip",
     "collate_clips",
     "collate_videos",
@@ -69,7 +66,6 @@ __all__ = [
     "read_class_names",
     "read_kinetics_csv",
     "read_list_file",
-    "run_make_synthetic",
     "spread_clips",
     "train_clip",
     "train_clips",

@@ -175,7 +175,13 @@ class KineticsDataModule(pl.LightningDataModule):
         source = self.hparams[f"{split}_annotations"]
         if source is None:
             raise ValueError(f"no {split}_annotations given, so there is no {split} split")
-        return read_annotations(self._path(source), self.root, self.classes).videos
+        videos = read_annotations(self._path(source), self.root, self.classes).videos
+        if not videos:
+            raise ValueError(
+                f"the {split} split has no videos: {split}_annotations {self._path(source)} lists none, "
+                "or none of the files it lists exist"
+            )
+        return videos
 
     def setup(self, stage: str | None = None) -> None:
         if self.trainer is not None:

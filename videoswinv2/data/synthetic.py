@@ -18,7 +18,6 @@ Layout (as the CVDF Kinetics downloads)::
 
 from __future__ import annotations
 
-import argparse
 import csv
 import os
 import shutil
@@ -162,46 +161,4 @@ def make_synthetic_dataset(out: str | Path, spec: SyntheticSpec | None = None) -
     finally:
         progress.close()
         shutil.rmtree(staging, ignore_errors=True)
-    return out
-
-
-def add_make_synthetic_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Arguments of ``videoswinv2 make-synthetic OUT ...``; defaults from :class:`SyntheticSpec`."""
-    defaults = SyntheticSpec()
-    parser.add_argument("out", help="new or empty directory to write the dataset into")
-    parser.add_argument(
-        "--num-classes",
-        type=int,
-        default=defaults.num_classes,
-        help=f"2..{len(SYNTHETIC_CLASSES)}: {', '.join(SYNTHETIC_CLASSES)}",
-    )
-    for split in SPLITS:
-        parser.add_argument(
-            f"--{split}-per-class",
-            type=int,
-            default=getattr(defaults, f"{split}_per_class"),
-            help=f"videos per class in the {split} split",
-        )
-    parser.add_argument("--num-frames", type=int, default=defaults.num_frames)
-    parser.add_argument("--size", type=int, default=defaults.size, help="frame height and width")
-    parser.add_argument("--fps", type=int, default=defaults.fps)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    return parser
-
-
-def run_make_synthetic(args: argparse.Namespace) -> Path:
-    """Run ``make-synthetic`` from parsed arguments; prints and returns the dataset directory."""
-    spec = SyntheticSpec(
-        num_classes=args.num_classes,
-        train_per_class=args.train_per_class,
-        val_per_class=args.val_per_class,
-        test_per_class=args.test_per_class,
-        num_frames=args.num_frames,
-        size=args.size,
-        fps=args.fps,
-        seed=args.seed,
-    )
-    out = make_synthetic_dataset(args.out, spec)
-    total = sum(spec.per_split.values()) * spec.num_classes
-    print(f"wrote {total} videos of {spec.num_classes} classes to {out}")
     return out

@@ -554,6 +554,39 @@ class SwinTransformerV2_3D(nn.Module):
         """Parameter-name fragments that should not be weight-decayed (besides norms and biases)."""
         return {"logit_scale", "cpb_mlp", "q_bias", "v_bias"}
 
+    def input_size_problems(self, clip_size: Sequence[int]) -> list[str]:
+        """What a ``(T, H, W)`` clip silently becomes where it does not suit the patch and window:
+        padding to one patch, global attention, 1x1 maps. One sentence per problem; ``[]`` if none."""
+        fmt = "x".join
+        problems = [
+            f"the clip's {axis} = {size} is smaller than patch_size {patch} on that axis: it is padded "
+            f"with zeros to one patch"
+            for axis, size, patch in zip("THW", clip_size, self.patch_size)
+            if size < patch
+        ]
+        t, h, w = (math.ceil(s / p) for s, p in zip(clip_size, self.patch_size))
+        stages = [(t, h, w)]
+        for _ in self.layers[1:]:
+            stages.append((t, math.ceil(stages[-1][1] / 2), math.ceil(stages[-1][2] / 2)))
+        sizes = ", ".join(fmt(map(str, s)) for s in stages)
+        over = [axis for axis, f, win in zip("THW", stages[0], self.window_size) if win > f]
+        if over:
+            effective = ", ".join(
+                fmt(str(min(f, win)) for f, win in zip(s, self.window_size)) for s in stages
+            )
+            problems.append(
+                f"window_size {fmt(map(str, self.window_size))} exceeds every stage's feature map on "
+                f"{', '.join(over)} (stages {sizes} for a {fmt(map(str, clip_size))} clip): the windows "
+                f"become {effective}, so attention is global on {', '.join(over)}, not windowed"
+            )
+        flat = next((i for i, (_, fh, fw) in enumerate(stages[:-1]) if fh == 1 or fw == 1), None)
+        if flat is not None:
+            problems.append(
+                f"a {clip_size[1]}x{clip_size[2]} crop is too small for {len(stages)} stages (feature maps "
+                f"{sizes}): from stage {flat + 2} on, patch merging pads a map of size 1 with zeros"
+            )
+        return problems
+
     def _check_input(self, x: torch.Tensor) -> None:
         if x.ndim != 5:
             raise ValueError(f"expected a clip batch (B, C, T, H, W), got a tensor of shape {tuple(x.shape)}")

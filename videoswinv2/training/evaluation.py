@@ -7,8 +7,12 @@ import csv
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def average_view_probabilities(
@@ -69,48 +73,97 @@ def write_predictions_csv(
             writer.writerow(row)
 
 
-def save_accuracy_figures(out_dir: Path, confusion: torch.Tensor, classes: Sequence[str]) -> list[Path]:
-    """Per-class accuracy (sorted bars) and, for up to 50 classes, the row-normalised confusion
-    matrix, as PNG files in ``out_dir``. ``confusion[i, j]`` counts videos of class i predicted j."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def per_class_accuracy(confusion: torch.Tensor) -> torch.Tensor:
+    """``(K, K)`` confusion counts (row = true class) -> ``(K,)`` accuracy, NaN for unseen classes."""
     confusion = confusion.float().cpu()
     support = confusion.sum(1)
-    accuracy = torch.where(support > 0, confusion.diag() / support.clamp(min=1), torch.nan)
-    order = torch.argsort(torch.nan_to_num(accuracy, nan=-1.0), descending=True)
+    return torch.where(support > 0, confusion.diag() / support.clamp(min=1), torch.nan)
+
+
+# Classes shown by name at each end of the sorted per-class plot when there are too many to label all.
+_NAMED_AT_EACH_END = 15
+_MAX_LABELLED = 60
+
+
+def per_class_accuracy_figure(confusion: torch.Tensor, classes: Sequence[str]) -> Figure:
+    """Horizontal bars, best class at the top. Up to 60 classes are all named; beyond that the
+    15 best and 15 worst are named and the middle is summarised as one gap."""
+    from matplotlib.figure import Figure
+
+    accuracy = per_class_accuracy(confusion)
+    order = torch.argsort(torch.nan_to_num(accuracy, nan=-1.0), descending=True).tolist()
     n = len(classes)
-    saved = []
-
-    fig, ax = plt.subplots(
-        figsize=(max(6.0, 0.12 * n + 2), 4 + (0.08 * max(len(c) for c in classes) if n <= 60 else 0))
-    )
-    ax.bar(range(n), accuracy[order].nan_to_num(0).numpy(), color="tab:blue")
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("top-1 accuracy")
-    ax.set_title(f"Per-class accuracy ({n} classes, mean {torch.nanmean(accuracy):.3f})")
-    if n <= 60:
-        ax.set_xticks(range(n), [classes[i] for i in order], rotation=90, fontsize=7)
+    if n > _MAX_LABELLED:
+        k = _NAMED_AT_EACH_END
+        rows = order[:k] + [None] + order[-k:]
     else:
-        ax.set_xlabel("classes, sorted by accuracy")
-    fig.tight_layout()
-    saved.append(out_dir / "per_class_accuracy.png")
-    fig.savefig(saved[-1], dpi=100)
-    plt.close(fig)
+        rows = order
+    labels = [f"... {n - 2 * _NAMED_AT_EACH_END} classes ..." if i is None else f"{classes[i]}" for i in rows]
+    values = [0.0 if i is None else float(accuracy[i].nan_to_num(0)) for i in rows]
+    longest = max(len(label) for label in labels)
+    fig = Figure(figsize=(4.5 + 0.075 * longest, 1.6 + 0.24 * len(rows)), layout="constrained")
+    ax = fig.add_subplot()
+    y = list(range(len(rows)))[::-1]  # first row at the top
+    ax.barh(y, values, color=["tab:gray" if i is None else "tab:blue" for i in rows], height=0.75)
+    ax.set_yticks(y, labels, fontsize=9)
+    for yy, value, i in zip(y, values, rows):
+        if i is not None:
+            ax.text(min(value, 1.0) + 0.01, yy, f"{value:.2f}", va="center", fontsize=8)
+    ax.set_xlim(0, 1.12)  # room for the value after a full bar
+    ax.set_xticks([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    ax.set_ylim(-0.6, len(rows) - 0.4)
+    ax.set_xlabel("top-1 accuracy")
+    shown = (
+        f"{n} classes" if n <= _MAX_LABELLED else f"the {_NAMED_AT_EACH_END} best and worst of {n} classes"
+    )
+    ax.set_title(f"Per-class accuracy (mean {torch.nanmean(accuracy):.3f})\n{shown}, sorted", fontsize=11)
+    return fig
 
-    if n <= 50:
-        fig, ax = plt.subplots(figsize=(2 + 0.35 * n, 2 + 0.35 * n))
-        normalised = confusion / support.clamp(min=1)[:, None]
-        ax.imshow(normalised.numpy(), cmap="Blues", vmin=0, vmax=1)
-        ax.set_xticks(range(n), classes, rotation=90, fontsize=7)
-        ax.set_yticks(range(n), classes, fontsize=7)
+
+def confusion_matrix_figure(confusion: torch.Tensor, classes: Sequence[str]) -> Figure:
+    """Row-normalised confusion matrix with a colour bar; class names on both axes up to 60
+    classes, class indices beyond that (the names would not be legible)."""
+    from matplotlib.figure import Figure
+
+    confusion = confusion.float().cpu()
+    normalised = confusion / confusion.sum(1, keepdim=True).clamp(min=1)
+    n = len(classes)
+    named = n <= _MAX_LABELLED
+    longest = max(len(c) for c in classes) if named else 0
+    side = min(max(4.0, 0.28 * n), 12.0) + 0.07 * longest
+    fig = Figure(figsize=(side + 1.5, side + 0.8), layout="constrained")
+    ax = fig.add_subplot()
+    image = ax.imshow(normalised.numpy(), cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
+    fig.colorbar(image, ax=ax, shrink=0.8, label="fraction of the true class")
+    if named:
+        font = 9 if n <= 20 else 7
+        ax.set_xticks(range(n), classes, rotation=90, fontsize=font)
+        ax.set_yticks(range(n), classes, fontsize=font)
+        if n <= 10:  # few cells: print the fractions in them
+            for (row, col), value in zip(
+                torch.cartesian_prod(torch.arange(n), torch.arange(n)).tolist(), normalised.flatten()
+            ):
+                if value > 0:
+                    color = "white" if value > 0.5 else "black"
+                    ax.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=8, color=color)
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
-        ax.set_title("Confusion matrix (rows normalised)")
-        fig.tight_layout()
-        saved.append(out_dir / "confusion_matrix.png")
-        fig.savefig(saved[-1], dpi=100)
-        plt.close(fig)
+    else:
+        ax.tick_params(labelsize=11)
+        ax.set_xlabel(f"predicted class index (0-{n - 1})", fontsize=12)
+        ax.set_ylabel(f"true class index (0-{n - 1})", fontsize=12)
+    ax.set_title(f"Confusion matrix, rows normalised ({n} classes)", fontsize=11 if named else 14)
+    return fig
+
+
+def save_accuracy_figures(out_dir: Path, confusion: torch.Tensor, classes: Sequence[str]) -> list[Path]:
+    """``per_class_accuracy.png`` and ``confusion_matrix.png`` in ``out_dir``; returns their paths.
+    ``confusion[i, j]`` counts videos of class i predicted j."""
+    saved = []
+    for name, figure in (
+        ("per_class_accuracy.png", per_class_accuracy_figure(confusion, classes)),
+        ("confusion_matrix.png", confusion_matrix_figure(confusion, classes)),
+    ):
+        saved.append(out_dir / name)
+        figure.savefig(saved[-1], dpi=100)
     return saved

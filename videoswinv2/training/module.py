@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -10,7 +11,8 @@ from typing import Any, Literal
 import lightning as L
 import torch
 import torch.nn.functional as F
-from torchmetrics import MeanMetric, MetricCollection
+from lightning.pytorch.utilities import rank_zero_warn
+from torchmetrics import MeanMetric, MetricCollection, SumMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from videoswinv2.checkpoints import load_pretrained
@@ -25,7 +27,7 @@ from .evaluation import (
     write_predictions_csv,
 )
 from .mixing import mix_clips
-from .optim import param_groups, warmup_cosine
+from .optim import learning_rates, param_groups, warmup_cosine
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +94,10 @@ class VideoClassifier(L.LightningModule):
             {"mean_class_accuracy": MulticlassAccuracy(num_classes, average="macro")}
         )
         self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
+        self.val_videos = SumMetric()  # summed over ranks: no rank may skip a collective alone
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
         self._predictions: list[VideoPrediction] = []
+        self._loaded_from_checkpoint = False
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         """``(B, C, T, H, W)`` -> logits ``(B, num_classes)``."""
@@ -120,6 +124,7 @@ class VideoClassifier(L.LightningModule):
             "train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(labels)
         )
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True, batch_size=len(labels))
+        self.log_dict(learning_rates(self.trainer.optimizers[0].param_groups), on_step=True, on_epoch=False)
         return loss
 
     def configure_optimizers(self) -> dict[str, Any]:
@@ -152,6 +157,7 @@ class VideoClassifier(L.LightningModule):
         probs, labels = self._video_probabilities(batch["video"]), batch["label"]
         self.val_loss(F.nll_loss(probs.clamp(min=1e-12).log(), labels))
         self.val_metrics(probs, labels)
+        self.val_videos(len(labels))
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         if len(batch["label"]) == 0:
@@ -165,10 +171,43 @@ class VideoClassifier(L.LightningModule):
     # number of videos (no padding duplicates), so nothing collective may depend on a rank's batches.
 
     def on_validation_epoch_end(self) -> None:
-        values = {**self.val_metrics.compute(), "val/loss": self.val_loss.compute()}
-        self.val_metrics.reset()
-        self.val_loss.reset()
+        if self.val_videos.compute() == 0:
+            # Nothing was scored: 0.0 would rank as a real (worst or, first, best) result. NaN is
+            # what ModelCheckpoint ranks below every real score, and what the curves show as a gap.
+            if not self.trainer.sanity_checking:
+                rank_zero_warn(
+                    f"epoch {self.current_epoch}: no validation video could be decoded (see the broken "
+                    "videos above), so val/top1 and val/loss are logged as NaN, below any real score"
+                )
+            values = {key: math.nan for key in [*self.val_metrics.keys(keep_base=False), "val/loss"]}
+        else:
+            values = {**self.val_metrics.compute(), "val/loss": self.val_loss.compute()}
+        for metric in (self.val_metrics, self.val_loss, self.val_videos):
+            metric.reset()
         self.log_dict(values, prog_bar=True)
+        # TensorBoard shows hp_metric beside the hyper-parameters (it stays -1 unless logged).
+        self.log("hp_metric", values["val/top1"])
+
+    def on_test_start(self) -> None:
+        if self.trainer.ckpt_path is None and self.global_step == 0 and not self._loaded_from_checkpoint:
+            rank_zero_warn(
+                "testing a model that was neither trained nor loaded from a checkpoint: its classifier is "
+                "random, so the scores mean nothing. Pass --ckpt_path RUN/checkpoints/last.ckpt"
+            )
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._loaded_from_checkpoint = True
+
+    def setup(self, stage: str) -> None:
+        # Warned here, where the clip size is first known (the data module holds it).
+        data = getattr(self.trainer, "datamodule", None)
+        h = getattr(data, "hparams", {})
+        split = {"fit": "train", "validate": "val", "test": "test"}.get(stage)
+        if split is None or "num_frames" not in h or f"{split}_crop_size" not in h:
+            return
+        crop = h[f"{split}_crop_size"]
+        for problem in self.backbone.input_size_problems((h["num_frames"], crop, crop)):
+            rank_zero_warn(problem)
 
     def on_test_epoch_end(self) -> None:
         values = self.test_metrics.compute()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 from torch import nn
 
@@ -45,6 +46,23 @@ def param_groups(
             }
         )
     return result
+
+
+def learning_rates(groups: list[dict]) -> dict[str, float]:
+    """Current rates to log, one per distinct base rate (groups differing only in weight decay
+    share one curve): ``{"lr": r}`` when every group has the same, else ``{"lr/head": .., ...}``
+    named by what the sharing groups' names have in common."""
+    by_base: dict[float, list[tuple[int, dict]]] = {}
+    for i, group in enumerate(groups):
+        by_base.setdefault(group.get("initial_lr", group["lr"]), []).append((i, group))
+    if len(by_base) == 1:
+        return {"lr": groups[0]["lr"]}
+    rates = {}
+    for members in by_base.values():
+        names = [group.get("name", f"pg{i}") for i, group in members]
+        shared = os.path.commonprefix(names).rstrip("_") if len(names) > 1 else names[0]
+        rates[f"lr/{shared or '+'.join(names)}"] = members[0][1]["lr"]
+    return rates
 
 
 def warmup_cosine(step: int, *, total_steps: int, warmup_steps: int, min_ratio: float = 0.0) -> float:

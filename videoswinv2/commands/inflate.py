@@ -5,13 +5,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
-from .architecture import WindowSize
-from .checkpoint import read_2d_checkpoint
-from .inflate import TEMPORAL_INITS, inflate_state_dict
-from .io import CheckpointError, save_state_dict
+from safetensors import SafetensorError
 
-__all__ = ["add_inflate_arguments", "run_inflate", "parse_window_sizes"]
+from videoswinv2.checkpoints import (
+    TEMPORAL_INITS,
+    CheckpointError,
+    WindowSize,
+    inflate_state_dict,
+    read_2d_checkpoint,
+    save_state_dict,
+)
+
+__all__ = ["add_arguments", "parse_window_sizes", "run"]
 
 
 def parse_window_sizes(text: str) -> tuple[WindowSize, ...]:
@@ -34,7 +41,7 @@ def parse_window_sizes(text: str) -> tuple[WindowSize, ...]:
     return tuple(windows)
 
 
-def add_inflate_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``videoswinv2 inflate``."""
     parser.add_argument(
         "src",
@@ -65,10 +72,12 @@ def add_inflate_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run_inflate(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Inflate ``args.src`` into a ``args.model`` state dict at ``args.dst``; print the report. Exit code."""
-    from videoswinv2 import create_model  # lazily: the model factory imports this package for pretrained=
+    from videoswinv2 import create_model  # lazily: the model factory imports the checkpoints package
 
+    if not Path(args.dst).parent.is_dir():  # checked first: reading and inflating take a while
+        return _error(f"cannot write {args.dst}: the folder {Path(args.dst).parent} does not exist")
     try:
         ckpt = read_2d_checkpoint(args.src)
         windows, origin = _choose_window_sizes(args.pretrained_window_sizes, ckpt.pretrained_window_sizes)
@@ -89,14 +98,20 @@ def run_inflate(args: argparse.Namespace) -> int:
         }
         save_state_dict(state_dict, args.dst, metadata)
     except ValueError as err:  # CheckpointError, InflationError, or an unknown model name
-        print(f"videoswinv2 inflate: error: {err}", file=sys.stderr)
-        return 1
+        return _error(str(err))
+    except (OSError, SafetensorError) as err:  # writing dst: a read-only folder, a full disk
+        return _error(f"cannot write {args.dst}: {getattr(err, 'strerror', None) or err}")
     print(report)
     print(f"pretrained window sizes: {windows or 'none'} ({origin})")
     call = f"create_model({args.model!r}, num_classes={args.num_classes}"
     call += f", pretrained_window_sizes={windows})" if windows else ")"
     print(f"wrote {args.dst}; load it into {call} with load_state_dict(..., strict=True)")
     return 0
+
+
+def _error(message: str) -> int:
+    print(f"videoswinv2 inflate: error: {message}", file=sys.stderr)
+    return 1
 
 
 def _choose_window_sizes(
