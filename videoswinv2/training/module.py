@@ -97,7 +97,6 @@ class VideoClassifier(L.LightningModule):
         self.val_videos = SumMetric()  # summed over ranks: no rank may skip a collective alone
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
         self._predictions: list[VideoPrediction] = []
-        self._loaded_from_checkpoint = False
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         """``(B, C, T, H, W)`` -> logits ``(B, num_classes)``."""
@@ -189,16 +188,18 @@ class VideoClassifier(L.LightningModule):
         self.log("hp_metric", values["val/top1"])
 
     def on_test_start(self) -> None:
-        if self.trainer.ckpt_path is None and self.global_step == 0 and not self._loaded_from_checkpoint:
+        if self.trainer.ckpt_path is None and self.global_step == 0 and not self._weights_loaded:
             rank_zero_warn(
                 "testing a model that was neither trained nor loaded from a checkpoint: its classifier is "
                 "random, so the scores mean nothing. Pass --ckpt_path RUN/checkpoints/last.ckpt"
             )
 
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self._loaded_from_checkpoint = True
-
     def setup(self, stage: str) -> None:
+        if stage == "fit" and self.trainer.strategy.restore_checkpoint_after_setup:
+            self._load_pretrained()
+        self._warn_about_input_size(stage)
+
+    def _warn_about_input_size(self, stage: str) -> None:
         # Warned here, where the clip size is first known (the data module holds it).
         data = getattr(self.trainer, "datamodule", None)
         h = getattr(data, "hparams", {})
@@ -235,10 +236,6 @@ class VideoClassifier(L.LightningModule):
     # `on_fit_start`; strategies that shard the model (FSDP, DeepSpeed) wrap it after `setup` and
     # restore only after `on_fit_start`, so for them the weights are loaded before the wrapping
     # (and a resumed fit reads `pretrained` too, then restores over it).
-
-    def setup(self, stage: str) -> None:
-        if stage == "fit" and self.trainer.strategy.restore_checkpoint_after_setup:
-            self._load_pretrained()
 
     def on_fit_start(self) -> None:
         if not self.trainer.strategy.restore_checkpoint_after_setup:
