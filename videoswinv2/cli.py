@@ -4,7 +4,8 @@
 ``videoswinv2 test -c CONFIG --ckpt_path CKPT``       multi-view evaluation
 ``videoswinv2 inflate SRC DST --model NAME``          2D SwinV2 checkpoint -> 3D state dict
 ``videoswinv2 make-synthetic OUT``                    a small motion dataset in the Kinetics layout
-``videoswinv2 predict VIDEO ... --ckpt CKPT``         top-k labels of videos
+``videoswinv2 predict INPUT ... --ckpt CKPT``         top-k labels of videos (files, folders, lists)
+``videoswinv2 extract-features INPUT ... --ckpt CKPT --output DIR``  backbone features as .npy
 
 Under ``videoswinv2``, ``predict`` is the video predictor above; LightningCLI's own ``predict``
 stays available as ``lightning predict``.
@@ -59,8 +60,13 @@ def _tools() -> dict[
     str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], object]]
 ]:
     from videoswinv2.checkpoints import add_inflate_arguments, run_inflate
+    from videoswinv2.commands import (
+        add_extract_features_arguments,
+        add_predict_arguments,
+        run_extract_features,
+        run_predict,
+    )
     from videoswinv2.data import add_make_synthetic_arguments, run_make_synthetic
-    from videoswinv2.predict import add_predict_arguments, run_predict
 
     return {
         "inflate": ("turn a 2D SwinV2 checkpoint into a 3D state dict", add_inflate_arguments, run_inflate),
@@ -69,7 +75,12 @@ def _tools() -> dict[
             add_make_synthetic_arguments,
             run_make_synthetic,
         ),
-        "predict": ("print the top-k classes of videos", add_predict_arguments, run_predict),
+        "predict": ("top-k classes of videos, to the terminal or a file", add_predict_arguments, run_predict),
+        "extract-features": (
+            "backbone features of videos as .npy files",
+            add_extract_features_arguments,
+            run_extract_features,
+        ),
     }
 
 
