@@ -233,9 +233,17 @@ def test_lightning_predict_writes_what_videoswinv2_predict_writes(smoke_run, tmp
 
 
 def test_features_equal_the_models_pooled_pre_logits_and_separate_the_classes(smoke_run, tmp_path, capsys):
+    from videoswinv2.data import read_annotations
+
     data = smoke_run["root"] / "data"
-    train = sorted((data / "train").rglob("*.mp4"))
-    test = sorted((data / "test").rglob("*.mp4"))
+    classes = (data / "classes.txt").read_text().splitlines()
+    labels = {
+        Path(record.path): record.label
+        for split in ("train", "test")
+        for record in read_annotations(data / f"annotations/{split}.csv", data, classes).videos
+    }
+    train = sorted(p for p in labels if p.parent.name == "train")
+    test = sorted(p for p in labels if p.parent.name == "test")
     listed = tmp_path / "train videos.txt"  # every 4th training video: 48 of them, 16 per class
     listed.write_text("\n".join(map(str, train[::4])) + "\n")
     out = tmp_path / "features"
@@ -258,7 +266,7 @@ def test_features_equal_the_models_pooled_pre_logits_and_separate_the_classes(sm
 
     def features_and_labels(videos: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.stack([torch.from_numpy(np.load(out / index[str(v)]["feature"])) for v in videos])
-        return x, torch.tensor([loaded.classes.index(v.parent.name.replace("_", " ")) for v in videos])
+        return x, torch.tensor([labels[v] for v in videos])
 
     x_train, y_train = features_and_labels(train[::4])
     x_test, y_test = features_and_labels(test)

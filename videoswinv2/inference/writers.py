@@ -30,9 +30,6 @@ from videoswinv2.inference.inputs import mirrored_path
 
 OK, FAILED = "ok", "failed"
 
-# Lightning wants sample indices for writers; ours key rows by the video paths in each batch.
-warnings.filterwarnings("ignore", message="Couldn't infer the batch indices fetched from your dataloader")
-
 
 # -- row files ------------------------------------------------------------------------------------
 
@@ -157,12 +154,17 @@ class _VideoWriter(BasePredictionWriter, ABC):
         super().__init__(write_interval="batch")
         self.progress = progress
         self.failed: list[tuple[str, str]] = []
-        self.written = 0
         self._pending: dict[str, dict[str, list[torch.Tensor | None]]] = {}
         self._bar: tqdm | None = None
 
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        # Lightning wants sample indices for writers; ours key rows by the video paths in each batch.
+        warnings.filterwarnings(
+            "ignore", message="Couldn't infer the batch indices fetched from your dataloader"
+        )
+
     def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.failed, self.written, self._pending = [], 0, {}
+        self.failed, self._pending = [], {}
         dataset = getattr(trainer.predict_dataloaders, "dataset", None)
         total = len(dataset.videos) if hasattr(dataset, "videos") else None
         if self.progress and trainer.is_global_zero:
@@ -194,7 +196,6 @@ class _VideoWriter(BasePredictionWriter, ABC):
         for path, reason in batch["failed"]:
             self.failed.append((path, reason))
             self.write_failed(path, reason)
-        self.written += len(done)
         if self._bar is not None:
             self._bar.update(len(done) + len(batch["failed"]))
 
