@@ -25,6 +25,7 @@ from videoswinv2.inference import (
 )
 
 SMOKE_CLASSES = {"moving down slowly", "moving up slowly", "moving down quickly"}
+_RESULTS: dict[str, Path] = {}  # outputs one test leaves for a later one
 
 # -- pure parts -----------------------------------------------------------------------------------
 
@@ -157,6 +158,21 @@ def test_predict_folder_with_workers_equals_no_workers_and_reports_the_broken_vi
     for video, row in zero.items():
         assert row["labels"][0] == two[video]["top1_label"]
         assert row["probs"] == pytest.approx([float(two[video][f"top{k}_prob"]) for k in (1, 2, 3)], abs=2e-6)
+    _RESULTS["one process"] = tmp_path / "two.csv"
+
+
+def test_two_processes_write_the_rows_of_one(smoke_run, test_folder, tmp_path):
+    if "one process" not in _RESULTS:
+        pytest.skip("needs the one-process run above")
+    output = tmp_path / "ddp.csv"
+    result = run_cli(
+        "predict", str(test_folder), "--ckpt", str(smoke_run["ckpt"]), "--precision", "32", "--batch-size", "5",
+        "--num-workers", "1", "--device", "cpu", "--devices", "2", "--no-progress", "--output", str(output),
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "9 videos done, 1 failed" in result.stderr
+    assert not list(tmp_path.glob("ddp.csv.rank*"))  # merged into the output
+    assert_same_predictions(read_csv(output), read_csv(_RESULTS["one process"]))
 
 
 def test_a_second_run_skips_finished_videos_and_overwrite_redoes_them(

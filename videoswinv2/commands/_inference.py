@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -117,12 +116,6 @@ SETUP_ERRORS = (CheckpointError, ValueError, FileNotFoundError, RuntimeError)
 def fail(prog: str, error: BaseException) -> int:
     print(f"{prog}: error: {error}", file=sys.stderr)
     return 2
-
-
-def quiet_lightning() -> None:
-    """Lightning's start-up lines (GPU available, ...) are noise in a command's output."""
-    for name in ("lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def report(prog: str, total: int, skipped: int, failed: list[tuple[str, str]], where: str) -> int:

@@ -15,7 +15,6 @@ from videoswinv2.commands._inference import (
     add_inference_arguments,
     fail,
     prepare,
-    quiet_lightning,
     report,
 )
 from videoswinv2.inference.engine import predict_videos
@@ -51,7 +50,6 @@ def run_extract_features(args: argparse.Namespace) -> int:
             return fail(PROG, error)
         videos = [video for video in videos if video not in finished]
         writer.append = True
-    quiet_lightning()
     if videos:
         trainer = predict_videos(
             setup.loaded.module,

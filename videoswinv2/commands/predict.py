@@ -16,7 +16,6 @@ from videoswinv2.commands._inference import (
     fail,
     positive_int,
     prepare,
-    quiet_lightning,
     report,
 )
 from videoswinv2.inference.engine import predict_videos
@@ -56,7 +55,6 @@ def run_predict(args: argparse.Namespace) -> int:
             return fail(PROG, error)
         videos = [video for video in videos if video not in finished]
         writer.append = True
-    quiet_lightning()
     if videos:
         trainer = predict_videos(
             setup.loaded.module,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import lightning.pytorch as pl
@@ -39,6 +40,8 @@ def predict_videos(
     On several devices each reads its share of the videos. Returns the trainer, whose
     ``is_global_zero`` says which process may report.
     """
+    for name in ("lightning.pytorch", "lightning.fabric"):  # "GPU available: ..." is noise here
+        logging.getLogger(name).setLevel(logging.WARNING)
     trainer = pl.Trainer(
         accelerator=accelerator,
         devices=devices,
