@@ -97,7 +97,7 @@ def prepare(args: argparse.Namespace, need_head: bool) -> Setup:
     loaded = load_model(
         args.ckpt, model=args.model, classes_file=getattr(args, "classes", None), need_head=need_head
     )
-    views = loaded.views.replace(
+    views = loaded.views.overridden(
         num_clips=args.views,
         num_frames=args.num_frames,
         frame_interval=args.frame_interval,

@@ -35,6 +35,7 @@ from videoswinv2.data.transforms import (
     TrainTransform,
     normalize,
 )
+from videoswinv2.data.views import EvalViews
 
 __all__ = [
     "SYNTHETIC_CLASSES",
@@ -45,6 +46,7 @@ __all__ = [
     "ClipSpec",
     "DecoderName",
     "EvalTransform",
+    "EvalViews",
     "KineticsDataModule",
     "MultiViewDataset",
     "ShardSampler",

@@ -30,6 +30,7 @@ from videoswinv2.data.clip_planning import ClipSpec
 from videoswinv2.data.datasets import MultiViewDataset, VideoClipDataset, collate_videos
 from videoswinv2.data.synthetic import SyntheticSpec, make_synthetic_dataset
 from videoswinv2.data.transforms import EvalTransform, TrainTransform
+from videoswinv2.data.view_stream import view_loader
 from videoswinv2.data.views import EvalViews
 
 log = logging.getLogger(__name__)
@@ -276,8 +277,6 @@ class KineticsDataModule(pl.LightningDataModule):
         """The test split's videos for ``lightning predict``, as ``videoswinv2 predict`` reads them
         (batches of views; ``test_batch_size`` videos' worth per batch). Results are written by a
         ``videoswinv2.inference.PredictionWriter`` in the trainer's callbacks."""
-        from videoswinv2.inference.stream import view_loader
-
         rank, world = self._rank_and_world()
         views = self.test_views
         paths = [video.path for video in self._videos("test")]

@@ -78,7 +78,7 @@ class EvalViews:
             }
         )
 
-    def replace(self, **changes: Any) -> EvalViews:
+    def overridden(self, **changes: Any) -> EvalViews:
         """A copy with the fields in ``changes`` that are not None replaced."""
         known = {f.name for f in fields(self)}
         values = {f.name: getattr(self, f.name) for f in fields(self)}

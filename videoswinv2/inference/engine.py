@@ -8,9 +8,9 @@ from collections.abc import Sequence
 import lightning.pytorch as pl
 import torch
 
+from videoswinv2.data.view_stream import VideoListData
 from videoswinv2.data.views import EvalViews
 from videoswinv2.inference.precision import LIGHTNING_PRECISION
-from videoswinv2.inference.stream import VideoListData
 from videoswinv2.inference.writers import _VideoWriter
 from videoswinv2.training.module import VideoClassifier
 
