@@ -9,6 +9,7 @@ never stops the stream: it is reported in the next batch's ``failed``.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -74,7 +75,7 @@ class ViewStream(IterableDataset):
                 failed.append((path, _reason(path, error)))
                 continue
             index = 0
-            for three in (first, *view_iter):
+            for three in itertools.chain([first], view_iter):  # one clip's views at a time
                 for view in three:
                     clips.append(view)
                     paths.append(path)
