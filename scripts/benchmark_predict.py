@@ -163,6 +163,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         videos = make_videos(Path(tmp), args.videos, args.generated)
+        distinct = len({os.path.realpath(v) for v in videos})
         times: dict[str, list[float]] = {"old": [], "engine-32": [], "engine-bf16": []}
         outputs: dict[str, dict[str, list[float]]] = {}
         for repeat in range(args.repeats):
@@ -190,9 +191,8 @@ def main() -> None:
     fp32, bf16 = outputs["engine-32"], outputs["engine-bf16"]
     same_top1 = sum(int(np.argmax(fp32[v]) == np.argmax(bf16[v])) for v in fp32)
     max_diff = max(float(np.abs(np.subtract(fp32[v], bf16[v])).max()) for v in fp32)
-    unique = {os.path.realpath(v) for v in fp32}
     print(
-        f"\nbf16 vs fp32: same top-1 on {same_top1}/{len(fp32)} videos ({len(unique)} distinct), "
+        f"\nbf16 vs fp32: same top-1 on {same_top1}/{len(fp32)} videos ({distinct} distinct), "
         f"max |probability difference| {max_diff:.2e} (probabilities rounded to 1e-6 in the rows)"
     )
     if args.json:
