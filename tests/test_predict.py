@@ -52,7 +52,7 @@ def test_choose_precision_refuses_unknown_names():
         choose_precision("16", "cpu", set())
 
 
-def test_inputs_mix_files_folders_and_lists_with_any_characters(tmp_path, monkeypatch):
+def test_inputs_mix_files_folders_and_lists_with_any_characters(tmp_path):
     folder = tmp_path / "clips"
     (folder / "sub dir").mkdir(parents=True)
     videos = [folder / "b.mp4", folder / "sub dir" / "vidéo à 1.MKV", folder / "a.webm"]
@@ -130,7 +130,7 @@ def assert_same_predictions(a: dict[str, dict], b: dict[str, dict], atol: float 
 
 
 @pytest.fixture(scope="module")
-def test_folder(smoke_run, tmp_path_factory) -> Path:
+def input_folder(smoke_run, tmp_path_factory) -> Path:
     """The smoke run's 9 test videos, one renamed with spaces and non-ASCII letters, plus a broken one."""
     folder = tmp_path_factory.mktemp("inputs") / "my videos"
     shutil.copytree(smoke_run["root"] / "data" / "test", folder)
@@ -141,32 +141,32 @@ def test_folder(smoke_run, tmp_path_factory) -> Path:
 
 
 def test_predict_folder_with_workers_equals_no_workers_and_reports_the_broken_video(
-    smoke_run, test_folder, tmp_path, capsys
+    smoke_run, input_folder, tmp_path, capsys
 ):
-    common = [str(test_folder), "--ckpt", str(smoke_run["ckpt"]), "--precision", "32", "--batch-size", "5"]
+    common = [str(input_folder), "--ckpt", str(smoke_run["ckpt"]), "--precision", "32", "--batch-size", "5"]
     assert _predict(*common, "--num-workers", "2", "--output", str(tmp_path / "two.csv")) == 1
     err = capsys.readouterr().err
     assert "9 videos done, 1 failed" in err and "broken.mp4" in err
     assert _predict(*common, "--num-workers", "0", "--output", str(tmp_path / "zero.jsonl")) == 1
     two, zero = read_csv(tmp_path / "two.csv"), read_csv(tmp_path / "zero.jsonl")
     assert len(two) == 10 and any("vidéo à la plage" in video for video in two)
-    broken = two.pop(str(test_folder / "broken.mp4"))
+    broken = two.pop(str(input_folder / "broken.mp4"))
     assert broken["status"] == "failed" and broken["reason"]
     assert {row["status"] for row in two.values()} == {"ok"}
     assert {row["top1_label"] for row in two.values()} <= SMOKE_CLASSES
-    assert zero.pop(str(test_folder / "broken.mp4"))["status"] == "failed"
+    assert zero.pop(str(input_folder / "broken.mp4"))["status"] == "failed"
     for video, row in zero.items():
         assert row["labels"][0] == two[video]["top1_label"]
         assert row["probs"] == pytest.approx([float(two[video][f"top{k}_prob"]) for k in (1, 2, 3)], abs=2e-6)
     _RESULTS["one process"] = tmp_path / "two.csv"
 
 
-def test_two_processes_write_the_rows_of_one(smoke_run, test_folder, tmp_path):
+def test_two_processes_write_the_rows_of_one(smoke_run, input_folder, tmp_path):
     if "one process" not in _RESULTS:
         pytest.skip("needs the one-process run above")
     output = tmp_path / "ddp.csv"
     result = run_cli(
-        "predict", str(test_folder), "--ckpt", str(smoke_run["ckpt"]), "--precision", "32", "--batch-size", "5",
+        "predict", str(input_folder), "--ckpt", str(smoke_run["ckpt"]), "--precision", "32", "--batch-size", "5",
         "--num-workers", "1", "--device", "cpu", "--devices", "2", "--no-progress", "--output", str(output),
     )  # fmt: skip
     assert result.returncode == 1, result.stderr[-3000:]
@@ -176,10 +176,10 @@ def test_two_processes_write_the_rows_of_one(smoke_run, test_folder, tmp_path):
 
 
 def test_a_second_run_skips_finished_videos_and_overwrite_redoes_them(
-    smoke_run, test_folder, tmp_path, capsys
+    smoke_run, input_folder, tmp_path, capsys
 ):
     output = tmp_path / "out.csv"
-    common = [str(test_folder), "--ckpt", str(smoke_run["ckpt"]), "--views", "1", "--output", str(output)]
+    common = [str(input_folder), "--ckpt", str(smoke_run["ckpt"]), "--views", "1", "--output", str(output)]
     assert _predict(*common) == 1
     first = output.read_text()
     capsys.readouterr()
@@ -372,7 +372,7 @@ def test_an_inflated_checkpoint_warns_that_its_head_was_never_trained(tmp_path, 
     assert "warning" not in capsys.readouterr().err
 
 
-def test_predict_on_a_fresh_dataset_reads_the_views_of_the_checkpoint(smoke_run, tmp_path):
+def test_a_lightning_checkpoint_brings_its_views_and_classes(smoke_run):
     loaded = load_model(smoke_run["ckpt"])
     assert loaded.views == EvalViews(num_clips=2, num_frames=16, short_side=64, crop_size=64)
     assert set(loaded.classes) == SMOKE_CLASSES

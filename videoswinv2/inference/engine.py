@@ -11,7 +11,7 @@ import torch
 from videoswinv2.data.view_stream import VideoListData
 from videoswinv2.data.views import EvalViews
 from videoswinv2.inference.precision import LIGHTNING_PRECISION
-from videoswinv2.inference.writers import _VideoWriter
+from videoswinv2.inference.writers import VideoWriter
 from videoswinv2.training.module import VideoClassifier
 
 
@@ -26,7 +26,7 @@ def predict_videos(
     module: VideoClassifier,
     videos: Sequence[str],
     views: EvalViews,
-    writer: _VideoWriter,
+    writer: VideoWriter,
     *,
     batch_size: int,
     num_workers: int,

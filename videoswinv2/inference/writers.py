@@ -147,7 +147,7 @@ class RowFile:
 # -- the writers ----------------------------------------------------------------------------------
 
 
-class _VideoWriter(BasePredictionWriter, ABC):
+class VideoWriter(BasePredictionWriter, ABC):
     """Gathers per-view outputs into videos; subclasses write a finished or failed video."""
 
     def __init__(self, progress: bool = True) -> None:
@@ -236,7 +236,7 @@ def prediction_columns(topk: int) -> list[str]:
     ]
 
 
-class PredictionWriter(_VideoWriter):
+class PredictionWriter(VideoWriter):
     """Top-k classes of each video (softmax averaged over its views) to ``output`` (``.csv`` or
     ``.jsonl``), or to the terminal when ``output`` is None.
 
@@ -323,7 +323,7 @@ class PredictionWriter(_VideoWriter):
 INDEX_COLUMNS = ["video", "feature", "num_views", "status", "reason"]
 
 
-class FeatureWriter(_VideoWriter):
+class FeatureWriter(VideoWriter):
     """Backbone features of each video as float32 ``.npy`` files under ``output_dir`` (the video's
     path mirrored, ``a.mp4`` -> ``a.mp4.npy``) plus ``index.csv``.
 
