@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -150,3 +153,70 @@ def data_synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     spec = SyntheticSpec(train_per_class=4, val_per_class=2, test_per_class=2, num_frames=16, size=32)
     return make_synthetic_dataset(tmp_path_factory.mktemp("synthetic") / "kinetics", spec)
+
+
+# -- the command line, and a model trained by it (shared by test_cli.py and test_predict.py) ---------
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE_EPOCHS = 5
+
+
+def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """``python -m videoswinv2 ARGS`` in a fresh process (as a user runs it), from the repo root."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "videoswinv2", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return result
+
+
+def check(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert result.returncode == 0, (
+        f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    )
+    return result
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> dict[str, Path]:
+    """The README's main job (configs/smoke.yaml) on 3 synthetic classes, with 9 test videos
+    (odd, for sharding) and fewer epochs: it must still learn the motion classes."""
+    root = tmp_path_factory.mktemp("run")
+    data = [
+        "-c",
+        "configs/smoke.yaml",
+        "--data.init_args.data_root",
+        str(root / "data"),
+        "--data.init_args.synthetic.num_classes",
+        "3",
+        "--data.init_args.synthetic.test_per_class",
+        "3",
+        "--model.init_args.num_classes",
+        "3",
+        "--data.init_args.num_workers",
+        "0",
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
+    fit = root / "fit"
+    result = check(
+        run_cli(
+            "fit",
+            *data,
+            "--trainer.max_epochs",
+            str(SMOKE_EPOCHS),
+            "--trainer.logger",
+            "lightning.pytorch.loggers.CSVLogger",
+            "--trainer.logger.save_dir",
+            str(fit),
+        )
+    )
+    run_dir = fit / "smoke" / "version_0"
+    assert f"latest checkpoint: {run_dir / 'checkpoints' / 'last.ckpt'}" in result.stdout
+    assert f"logs: {run_dir}" in result.stdout
+    return {"root": root, "ckpt": run_dir / "checkpoints" / "last.ckpt", "args": data, "fit": run_dir}

@@ -3,41 +3,17 @@
 from __future__ import annotations
 
 import csv
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO, SMOKE_EPOCHS, check, run_cli
 
 from videoswinv2.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 K400_CONFIGS = [c for c in CONFIGS if c.name.startswith("k400_")]
-
-
-def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    """``python -m videoswinv2 ARGS`` in a fresh process (as a user runs it), from the repo root."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "videoswinv2", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    return result
-
-
-def check(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert result.returncode == 0, (
-        f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
-    )
-    return result
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
@@ -104,7 +80,6 @@ def sample_video(name: str) -> Path:
     return Path(spec.submodule_search_locations[0]) / "datasets" / "data" / name
 
 
-SMOKE_EPOCHS = 5
 SMOKE_CLASSES = {"moving down slowly", "moving up slowly", "moving down quickly"}
 
 
@@ -113,46 +88,6 @@ def read_metrics(run_dir: Path, prefix: str) -> list[dict[str, float]]:
     rows = list(csv.DictReader(open(run_dir / "metrics.csv")))
     rows = [{k: float(v) for k, v in row.items() if v} for row in rows]
     return [row for row in rows if any(k.startswith(prefix) for k in row)]
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory) -> dict[str, Path]:
-    """The README's main job (configs/smoke.yaml) on 3 synthetic classes, with 9 test videos
-    (odd, for sharding) and fewer epochs: it must still learn the motion classes."""
-    root = tmp_path_factory.mktemp("run")
-    data = [
-        "-c",
-        "configs/smoke.yaml",
-        "--data.init_args.data_root",
-        str(root / "data"),
-        "--data.init_args.synthetic.num_classes",
-        "3",
-        "--data.init_args.synthetic.test_per_class",
-        "3",
-        "--model.init_args.num_classes",
-        "3",
-        "--data.init_args.num_workers",
-        "0",
-        "--trainer.enable_progress_bar",
-        "false",
-    ]
-    fit = root / "fit"
-    result = check(
-        run_cli(
-            "fit",
-            *data,
-            "--trainer.max_epochs",
-            str(SMOKE_EPOCHS),
-            "--trainer.logger",
-            "lightning.pytorch.loggers.CSVLogger",
-            "--trainer.logger.save_dir",
-            str(fit),
-        )
-    )
-    run_dir = fit / "smoke" / "version_0"
-    assert f"latest checkpoint: {run_dir / 'checkpoints' / 'last.ckpt'}" in result.stdout
-    assert f"logs: {run_dir}" in result.stdout
-    return {"root": root, "ckpt": run_dir / "checkpoints" / "last.ckpt", "args": data, "fit": run_dir}
 
 
 def test_smoke_fit_learns_the_motion_classes(smoke_run):
@@ -227,51 +162,6 @@ def test_fit_resumes_from_a_checkpoint(smoke_run):
     first = torch.load(smoke_run["ckpt"], weights_only=False)
     assert first["epoch"] == SMOKE_EPOCHS - 1 and resumed["epoch"] == SMOKE_EPOCHS
     assert resumed["global_step"] == first["global_step"] // SMOKE_EPOCHS * (SMOKE_EPOCHS + 1)
-
-
-def test_predict_prints_top_k_names_for_a_real_video(smoke_run):
-    video = sample_video("bikes.mp4")
-    result = check(
-        run_cli("predict", str(video), "--ckpt", str(smoke_run["ckpt"]), "--topk", "2", "--views", "1")
-    )
-    lines = result.stdout.strip().splitlines()
-    assert lines[0] == str(video)
-    assert len(lines) == 3
-    for rank, line in enumerate(lines[1:], 1):
-        label, prob = line.split(".", 1)[1].rsplit(None, 1)
-        assert line.strip().startswith(f"{rank}.")
-        assert label.strip() in SMOKE_CLASSES and 0 <= float(prob) <= 1
-
-
-def test_predict_with_a_plain_state_dict_uses_kinetics_names(tmp_path):
-    from videoswinv2 import create_model
-    from videoswinv2.checkpoints import save_state_dict
-    from videoswinv2.data import kinetics400_classes
-
-    save_state_dict(create_model("videoswinv2_tiny").state_dict(), tmp_path / "tiny.safetensors")
-    video = sample_video("carphone_pristine.mp4")
-    result = check(
-        run_cli(
-            "predict",
-            str(video),
-            "--ckpt",
-            str(tmp_path / "tiny.safetensors"),
-            "--model",
-            "videoswinv2_tiny",
-            "--views",
-            "1",
-            "--num-frames",
-            "4",
-            "--topk",
-            "3",
-        )
-    )
-    names = [
-        line.split(".", 1)[1].rsplit(None, 1)[0].strip() for line in result.stdout.strip().splitlines()[1:]
-    ]
-    assert len(names) == 3 and set(names) <= set(kinetics400_classes())
-    missing = run_cli("predict", str(video), "--ckpt", str(tmp_path / "tiny.safetensors"))
-    assert missing.returncode == 2 and "--model" in missing.stderr
 
 
 def test_ema_of_weights_through_lightnings_callback(smoke_run):

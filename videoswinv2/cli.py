@@ -32,8 +32,7 @@ LIGHTNING_COMMANDS = {
 
 
 def _tools() -> dict[str, Tool]:
-    from videoswinv2.commands import inflate, make_synthetic, prepare
-    from videoswinv2.predict import add_predict_arguments, run_predict
+    from videoswinv2.commands import extract_features, inflate, make_synthetic, predict, prepare
 
     return {
         "inflate": ("turn a 2D SwinV2 checkpoint into a 3D state dict", inflate.add_arguments, inflate.run),
@@ -42,7 +41,12 @@ def _tools() -> dict[str, Tool]:
             make_synthetic.add_arguments,
             make_synthetic.run,
         ),
-        "predict": ("print the top-k classes of videos", add_predict_arguments, run_predict),
+        "predict": ("top-k classes of videos, to the terminal or a file", predict.add_arguments, predict.run),
+        "extract-features": (
+            "backbone features of videos as .npy files",
+            extract_features.add_arguments,
+            extract_features.run,
+        ),
         "prepare": (
             "re-encode a dataset folder for fast training (short side, keyframes, upright, no audio)",
             prepare.add_arguments,

@@ -34,6 +34,7 @@ from videoswinv2.data.transforms import (
     TrainTransform,
     normalize,
 )
+from videoswinv2.data.views import EvalViews
 
 __all__ = [
     "SYNTHETIC_CLASSES",
@@ -44,6 +45,7 @@ __all__ = [
     "ClipSpec",
     "DecoderName",
     "EvalTransform",
+    "EvalViews",
     "KineticsDataModule",
     "MultiViewDataset",
     "ShardSampler",

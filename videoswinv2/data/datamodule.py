@@ -30,6 +30,8 @@ from videoswinv2.data.clip_planning import ClipSpec
 from videoswinv2.data.datasets import MultiViewDataset, VideoClipDataset, collate_clips, collate_videos
 from videoswinv2.data.synthetic import SyntheticSpec, make_synthetic_dataset
 from videoswinv2.data.transforms import EvalTransform, TrainTransform
+from videoswinv2.data.view_stream import view_loader
+from videoswinv2.data.views import EvalViews
 
 log = logging.getLogger(__name__)
 
@@ -228,15 +230,20 @@ class KineticsDataModule(pl.LightningDataModule):
         if stage in ("test", None) and "test" not in self.datasets:
             self.datasets["test"] = self._multi_view(self._videos("test"))
 
+    @property
+    def test_views(self) -> EvalViews:
+        """The views each test (and predict) video is seen in."""
+        return EvalViews.from_datamodule(self.hparams)
+
     def _multi_view(self, videos: list[VideoRecord]) -> MultiViewDataset:
-        h = self.hparams
+        v = self.test_views
         return MultiViewDataset(
             videos,
-            clip=self.clip,
-            num_clips=h.num_test_clips,
-            short_side=h.test_short_side,
-            crop_size=h.test_crop_size,
-            decoder=h.decoder,
+            clip=v.clip,
+            num_clips=v.num_clips,
+            short_side=v.short_side,
+            crop_size=v.crop_size,
+            decoder=v.decoder,
         )
 
     def _dataset(self, split: str) -> Dataset:
@@ -280,3 +287,13 @@ class KineticsDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader("test", True)
+
+    def predict_dataloader(self) -> DataLoader:
+        """The test split's videos for ``lightning predict``, as ``videoswinv2 predict`` reads them
+        (batches of views; ``test_batch_size`` videos' worth per batch). Results are written by a
+        ``videoswinv2.inference.PredictionWriter`` in the trainer's callbacks."""
+        rank, world = self._rank_and_world()
+        views = self.test_views
+        paths = [video.path for video in self._videos("test")]
+        batch_size = self.hparams.test_batch_size * views.num_views
+        return view_loader(paths, views, batch_size, self.hparams.num_workers, rank=rank, world=world)

@@ -17,9 +17,9 @@ import torch
 from torch.utils.data import Dataset
 
 from videoswinv2.data.annotations import VideoRecord
-from videoswinv2.data.clip_planning import ClipSpec, center_clip, spread_clips, train_clips
+from videoswinv2.data.clip_planning import ClipSpec, center_clip, train_clips
 from videoswinv2.data.decoding import DecoderName, VideoDecodeError, open_video
-from videoswinv2.data.transforms import resize_short_side, three_crop_views
+from videoswinv2.data.views import EvalViews
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +44,8 @@ def load_test_views(
     needed frame is decoded and resized once, even where clips overlap. Raises
     :class:`~videoswinv2.data.decoding.VideoDecodeError` if the video cannot be read.
     """
-    spec = ClipSpec(num_frames, frame_interval, target_fps)
-    with open_video(path, decoder) as reader:
-        clips = spread_clips(reader.num_frames, reader.fps, spec, num_clips)
-        unique = sorted({i for clip in clips for i in clip})
-        frames = resize_short_side(reader.read(unique), short_side)  # (U, C, H, W)
-    position = {frame: k for k, frame in enumerate(unique)}
-    clip_frames = torch.tensor([[position[i] for i in clip] for clip in clips])  # (N, T)
-    return three_crop_views(frames, clip_frames, crop_size)
+    views = EvalViews(num_clips, num_frames, frame_interval, target_fps, short_side, crop_size, decoder)
+    return views.load(path)
 
 
 class VideoClipDataset(Dataset[Sample]):

@@ -166,6 +166,29 @@ class VideoClassifier(L.LightningModule):
         self.test_confusion(probs, labels)
         self._predictions += top_predictions(probs, labels, batch["index"], k=5)
 
+    # Set by videoswinv2.inference.FeatureWriter(feature_map=True): the maps are large, so
+    # predict_step returns them only when a writer asks.
+    predict_feature_map: bool = False
+
+    def predict_step(
+        self, batch: dict[str, Any], batch_idx: int = 0, dataloader_idx: int = 0
+    ) -> dict[str, Any]:
+        """Per-view outputs of a ``videoswinv2.inference`` batch of b views ``(b, C, T, H, W)``:
+        ``probs`` ``(b, K)`` softmax, ``features`` ``(b, C')`` pooled pre-logits and, with
+        ``predict_feature_map``, ``feature_map`` ``(b, C', T', H', W')``; float32. The writers
+        average them per video."""
+        clips = batch["video"]
+        if len(clips) == 0:  # only videos that failed to decode since the last batch
+            return {}
+        maps = self.backbone.forward_features(clips)
+        outputs = {
+            "probs": self.backbone.forward_head(maps).float().softmax(-1),
+            "features": self.backbone.forward_head(maps, pre_logits=True).float(),
+        }
+        if self.predict_feature_map:
+            outputs["feature_map"] = maps.float()
+        return outputs
+
     # Metrics are computed and logged at epoch end on every rank: under DDP each rank sees its own
     # number of videos (no padding duplicates), so nothing collective may depend on a rank's batches.
 

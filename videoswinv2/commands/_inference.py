@@ -1,0 +1,130 @@
+"""Options and set-up shared by ``videoswinv2 predict`` and ``videoswinv2 extract-features``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+
+from videoswinv2.checkpoints.io import CheckpointError
+from videoswinv2.data.decoding import DECODERS
+from videoswinv2.data.views import EvalViews
+from videoswinv2.inference.engine import resolve_accelerator
+from videoswinv2.inference.inputs import collect_videos
+from videoswinv2.inference.loading import LoadedModel, load_model
+from videoswinv2.inference.precision import PRECISIONS, choose_precision, cpu_flags
+
+
+def _int_at_least(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+positive_int = _int_at_least(1)
+
+
+def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
+    """Inputs, model, views and engine options common to both commands."""
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        help="video files, folders (searched recursively) and text files listing one video per line",
+    )
+    parser.add_argument(
+        "--ckpt", required=True, help="Lightning checkpoint, or a .pth/.safetensors state dict with --model"
+    )
+    parser.add_argument("--model", help="model name, for a plain state dict (e.g. videoswinv2_base)")
+    views = parser.add_argument_group(
+        "views (default: the checkpoint's test settings, else 4 clips of 32x2, 224)"
+    )
+    views.add_argument("--views", type=positive_int, help="temporal clips per video, each seen in 3 crops")
+    views.add_argument("--num-frames", type=positive_int, help="frames per clip")
+    views.add_argument("--frame-interval", type=positive_int, help="frame stride within a clip")
+    views.add_argument("--short-side", type=positive_int, help="resize of the short side before cropping")
+    views.add_argument("--crop-size", type=positive_int, help="side of the three square crops")
+    views.add_argument("--decoder", choices=DECODERS)
+    engine = parser.add_argument_group("engine")
+    engine.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=12,
+        help="views per forward pass, across videos (default 12: one video of 4 clips x 3 crops)",
+    )
+    engine.add_argument(
+        "--num-workers",
+        type=_int_at_least(0),
+        default=min(4, os.cpu_count() or 1),
+        help="decoding processes (default: min(4, CPUs)); 0 decodes in the main process",
+    )
+    engine.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, ...")
+    engine.add_argument("--devices", type=positive_int, default=1, help="devices (GPUs) to share the videos")
+    engine.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="auto: bf16 autocast on CUDA and on CPUs with AMX or AVX512-BF16, else fp32",
+    )
+    engine.add_argument("--overwrite", action="store_true", help="redo videos whose outputs exist")
+    engine.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+@dataclass
+class Setup:
+    """What a command runs: the model, its views, the videos, where and in which precision."""
+
+    loaded: LoadedModel
+    views: EvalViews
+    videos: list[str]
+    accelerator: str
+    precision: str
+
+
+def prepare(args: argparse.Namespace, need_head: bool) -> Setup:
+    """Read the inputs and the model; bad input raises ``ValueError`` / ``FileNotFoundError``."""
+    videos = collect_videos(args.inputs)
+    if not videos:
+        raise ValueError(f"no videos found in {' '.join(args.inputs)}")
+    loaded = load_model(
+        args.ckpt, model=args.model, classes_file=getattr(args, "classes", None), need_head=need_head
+    )
+    views = loaded.views.overridden(
+        num_clips=args.views,
+        num_frames=args.num_frames,
+        frame_interval=args.frame_interval,
+        short_side=args.short_side,
+        crop_size=args.crop_size,
+        decoder=args.decoder,
+    )
+    accelerator = resolve_accelerator(args.device)
+    precision = choose_precision(args.precision, accelerator, cpu_flags())
+    return Setup(loaded, views, videos, accelerator, precision)
+
+
+SETUP_ERRORS = (CheckpointError, ValueError, FileNotFoundError, RuntimeError)
+
+
+def fail(prog: str, error: BaseException) -> int:
+    print(f"{prog}: error: {error}", file=sys.stderr)
+    return 2
+
+
+def report(prog: str, total: int, skipped: int, failed: list[tuple[str, str]], where: str) -> int:
+    """The summary line (and one line per failed video) on stderr; the exit code."""
+    done = total - skipped - len(failed)
+    line = f"{prog}: {done} videos done, {len(failed)} failed"
+    if skipped:
+        line += f", {skipped} skipped (already in {where}; --overwrite redoes them)"
+    print(line + (f"; wrote {where}" if where else ""), file=sys.stderr)
+    for path, reason in failed:
+        print(f"  failed: {path}: {reason}", file=sys.stderr)
+    return 1 if failed else 0

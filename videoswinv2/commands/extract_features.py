@@ -1,0 +1,69 @@
+"""``videoswinv2 extract-features INPUT ... --ckpt CKPT --output DIR``: backbone features of videos.
+
+One float32 ``.npy`` per video under DIR (the video's path mirrored, ``a.mp4`` -> ``a.mp4.npy``):
+the pooled pre-logits ``(C',)`` averaged over the evaluation views, ``(V, C')`` with
+``--per-view``, or the ``(C', T', H', W')`` maps with ``--feature-map``; ``DIR/index.csv`` lists
+video, feature file, number of views and status. A re-run skips videos whose files exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from videoswinv2.commands._inference import (
+    SETUP_ERRORS,
+    add_inference_arguments,
+    fail,
+    prepare,
+    report,
+)
+from videoswinv2.inference.engine import predict_videos
+from videoswinv2.inference.writers import FeatureWriter
+
+PROG = "videoswinv2 extract-features"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_inference_arguments(parser)
+    parser.add_argument("--output", required=True, help="folder for the .npy files and index.csv")
+    parser.add_argument("--per-view", action="store_true", help="keep one row per view: (V, C') per video")
+    parser.add_argument(
+        "--feature-map",
+        action="store_true",
+        help="save the (C', T', H', W') feature maps instead of the pooled vectors (large)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        setup = prepare(args, need_head=False)
+        writer = FeatureWriter(
+            args.output, per_view=args.per_view, feature_map=args.feature_map, progress=not args.no_progress
+        )
+    except SETUP_ERRORS as error:
+        return fail(PROG, error)
+    videos = setup.videos
+    if not args.overwrite:
+        try:
+            finished = writer.keep_finished()
+        except ValueError as error:
+            return fail(PROG, error)
+        videos = [video for video in videos if video not in finished]
+        writer.append = True
+    if videos:
+        trainer = predict_videos(
+            setup.loaded.module,
+            videos,
+            setup.views,
+            writer,
+            batch_size=args.batch_size,
+            num_workers=args.num_workers,
+            accelerator=setup.accelerator,
+            devices=args.devices,
+            precision=setup.precision,
+        )
+        if not trainer.is_global_zero:
+            return 0
+    return report(
+        PROG, len(setup.videos), len(setup.videos) - len(videos), writer.failed, str(writer.index.path)
+    )

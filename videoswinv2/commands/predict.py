@@ -1,0 +1,73 @@
+"""``videoswinv2 predict INPUT ... --ckpt CKPT [--output FILE]``: top-k classes of many videos.
+
+Each video is seen in its evaluation views (softmax averaged over them); rows go to a ``.csv`` or
+``.jsonl`` file as videos finish, or to the terminal. A re-run with the same ``--output`` skips
+the videos already there and retries those that failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from videoswinv2.commands._inference import (
+    SETUP_ERRORS,
+    add_inference_arguments,
+    fail,
+    positive_int,
+    prepare,
+    report,
+)
+from videoswinv2.inference.engine import predict_videos
+from videoswinv2.inference.writers import PredictionWriter
+
+PROG = "videoswinv2 predict"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_inference_arguments(parser)
+    parser.add_argument(
+        "--classes", help="class names file, one per line (default: the checkpoint's, or Kinetics-400)"
+    )
+    parser.add_argument("--topk", type=positive_int, default=5, help="classes per video (default 5)")
+    parser.add_argument("--output", help="write the rows to this .csv or .jsonl file instead of the terminal")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        setup = prepare(args, need_head=True)
+        writer = PredictionWriter(
+            args.output, topk=args.topk, classes=setup.loaded.classes, progress=not args.no_progress
+        )
+    except SETUP_ERRORS as error:
+        return fail(PROG, error)
+    if setup.loaded.untrained_head:
+        print(
+            f"{PROG}: warning: {setup.loaded.untrained_head}; the class names below are not predictions "
+            "until it is fine-tuned",
+            file=sys.stderr,
+        )
+    videos = setup.videos
+    if writer.file is not None and not args.overwrite:
+        try:
+            finished = writer.file.keep_finished()
+        except ValueError as error:
+            return fail(PROG, error)
+        videos = [video for video in videos if video not in finished]
+        writer.append = True
+    if videos:
+        trainer = predict_videos(
+            setup.loaded.module,
+            videos,
+            setup.views,
+            writer,
+            batch_size=args.batch_size,
+            num_workers=args.num_workers,
+            accelerator=setup.accelerator,
+            devices=args.devices,
+            precision=setup.precision,
+        )
+        if not trainer.is_global_zero:
+            return 0
+    skipped = len(setup.videos) - len(videos)
+    return report(PROG, len(setup.videos), skipped, writer.failed, args.output or "")

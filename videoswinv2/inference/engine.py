@@ -1,0 +1,59 @@
+"""Running a model over videos: Lightning's ``Trainer.predict`` with a writer callback."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import lightning.pytorch as pl
+import torch
+
+from videoswinv2.data.view_stream import VideoListData
+from videoswinv2.data.views import EvalViews
+from videoswinv2.inference.precision import LIGHTNING_PRECISION
+from videoswinv2.inference.writers import VideoWriter
+from videoswinv2.training.module import VideoClassifier
+
+
+def resolve_accelerator(device: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; other names pass through."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def predict_videos(
+    module: VideoClassifier,
+    videos: Sequence[str],
+    views: EvalViews,
+    writer: VideoWriter,
+    *,
+    batch_size: int,
+    num_workers: int,
+    accelerator: str = "cpu",
+    devices: int = 1,
+    precision: str = "32",
+) -> pl.Trainer:
+    """Run ``module`` over the ``views`` of ``videos``; ``writer`` writes one row per video.
+
+    ``batch_size`` counts views per forward; ``precision`` is ``"32"`` or ``"bf16"`` (autocast).
+    On several devices each reads its share of the videos. Returns the trainer, whose
+    ``is_global_zero`` says which process may report.
+    """
+    for name in ("lightning.pytorch", "lightning.fabric"):  # "GPU available: ..." is noise here
+        logging.getLogger(name).setLevel(logging.WARNING)
+    trainer = pl.Trainer(
+        accelerator=accelerator,
+        devices=devices,
+        strategy="ddp" if devices > 1 else "auto",
+        precision=LIGHTNING_PRECISION[precision],
+        callbacks=[writer],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,  # the writer's bar counts videos, Lightning's would count batches
+        enable_model_summary=False,
+        use_distributed_sampler=False,  # the stream shards the videos itself
+    )
+    data = VideoListData(videos, views, batch_size, num_workers)
+    trainer.predict(module, datamodule=data, return_predictions=False)
+    return trainer
