@@ -241,10 +241,12 @@ def test_a_run_started_from_2d_weights_needs_only_its_checkpoint_afterwards(pret
                 *run["logger"],
                 "--trainer.logger.save_dir",
                 str(out),
+                "--trainer.logger.version",  # else the results go into the evaluated run
+                name,
             )
         )
         predicted = check(run_cli("predict", str(video), "--ckpt", str(run["ckpt"]), "--views", "1"))
-        run_dir = out / "smoke" / "version_0"
+        run_dir = out / "smoke" / name
         return read_test_metrics(run_dir), (run_dir / "predictions.csv").read_text(), predicted.stdout
 
     before = test_and_predict("test_before")

@@ -254,13 +254,12 @@ class VideoSwinCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         # Checked here so the message is the last line, not buried in jsonargparse's union error.
+        config = self.config[self.subcommand] if self.subcommand else self.config
         # Only a fresh fit reads `pretrained`: a resumed one, test, validate and predict restore
         # the weights from their checkpoint.
-        if self.subcommand != "fit":
-            return
-        config = self.config[self.subcommand]
         path = config.get("model.init_args.pretrained")
-        if path is not None and config.get("ckpt_path") is None and not Path(path).exists():
+        fresh_fit = self.subcommand == "fit" and config.get("ckpt_path") is None
+        if fresh_fit and path is not None and not Path(path).exists():
             self.parser.error(
                 f"the pretrained checkpoint {path} does not exist: download it (see README) and set "
                 "--model.init_args.pretrained to its path, or to null to train from scratch"
