@@ -133,7 +133,7 @@ def main() -> None:
     parser.add_argument("--views", type=int, default=4, help="temporal clips per video (x3 crops)")
     parser.add_argument("--num-frames", type=int, default=32)
     parser.add_argument("--size", type=int, default=224, help="short side and crop")
-    parser.add_argument("--batch-size", type=int, default=12, help="engine: views per forward")
+    parser.add_argument("--batch-size", type=int, help="engine: views per forward (default: the engine's)")
     parser.add_argument("--num-workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="auto")
@@ -158,7 +158,7 @@ def main() -> None:
     )
     print(
         f"{args.videos} videos, {views.num_views} views of {args.num_frames}x{args.size} each, "
-        f"engine: {args.num_workers} workers, {args.batch_size} views per forward"
+        f"engine: {args.num_workers} workers, {args.batch_size or 'default'} views per forward"
     )
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -22,13 +22,20 @@ def resolve_accelerator(device: str) -> str:
     return device
 
 
+def default_batch_size(accelerator: str) -> int:
+    """Views per forward pass: 12 on GPUs; 6 on CPU, where the time per view grows with the batch
+    in fp32 (measured on 2 cores, tiny, 32x224 views: batch 12 took 1.23x the time per view of
+    batch 6, batch 3 0.92x; bf16 within 7% for 3, 6 and 12)."""
+    return 6 if accelerator == "cpu" else 12
+
+
 def predict_videos(
     module: VideoClassifier,
     videos: Sequence[str],
     views: EvalViews,
     writer: VideoWriter,
     *,
-    batch_size: int,
+    batch_size: int | None,
     num_workers: int,
     accelerator: str = "cpu",
     devices: int = 1,
@@ -36,7 +43,7 @@ def predict_videos(
 ) -> pl.Trainer:
     """Run ``module`` over the ``views`` of ``videos``; ``writer`` writes one row per video.
 
-    ``batch_size`` counts views per forward; ``precision`` is ``"32"`` or ``"bf16"`` (autocast).
+    ``batch_size`` counts views per forward (None: :func:`default_batch_size`); ``precision`` is ``"32"`` or ``"bf16"`` (autocast).
     On several devices each reads its share of the videos. Returns the trainer, whose
     ``is_global_zero`` says which process may report.
     """
@@ -54,6 +61,6 @@ def predict_videos(
         enable_model_summary=False,
         use_distributed_sampler=False,  # the stream shards the videos itself
     )
-    data = VideoListData(videos, views, batch_size, num_workers)
+    data = VideoListData(videos, views, batch_size or default_batch_size(accelerator), num_workers)
     trainer.predict(module, datamodule=data, return_predictions=False)
     return trainer
