@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from videoswinv2.checkpoints.io import CheckpointError
 from videoswinv2.data.decoding import DECODERS
 from videoswinv2.data.views import EvalViews
-from videoswinv2.inference.engine import resolve_accelerator
+from videoswinv2.inference.engine import predict_videos, resolve_accelerator
 from videoswinv2.inference.inputs import collect_videos
 from videoswinv2.inference.loading import LoadedModel, load_model
 from videoswinv2.inference.precision import PRECISIONS, choose_precision, cpu_flags
+from videoswinv2.inference.writers import FeatureWriter, PredictionWriter
 
 
 def _int_at_least(minimum: int):
@@ -127,3 +128,33 @@ def report(prog: str, total: int, skipped: int, failed: list[tuple[str, str]], w
     for path, reason in failed:
         print(f"  failed: {path}: {reason}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def run_videos(
+    prog: str, args: argparse.Namespace, setup: Setup, writer: PredictionWriter | FeatureWriter, where: str
+) -> int:
+    """Skip the videos an earlier run finished (unless ``--overwrite``), run the engine over the
+    rest, print the summary; the exit code."""
+    videos = setup.videos
+    if not args.overwrite:
+        try:
+            finished = writer.keep_finished()
+        except ValueError as error:
+            return fail(prog, error)
+        videos = [video for video in videos if video not in finished]
+        writer.append = True
+    if videos:
+        trainer = predict_videos(
+            setup.loaded.module,
+            videos,
+            setup.views,
+            writer,
+            batch_size=args.batch_size,
+            num_workers=args.num_workers,
+            accelerator=setup.accelerator,
+            devices=args.devices,
+            precision=setup.precision,
+        )
+        if not trainer.is_global_zero:
+            return 0
+    return report(prog, len(setup.videos), len(setup.videos) - len(videos), writer.failed, where)

@@ -10,14 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from videoswinv2.commands._inference import (
-    SETUP_ERRORS,
-    add_inference_arguments,
-    fail,
-    prepare,
-    report,
-)
-from videoswinv2.inference.engine import predict_videos
+from videoswinv2.commands._inference import SETUP_ERRORS, add_inference_arguments, fail, prepare, run_videos
 from videoswinv2.inference.writers import FeatureWriter
 
 PROG = "videoswinv2 extract-features"
@@ -42,28 +35,4 @@ def run(args: argparse.Namespace) -> int:
         )
     except SETUP_ERRORS as error:
         return fail(PROG, error)
-    videos = setup.videos
-    if not args.overwrite:
-        try:
-            finished = writer.keep_finished()
-        except ValueError as error:
-            return fail(PROG, error)
-        videos = [video for video in videos if video not in finished]
-        writer.append = True
-    if videos:
-        trainer = predict_videos(
-            setup.loaded.module,
-            videos,
-            setup.views,
-            writer,
-            batch_size=args.batch_size,
-            num_workers=args.num_workers,
-            accelerator=setup.accelerator,
-            devices=args.devices,
-            precision=setup.precision,
-        )
-        if not trainer.is_global_zero:
-            return 0
-    return report(
-        PROG, len(setup.videos), len(setup.videos) - len(videos), writer.failed, str(writer.index.path)
-    )
+    return run_videos(PROG, args, setup, writer, str(writer.index.path))

@@ -16,9 +16,8 @@ from videoswinv2.commands._inference import (
     fail,
     positive_int,
     prepare,
-    report,
+    run_videos,
 )
-from videoswinv2.inference.engine import predict_videos
 from videoswinv2.inference.writers import PredictionWriter
 
 PROG = "videoswinv2 predict"
@@ -47,27 +46,4 @@ def run(args: argparse.Namespace) -> int:
             "until it is fine-tuned",
             file=sys.stderr,
         )
-    videos = setup.videos
-    if writer.file is not None and not args.overwrite:
-        try:
-            finished = writer.file.keep_finished()
-        except ValueError as error:
-            return fail(PROG, error)
-        videos = [video for video in videos if video not in finished]
-        writer.append = True
-    if videos:
-        trainer = predict_videos(
-            setup.loaded.module,
-            videos,
-            setup.views,
-            writer,
-            batch_size=args.batch_size,
-            num_workers=args.num_workers,
-            accelerator=setup.accelerator,
-            devices=args.devices,
-            precision=setup.precision,
-        )
-        if not trainer.is_global_zero:
-            return 0
-    skipped = len(setup.videos) - len(videos)
-    return report(PROG, len(setup.videos), skipped, writer.failed, args.output or "")
+    return run_videos(PROG, args, setup, writer, args.output or "")

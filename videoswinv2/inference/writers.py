@@ -264,6 +264,10 @@ class PredictionWriter(VideoWriter):
         self.topk, self.classes, self.append = topk, list(classes) if classes else None, append
         self.file = None if output is None else RowFile(Path(output), prediction_columns(topk))
 
+    def keep_finished(self) -> set[str]:
+        """Videos with a row in ``output`` from an earlier run (none when printing)."""
+        return set() if self.file is None else self.file.keep_finished()
+
     def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_predict_start(trainer, pl_module)
         if self.classes is None:
