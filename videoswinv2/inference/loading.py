@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from videoswinv2.checkpoints.io import CheckpointError, read_raw_checkpoint, unwrap_state_dict
+from videoswinv2.checkpoints.io import CheckpointError, read_raw_checkpoint
 from videoswinv2.data.annotations import kinetics400_classes, read_class_names
 from videoswinv2.data.views import EvalViews
 from videoswinv2.training.module import CHECKPOINT_KEY, VideoClassifier
@@ -48,15 +48,6 @@ def _lightning_checkpoint(path: Path) -> dict[str, Any] | None:
     return obj if isinstance(obj, dict) and CHECKPOINT_KEY in obj and "state_dict" in obj else None
 
 
-def _safetensors_metadata(path: Path) -> dict[str, str]:
-    if path.suffix != ".safetensors":
-        return {}
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        return dict(f.metadata() or {})
-
-
 def _fresh_head(state_dict: dict[str, torch.Tensor], prefix: str = "") -> bool:
     """Whether the classifier is as the model initialises it (bias exactly zero): never trained."""
     bias = state_dict.get(f"{prefix}head.fc.bias")
@@ -83,8 +74,10 @@ def load_model(
         if _fresh_head(lightning_ckpt["state_dict"], "backbone."):
             untrained = f"{path} holds a classifier that was never trained (its bias is still zero)"
     else:
-        state_dict = unwrap_state_dict(read_raw_checkpoint(path).tensors, str(path))
-        metadata = _safetensors_metadata(path)
+        raw = read_raw_checkpoint(path)
+        state_dict = raw.tensors
+        # Only a safetensors header records the model (`videoswinv2 inflate` writes it there).
+        metadata = raw.metadata if path.suffix == ".safetensors" else {}
         name = model or metadata.get("model")
         if name is None:
             raise CheckpointError(f"{path} is a plain state dict: say which model it is with --model")

@@ -288,16 +288,9 @@ class VideoClassifier(L.LightningModule):
         self.hparams.model_kwargs = {**(self.hparams.model_kwargs or {}), "pretrained_window_sizes": resolved}
 
     # -- what `videoswinv2 predict` needs from a checkpoint -------------------------------------------
+    # The model is rebuilt from the hyper-parameters (which hold the resolved windows); only the
+    # class names live in the data module, so they are saved beside them.
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
-        checkpoint[CHECKPOINT_KEY] = {
-            "model": self.hparams.model,
-            "model_kwargs": {
-                "num_classes": self.hparams.num_classes,
-                **(self.hparams.model_kwargs or {}),
-                # Resolved values, so the model is rebuilt the same without the 2D checkpoint.
-                "pretrained_window_sizes": list(self.backbone.pretrained_window_sizes),
-            },
-            "classes": list(getattr(datamodule, "classes", []) or []),
-        }
+        checkpoint[CHECKPOINT_KEY] = {"classes": list(getattr(datamodule, "classes", []) or [])}
