@@ -64,11 +64,16 @@ class VideoDecodeError(RuntimeError):
         self.kind = kind
 
 
+def quarter_turns(rotation: float) -> int:
+    """Counter-clockwise quarter turns (0-3) that show a frame upright: ``rotation`` is the
+    stream's display rotation in degrees counter-clockwise (PyAV's ``frame.rotation``), rounded."""
+    return round(rotation / 90) % 4
+
+
 def upright(image: np.ndarray, rotation: float) -> np.ndarray:
-    """``(H, W, C)`` frame turned the way players show it: ``rotation`` is the stream's display
-    rotation in degrees counter-clockwise (PyAV's ``frame.rotation``), rounded to a quarter turn."""
-    quarter_turns = round(rotation / 90) % 4
-    return np.rot90(image, quarter_turns) if quarter_turns else image
+    """``(H, W, C)`` frame turned the way players show it (see :func:`quarter_turns`)."""
+    turns = quarter_turns(rotation)
+    return np.rot90(image, turns) if turns else image
 
 
 class VideoReader(ABC):

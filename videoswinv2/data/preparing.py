@@ -24,7 +24,7 @@ import av
 from tqdm.auto import tqdm
 
 from videoswinv2.data.annotations import VIDEO_EXTENSIONS
-from videoswinv2.data.decoding import VideoDecodeError, open_video
+from videoswinv2.data.decoding import VideoDecodeError, open_video, quarter_turns
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def output_size(width: int, height: int, short_side: int) -> tuple[int, int]:
 
 def _filters(frame: av.VideoFrame, settings: PrepareSettings) -> tuple[list[tuple[str, str]], int, int]:
     """FFmpeg filters that scale, turn upright and retime ``frame``'s stream; the output size."""
-    turns = round(frame.rotation / 90) % 4  # counter-clockwise quarter turns to show it upright
+    turns = quarter_turns(frame.rotation)
     width, height = (frame.height, frame.width) if turns % 2 else (frame.width, frame.height)
     width, height = output_size(width, height, settings.short_side)
     # Scale first (fewer pixels to turn), in the stored orientation.
