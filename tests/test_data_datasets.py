@@ -11,13 +11,13 @@ from videoswinv2.data import (
     VIDEO_SWIN_STD,
     ClipSpec,
     EvalTransform,
+    EvalViews,
     MultiViewDataset,
     TrainTransform,
     VideoClipDataset,
     VideoRecord,
     collate_clips,
     collate_videos,
-    load_test_views,
     open_video,
     spread_clips,
     train_clips,
@@ -101,15 +101,9 @@ def test_multi_view_order_is_clip_major(
     # of the upright frames, not top/centre/bottom of the stored ones.
     if rotation:
         data_numbered_video = data_make_numbered_video(tmp_path / "phone.mp4", 90, rotation=rotation)
-    views = load_test_views(
-        str(data_numbered_video),
-        num_frames=4,
-        frame_interval=3,
-        num_clips=3,
-        short_side=64,
-        crop_size=64,
-        decoder=decoder,
-    )
+    views = EvalViews(
+        num_clips=3, num_frames=4, frame_interval=3, short_side=64, crop_size=64, decoder=decoder
+    ).load(str(data_numbered_video))
     assert views.shape == (9, 3, 4, 64, 64)
     clips = spread_clips(90, 30.0, ClipSpec(4, 3), 3)
     assert [clip[0] for clip in clips] == [0, 40, 80]
@@ -121,22 +115,12 @@ def test_multi_view_order_is_clip_major(
             assert data_frame_numbers(frames) == clips[view // 3]
 
 
-def test_multi_view_dataset_matches_load_test_views(data_numbered_video) -> None:
-    dataset = MultiViewDataset(
-        [VideoRecord(str(data_numbered_video), 1)],
-        clip=ClipSpec(4, 2),
-        num_clips=2,
-        short_side=48,
-        crop_size=48,
-    )
+def test_multi_view_dataset_matches_eval_views_load(data_numbered_video) -> None:
+    views = EvalViews(num_clips=2, num_frames=4, frame_interval=2, short_side=48, crop_size=48)
+    dataset = MultiViewDataset([VideoRecord(str(data_numbered_video), 1)], views)
     sample = dataset[0]
-    expected = load_test_views(
-        str(data_numbered_video),
-        num_frames=4,
-        frame_interval=2,
-        num_clips=2,
-        short_side=48,
-        crop_size=48,
+    expected = EvalViews(num_clips=2, num_frames=4, frame_interval=2, short_side=48, crop_size=48).load(
+        str(data_numbered_video)
     )
     assert torch.equal(sample["video"], expected)
     assert (sample["label"], sample["index"], sample["broken"]) == (1, 0, [])
@@ -184,7 +168,9 @@ def test_broken_evaluation_videos_are_dropped_from_batches(
         VideoRecord(str(data_broken_videos["text"]), 1),
     ]
     if multi_view:
-        dataset = MultiViewDataset(videos, clip=ClipSpec(4, 2), num_clips=2, short_side=32, crop_size=32)
+        dataset = MultiViewDataset(
+            videos, EvalViews(num_clips=2, num_frames=4, frame_interval=2, short_side=32, crop_size=32)
+        )
     else:
         dataset = VideoClipDataset(videos, mode="val", transform=EvalTransform(32, 32), clip=ClipSpec(4, 2))
     assert dataset[0]["video"] is None and dataset[0]["broken"] == [videos[0].path]

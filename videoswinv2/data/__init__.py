@@ -19,7 +19,6 @@ from videoswinv2.data.datasets import (
     VideoClipDataset,
     collate_clips,
     collate_videos,
-    load_test_views,
 )
 from videoswinv2.data.decoding import DecoderName, VideoDecodeError, VideoReader, open_video
 from videoswinv2.data.synthetic import (
@@ -59,7 +58,6 @@ __all__ = [
     "collate_clips",
     "collate_videos",
     "kinetics400_classes",
-    "load_test_views",
     "make_synthetic_dataset",
     "normalize",
     "open_video",

@@ -236,15 +236,7 @@ class KineticsDataModule(pl.LightningDataModule):
         return EvalViews.from_datamodule(self.hparams)
 
     def _multi_view(self, videos: list[VideoRecord]) -> MultiViewDataset:
-        v = self.test_views
-        return MultiViewDataset(
-            videos,
-            clip=v.clip,
-            num_clips=v.num_clips,
-            short_side=v.short_side,
-            crop_size=v.crop_size,
-            decoder=v.decoder,
-        )
+        return MultiViewDataset(videos, self.test_views)
 
     def _dataset(self, split: str) -> Dataset:
         if split not in self.datasets:

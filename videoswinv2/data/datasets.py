@@ -26,28 +26,6 @@ log = logging.getLogger(__name__)
 Sample = dict[str, Any]
 
 
-def load_test_views(
-    path: str,
-    *,
-    num_frames: int = 32,
-    frame_interval: int = 2,
-    num_clips: int = 4,
-    short_side: int = 224,
-    crop_size: int = 224,
-    decoder: DecoderName = "pyav",
-    target_fps: float | None = None,
-) -> torch.Tensor:
-    """All evaluation views of one video -> ``(V, C, T, crop, crop)`` float, V = num_clips * 3.
-
-    Views are clip-major (clip0-crop0, clip0-crop1, clip0-crop2, clip1-crop0, ...); crops are
-    start/centre/end of the long side after resizing the short side to ``short_side``. Every
-    needed frame is decoded and resized once, even where clips overlap. Raises
-    :class:`~videoswinv2.data.decoding.VideoDecodeError` if the video cannot be read.
-    """
-    views = EvalViews(num_clips, num_frames, frame_interval, target_fps, short_side, crop_size, decoder)
-    return views.load(path)
-
-
 class VideoClipDataset(Dataset[Sample]):
     """Random training clips (``mode="train"``) or the centre clip (``"val"``) of each video.
 
@@ -132,26 +110,14 @@ def _select(frames: torch.Tensor, positions: list[int]) -> torch.Tensor:
 
 
 class MultiViewDataset(Dataset[Sample]):
-    """All evaluation views of each video at once: ``video`` is ``(V, C, T, crop, crop)``."""
+    """All evaluation views of each video at once: ``video`` is ``(V, C, T, crop, crop)``, as
+    :meth:`EvalViews.load` gives them."""
 
-    def __init__(
-        self,
-        videos: Sequence[VideoRecord],
-        *,
-        clip: ClipSpec | None = None,
-        num_clips: int = 4,
-        short_side: int = 224,
-        crop_size: int = 224,
-        decoder: DecoderName = "pyav",
-    ) -> None:
+    def __init__(self, videos: Sequence[VideoRecord], views: EvalViews | None = None) -> None:
         if not videos:
             raise ValueError("a dataset needs at least one video")
         self.videos = list(videos)
-        self.clip = clip or ClipSpec()
-        self.num_clips = num_clips
-        self.short_side = short_side
-        self.crop_size = crop_size
-        self.decoder = decoder
+        self.views = views or EvalViews()
 
     def __len__(self) -> int:
         return len(self.videos)
@@ -159,16 +125,7 @@ class MultiViewDataset(Dataset[Sample]):
     def __getitem__(self, index: int) -> Sample:
         record = self.videos[index]
         try:
-            video = load_test_views(
-                record.path,
-                num_frames=self.clip.num_frames,
-                frame_interval=self.clip.frame_interval,
-                target_fps=self.clip.target_fps,
-                num_clips=self.num_clips,
-                short_side=self.short_side,
-                crop_size=self.crop_size,
-                decoder=self.decoder,
-            )
+            video = self.views.load(record.path)
         except VideoDecodeError as error:
             _warn_broken(error)
             return {"video": None, "label": record.label, "index": index, "broken": [record.path]}
