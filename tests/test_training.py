@@ -159,3 +159,21 @@ def test_predictions_csv_has_one_row_per_video_in_dataset_order(tmp_path):
 def test_top_predictions_cap_k_at_the_class_count():
     preds = top_predictions(torch.tensor([[0.25, 0.75]]), torch.tensor([0]), torch.tensor([7]), k=5)
     assert preds == [VideoPrediction(index=7, label=0, top_classes=(1, 0), top_probs=(0.75, 0.25))]
+
+
+def test_compile_option_compiles_the_backbone_in_place_when_a_run_starts():
+    from videoswinv2.training import VideoClassifier
+
+    kwargs = dict(embed_dim=16, depths=(1, 1), num_heads=(2, 4), window_size=(2, 2, 2))
+    module = VideoClassifier(num_classes=3, model_kwargs=kwargs, compile=True)
+    keys = list(module.state_dict())
+    assert module.backbone._compiled_call_impl is None  # building never compiles
+    module.configure_model()
+    compiled = module.backbone._compiled_call_impl
+    assert compiled is not None
+    module.configure_model()  # a second trainer call (fit, then test) keeps the compiled model
+    assert module.backbone._compiled_call_impl is compiled
+    assert list(module.state_dict()) == keys  # checkpoints keep their keys
+    plain = VideoClassifier(num_classes=3, model_kwargs=kwargs)
+    plain.configure_model()
+    assert plain.backbone._compiled_call_impl is None

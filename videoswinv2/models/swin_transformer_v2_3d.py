@@ -23,6 +23,8 @@ from einops import rearrange
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from .attention import check_attn_impl, cosine_window_attention
+
 Triple = tuple[int, int, int]
 
 # Logit added between tokens that share a window but not a region (SwinV2's convention; the 2D
@@ -31,7 +33,6 @@ MASKED_LOGIT = -100.0
 # exp(logit_scale) is clamped at 100 (SwinV2: log(1 / 0.01)).
 MAX_LOGIT_SCALE = math.log(100.0)
 CPB_HIDDEN = 512
-NORMALIZE_EPS = 1e-12  # F.normalize's
 
 
 def to_triple(value: int | Sequence[int], name: str) -> Triple:
@@ -115,6 +116,10 @@ def _on_device(fn, *args, device: torch.device) -> torch.Tensor | None:
     ``inference_mode`` (an inference tensor could never be saved for backward by a later training
     step) and without autograd history.
     """
+    if torch.compiler.is_compiling():
+        # A compiled graph computes (or constant-folds) it itself; the Python cache would break it.
+        value = fn(*args)
+        return None if value is None else value.to(device)
     key = (fn.__name__, args, device)
     if key in _device_cache:
         _device_cache.move_to_end(key)
@@ -127,66 +132,11 @@ def _on_device(fn, *args, device: torch.device) -> torch.Tensor | None:
     return _device_cache[key]
 
 
-def _unit(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``x / max(|x|, eps)`` over the last dim (as ``F.normalize``), and that clamped norm."""
-    norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min_(NORMALIZE_EPS)
-    return x / norm, norm
-
-
-class _CosineAttention(torch.autograd.Function):
-    """``softmax(scale * cos(q, k) + bias) @ v`` with two ``N x N`` buffers per call instead of five.
-
-    Autograd's version allocates logits, biased logits and probabilities in the forward pass and
-    two gradients in the backward pass; this one adds the bias and takes the softmax in place and
-    does the softmax backward in place. It saves the raw q, k (views of the qkv output, which v
-    keeps alive anyway) and recomputes their unit vectors in the backward pass instead of saving
-    them. On CPU, where every fresh buffer of this size is paged in anew, a stage-1 attention is
-    ~30% faster (fwd+bwd). Shapes: q, k, v ``(..., heads, N, d)``; ``scale`` and ``bias``
-    broadcast against ``(..., heads, 1, 1)`` and ``(..., heads, N, N)``.
-    """
-
-    @staticmethod
-    def forward(ctx, q, k, v, scale, bias):  # type: ignore[override]
-        q_unit, q_norm = _unit(q)
-        k_unit, k_norm = _unit(k)
-        attn = torch.matmul(q_unit * scale, k_unit.transpose(-2, -1)).add_(bias)
-        attn = torch.softmax(attn, dim=-1, out=attn)
-        ctx.save_for_backward(q, k, v, scale, q_norm, k_norm, attn)
-        ctx.bias_shape = bias.shape
-        return attn @ v
-
-    @staticmethod
-    def backward(ctx, grad_out):  # type: ignore[override]
-        q, k, v, scale, q_norm, k_norm, attn = ctx.saved_tensors
-        grad_v = attn.transpose(-2, -1) @ grad_out
-        grad = grad_out @ v.transpose(-2, -1)
-        # Softmax backward, p * (g - <g, p>), in place; the row dot product as a batched matmul
-        # so that no product buffer is allocated.
-        row_dot = (grad.unsqueeze(-2) @ attn.unsqueeze(-1)).squeeze(-1)
-        grad = grad.sub_(row_dot).mul_(attn)
-        grad_bias = grad.sum_to_size(ctx.bias_shape) if ctx.needs_input_grad[4] else None
-        q_unit, k_unit = q / q_norm, k / k_norm
-        grad_q_unit = grad @ k_unit
-        grad_k_unit = grad.transpose(-2, -1) @ (q_unit * scale)
-        grad_scale = (grad_q_unit * q_unit).sum_to_size(scale.shape) if ctx.needs_input_grad[3] else None
-        grad_q_unit = grad_q_unit.mul_(scale)
-
-        def through_normalize(g: torch.Tensor, unit: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
-            return (g - unit * (g * unit).sum(-1, keepdim=True)) / norm
-
-        return (
-            through_normalize(grad_q_unit, q_unit, q_norm),
-            through_normalize(grad_k_unit, k_unit, k_norm),
-            grad_v,
-            grad_scale,
-            grad_bias,
-        )
-
-
 class WindowAttention3D(nn.Module):
     """Scaled cosine attention in 3D windows with a continuous (t, h, w) position bias.
 
-    ``logits = cos(q, k) * exp(min(logit_scale, log 100)) + 16 * sigmoid(cpb_mlp(coords)) + mask``.
+    ``logits = cos(q, k) * exp(min(logit_scale, log 100)) + 16 * sigmoid(cpb_mlp(coords)) + mask``;
+    ``attn_impl`` picks the kernel (see ``videoswinv2.models.attention``).
     """
 
     def __init__(
@@ -196,6 +146,7 @@ class WindowAttention3D(nn.Module):
         pretrained_window: Triple = (0, 0, 0),
         attn_drop: float = 0.0,
         proj_drop: float = 0.0,
+        attn_impl: str = "auto",
     ) -> None:
         super().__init__()
         if dim % num_heads:
@@ -214,10 +165,7 @@ class WindowAttention3D(nn.Module):
         self.attn_drop = attn_drop
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
-        # "auto": SDPA (fused kernels) on accelerators and with attention dropout; otherwise, on
-        # CPU, the explicit _CosineAttention, faster there than SDPA's CPU paths (which cannot
-        # differentiate a float mask and fall back to unfused math).
-        self.attn_impl: str = "auto"
+        self.attn_impl = check_attn_impl(attn_impl)
 
     def position_bias(self, window: Triple, device: torch.device) -> torch.Tensor:
         """Continuous position bias of an effective window, ``(heads, N, N)``."""
@@ -228,33 +176,16 @@ class WindowAttention3D(nn.Module):
         return 16 * torch.sigmoid(bias.permute(2, 0, 1))
 
     def forward(self, x: torch.Tensor, window: Triple, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """``x``: windows ``(B*nW, N, C)`` with N = Wt*Wh*Ww; ``mask``: ``(nW, 1, N, N)`` or None."""
+        """``x``: windows ``(B, nW, N, C)`` with N = Wt*Wh*Ww; ``mask``: ``(nW, 1, N, N)`` or None."""
         bias = torch.cat((self.q_bias, torch.zeros_like(self.v_bias), self.v_bias))
         qkv = F.linear(x, self.qkv.weight, bias)
-        q, k, v = rearrange(qkv, "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
-        scale = torch.clamp(self.logit_scale, max=MAX_LOGIT_SCALE).exp()
-        attn_bias = self.position_bias(window, x.device).to(q.dtype)
-        if mask is not None:
-            # Windows of one clip share the mask: view the batch as (B, nW) so it broadcasts.
-            num_windows = mask.shape[0]
-            q, k, v = (rearrange(t, "(b w) h n d -> b w h n d", w=num_windows) for t in (q, k, v))
-            attn_bias = attn_bias + mask.to(q.dtype)
+        q, k, v = rearrange(qkv, "b w n (three h d) -> three b w h n d", three=3, h=self.num_heads)
+        scale = torch.clamp(self.logit_scale, max=MAX_LOGIT_SCALE).exp().to(q.dtype)
+        position_bias = self.position_bias(window, x.device).to(q.dtype)
+        mask = None if mask is None else mask.to(q.dtype)
         drop = self.attn_drop if self.training else 0.0
-        impl = self.attn_impl
-        if impl == "auto":
-            impl = "explicit" if x.device.type == "cpu" and not drop else "sdpa"
-        if impl == "sdpa":
-            # Folding the per-head scale into q turns cosine attention into plain dot-product
-            # attention with scale 1, which fused kernels understand.
-            q = F.normalize(q, dim=-1, eps=NORMALIZE_EPS) * scale
-            k = F.normalize(k, dim=-1, eps=NORMALIZE_EPS)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias, dropout_p=drop, scale=1.0)
-        elif impl == "explicit" and not drop:
-            out = _CosineAttention.apply(q, k, v, scale.to(q.dtype), attn_bias)
-        else:
-            raise ValueError(f"attn_impl must be 'auto', 'sdpa' or 'explicit' (no dropout), got {impl!r}")
-        out = out.reshape(-1, *out.shape[-3:])
-        out = rearrange(out, "b h n d -> b n (h d)")
+        out = cosine_window_attention(q, k, v, scale, position_bias, mask, self.attn_impl, drop)
+        out = rearrange(out, "(b w) h n d -> b w n (h d)", b=x.shape[0])
         return self.proj_drop(self.proj(out))
 
 
@@ -305,11 +236,12 @@ class SwinV2Block3D(nn.Module):
         attn_drop: float = 0.0,
         drop_path: float = 0.0,
         extra_norm: bool = False,
+        attn_impl: str = "auto",
     ) -> None:
         super().__init__()
         self.window_size = window_size
         self.shift_size: Triple = tuple(w // 2 for w in window_size) if shift else (0, 0, 0)  # type: ignore[assignment]
-        self.attn = WindowAttention3D(dim, num_heads, pretrained_window, attn_drop, proj_drop)
+        self.attn = WindowAttention3D(dim, num_heads, pretrained_window, attn_drop, proj_drop, attn_impl)
         self.norm1 = nn.LayerNorm(dim)
         self.drop_path1 = DropPath(drop_path)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), proj_drop)
@@ -330,13 +262,13 @@ class SwinV2Block3D(nn.Module):
         padded = x.shape[1:4]
         wt, wh, ww = window
         windows = rearrange(
-            x, "b (nt wt) (nh wh) (nw ww) c -> (b nt nh nw) (wt wh ww) c", wt=wt, wh=wh, ww=ww
+            x, "b (nt wt) (nh wh) (nw ww) c -> b (nt nh nw) (wt wh ww) c", wt=wt, wh=wh, ww=ww
         )
         mask = _on_device(shifted_window_mask, feat, window, shift, device=x.device)
         windows = self.attn(windows, window, mask)
         x = rearrange(
             windows,
-            "(b nt nh nw) (wt wh ww) c -> b (nt wt) (nh wh) (nw ww) c",
+            "b (nt nh nw) (wt wh ww) c -> b (nt wt) (nh wh) (nw ww) c",
             nt=padded[0] // wt,
             nh=padded[1] // wh,
             nw=padded[2] // ww,
@@ -408,6 +340,7 @@ class SwinV2Stage3D(nn.Module):
         attn_drop: float,
         drop_path: Sequence[float],
         extra_norm_period: int,
+        attn_impl: str,
     ) -> None:
         super().__init__()
         self.downsample = PatchMerging3D(dim) if downsample else nn.Identity()
@@ -424,6 +357,7 @@ class SwinV2Stage3D(nn.Module):
                 attn_drop=attn_drop,
                 drop_path=drop_path[j],
                 extra_norm=extra_norm_period > 0 and (j + 1) % extra_norm_period == 0,
+                attn_impl=attn_impl,
             )
             for j in range(depth)
         )
@@ -481,7 +415,8 @@ class SwinTransformerV2_3D(nn.Module):
         drop_path_rate: float = 0.1,
         pretrained_window_sizes: Sequence[int | Sequence[int]] | None = None,
         extra_norm_period: int = 0,
-        grad_checkpointing: bool = False,
+        grad_checkpointing: bool | Sequence[bool] = False,
+        attn_impl: str = "auto",
     ) -> None:
         super().__init__()
         depths, num_heads = tuple(depths), tuple(num_heads)
@@ -517,6 +452,7 @@ class SwinTransformerV2_3D(nn.Module):
                     attn_drop=attn_drop_rate,
                     drop_path=drop_path[sum(depths[:i]) : sum(depths[: i + 1])],
                     extra_norm_period=extra_norm_period,
+                    attn_impl=check_attn_impl(attn_impl),
                 )
             )
             dim = out_dim
@@ -544,10 +480,25 @@ class SwinTransformerV2_3D(nn.Module):
             for block in stage.blocks:
                 block.attn.pretrained_window = window
 
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        """Recompute each block's activations in backward: less memory, about a third more time."""
-        for stage in self.layers:
-            stage.grad_checkpointing = enable
+    def set_grad_checkpointing(self, enable: bool | Sequence[bool] = True) -> None:
+        """Recompute each block's activations in backward: less memory, about a third more time.
+
+        One flag for every stage, or one per stage (``[True, True, False, False]`` recomputes the
+        first two, whose activations are the largest)."""
+        flags = [enable] * len(self.layers) if isinstance(enable, bool) else [bool(f) for f in enable]
+        if len(flags) != len(self.layers):
+            raise ValueError(
+                f"grad_checkpointing {list(enable)} must be one bool or one per stage ({len(self.layers)})"
+            )
+        for stage, flag in zip(self.layers, flags):
+            stage.grad_checkpointing = flag
+
+    def set_attn_impl(self, attn_impl: str) -> None:
+        """Switch every block's attention kernel (see ``videoswinv2.models.attention``)."""
+        check_attn_impl(attn_impl)
+        for module in self.modules():
+            if isinstance(module, WindowAttention3D):
+                module.attn_impl = attn_impl
 
     @torch.jit.ignore
     def no_weight_decay_keywords(self) -> set[str]:

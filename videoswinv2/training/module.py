@@ -62,6 +62,9 @@ class VideoClassifier(L.LightningModule):
         backbone_lr_mult: backbone learning rate / head learning rate (0.1 for inflated weights).
         warmup_epochs: linear warmup length; the schedule is cosine, stepped every optimiser step.
         max_views_per_forward: views per model call in multi-view evaluation.
+        compile: compile the backbone with ``torch.compile(fullgraph=True)`` when a run starts
+            (in place: checkpoints keep their keys). The first steps of each input shape and of
+            training vs evaluation pay the compilation.
     """
 
     def __init__(
@@ -81,12 +84,14 @@ class VideoClassifier(L.LightningModule):
         mixup_alpha: float = 0.0,
         cutmix_alpha: float = 0.0,
         max_views_per_forward: int = 6,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.backbone = create_model(model, num_classes=num_classes, **(model_kwargs or {}))
         # True once the backbone holds weights to keep: `pretrained` loaded, or a checkpoint restored.
         self._weights_loaded = False
+        self._compiled = False
         self.train_metrics = _accuracies(num_classes, "train/")
         self.val_metrics = _accuracies(num_classes, "val/")
         self.test_metrics = _accuracies(num_classes, "test/")
@@ -216,6 +221,12 @@ class VideoClassifier(L.LightningModule):
                 "testing a model that was neither trained nor loaded from a checkpoint: its classifier is "
                 "random, so the scores mean nothing. Pass --ckpt_path RUN/checkpoints/last.ckpt"
             )
+
+    def configure_model(self) -> None:
+        # Here rather than in the constructor, so that building or loading a model never compiles.
+        if self.hparams.compile and not self._compiled:
+            self.backbone.compile(fullgraph=True)
+            self._compiled = True
 
     def setup(self, stage: str) -> None:
         if stage == "fit" and self.trainer.strategy.restore_checkpoint_after_setup:

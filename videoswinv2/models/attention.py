@@ -1,0 +1,184 @@
+"""Scaled cosine attention over 3D windows: one function, several kernels behind ``attn_impl``.
+
+``softmax(scale * cos(q, k) + bias + mask) @ v`` per window and head, where ``bias`` is the
+continuous position bias of the window ``(heads, N, N)`` (it requires grad: the CPB MLP learns)
+and ``mask`` the shifted-window region mask ``(nW, 1, N, N)`` (a constant), or None.
+
+Kernels (``attn_impl``):
+
+- ``"explicit"``: ``_CosineAttention``, two ``N x N`` buffers per call and an in-place softmax
+  backward. The fastest to train on CPU, where SDPA cannot differentiate a float mask.
+- ``"sdpa"``: ``F.scaled_dot_product_attention`` on 4-D q, k, v only (other ranks fall back to
+  its unfused math path). The per-head scale is folded into the unit q, so fused kernels see
+  plain dot-product attention with scale 1. Windows go into the head dimension when a mask is
+  present, so the ``(nW * heads, N, N)`` bias + mask broadcasts over the clips without a copy,
+  and into the batch dimension otherwise, so the ``(heads, N, N)`` bias does. On CUDA this is
+  the memory-efficient kernel (the only fused one that takes a bias with a gradient); on CPU,
+  without autograd, the fused CPU kernel, ~1.7x faster than ``"explicit"`` in fp32.
+- ``"flex"``: FlexAttention with a ``score_mod`` that reads the bias and mask entries, so no
+  ``N x N`` tensor per window and head is materialised; compiled on CUDA. PyTorch has no CPU
+  backward for it: on CPU it serves inference only.
+- ``"auto"``: ``"sdpa"`` on accelerators and with attention dropout; on CPU ``"explicit"``
+  when gradients are needed and ``"sdpa"`` when not.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+ATTN_IMPLS = ("auto", "explicit", "sdpa", "flex")
+NORMALIZE_EPS = 1e-12  # F.normalize's
+
+
+def check_attn_impl(impl: str) -> str:
+    if impl not in ATTN_IMPLS:
+        raise ValueError(f"attn_impl must be one of {', '.join(map(repr, ATTN_IMPLS))}, got {impl!r}")
+    return impl
+
+
+def _unit(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x / max(|x|, eps)`` over the last dim (as ``F.normalize``), and that clamped norm."""
+    norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min(NORMALIZE_EPS)
+    return x / norm, norm
+
+
+class _CosineAttention(torch.autograd.Function):
+    """``softmax(scale * cos(q, k) + bias) @ v`` with two ``N x N`` buffers per call instead of five.
+
+    Autograd's version allocates logits, biased logits and probabilities in the forward pass and
+    two gradients in the backward pass; this one adds the bias and takes the softmax in place and
+    does the softmax backward in place. It saves the raw q, k (views of the qkv output, which v
+    keeps alive anyway) and recomputes their unit vectors in the backward pass instead of saving
+    them. On CPU, where every fresh buffer of this size is paged in anew, a stage-1 attention is
+    ~30% faster (fwd+bwd). Shapes: q, k, v ``(..., heads, N, d)``; ``scale`` and ``bias``
+    broadcast against ``(..., heads, 1, 1)`` and ``(..., heads, N, N)``.
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, scale, bias):  # type: ignore[override]
+        q_unit, q_norm = _unit(q)
+        k_unit, k_norm = _unit(k)
+        attn = torch.matmul(q_unit * scale, k_unit.transpose(-2, -1)).add_(bias)
+        attn = torch.softmax(attn, dim=-1, out=attn)
+        ctx.save_for_backward(q, k, v, scale, q_norm, k_norm, attn)
+        ctx.bias_shape = bias.shape
+        return attn @ v
+
+    @staticmethod
+    def backward(ctx, grad_out):  # type: ignore[override]
+        q, k, v, scale, q_norm, k_norm, attn = ctx.saved_tensors
+        grad_v = attn.transpose(-2, -1) @ grad_out
+        grad = grad_out @ v.transpose(-2, -1)
+        # Softmax backward, p * (g - <g, p>), in place; the row dot product as a batched matmul
+        # so that no product buffer is allocated.
+        row_dot = (grad.unsqueeze(-2) @ attn.unsqueeze(-1)).squeeze(-1)
+        grad = grad.sub_(row_dot).mul_(attn)
+        grad_bias = grad.sum_to_size(ctx.bias_shape) if ctx.needs_input_grad[4] else None
+        q_unit, k_unit = q / q_norm, k / k_norm
+        grad_q_unit = grad @ k_unit
+        grad_k_unit = grad.transpose(-2, -1) @ (q_unit * scale)
+        grad_scale = (grad_q_unit * q_unit).sum_to_size(scale.shape) if ctx.needs_input_grad[3] else None
+        grad_q_unit = grad_q_unit.mul_(scale)
+
+        def through_normalize(g: torch.Tensor, unit: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
+            return (g - unit * (g * unit).sum(-1, keepdim=True)) / norm
+
+        return (
+            through_normalize(grad_q_unit, q_unit, q_norm),
+            through_normalize(grad_k_unit, k_unit, k_norm),
+            grad_v,
+            grad_scale,
+            grad_bias,
+        )
+
+
+def _explicit(q, k, v, scale, bias, mask):
+    attn_bias = bias if mask is None else bias + mask
+    return _CosineAttention.apply(q, k, v, scale, attn_bias)
+
+
+def _scaled_unit_qk(q, k, scale):
+    """Unit q times the per-head scale, unit k: cosine attention as dot-product attention."""
+    return F.normalize(q, dim=-1, eps=NORMALIZE_EPS) * scale, F.normalize(k, dim=-1, eps=NORMALIZE_EPS)
+
+
+def _sdpa(q, k, v, scale, bias, mask, dropout_p):
+    q, k = _scaled_unit_qk(q, k, scale)
+    if mask is None:
+        layout, attn_mask = "b w h n d -> (b w) h n d", bias.unsqueeze(0)
+    else:
+        layout, attn_mask = "b w h n d -> b (w h) n d", rearrange(bias + mask, "w h n m -> 1 (w h) n m")
+    q, k, v = (rearrange(t, layout) for t in (q, k, v))
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, scale=1.0)
+    return out
+
+
+@functools.cache
+def _compiled_flex_attention():
+    from torch.nn.attention.flex_attention import flex_attention
+
+    return torch.compile(flex_attention, dynamic=False)
+
+
+def flex_score_mod(bias: torch.Tensor, mask: torch.Tensor | None):
+    """The ``score_mod`` of the flex path for q, k, v laid out as ``(B * nW, heads, N, d)``:
+    adds ``bias[head, q, k]`` and, with a mask, ``mask[window, 0, q, k]`` (window = b mod nW)."""
+    if mask is None:
+        return lambda score, b, h, q_idx, kv_idx: score + bias[h, q_idx, kv_idx]
+    num_windows = mask.shape[0]
+    return lambda score, b, h, q_idx, kv_idx: (
+        score + bias[h, q_idx, kv_idx] + mask[b % num_windows, 0, q_idx, kv_idx]
+    )
+
+
+def _flex(q, k, v, scale, bias, mask):
+    q, k = _scaled_unit_qk(q, k, scale)
+    q, k, v = (rearrange(t, "b w h n d -> (b w) h n d") for t in (q, k, v))
+    if torch.compiler.is_compiling() or q.device.type == "cpu":
+        # Inside a compiled model the graph fuses it; on CPU it only serves inference, where
+        # PyTorch's unfused reference is good enough and spares a compile per shape.
+        from torch.nn.attention.flex_attention import flex_attention
+    else:
+        flex_attention = _compiled_flex_attention()
+    return flex_attention(q, k, v, score_mod=flex_score_mod(bias, mask), scale=1.0)
+
+
+def resolve_attn_impl(impl: str, device: torch.device, needs_grad: bool, dropout_p: float) -> str:
+    """The kernel ``"auto"`` stands for here (see the module docstring); others as given."""
+    if impl != "auto":
+        return impl
+    if dropout_p or device.type != "cpu":
+        return "sdpa"
+    return "explicit" if needs_grad else "sdpa"
+
+
+def cosine_window_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    scale: torch.Tensor,
+    bias: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    impl: str = "auto",
+    dropout_p: float = 0.0,
+) -> torch.Tensor:
+    """Scaled cosine attention within windows.
+
+    q, k, v: ``(B, nW, heads, N, d)``; scale: ``(heads, 1, 1)`` (already clamped and exponentiated);
+    bias: ``(heads, N, N)``; mask: ``(nW, 1, N, N)`` or None. Returns ``(B * nW, heads, N, d)``.
+    """
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v, scale, bias))
+    impl = resolve_attn_impl(check_attn_impl(impl), q.device, needs_grad, dropout_p)
+    if dropout_p and impl != "sdpa":
+        raise ValueError(f"attention dropout needs attn_impl 'sdpa' or 'auto', not {impl!r}")
+    if impl == "sdpa":
+        out = _sdpa(q, k, v, scale, bias, mask, dropout_p)
+    elif impl == "flex":
+        out = _flex(q, k, v, scale, bias, mask)
+    else:
+        out = _explicit(q, k, v, scale, bias, mask)
+    return out.reshape(-1, *q.shape[-3:])
