@@ -1,5 +1,6 @@
 """KineticsDataModule: config parsing, synthetic data on first use, sharding, a full epoch."""
 
+import dataclasses
 import logging
 import os
 import socket
@@ -241,6 +242,17 @@ def test_synthetic_data_is_written_on_first_use(tmp_path) -> None:
     (other / "something.txt").write_text("")
     with pytest.raises(FileExistsError, match="not an empty directory"):
         KineticsDataModule(str(other), synthetic=spec).prepare_data()
+
+
+def test_synthetic_spec_is_saved_as_plain_data(tmp_path) -> None:
+    """Checkpoints hold the data module's hparams; a dataclass there would make them unreadable
+    with weights_only=True (predict, pretrained=) unless its class were allow-listed."""
+    spec = SyntheticSpec(num_classes=2, size=32)
+    dm = KineticsDataModule(str(tmp_path / "synthetic"), synthetic=spec)
+    assert dm.hparams["synthetic"] == dataclasses.asdict(spec) and dm.synthetic == spec
+    torch.save({"datamodule_hyper_parameters": dict(dm.hparams)}, tmp_path / "x.ckpt")  # as Lightning
+    saved = torch.load(tmp_path / "x.ckpt", weights_only=True)["datamodule_hyper_parameters"]
+    assert KineticsDataModule(**saved).synthetic == spec  # rebuilt from the checkpoint
 
 
 def test_default_classes_and_class_file(data_synthetic_root, tmp_path) -> None:

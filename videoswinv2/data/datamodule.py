@@ -9,6 +9,7 @@ exactly once however many devices there are.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -130,9 +131,14 @@ class KineticsDataModule(pl.LightningDataModule):
         """
         super().__init__()
         self.save_hyperparameters()
+        if isinstance(synthetic, dict):  # as hparams hold it, e.g. when rebuilt from a checkpoint
+            synthetic = SyntheticSpec(**synthetic)
+        if synthetic is not None:
+            # Plain data in hparams (LightningCLI gives a dict there; Python code the object), so
+            # that checkpoints load with weights_only=True and no allow-listed class.
+            self.hparams["synthetic"] = dataclasses.asdict(synthetic)
         self._data_root = data_root
         self.clip = ClipSpec(num_frames, frame_interval, target_fps)
-        # Under LightningCLI, self.hparams holds the config as given (a dict here): keep the object.
         self.synthetic = synthetic
         self.classes = self._read_classes(class_names_file, synthetic)
         self.datasets: dict[str, Dataset] = {}

@@ -37,12 +37,8 @@ def _lightning_checkpoint(path: Path) -> dict[str, Any] | None:
     ``VideoClassifier``, else None."""
     if path.suffix == ".safetensors" or not path.is_file():
         return None
-    from videoswinv2.data import SyntheticSpec
-
     try:
-        # Hyper-parameters sit beside the weights; allow our own dataclass among them.
-        with torch.serialization.safe_globals([SyntheticSpec]):
-            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:
         return None  # not a checkpoint of ours: read_raw_checkpoint gives the precise error
     return obj if isinstance(obj, dict) and CHECKPOINT_KEY in obj and "state_dict" in obj else None
@@ -65,10 +61,7 @@ def load_model(
     lightning_ckpt = _lightning_checkpoint(path)
     untrained = None
     if lightning_ckpt is not None:
-        from videoswinv2.data import SyntheticSpec
-
-        with torch.serialization.safe_globals([SyntheticSpec]):
-            module = VideoClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+        module = VideoClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True)
         classes = list(lightning_ckpt[CHECKPOINT_KEY].get("classes") or [])
         views = EvalViews.from_datamodule(lightning_ckpt.get("datamodule_hyper_parameters") or {})
         if _fresh_head(lightning_ckpt["state_dict"], "backbone."):
