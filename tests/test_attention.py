@@ -25,7 +25,7 @@ SHAPES = {
 }
 
 
-def small_model(attn_impl: str) -> torch.nn.Module:
+def small_model(attn_impl: str, **overrides) -> torch.nn.Module:
     model = create_model(
         "videoswinv2_tiny",
         num_classes=5,
@@ -36,6 +36,7 @@ def small_model(attn_impl: str) -> torch.nn.Module:
         patch_size=(1, 2, 2),
         drop_path_rate=0.0,
         attn_impl=attn_impl,
+        **overrides,
     )
     return randomise_(model)
 
@@ -176,13 +177,14 @@ def test_explicit_cosine_attention_gradients_pass_gradcheck(q_shape, bias_shape)
 
 
 @pytest.mark.slow
-def test_compiled_model_has_one_graph_and_matches_eager_in_training():
+def test_compiled_model_has_one_graph_and_matches_eager_in_training_with_checkpointing():
     """fullgraph=True fails on any graph break; error_on_recompile fails if a second training step
     of the same shape compiles again (the Python cache of masks and tables must not be traced)."""
     from videoswinv2.models import swin_transformer_v2_3d as swin
 
     x = torch.randn(SHAPES["padded"])
-    eager, compiled = small_model("auto"), small_model("auto")
+    # the first stage recomputed in backward: checkpointing must not break the graph either
+    eager, compiled = (small_model("auto", grad_checkpointing=[True, False]) for _ in range(2))
     compiled.compile(fullgraph=True)
     swin._device_cache.clear()  # a cold cache is what would be traced and recompiled
     for step in range(2):
