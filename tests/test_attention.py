@@ -61,13 +61,14 @@ def test_attention_paths_equal_the_explicit_kernel_in_outputs_and_gradients(impl
 
 
 @pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
-def test_flex_path_equals_the_explicit_kernel_in_inference(shape):
-    """PyTorch has no CPU backward for FlexAttention; its gradients are checked on CUDA below and
-    its score_mod's on CPU in the next test."""
+@pytest.mark.parametrize("impl", ["flex", "auto"])
+def test_paths_equal_the_explicit_kernel_in_inference(impl, shape):
+    """Without autograd, "auto" on CPU is SDPA's fused CPU kernel. PyTorch has no CPU backward for
+    FlexAttention; its gradients are checked on CUDA below and its score_mod's on CPU next."""
     x = torch.randn(shape)
     with torch.no_grad():
         expected = small_model("explicit")(x)
-        got = small_model("flex")(x)
+        got = small_model(impl)(x)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
 
 
