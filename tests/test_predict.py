@@ -59,6 +59,8 @@ def test_inputs_mix_files_folders_and_lists_with_any_characters(tmp_path):
     for video in videos:
         video.write_bytes(b"")
     (folder / "notes.txt").write_text("not a video\n")
+    (folder / ".c.partial.mp4").write_bytes(b"")  # hidden: an unfinished `prepare` output, say
+    (folder / "phone.m4v").write_bytes(b"")  # predict takes more suffixes than datasets do
     listed = tmp_path / "list.txt"
     listed.write_text(f"# my videos\n{videos[0]}\n\n{tmp_path / 'elsewhere ü.mp4'}\n")
     found = collect_videos([str(listed), str(folder), str(videos[1])])
@@ -66,6 +68,7 @@ def test_inputs_mix_files_folders_and_lists_with_any_characters(tmp_path):
         str(videos[0]),
         str(tmp_path / "elsewhere ü.mp4"),  # listed but missing: kept, reported as failed later
         str(videos[2]),
+        str(folder / "phone.m4v"),
         str(videos[1]),
     ]
     with pytest.raises(ValueError, match="nothing.txt does not exist"):

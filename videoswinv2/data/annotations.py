@@ -12,6 +12,7 @@ import csv
 import logging
 import os
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,17 @@ class Annotations:
 
     videos: list[VideoRecord]
     missing: list[str] = field(default_factory=list)
+
+
+def find_videos(root: Path, suffixes: Iterable[str] = VIDEO_EXTENSIONS) -> Iterator[Path]:
+    """Video files under ``root`` (by suffix, any case; hidden files skipped), relative to it, in
+    sorted order, folder by folder."""
+    suffixes = tuple(suffixes)
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            if name.lower().endswith(suffixes) and not name.startswith("."):
+                yield Path(folder, name).relative_to(root)
 
 
 def kinetics400_classes() -> list[str]:

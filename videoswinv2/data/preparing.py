@@ -15,7 +15,6 @@ import logging
 import multiprocessing
 import os
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 import av
 from tqdm.auto import tqdm
 
-from videoswinv2.data.annotations import VIDEO_EXTENSIONS
+from videoswinv2.data.annotations import VIDEO_EXTENSIONS, find_videos
 from videoswinv2.data.decoding import VideoDecodeError, open_video, quarter_turns
 
 log = logging.getLogger(__name__)
@@ -215,15 +214,6 @@ def _encode(graph: av.filter.Graph, out: av.VideoStream, dst: av.container.Outpu
 
 def _prepare_job(job: tuple[Path, Path, PrepareSettings]) -> PrepareResult:
     return prepare_video(*job)
-
-
-def find_videos(root: Path) -> Iterator[Path]:
-    """Video files under ``root`` (by extension), relative to it, in sorted order."""
-    for folder, dirs, files in os.walk(root):
-        dirs.sort()
-        for name in sorted(files):
-            if name.lower().endswith(VIDEO_EXTENSIONS) and not name.startswith("."):
-                yield Path(folder, name).relative_to(root)
 
 
 def copy_annotations(source: Path, target: Path) -> list[Path]:

@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path, PurePath
 
-from videoswinv2.data.annotations import VIDEO_EXTENSIONS
+from videoswinv2.data.annotations import VIDEO_EXTENSIONS, find_videos
 
 # Searched for in folders; a file named directly is taken as a video whatever its suffix says,
 # unless it is a text file (a list).
@@ -41,7 +41,7 @@ def collect_videos(inputs: Sequence[str]) -> list[str]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            videos += sorted(str(p) for p in path.rglob("*") if _is_video_name(p) and p.is_file())
+            videos += [str(path / video) for video in find_videos(path, VIDEO_SUFFIXES)]
         elif _is_video_name(path):
             videos.append(item)
         elif path.is_file():
