@@ -197,3 +197,20 @@ def test_compiled_model_has_one_graph_and_matches_eager_in_training_with_checkpo
             torch.testing.assert_close(grad, expected_grads[name], atol=1e-4, rtol=1e-4, msg=name)
     with torch.no_grad():  # evaluation compiles its own graph, also without breaks
         torch.testing.assert_close(compiled(x), eager(x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_compiled_flex_takes_a_kernel_per_shape_beyond_dynamos_default_limit():
+    """Outside a compiled model (flex on CUDA) every stage and batch size is a shape of its own;
+    past dynamo's default of 8 per function it would fall back to the unfused reference."""
+    from videoswinv2.models.attention import compiled_flex_attention
+
+    heads, N, d = 2, 16, 16
+    bias = torch.randn(heads, N, N)
+    # dynamo's limit lowered to 2 stands in for its default of 8 (which would take 9 compiles)
+    with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True, recompile_limit=2):
+        for batch in range(1, 5):
+            q, k, v = (torch.randn(batch, heads, N, d) for _ in range(3))
+            got = compiled_flex_attention(q, k, v, flex_score_mod(bias, None))
+            expected = torch.softmax(q @ k.transpose(-2, -1) + bias, -1) @ v
+            torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)

@@ -117,11 +117,23 @@ def _sdpa(q, k, v, scale, bias, mask, dropout_p):
     return out
 
 
+# Outside a compiled model, flex compiles one kernel per attention shape (four stages, each batch
+# size): more than dynamo's default limit of 8 per function, past which it would silently run
+# the unfused reference. Static shapes, since dynamic ones fail to build on CPU here.
+FLEX_RECOMPILE_LIMIT = 64
+
+
 @functools.cache
-def _compiled_flex_attention():
+def _flex_compiled_for_static_shapes():
     from torch.nn.attention.flex_attention import flex_attention
 
     return torch.compile(flex_attention, dynamic=False)
+
+
+def compiled_flex_attention(q, k, v, score_mod):
+    """``flex_attention(q, k, v, score_mod, scale=1)`` as a fused kernel, compiled per shape."""
+    with torch._dynamo.config.patch(recompile_limit=FLEX_RECOMPILE_LIMIT):
+        return _flex_compiled_for_static_shapes()(q, k, v, score_mod=score_mod, scale=1.0)
 
 
 def flex_score_mod(bias: torch.Tensor, mask: torch.Tensor | None):
@@ -136,15 +148,16 @@ def flex_score_mod(bias: torch.Tensor, mask: torch.Tensor | None):
 
 
 def _flex(q, k, v, scale, bias, mask):
+    from torch.nn.attention.flex_attention import flex_attention
+
     q, k = _scaled_unit_qk(q, k, scale)
     q, k, v = (rearrange(t, "b w h n d -> (b w) h n d") for t in (q, k, v))
+    score_mod = flex_score_mod(bias, mask)
     if torch.compiler.is_compiling() or q.device.type == "cpu":
         # Inside a compiled model the graph fuses it; on CPU it only serves inference, where
         # PyTorch's unfused reference is good enough and spares a compile per shape.
-        from torch.nn.attention.flex_attention import flex_attention
-    else:
-        flex_attention = _compiled_flex_attention()
-    return flex_attention(q, k, v, score_mod=flex_score_mod(bias, mask), scale=1.0)
+        return flex_attention(q, k, v, score_mod=score_mod, scale=1.0)
+    return compiled_flex_attention(q, k, v, score_mod)
 
 
 def resolve_attn_impl(impl: str, device: torch.device, needs_grad: bool, dropout_p: float) -> str:
