@@ -16,8 +16,9 @@ Kernels (``attn_impl``):
   the memory-efficient kernel (the only fused one that takes a bias with a gradient); on CPU,
   without autograd, the fused CPU kernel, ~1.7x faster than ``"explicit"`` in fp32.
 - ``"flex"``: FlexAttention with a ``score_mod`` that reads the bias and mask entries, so no
-  ``N x N`` tensor per window and head is materialised; compiled on CUDA. PyTorch has no CPU
-  backward for it: on CPU it serves inference only.
+  ``N x N`` tensor per window and head is materialised; on CUDA compiled per shape, or fused
+  into the graph of a compiled model. PyTorch has no CPU backward for it: on CPU it serves
+  inference only (its unfused reference).
 - ``"auto"``: ``"sdpa"`` on accelerators and with attention dropout; on CPU ``"explicit"``
   when gradients are needed and ``"sdpa"`` when not.
 """
@@ -25,10 +26,12 @@ Kernels (``attn_impl``):
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
+from torch import Tensor
 
 ATTN_IMPLS = ("auto", "explicit", "sdpa", "flex")
 NORMALIZE_EPS = 1e-12  # F.normalize's
@@ -96,25 +99,26 @@ class _CosineAttention(torch.autograd.Function):
         )
 
 
-def _explicit(q, k, v, scale, bias, mask):
+def _explicit(q: Tensor, k: Tensor, v: Tensor, scale: Tensor, bias: Tensor, mask: Tensor | None) -> Tensor:
     attn_bias = bias if mask is None else bias + mask
     return _CosineAttention.apply(q, k, v, scale, attn_bias)
 
 
-def _scaled_unit_qk(q, k, scale):
+def _scaled_unit_qk(q: Tensor, k: Tensor, scale: Tensor) -> tuple[Tensor, Tensor]:
     """Unit q times the per-head scale, unit k: cosine attention as dot-product attention."""
     return F.normalize(q, dim=-1, eps=NORMALIZE_EPS) * scale, F.normalize(k, dim=-1, eps=NORMALIZE_EPS)
 
 
-def _sdpa(q, k, v, scale, bias, mask, dropout_p):
+def _sdpa(
+    q: Tensor, k: Tensor, v: Tensor, scale: Tensor, bias: Tensor, mask: Tensor | None, dropout_p: float
+) -> Tensor:
     q, k = _scaled_unit_qk(q, k, scale)
     if mask is None:
         layout, attn_mask = "b w h n d -> (b w) h n d", bias.unsqueeze(0)
     else:
         layout, attn_mask = "b w h n d -> b (w h) n d", rearrange(bias + mask, "w h n m -> 1 (w h) n m")
     q, k, v = (rearrange(t, layout) for t in (q, k, v))
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, scale=1.0)
-    return out
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, scale=1.0)
 
 
 # Outside a compiled model, flex compiles one kernel per attention shape (four stages, each batch
@@ -130,13 +134,13 @@ def _flex_compiled_for_static_shapes():
     return torch.compile(flex_attention, dynamic=False)
 
 
-def compiled_flex_attention(q, k, v, score_mod):
+def compiled_flex_attention(q: Tensor, k: Tensor, v: Tensor, score_mod: Callable[..., Tensor]) -> Tensor:
     """``flex_attention(q, k, v, score_mod, scale=1)`` as a fused kernel, compiled per shape."""
     with torch._dynamo.config.patch(recompile_limit=FLEX_RECOMPILE_LIMIT):
         return _flex_compiled_for_static_shapes()(q, k, v, score_mod=score_mod, scale=1.0)
 
 
-def flex_score_mod(bias: torch.Tensor, mask: torch.Tensor | None):
+def flex_score_mod(bias: Tensor, mask: Tensor | None) -> Callable[..., Tensor]:
     """The ``score_mod`` of the flex path for q, k, v laid out as ``(B * nW, heads, N, d)``:
     adds ``bias[head, q, k]`` and, with a mask, ``mask[window, 0, q, k]`` (window = b mod nW)."""
     if mask is None:
@@ -147,7 +151,7 @@ def flex_score_mod(bias: torch.Tensor, mask: torch.Tensor | None):
     )
 
 
-def _flex(q, k, v, scale, bias, mask):
+def _flex(q: Tensor, k: Tensor, v: Tensor, scale: Tensor, bias: Tensor, mask: Tensor | None) -> Tensor:
     from torch.nn.attention.flex_attention import flex_attention
 
     q, k = _scaled_unit_qk(q, k, scale)
