@@ -105,8 +105,10 @@ def _explicit(q: Tensor, k: Tensor, v: Tensor, scale: Tensor, bias: Tensor, mask
 
 
 def _scaled_unit_qk(q: Tensor, k: Tensor, scale: Tensor) -> tuple[Tensor, Tensor]:
-    """Unit q times the per-head scale, unit k: cosine attention as dot-product attention."""
-    return F.normalize(q, dim=-1, eps=NORMALIZE_EPS) * scale, F.normalize(k, dim=-1, eps=NORMALIZE_EPS)
+    """Unit q times the per-head scale, unit k: cosine attention as dot-product attention. In q's
+    dtype: CUDA autocast takes norms in fp32, and flex needs q, k and v of one dtype."""
+    q_unit = F.normalize(q, dim=-1, eps=NORMALIZE_EPS) * scale
+    return q_unit.to(q.dtype), F.normalize(k, dim=-1, eps=NORMALIZE_EPS).to(k.dtype)
 
 
 def _sdpa(
