@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import importlib
-import inspect
 import logging
 import re
 import shutil
 import sys
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from videoswinv2.cli_errors import concise_error, first_line, named_options
 
 Tool = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], object]]
 
@@ -55,99 +55,6 @@ def _tools() -> dict[str, Tool]:
     }
 
 
-# -- errors that end in one line naming the setting and the problem ------------------------------
-
-_STRUCTURE = ("Does not validate against any", "Subtypes:", "Errors:", "Given value type:")
-
-
-def _readable(reason: str) -> str:
-    """jsonargparse's type wording -> plain words: ``Expected a <class 'int'>`` -> ``expected an int``."""
-    reason = re.sub(r"<class '(?:[\w]+\.)*(\w+)'>", r"\1", reason)
-    reason = re.sub(r"^Expected a typing\.Literal\[(.*)\]", r"expected one of \1", reason)
-    reason = re.sub(r"^Expected a (?=[aeiou])", "expected an ", reason)
-    reason = re.sub(r"^Expected a ", "expected a ", reason)
-    return re.sub(r"\. Got value: (.*)$", r", got '\1'", reason)
-
-
-def _parameters(class_path: str) -> list[str]:
-    module, _, name = class_path.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return []
-    return [p for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs")]
-
-
-def _option_names(parser: argparse.ArgumentParser) -> list[str]:
-    return [s[2:] for a in parser._actions for s in a.option_strings if s.startswith("--")]
-
-
-def _did_you_mean(given: str, known: Iterable[str]) -> str | None:
-    """The known dotted option nearest to ``given``, corrected part by part (``trainer.max_epochz``
-    -> ``trainer.max_epochs``); parts past a known prefix with no known children stay as typed."""
-    known_parts = [k.split(".") for k in known]
-    fixed: list[str] = []
-    for part in given.split("."):
-        depth = len(fixed)
-        children = {k[depth] for k in known_parts if k[:depth] == fixed and len(k) > depth}
-        if part in children or not children:
-            fixed.append(part)
-            continue
-        match = difflib.get_close_matches(part, children, n=1, cutoff=0.6)
-        if match:
-            fixed.append(match[0])
-        elif fixed in known_parts:  # a class option (``model``): its init_args are not listed
-            fixed += given.split(".")[depth:]
-            break
-        else:
-            return None
-    guess = ".".join(fixed)
-    return guess if guess != given else None
-
-
-def concise_error(message: str, parser: argparse.ArgumentParser | None = None) -> str:
-    """One line out of jsonargparse's nested union-type report: the option and the problem.
-
-    ``Parser key "data": ... Problem with given class_path '...': Parser key "decoder": Expected a
-    typing.Literal['pyav', 'decord']. Got value: fancy ...`` ->
-    ``--data.init_args.decoder: expected one of 'pyav', 'decord', got 'fancy'``. A message of
-    another shape is returned as it is, with a "did you mean" for unrecognised options.
-    """
-    unrecognised = re.match(r"unrecognized arguments: (--[\w.\-]+)", message)
-    if unrecognised:
-        guess = _did_you_mean(unrecognised.group(1)[2:], _option_names(parser) if parser else [])
-        return f"{message} (did you mean --{guess}?)" if guess else message
-    keys: list[str] = []
-    reasons: list[str] = []
-    given = None
-    class_path = ""
-    for raw in message.splitlines():
-        line = raw.strip().removeprefix("- ").strip()
-        if not line or line.startswith(_STRUCTURE) or line == "Expected a <class 'NoneType'>":
-            continue
-        if match := re.fullmatch(r'Parser key "([^"]+)":', line):
-            keys.append(match.group(1))
-        elif match := re.fullmatch(r"Problem with given class_path '([^']+)':", line):
-            class_path = match.group(1)
-            keys.append("init_args")
-        elif match := re.fullmatch(r"Option '([^']+)' is not accepted", line):
-            guess = _did_you_mean(match.group(1), _parameters(class_path)) if class_path else None
-            hint = f" (did you mean --{'.'.join(keys)}.{guess}?)" if guess else ""
-            keys.append(match.group(1))
-            reasons.append(f"unknown option{hint}")
-        elif match := re.fullmatch(r"Given value: (.*)", line):
-            nested = re.fullmatch(r"NestedArg\(key='[^']*', val='(.*)'\)", match.group(1))
-            given = given or (nested.group(1) if nested else match.group(1))
-        else:
-            reasons.append(_readable(line))
-    if not keys or not reasons:
-        return message
-    reason = "; ".join(dict.fromkeys(reasons))
-    if given is not None and "got" not in reason and "unknown option" not in reason and len(given) < 80:
-        reason += f", got {given!r}"
-    return f"--{'.'.join(keys)}: {reason}"
-
-
 class _ArgumentParser(LightningArgumentParser):
     """Lightning's parser; its errors end in one line naming the setting and the problem."""
 
@@ -156,21 +63,6 @@ class _ArgumentParser(LightningArgumentParser):
             parser = getattr(ex, "subcommand_parser", None) or self
             message = concise_error(message, parser)
         super().error(message, ex)
-
-
-def _first_line(err: BaseException) -> str:
-    return (str(err).strip().splitlines() or [""])[0]
-
-
-def _named_options(message: str, section: str, config: Any) -> str:
-    """The ``--section.init_args.NAME`` options a message mentions (as a word, not ``NAME=``)."""
-    init_args = config.get(f"{section}.init_args")
-    names = [
-        n
-        for n in (vars(init_args) if init_args else {})
-        if re.search(rf"(?<![\w.]){re.escape(n)}(?![\w=])", message)
-    ]
-    return ", ".join(f"--{section}.init_args.{n}" for n in names) or f"--{section}"
 
 
 # -- noise ------------------------------------------------------------------------------------------
@@ -247,7 +139,7 @@ class VideoSwinCLI(LightningCLI):
                 raise
             except Exception as err:
                 self.parser.error(
-                    f"--ckpt_path {path} is not a checkpoint torch can read ({type(err).__name__}: {_first_line(err)})"
+                    f"--ckpt_path {path} is not a checkpoint torch can read ({type(err).__name__}: {first_line(err)})"
                 )
             return
         super()._parse_ckpt_path()
@@ -294,7 +186,7 @@ class VideoSwinCLI(LightningCLI):
         cause = err
         while cause.__cause__ is not None:
             cause = cause.__cause__
-        reason = _first_line(cause)
+        reason = first_line(cause)
         reason = reason if isinstance(cause, ValueError) else f"{type(cause).__name__}: {reason}"
         if getattr(self, "config_init", None) is not None:  # the classes were built; the Trainer failed
             return f"--trainer: {reason}"
@@ -302,7 +194,7 @@ class VideoSwinCLI(LightningCLI):
         built = re.search(r"class_path='([^']+)'", str(err))
         for section in ("model", "data"):
             if built and config.get(f"{section}.class_path") == built.group(1):
-                return f"{_named_options(str(cause), section, config)}: {reason}"
+                return f"{named_options(str(cause), section, config)}: {reason}"
         return reason
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
