@@ -380,3 +380,13 @@ def test_a_lightning_checkpoint_brings_its_views_and_classes(smoke_run):
     assert loaded.views == EvalViews(num_clips=2, num_frames=16, short_side=64, crop_size=64)
     assert set(loaded.classes) == SMOKE_CLASSES
     assert loaded.untrained_head is None
+
+
+def test_a_run_trained_with_compile_is_not_compiled_to_predict(smoke_run, tmp_path):
+    ckpt = torch.load(smoke_run["ckpt"], weights_only=True)
+    ckpt["hyper_parameters"]["compile"] = True
+    torch.save(ckpt, tmp_path / "compiled_run.ckpt")
+    module = load_model(tmp_path / "compiled_run.ckpt").module
+    assert module.hparams.compile is False
+    module.configure_model()  # what Trainer.predict calls first
+    assert module.backbone._compiled_call_impl is None

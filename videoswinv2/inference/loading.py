@@ -61,7 +61,11 @@ def load_model(
     lightning_ckpt = _lightning_checkpoint(path)
     untrained = None
     if lightning_ckpt is not None:
-        module = VideoClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+        # A run trained with `compile` would compile again here, minutes before the first video
+        # on CPU; predict and extract-features run the model as it is.
+        module = VideoClassifier.load_from_checkpoint(
+            path, map_location="cpu", weights_only=True, compile=False
+        )
         classes = list(lightning_ckpt[CHECKPOINT_KEY].get("classes") or [])
         views = EvalViews.from_datamodule(lightning_ckpt.get("datamodule_hyper_parameters") or {})
         if _fresh_head(lightning_ckpt["state_dict"], "backbone."):
