@@ -98,6 +98,22 @@ def test_flex_path_gradients_on_cuda(shape):
         torch.testing.assert_close(grad, expected_grads[name], atol=1e-3, rtol=1e-3, msg=name)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="fused SDPA kernels need CUDA")
+@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+def test_sdpa_runs_the_memory_efficient_kernel_on_cuda(shape):
+    """Forced onto the memory-efficient kernel, SDPA raises instead of falling back to its math
+    path if our 4-D layout, broadcast bias or its gradient were refused."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    x = torch.randn(shape, device="cuda")
+    expected_out, expected_grads = outputs_and_gradients(small_model("explicit").cuda(), x)
+    with sdpa_kernel([SDPBackend.EFFICIENT_ATTENTION]):
+        out, grads = outputs_and_gradients(small_model("sdpa").cuda(), x)
+    torch.testing.assert_close(out, expected_out, atol=1e-4, rtol=1e-4)
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, expected_grads[name], atol=1e-3, rtol=1e-3, msg=name)
+
+
 def test_sdpa_path_calls_sdpa_with_4d_inputs_only(monkeypatch):
     """Fused kernels take 4-D q, k, v only; any other rank runs SDPA's unfused math path."""
     ranks = []
