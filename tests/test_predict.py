@@ -389,4 +389,4 @@ def test_a_run_trained_with_compile_is_not_compiled_to_predict(smoke_run, tmp_pa
     module = load_model(tmp_path / "compiled_run.ckpt").module
     assert module.hparams.compile is False
     module.configure_model()  # what Trainer.predict calls first
-    assert module.backbone._compiled_call_impl is None
+    assert module.backbone.layers[0]._compiled_call_impl is None

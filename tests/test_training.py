@@ -164,16 +164,20 @@ def test_top_predictions_cap_k_at_the_class_count():
 def test_compile_option_compiles_the_backbone_in_place_when_a_run_starts():
     from videoswinv2.training import VideoClassifier
 
+    def compiled_parts(module: VideoClassifier) -> list:
+        backbone = module.backbone
+        return [part._compiled_call_impl for part in (backbone.patch_embed, *backbone.layers)]
+
     kwargs = dict(embed_dim=16, depths=(1, 1), num_heads=(2, 4), window_size=(2, 2, 2))
     module = VideoClassifier(num_classes=3, model_kwargs=kwargs, compile=True)
     keys = list(module.state_dict())
-    assert module.backbone._compiled_call_impl is None  # building never compiles
+    assert compiled_parts(module) == [None] * 3  # building never compiles
     module.configure_model()
-    compiled = module.backbone._compiled_call_impl
-    assert compiled is not None
+    compiled = compiled_parts(module)
+    assert None not in compiled  # every stage: forward_features (predict_step) runs compiled too
     module.configure_model()  # a second trainer call (fit, then test) keeps the compiled model
-    assert module.backbone._compiled_call_impl is compiled
+    assert compiled_parts(module) == compiled
     assert list(module.state_dict()) == keys  # checkpoints keep their keys
     plain = VideoClassifier(num_classes=3, model_kwargs=kwargs)
     plain.configure_model()
-    assert plain.backbone._compiled_call_impl is None
+    assert compiled_parts(plain) == [None] * 3
