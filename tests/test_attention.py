@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from test_model import randomise_
+from test_model import TINY_KWARGS, randomise_
 
 from videoswinv2 import create_model
 from videoswinv2.models.attention import (
@@ -26,19 +26,8 @@ SHAPES = {
 
 
 def small_model(attn_impl: str, **overrides) -> torch.nn.Module:
-    model = create_model(
-        "videoswinv2_tiny",
-        num_classes=5,
-        embed_dim=16,
-        depths=(2, 2),
-        num_heads=(2, 4),
-        window_size=(2, 3, 3),
-        patch_size=(1, 2, 2),
-        drop_path_rate=0.0,
-        attn_impl=attn_impl,
-        **overrides,
-    )
-    return randomise_(model)
+    """test_model's tiny model, built through ``create_model`` as users reach ``attn_impl``."""
+    return randomise_(create_model("videoswinv2_tiny", **TINY_KWARGS, attn_impl=attn_impl, **overrides))
 
 
 def outputs_and_gradients(model: torch.nn.Module, x: torch.Tensor):

@@ -29,18 +29,21 @@ def randomise_(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return module
 
 
+# Two stages with windows small enough that 4x24x24 clips shift, pad and shrink.
+TINY_KWARGS = dict(
+    embed_dim=16,
+    depths=(2, 2),
+    num_heads=(2, 4),
+    window_size=(2, 3, 3),
+    patch_size=(1, 2, 2),
+    pretrained_window_sizes=(0, 0),
+    num_classes=5,
+    drop_path_rate=0.0,
+)
+
+
 def tiny_model(**overrides) -> SwinTransformerV2_3D:
-    kwargs = dict(
-        embed_dim=16,
-        depths=(2, 2),
-        num_heads=(2, 4),
-        window_size=(2, 3, 3),
-        patch_size=(1, 2, 2),
-        pretrained_window_sizes=(0, 0),
-        num_classes=5,
-        drop_path_rate=0.0,
-    )
-    return SwinTransformerV2_3D(**{**kwargs, **overrides})
+    return SwinTransformerV2_3D(**{**TINY_KWARGS, **overrides})
 
 
 def brute_force_window_attention(block: SwinV2Block3D, x: torch.Tensor) -> torch.Tensor:

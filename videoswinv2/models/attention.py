@@ -131,6 +131,7 @@ FLEX_RECOMPILE_LIMIT = 64
 
 @functools.cache
 def _flex_compiled_for_static_shapes():
+    # Imported where used: the module pulls in torch._dynamo, ~0.5 s on every start-up otherwise.
     from torch.nn.attention.flex_attention import flex_attention
 
     return torch.compile(flex_attention, dynamic=False)

@@ -452,7 +452,7 @@ class SwinTransformerV2_3D(nn.Module):
                     attn_drop=attn_drop_rate,
                     drop_path=drop_path[sum(depths[:i]) : sum(depths[: i + 1])],
                     extra_norm_period=extra_norm_period,
-                    attn_impl=check_attn_impl(attn_impl),
+                    attn_impl=attn_impl,
                 )
             )
             dim = out_dim
