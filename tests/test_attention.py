@@ -61,10 +61,14 @@ def test_paths_equal_the_explicit_kernel_in_inference(impl, shape):
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("with_mask", [True, False])
-def test_flex_score_mod_applied_densely_gives_the_explicit_logits_and_bias_gradient(with_mask):
+@pytest.mark.parametrize(
+    ("with_mask", "per_window"), [(True, False), (False, False), (False, True)],
+    ids=["mask", "no-mask", "per-window-bias"],
+)
+def test_flex_score_mod_applied_densely_gives_the_explicit_logits_and_bias_gradient(with_mask, per_window):
     B, nW, heads, N = 2, 3, 2, 12
-    bias = torch.randn(heads, N, N, dtype=torch.float64, requires_grad=True)
+    bias_shape = (nW, heads, N, N) if per_window else (heads, N, N)
+    bias = torch.randn(bias_shape, dtype=torch.float64, requires_grad=True)
     mask = (torch.rand(nW, 1, N, N) < 0.3).double() * -100 if with_mask else None
     scores = torch.randn(B * nW, heads, N, N, dtype=torch.float64)
     b, h, qi, ki = torch.meshgrid(*(torch.arange(n) for n in scores.shape), indexing="ij")
@@ -73,7 +77,8 @@ def test_flex_score_mod_applied_densely_gives_the_explicit_logits_and_bias_gradi
     torch.testing.assert_close(got, expected, rtol=0, atol=0)
     weights = torch.randn_like(scores)
     (grad,) = torch.autograd.grad((got * weights).sum(), bias)
-    torch.testing.assert_close(grad, weights.sum(0), rtol=1e-12, atol=1e-12)
+    expected_grad = weights.view(B, nW, heads, N, N).sum(0).sum_to_size(bias_shape)
+    torch.testing.assert_close(grad, expected_grad, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="FlexAttention's backward needs CUDA")
@@ -219,3 +224,54 @@ def test_compiled_flex_takes_a_kernel_per_shape_beyond_dynamos_default_limit():
             got = compiled_flex_attention(q, k, v, flex_score_mod(bias, None))
             expected = torch.softmax(q @ k.transpose(-2, -1) + bias, -1) @ v
             torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+# -- the bias cache of evaluation and inference -----------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+@pytest.mark.parametrize("impl", ["explicit", "sdpa", "flex"])
+def test_cached_bias_gives_the_outputs_of_the_uncached_model(impl, shape, monkeypatch):
+    model = small_model(impl).eval()
+    x = torch.randn(shape)
+    with torch.no_grad():
+        expected = model(x)
+        model.cache_attention_bias(True)
+        first = model(x)
+        calls = []
+        monkeypatch.setattr(WindowAttention3D, "position_bias", lambda *args: calls.append(args))
+        second = model(x)
+    assert calls == []  # the second forward computed no bias: it reused the first one's sums
+    if impl == "flex":  # adds bias and mask to the scores one after the other, not as one sum
+        torch.testing.assert_close(first, expected, rtol=1e-6, atol=1e-6)
+    else:  # the same sum of the same tensors: bit for bit
+        assert torch.equal(first, expected)
+    assert torch.equal(second, first)
+
+
+def test_bias_cache_follows_weight_changes_and_steps_aside_for_gradients():
+    model = small_model("auto")
+    x = torch.randn(SHAPES["padded"])
+    model.cache_attention_bias(True)
+    with torch.inference_mode():  # filled under inference_mode, used outside it below
+        model(x)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, WindowAttention3D):
+                module.cpb_mlp[2].weight.mul_(1.5)  # in place, as an optimizer step
+        updated = model(x)
+    model.set_pretrained_window_sizes([(4, 6, 6), (4, 6, 6)])
+    with torch.no_grad():
+        rescaled = model(x)
+    out, grads = outputs_and_gradients(model, x)  # needs the bias's gradient: computed afresh
+    model.cache_attention_bias(False)
+    assert all(m.bias_cache is None for m in model.modules() if isinstance(m, WindowAttention3D))
+    torch.testing.assert_close(out.detach(), rescaled, rtol=1e-5, atol=1e-5)  # explicit vs SDPA kernel
+    expected_out, expected_grads = outputs_and_gradients(model, x)
+    torch.testing.assert_close(out, expected_out, rtol=0, atol=0)
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, expected_grads[name], rtol=0, atol=0, msg=name)
+    model.set_pretrained_window_sizes(None)
+    with torch.no_grad():
+        assert torch.equal(updated, model(x))
+        assert not torch.equal(updated, rescaled)

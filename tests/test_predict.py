@@ -390,3 +390,26 @@ def test_a_run_trained_with_compile_is_not_compiled_to_predict(smoke_run, tmp_pa
     assert module.hparams.compile is False
     module.configure_model()  # what Trainer.predict calls first
     assert module.backbone.layers[0]._compiled_call_impl is None
+
+
+def test_prediction_adds_each_blocks_bias_and_mask_once_and_frees_them(smoke_run, tmp_path):
+    from videoswinv2.inference import PredictionWriter, predict_videos
+
+    class CacheRecorder(PredictionWriter):
+        """Records, after each batch, how many sums every block's bias cache holds."""
+
+        def write_on_batch_end(self, trainer, pl_module, prediction, *args, **kwargs) -> None:
+            caches = [block.attn.bias_cache for stage in pl_module.backbone.layers for block in stage.blocks]
+            seen.append([None if c is None else [id(v[3]) for v in c.values()] for c in caches])
+            super().write_on_batch_end(trainer, pl_module, prediction, *args, **kwargs)
+
+    seen: list[list] = []
+    loaded = load_model(smoke_run["ckpt"])
+    videos = [str(p) for p in sorted((smoke_run["root"] / "data" / "test").iterdir())[:4]]
+    writer = CacheRecorder(str(tmp_path / "out.csv"), classes=loaded.classes, progress=False)
+    predict_videos(loaded.module, videos, loaded.views, writer, batch_size=3, num_workers=0)
+    assert len(seen) >= 3
+    assert all(len(sums) == 1 for sums in seen[0])  # one window size and dtype per block
+    assert all(batch == seen[0] for batch in seen)  # the same tensors, reused by every batch
+    backbone = loaded.module.backbone
+    assert all(block.attn.bias_cache is None for stage in backbone.layers for block in stage.blocks)

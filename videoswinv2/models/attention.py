@@ -2,7 +2,9 @@
 
 ``softmax(scale * cos(q, k) + bias + mask) @ v`` per window and head, where ``bias`` is the
 continuous position bias of the window ``(heads, N, N)`` (it requires grad: the CPB MLP learns)
-and ``mask`` the shifted-window region mask ``(nW, 1, N, N)`` (a constant), or None.
+and ``mask`` the shifted-window region mask ``(nW, 1, N, N)`` (a constant), or None. In inference
+the caller may pass the two already added, ``bias`` ``(nW, heads, N, N)`` and no mask: a model
+that caches that sum skips an ``nW * heads * N * N`` addition per block and forward.
 
 Kernels (``attn_impl``):
 
@@ -43,10 +45,11 @@ def check_attn_impl(impl: str) -> str:
     return impl
 
 
-def _unit(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``x / max(|x|, eps)`` over the last dim (as ``F.normalize``), and that clamped norm."""
+def _scaled_unit(x: torch.Tensor, scale: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x / max(|x|, eps) * scale`` in one pass over x (the scale joins the reciprocal norm),
+    and that clamped norm (as ``F.normalize`` clamps it)."""
     norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min(NORMALIZE_EPS)
-    return x / norm, norm
+    return x * (scale / norm), norm
 
 
 class _CosineAttention(torch.autograd.Function):
@@ -63,9 +66,9 @@ class _CosineAttention(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q, k, v, scale, bias):  # type: ignore[override]
-        q_unit, q_norm = _unit(q)
-        k_unit, k_norm = _unit(k)
-        attn = torch.matmul(q_unit * scale, k_unit.transpose(-2, -1)).add_(bias)
+        q_scaled, q_norm = _scaled_unit(q, scale)
+        k_unit, k_norm = _scaled_unit(k, 1.0)
+        attn = torch.matmul(q_scaled, k_unit.transpose(-2, -1)).add_(bias)
         attn = torch.softmax(attn, dim=-1, out=attn)
         ctx.save_for_backward(q, k, v, scale, q_norm, k_norm, attn)
         ctx.bias_shape = bias.shape
@@ -107,18 +110,20 @@ def _explicit(q: Tensor, k: Tensor, v: Tensor, scale: Tensor, bias: Tensor, mask
 def _scaled_unit_qk(q: Tensor, k: Tensor, scale: Tensor) -> tuple[Tensor, Tensor]:
     """Unit q times the per-head scale, unit k: cosine attention as dot-product attention. In q's
     dtype: CUDA autocast takes norms in fp32, and flex needs q, k and v of one dtype."""
-    q_unit = F.normalize(q, dim=-1, eps=NORMALIZE_EPS) * scale
-    return q_unit.to(q.dtype), F.normalize(k, dim=-1, eps=NORMALIZE_EPS).to(k.dtype)
+    (q_scaled, _), (k_unit, _) = _scaled_unit(q, scale), _scaled_unit(k, 1.0)
+    return q_scaled.to(q.dtype), k_unit.to(k.dtype)
 
 
 def _sdpa(
     q: Tensor, k: Tensor, v: Tensor, scale: Tensor, bias: Tensor, mask: Tensor | None, dropout_p: float
 ) -> Tensor:
     q, k = _scaled_unit_qk(q, k, scale)
-    if mask is None:
+    if mask is not None:
+        bias = bias + mask
+    if bias.ndim == 3:
         layout, attn_mask = "b w h n d -> (b w) h n d", bias.unsqueeze(0)
     else:
-        layout, attn_mask = "b w h n d -> b (w h) n d", rearrange(bias + mask, "w h n m -> 1 (w h) n m")
+        layout, attn_mask = "b w h n d -> b (w h) n d", rearrange(bias, "w h n m -> 1 (w h) n m")
     q, k, v = (rearrange(t, layout) for t in (q, k, v))
     return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, scale=1.0)
 
@@ -145,13 +150,17 @@ def compiled_flex_attention(q: Tensor, k: Tensor, v: Tensor, score_mod: Callable
 
 def flex_score_mod(bias: Tensor, mask: Tensor | None) -> Callable[..., Tensor]:
     """The ``score_mod`` of the flex path for q, k, v laid out as ``(B * nW, heads, N, d)``:
-    adds ``bias[head, q, k]`` and, with a mask, ``mask[window, 0, q, k]`` (window = b mod nW)."""
-    if mask is None:
-        return lambda score, b, h, q_idx, kv_idx: score + bias[h, q_idx, kv_idx]
-    num_windows = mask.shape[0]
-    return lambda score, b, h, q_idx, kv_idx: (
-        score + bias[h, q_idx, kv_idx] + mask[b % num_windows, 0, q_idx, kv_idx]
-    )
+    adds ``bias[head, q, k]`` (``bias[window, head, q, k]`` for a per-window bias) and, with a
+    mask, ``mask[window, 0, q, k]`` (window = b mod nW)."""
+
+    def score_mod(score: Tensor, b: Tensor, h: Tensor, q_idx: Tensor, kv_idx: Tensor) -> Tensor:
+        if bias.ndim == 4:
+            score = score + bias[b % bias.shape[0], h, q_idx, kv_idx]
+        else:
+            score = score + bias[h, q_idx, kv_idx]
+        return score if mask is None else score + mask[b % mask.shape[0], 0, q_idx, kv_idx]
+
+    return score_mod
 
 
 def _flex(q: Tensor, k: Tensor, v: Tensor, scale: Tensor, bias: Tensor, mask: Tensor | None) -> Tensor:
@@ -189,7 +198,8 @@ def cosine_window_attention(
     """Scaled cosine attention within windows.
 
     q, k, v: ``(B, nW, heads, N, d)``; scale: ``(heads, 1, 1)`` (already clamped and exponentiated);
-    bias: ``(heads, N, N)``; mask: ``(nW, 1, N, N)`` or None. Returns ``(B * nW, heads, N, d)``.
+    bias: ``(heads, N, N)``, or ``(nW, heads, N, N)`` per window (e.g. with the mask already
+    added); mask: ``(nW, 1, N, N)`` or None. Returns ``(B * nW, heads, N, d)``.
     """
     needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v, scale, bias))
     impl = resolve_attn_impl(check_attn_impl(impl), q.device, needs_grad, dropout_p)

@@ -216,12 +216,31 @@ class VideoClassifier(L.LightningModule):
         # TensorBoard shows hp_metric beside the hyper-parameters (it stays -1 unless logged).
         self.log("hp_metric", values["val/top1"])
 
+    # The weights hold still through an evaluation or prediction loop, so each block's position
+    # bias + mask is added once per loop instead of once per forward (~12% of a CPU bf16 forward).
+
+    def on_validation_start(self) -> None:
+        self.backbone.cache_attention_bias(True)
+
+    def on_validation_end(self) -> None:
+        self.backbone.cache_attention_bias(False)
+
+    def on_predict_start(self) -> None:
+        self.backbone.cache_attention_bias(True)
+
+    def on_predict_end(self) -> None:
+        self.backbone.cache_attention_bias(False)
+
     def on_test_start(self) -> None:
+        self.backbone.cache_attention_bias(True)
         if self.trainer.ckpt_path is None and self.global_step == 0 and not self._weights_loaded:
             rank_zero_warn(
                 "testing a model that was neither trained nor loaded from a checkpoint: its classifier is "
                 "random, so the scores mean nothing. Pass --ckpt_path RUN/checkpoints/last.ckpt"
             )
+
+    def on_test_end(self) -> None:
+        self.backbone.cache_attention_bias(False)
 
     def configure_model(self) -> None:
         # Here rather than in the constructor, so that building or loading a model never compiles.
