@@ -62,7 +62,8 @@ def test_paths_equal_the_explicit_kernel_in_inference(impl, shape):
 
 
 @pytest.mark.parametrize(
-    ("with_mask", "per_window"), [(True, False), (False, False), (False, True)],
+    ("with_mask", "per_window"),
+    [(True, False), (False, False), (False, True)],
     ids=["mask", "no-mask", "per-window-bias"],
 )
 def test_flex_score_mod_applied_densely_gives_the_explicit_logits_and_bias_gradient(with_mask, per_window):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -132,6 +133,15 @@ def _on_device(fn, *args, device: torch.device) -> torch.Tensor | None:
     return _device_cache[key]
 
 
+class _SummedBias(NamedTuple):
+    """A cached position bias + mask and what it was computed from."""
+
+    mask: torch.Tensor | None
+    pretrained_window: Triple
+    cpb_versions: tuple[int, ...]
+    bias: torch.Tensor
+
+
 class WindowAttention3D(nn.Module):
     """Scaled cosine attention in 3D windows with a continuous (t, h, w) position bias.
 
@@ -166,9 +176,9 @@ class WindowAttention3D(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
         self.attn_impl = check_attn_impl(attn_impl)
-        # (window, dtype, device, autocast) -> (mask, pretrained window, CPB weight versions, bias
-        # + mask); None while off (see SwinTransformerV2_3D.cache_attention_bias).
-        self.bias_cache: dict[tuple, tuple] | None = None
+        # (window, dtype, device, autocast) -> summed bias; None while off (see
+        # SwinTransformerV2_3D.cache_attention_bias).
+        self.bias_cache: dict[tuple, _SummedBias] | None = None
 
     def position_bias(self, window: Triple, device: torch.device) -> torch.Tensor:
         """Continuous position bias of an effective window, ``(heads, N, N)``."""
@@ -190,16 +200,20 @@ class WindowAttention3D(nn.Module):
             return self.position_bias(window, device).to(dtype), None if mask is None else mask.to(dtype)
         key = (window, dtype, device, torch.is_autocast_enabled(device.type))
         # In-place updates of the weights (optimizer steps, load_state_dict) bump their versions.
-        source = (mask, self.pretrained_window, tuple(p._version for p in self.cpb_mlp.parameters()))
+        versions = tuple(p._version for p in self.cpb_mlp.parameters())
         cached = self.bias_cache.get(key)
-        if cached is None or cached[0] is not mask or cached[1:3] != source[1:]:
+        if (
+            cached is None
+            or cached.mask is not mask
+            or (cached.pretrained_window, cached.cpb_versions) != (self.pretrained_window, versions)
+        ):
             # A plain tensor (not an inference one): later no-grad passes outside inference_mode use it.
             with torch.inference_mode(False), torch.no_grad():
                 bias = self.position_bias(window, device).to(dtype)
                 # Contiguous: the broadcast sum comes out in a stride order the kernels would copy.
-                cached = (*source, bias if mask is None else (bias + mask.to(dtype)).contiguous())
-            self.bias_cache[key] = cached
-        return cached[3], None
+                summed = bias if mask is None else (bias + mask.to(dtype)).contiguous()
+            cached = self.bias_cache[key] = _SummedBias(mask, self.pretrained_window, versions, summed)
+        return cached.bias, None
 
     def forward(self, x: torch.Tensor, window: Triple, mask: torch.Tensor | None = None) -> torch.Tensor:
         """``x``: windows ``(B, nW, N, C)`` with N = Wt*Wh*Ww; ``mask``: ``(nW, 1, N, N)`` or None."""
@@ -521,8 +535,8 @@ class SwinTransformerV2_3D(nn.Module):
     def cache_attention_bias(self, enable: bool = True) -> None:
         """While on, each block adds its position bias and shifted-window mask once per window,
         dtype and device, and reuses the sum in every forward pass that needs no gradient of it
-        (evaluation, inference): that addition is as large as the attention logits, ~12% of a
-        bf16 CPU forward. The sums are kept (~0.3 GB in bf16 for tiny at 32x224; off frees them),
+        (evaluation, inference): that addition is as large as the attention logits (~9% of a bf16
+        CPU forward of 3 clips, tiny, 32x224). The sums are kept (~0.3 GB in bf16 for tiny at 32x224; off frees them),
         and weights changed in place (optimizer, ``load_state_dict``) are noticed; writes through
         ``.data`` are not, so keep it off while changing weights that way."""
         for module in self.modules():
