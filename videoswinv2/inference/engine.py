@@ -34,7 +34,8 @@ def keep_freed_memory() -> bool:
     faults in the pages of its large activations anew: ~20% of a bf16 forward of 6 views
     (tiny, 32x224) on this project's CPU. With mmap off and trimming at 2 GB the freed blocks
     stay in the heap for the next batch; the process (and the DataLoader workers it forks later)
-    then holds on to its peak memory until it ends. Returns whether glibc took both settings (False elsewhere: musl, macOS, Windows).
+    then holds on to its peak memory until it ends. Returns whether glibc took both settings
+    (False elsewhere: musl, macOS, Windows).
     """
     try:
         libc = ctypes.CDLL("libc.so.6")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
 import torch
@@ -195,8 +195,11 @@ class WindowAttention3D(nn.Module):
         ``cosine_window_attention`` takes them. With the bias cache on and no gradient needed,
         their sum ``(nW, heads, N, N)`` (or the bias alone) and None, computed once per window,
         mask and dtype: the addition is as large as the attention logits."""
-        needs_grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.cpb_mlp.parameters())
-        if self.bias_cache is None or needs_grad or torch.compiler.is_compiling():
+        if (
+            self.bias_cache is None
+            or torch.compiler.is_compiling()
+            or (torch.is_grad_enabled() and any(p.requires_grad for p in self.cpb_mlp.parameters()))
+        ):
             return self.position_bias(window, device).to(dtype), None if mask is None else mask.to(dtype)
         key = (window, dtype, device, torch.is_autocast_enabled(device.type))
         # In-place updates of the weights (optimizer steps, load_state_dict) bump their versions.
@@ -536,19 +539,21 @@ class SwinTransformerV2_3D(nn.Module):
         """While on, each block adds its position bias and shifted-window mask once per window,
         dtype and device, and reuses the sum in every forward pass that needs no gradient of it
         (evaluation, inference): that addition is as large as the attention logits (~9% of a bf16
-        CPU forward of 3 clips, tiny, 32x224). The sums are kept (~0.3 GB in bf16 for tiny at 32x224; off frees them),
-        and weights changed in place (optimizer, ``load_state_dict``) are noticed; writes through
-        ``.data`` are not, so keep it off while changing weights that way."""
-        for module in self.modules():
-            if isinstance(module, WindowAttention3D):
-                module.bias_cache = {} if enable else None
+        CPU forward of 3 clips, tiny, 32x224). The sums are kept (~0.3 GB in bf16 for tiny at
+        32x224; off frees them), and weights changed in place (optimizer, ``load_state_dict``)
+        are noticed; writes through ``.data`` are not, so keep it off while changing weights that
+        way."""
+        for attn in self._window_attentions():
+            attn.bias_cache = {} if enable else None
 
     def set_attn_impl(self, attn_impl: str) -> None:
         """Switch every block's attention kernel (see ``videoswinv2.models.attention``)."""
         check_attn_impl(attn_impl)
-        for module in self.modules():
-            if isinstance(module, WindowAttention3D):
-                module.attn_impl = attn_impl
+        for attn in self._window_attentions():
+            attn.attn_impl = attn_impl
+
+    def _window_attentions(self) -> Iterator[WindowAttention3D]:
+        return (block.attn for stage in self.layers for block in stage.blocks)
 
     @torch.jit.ignore
     def no_weight_decay_keywords(self) -> set[str]:
