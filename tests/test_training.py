@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import pytest
 import torch
@@ -181,3 +182,64 @@ def test_compile_option_compiles_the_backbone_in_place_when_a_run_starts():
     plain = VideoClassifier(num_classes=3, model_kwargs=kwargs)
     plain.configure_model()
     assert compiled_parts(plain) == [None] * 3
+
+
+def test_mean_class_accuracy_counts_only_the_classes_present():
+    from videoswinv2.training.evaluation import mean_class_accuracy
+
+    # Rows are true classes: class 0 has 3 videos (2 right), class 1 has 1 (right), class 2 has
+    # none but one video was predicted as it: it must not count as a class with accuracy 0.
+    confusion = torch.tensor([[2, 0, 1], [0, 1, 0], [0, 0, 0]])
+    assert float(mean_class_accuracy(confusion)) == pytest.approx((2 / 3 + 1) / 2)
+
+
+def test_logged_top1_is_the_fraction_of_correct_videos_on_an_imbalanced_split(data_synthetic_root, tmp_path):
+    """10 test videos of classes 0/1/2 (6/2/2), none of class 3, and a model that says class 0 to
+    everything: top-1 is 6/10, the mean over the three present classes (1 + 0 + 0) / 3."""
+    import lightning as L
+    from lightning.pytorch.loggers import CSVLogger
+
+    from videoswinv2.data import KineticsDataModule
+    from videoswinv2.data.annotations import read_annotations, read_class_names
+    from videoswinv2.training import VideoClassifier
+
+    classes = read_class_names(data_synthetic_root / "classes.txt")
+    videos = [
+        v
+        for split in ("train", "val")
+        for v in read_annotations(data_synthetic_root / f"annotations/{split}.csv", data_synthetic_root, classes).videos
+    ]
+    chosen = [v for label, count in ((0, 6), (1, 2), (2, 2)) for v in [v for v in videos if v.label == label][:count]]
+    listing = tmp_path / "imbalanced.txt"
+    listing.write_text("".join(f"{v.path} {v.label}\n" for v in chosen))
+    data = KineticsDataModule(
+        data_root=str(data_synthetic_root),
+        test_annotations=str(listing),
+        class_names_file="classes.txt",
+        num_frames=4,
+        frame_interval=2,
+        test_short_side=32,
+        test_crop_size=32,
+        num_test_clips=1,
+        num_workers=0,
+    )
+    module = VideoClassifier(
+        num_classes=4, model_kwargs=dict(embed_dim=16, depths=(1,), num_heads=(2,), window_size=(2, 4, 4))
+    )
+    with torch.no_grad():
+        module.backbone.head.fc.weight.zero_()
+        module.backbone.head.fc.bias.copy_(torch.tensor([5.0, 0.0, 0.0, 0.0]))
+    module._weights_loaded = True  # a deliberately fixed classifier, not a random one
+    trainer = L.Trainer(
+        accelerator="cpu",
+        logger=CSVLogger(tmp_path),
+        use_distributed_sampler=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    (metrics,) = trainer.test(module, datamodule=data)
+    rows = list(csv.DictReader(open(Path(trainer.log_dir) / "predictions.csv")))
+    assert len(rows) == 10
+    assert metrics["test/top1"] == pytest.approx(sum(r["correct"] == "1" for r in rows) / len(rows))
+    assert metrics["test/top1"] == pytest.approx(0.6)
+    assert metrics["test/mean_class_accuracy"] == pytest.approx(1 / 3)

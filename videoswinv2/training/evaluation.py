@@ -80,6 +80,12 @@ def per_class_accuracy(confusion: torch.Tensor) -> torch.Tensor:
     return torch.where(support > 0, confusion.diag() / support.clamp(min=1), torch.nan)
 
 
+def mean_class_accuracy(confusion: torch.Tensor) -> torch.Tensor:
+    """Mean of the per-class accuracies over the classes present in the split; a class with no
+    video does not count, even when videos were predicted as it."""
+    return per_class_accuracy(confusion).nanmean()
+
+
 # Classes shown by name at each end of the sorted per-class plot when there are too many to label all.
 _NAMED_AT_EACH_END = 15
 _MAX_LABELLED = 60

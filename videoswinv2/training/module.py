@@ -22,6 +22,7 @@ from videoswinv2.models import create_model
 from .evaluation import (
     VideoPrediction,
     average_view_probabilities,
+    mean_class_accuracy,
     save_accuracy_figures,
     top_predictions,
     write_predictions_csv,
@@ -35,9 +36,11 @@ CHECKPOINT_KEY = "videoswinv2"  # where a Lightning checkpoint keeps what `video
 
 
 def _accuracies(num_classes: int, prefix: str) -> MetricCollection:
-    metrics = {"top1": MulticlassAccuracy(num_classes, top_k=1)}
+    """``top1`` (and ``top5`` beyond 5 classes): correct videos / videos, the figure papers report.
+    torchmetrics' default, ``average="macro"``, would be a per-class mean instead."""
+    metrics = {"top1": MulticlassAccuracy(num_classes, top_k=1, average="micro")}
     if num_classes > 5:
-        metrics["top5"] = MulticlassAccuracy(num_classes, top_k=5)
+        metrics["top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
     return MetricCollection(metrics, prefix=prefix)
 
 
@@ -96,11 +99,9 @@ class VideoClassifier(L.LightningModule):
         self.train_metrics = _accuracies(num_classes, "train/")
         self.val_metrics = _accuracies(num_classes, "val/")
         self.test_metrics = _accuracies(num_classes, "test/")
-        self.test_metrics.add_metrics(
-            {"mean_class_accuracy": MulticlassAccuracy(num_classes, average="macro")}
-        )
         self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
         self.val_videos = SumMetric()  # summed over ranks: no rank may skip a collective alone
+        self.val_confusion = MulticlassConfusionMatrix(num_classes)
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
         self._predictions: list[VideoPrediction] = []
 
@@ -162,6 +163,7 @@ class VideoClassifier(L.LightningModule):
         probs, labels = self._video_probabilities(batch["video"]), batch["label"]
         self.val_loss(F.nll_loss(probs.clamp(min=1e-12).log(), labels))
         self.val_metrics(probs, labels)
+        self.val_confusion(probs, labels)
         self.val_videos(len(labels))
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
@@ -207,10 +209,15 @@ class VideoClassifier(L.LightningModule):
                     f"epoch {self.current_epoch}: no validation video could be decoded (see the broken "
                     "videos above), so val/top1 and val/loss are logged as NaN, below any real score"
                 )
-            values = {key: math.nan for key in [*self.val_metrics.keys(keep_base=False), "val/loss"]}
+            keys = [*self.val_metrics.keys(keep_base=False), "val/mean_class_accuracy", "val/loss"]
+            values = {key: math.nan for key in keys}
         else:
-            values = {**self.val_metrics.compute(), "val/loss": self.val_loss.compute()}
-        for metric in (self.val_metrics, self.val_loss, self.val_videos):
+            values = {
+                **self.val_metrics.compute(),
+                "val/mean_class_accuracy": mean_class_accuracy(self.val_confusion.compute()),
+                "val/loss": self.val_loss.compute(),
+            }
+        for metric in (self.val_metrics, self.val_confusion, self.val_loss, self.val_videos):
             metric.reset()
         self.log_dict(values, prog_bar=True)
         # TensorBoard shows hp_metric beside the hyper-parameters (it stays -1 unless logged).
@@ -268,8 +275,8 @@ class VideoClassifier(L.LightningModule):
             rank_zero_warn(problem)
 
     def on_test_epoch_end(self) -> None:
-        values = self.test_metrics.compute()
         confusion = self.test_confusion.compute()
+        values = {**self.test_metrics.compute(), "test/mean_class_accuracy": mean_class_accuracy(confusion)}
         predictions = gather_lists(self._predictions)
         self.test_metrics.reset()
         self.test_confusion.reset()
