@@ -199,8 +199,7 @@ def test_logged_top1_is_the_fraction_of_correct_videos_on_an_imbalanced_split(da
     import lightning as L
     from lightning.pytorch.loggers import CSVLogger
 
-    from videoswinv2.data import KineticsDataModule
-    from videoswinv2.data.annotations import read_annotations, read_class_names
+    from videoswinv2.data import KineticsDataModule, read_annotations, read_class_names
     from videoswinv2.training import VideoClassifier
 
     classes = read_class_names(data_synthetic_root / "classes.txt")

@@ -92,11 +92,42 @@ def _quiet_lightning() -> None:
         package.setLevel(logging.INFO)  # records still propagate: handlers on the root see them too
 
 
+# The Kinetics recipe's trainer settings (Video Swin's, but bf16 and gradient clipping: see the
+# README's recipe table); configs state only what differs. A config adds callbacks with
+# `callbacks+:` (a plain `callbacks:` list replaces the two checkpoints).
+TRAINER_DEFAULTS: dict[str, Any] = {
+    # KineticsDataModule shards every split itself so that evaluation sees each video once.
+    "use_distributed_sampler": False,
+    "max_epochs": 30,
+    "precision": "bf16-mixed",
+    "gradient_clip_val": 5.0,
+    "log_every_n_steps": 50,
+    "default_root_dir": "runs",
+    "logger": {
+        "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+        "init_args": {"save_dir": "runs"},
+    },
+    "callbacks": [
+        # the best epoch by val/top1
+        {
+            "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+            "init_args": {"monitor": "val/top1", "mode": "max"},
+        },
+        # last.ckpt, rewritten every epoch for resuming (`save_last` would not do: since
+        # Lightning 2.6 it writes last.ckpt only when a new best is saved).
+        {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"filename": "last"}},
+    ],
+}
+
+
 class VideoSwinCLI(LightningCLI):
     """LightningCLI in subclass mode: ``model: class_path:`` and ``data: class_path:`` in YAML
     pick the classes. A re-run in the same log directory overwrites its saved config.
 
-    Besides LightningCLI's behaviour: errors end in one line naming the setting; ``test`` and
+    Besides LightningCLI's behaviour: the trainer's defaults are :data:`TRAINER_DEFAULTS`; the
+    model's ``num_classes`` follows the data module's ``num_classes`` (a value given in the
+    config, on the command line or by a ``--ckpt_path`` checkpoint must agree with it); errors end
+    in one line naming the setting; ``test`` and
     ``validate`` of a checkpoint inside a run folder log into that run
     (``RUN/test_<checkpoint name>/``); a run that fails before writing a checkpoint leaves no
     version folder behind; output to a file or pipe gets the TQDM progress bar (Rich's draws
@@ -110,6 +141,7 @@ class VideoSwinCLI(LightningCLI):
         import videoswinv2.training  # noqa: F401
 
         _quiet_lightning()
+        self._given_num_classes: int | None = None
         super().__init__(
             # Any LightningModule / LightningDataModule, picked by class_path (subclass mode).
             model_class=pl.LightningModule,
@@ -117,13 +149,34 @@ class VideoSwinCLI(LightningCLI):
             subclass_mode_model=True,
             subclass_mode_data=True,
             save_config_kwargs={"overwrite": True},
-            # KineticsDataModule shards every split itself so that evaluation sees each video once.
-            trainer_defaults={"use_distributed_sampler": False},
+            seed_everything_default=0,
             parser_class=_ArgumentParser,
             parser_kwargs={"prog": prog} if prog else None,
             args=args,
             run=run,
         )
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        # Set here rather than through `trainer_defaults`, which would make the callbacks permanent.
+        parser.set_defaults({f"trainer.{key}": value for key, value in TRAINER_DEFAULTS.items()})
+        # Applied when the data module exists: its class list may come from its files.
+        parser.link_arguments(
+            "data", "model.init_args.num_classes", compute_fn=self._num_classes, apply_on="instantiate"
+        )
+
+    def _num_classes(self, data: Any) -> int | None:
+        """The data's class count, which a given ``num_classes`` must equal."""
+        count = getattr(data, "num_classes", None)
+        given = self._given_num_classes
+        if count is None:
+            return given
+        if given is not None and given != count:
+            raise ValueError(
+                f"--model.init_args.num_classes is {given} (from the config, the command line or the "
+                f"--ckpt_path checkpoint) but the data has {count} classes: leave num_classes out to "
+                "follow the data, or give data with those classes"
+            )
+        return count
 
     def _parse_ckpt_path(self) -> None:
         # Lightning reads the hyper-parameters of --ckpt_path here; a wrong file must not end in
@@ -147,6 +200,7 @@ class VideoSwinCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         # Checked here so the message is the last line, not buried in jsonargparse's union error.
         config = self.config[self.subcommand] if self.subcommand else self.config
+        self._given_num_classes = config.get("model.init_args.num_classes")
         # Only a fresh fit reads `pretrained`: a resumed one, test, validate and predict restore
         # the weights from their checkpoint.
         path = config.get("model.init_args.pretrained")

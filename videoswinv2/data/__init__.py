@@ -1,18 +1,38 @@
-"""Kinetics-style video data: annotations, clip planning, decoding, transforms, datasets,
-the Lightning DataModule and a synthetic motion dataset."""
+"""Video data: annotations (Kinetics, UCF101, HMDB51, Something-Something V2, class folders),
+clip planning, decoding, transforms, datasets, the Lightning DataModule and a synthetic motion
+dataset."""
 
+from videoswinv2.data.annotation_formats import (
+    ANNOTATION_FORMATS,
+    SSV2_MIRRORED_CLASSES,
+    dataset_classes,
+    detect_format,
+    read_annotations,
+    read_hmdb51,
+    read_ssv2,
+    read_ucf101,
+)
 from videoswinv2.data.annotations import (
     Annotations,
     VideoRecord,
     kinetics400_classes,
-    read_annotations,
     read_class_folders,
     read_class_names,
     read_kinetics_csv,
     read_list_file,
 )
 from videoswinv2.data.broken_videos import BrokenVideoLogger
-from videoswinv2.data.clip_planning import ClipSpec, center_clip, spread_clips, train_clip, train_clips
+from videoswinv2.data.clip_planning import (
+    ClipSpec,
+    center_clip,
+    center_segment_clip,
+    evaluation_clips,
+    random_segment_clip,
+    segment_centred_clips,
+    spread_clips,
+    train_clip,
+    train_clips,
+)
 from videoswinv2.data.datamodule import KineticsDataModule, ShardSampler
 from videoswinv2.data.datasets import (
     MultiViewDataset,
@@ -36,6 +56,8 @@ from videoswinv2.data.transforms import (
 from videoswinv2.data.views import EvalViews
 
 __all__ = [
+    "ANNOTATION_FORMATS",
+    "SSV2_MIRRORED_CLASSES",
     "SYNTHETIC_CLASSES",
     "VIDEO_SWIN_MEAN",
     "VIDEO_SWIN_STD",
@@ -55,17 +77,26 @@ __all__ = [
     "VideoReader",
     "VideoRecord",
     "center_clip",
+    "center_segment_clip",
     "collate_clips",
     "collate_videos",
+    "dataset_classes",
+    "detect_format",
+    "evaluation_clips",
     "kinetics400_classes",
     "make_synthetic_dataset",
     "normalize",
     "open_video",
+    "random_segment_clip",
     "read_annotations",
     "read_class_folders",
     "read_class_names",
+    "read_hmdb51",
     "read_kinetics_csv",
     "read_list_file",
+    "read_ssv2",
+    "read_ucf101",
+    "segment_centred_clips",
     "spread_clips",
     "train_clip",
     "train_clips",

@@ -1,16 +1,20 @@
-"""Video lists: the official Kinetics CSV, ``path label_index`` list files, class folders.
+"""Video lists: the official Kinetics CSV, ``path label_index`` list files, class folders, and
+class-name files.
 
 Every reader returns an :class:`Annotations`: the videos found, as :class:`VideoRecord` (path and
 label index into the class list), and the listed files that are missing (left out, logged with
 their count and first names). An unknown label or a malformed row is a ``ValueError`` naming the
-file, the line and the problem.
+file, the line and the problem. ``videoswinv2.data.annotation_formats`` reads the other datasets'
+layouts and picks the reader (``read_annotations``).
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import os
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -57,10 +61,30 @@ def kinetics400_classes() -> list[str]:
     return list(_KINETICS400_CATEGORIES)
 
 
+_NUMBERED = re.compile(r"(\d+)\s+(\S.*)")
+
+
 def read_class_names(path: str | Path) -> list[str]:
-    """Class names, one per line (blank lines ignored); the line order is the label order."""
-    names = [line.strip() for line in Path(path).read_text(encoding="utf-8-sig").splitlines()]
-    names = [name for name in names if name]
+    """Class names in label order, from one of:
+
+    - one name per line (blank lines ignored), in label order;
+    - numbered lines ``1 ApplyEyeMakeup`` (UCF101's ``classInd.txt``): numbered 1, 2, ... or
+      0, 1, ... in order, the number is dropped;
+    - a JSON object ``{name: id}`` (Something-Something V2's ``labels.json``), in id order, or a
+      JSON list of names.
+    """
+    path = Path(path)
+    text = path.read_text(encoding="utf-8-sig")
+    if path.suffix.lower() == ".json":
+        names = _json_class_names(path, text)
+    else:
+        names = [line.strip() for line in text.splitlines()]
+        names = [name for name in names if name]
+        matches = [_NUMBERED.fullmatch(name) for name in names]
+        if names and None not in matches:
+            numbers = [int(m.group(1)) for m in matches if m]
+            if numbers[0] in (0, 1) and numbers == list(range(numbers[0], numbers[0] + len(numbers))):
+                names = [m.group(2).strip() for m in matches if m]
     if not names:
         raise ValueError(f"{path}: no class names")
     duplicates = sorted(name for name, count in Counter(names).items() if count > 1)
@@ -69,26 +93,22 @@ def read_class_names(path: str | Path) -> list[str]:
     return names
 
 
-def read_annotations(source: str | Path, root: str | Path, classes: list[str]) -> Annotations:
-    """Read ``source``, whichever of the three layouts it is.
-
-    - a directory: one folder per class holding its videos;
-    - a file whose header starts ``label,youtube_id,time_start,time_end``: the Kinetics CSV,
-      with videos looked up under ``root`` (see :func:`read_kinetics_csv`);
-    - any other file: ``path label_index`` lines, paths relative to ``root`` unless absolute.
-    """
-    source = Path(source)
-    if source.is_dir():
-        return read_class_folders(source, classes)
-    if not source.is_file():
-        raise FileNotFoundError(f"annotation file {source} does not exist")
-    with source.open(encoding="utf-8-sig") as file:
-        header = file.readline().strip().lower().replace(" ", "")
-    if header.startswith(",".join(KINETICS_CSV_COLUMNS)):
-        return read_kinetics_csv(source, root, classes)
-    if header.startswith("youtube_id,"):
-        raise ValueError(f"{source}: a Kinetics CSV without labels (the unlabelled test set?)")
-    return read_list_file(source, root, classes)
+def _json_class_names(path: Path, text: str) -> list[str]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}:{error.lineno}: not JSON ({error.msg})") from None
+    if isinstance(data, list) and all(isinstance(name, str) for name in data):
+        return data
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object {{name: id}} or a list of names")
+    try:
+        ids = {name: int(value) for name, value in data.items()}
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: class ids must be whole numbers, as in SSv2's labels.json") from None
+    if sorted(ids.values()) != list(range(len(ids))):
+        raise ValueError(f"{path}: class ids must be 0 .. {len(ids) - 1}, each once")
+    return sorted(ids, key=ids.__getitem__)
 
 
 def _label_index(classes: list[str]) -> dict[str, int]:
@@ -98,7 +118,7 @@ def _label_index(classes: list[str]) -> dict[str, int]:
     return index
 
 
-def _report_missing(source: Path, missing: list[str], listed: int) -> None:
+def report_missing(source: Path, missing: list[str], listed: int) -> None:
     if missing:
         log.warning(
             "%s: %d of %d listed videos are missing and left out, e.g. %s",
@@ -137,11 +157,16 @@ def read_list_file(path: str | Path, root: str | Path, classes: list[str]) -> An
             continue
         parts = line.strip().rsplit(maxsplit=1)
         if len(parts) != 2:
-            raise ValueError(f"{path}:{number}: expected 'path label_index', got {line!r}")
+            raise ValueError(
+                f"{path}:{number}: expected 'path label_index' (annotation_format list), got {line.strip()!r}: "
+                "a list without labels cannot train or test"
+            )
         try:
             label = int(parts[1])
         except ValueError:
-            raise ValueError(f"{path}:{number}: label {parts[1]!r} is not an integer") from None
+            raise ValueError(
+                f"{path}:{number}: label {parts[1]!r} is not an integer (annotation_format list: 'path label_index')"
+            ) from None
         if not 0 <= label < len(classes):
             raise ValueError(f"{path}:{number}: label {label} is outside the {len(classes)} classes")
         listed += 1
@@ -150,7 +175,7 @@ def read_list_file(path: str | Path, root: str | Path, classes: list[str]) -> An
             videos.append(VideoRecord(str(video), label))
         else:
             missing.append(str(video))
-    _report_missing(path, missing, listed)
+    report_missing(path, missing, listed)
     return Annotations(videos, missing)
 
 
@@ -169,7 +194,7 @@ def _seconds(value: str, column: str, where: str) -> int:
     return int(number)
 
 
-def _index_videos(directories: list[Path]) -> dict[str, str]:
+def index_videos(directories: list[Path]) -> dict[str, str]:
     """File stem -> path for the videos directly in ``directories``; the first one found wins."""
     found: dict[str, str] = {}
     for directory in directories:
@@ -196,9 +221,12 @@ def read_kinetics_csv(path: str | Path, root: str | Path, classes: list[str]) ->
     folders = _label_index(classes)
     with path.open(newline="", encoding="utf-8-sig") as file:
         rows = list(csv.reader(file))
-    header = [column.strip().lower() for column in rows[0]]
+    header = [column.strip().lower() for column in rows[0]] if rows else []
     if tuple(header[:4]) != KINETICS_CSV_COLUMNS:
-        raise ValueError(f"{path}: header must start with {','.join(KINETICS_CSV_COLUMNS)}")
+        raise ValueError(
+            f"{path}:1: expected a Kinetics CSV header starting {','.join(KINETICS_CSV_COLUMNS)} "
+            f"(annotation_format kinetics_csv), got {','.join(rows[0]) if rows else 'an empty file'!r}"
+        )
     split_column = header.index("split") if "split" in header else None
     records: list[tuple[str, int, str]] = []  # (stem, label, split) per row
     for number, row in enumerate(rows[1:], start=2):
@@ -211,7 +239,7 @@ def read_kinetics_csv(path: str | Path, root: str | Path, classes: list[str]) ->
         if label not in labels:
             raise ValueError(
                 f"{where}: unknown label {label!r}: not among the {len(classes)} classes "
-                "(for other datasets than Kinetics-400, give a class names file)"
+                "(the class list is class_names_file's, or else the training CSV's labels)"
             )
         stem = kinetics_file_stem(
             row[1].strip(),
@@ -229,12 +257,12 @@ def read_kinetics_csv(path: str | Path, root: str | Path, classes: list[str]) ->
         for sub in sorted(base.iterdir())
         if sub.is_dir() and sub.name in folders
     ]
-    found = _index_videos(bases + label_dirs)
+    found = index_videos(bases + label_dirs)
     videos, missing = [], []
     for stem, label, _ in records:
         if stem in found:
             videos.append(VideoRecord(found[stem], label))
         else:
             missing.append(stem)
-    _report_missing(path, missing, len(records))
+    report_missing(path, missing, len(records))
     return Annotations(videos, missing)

@@ -20,14 +20,15 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from videoswinv2.data.annotations import (
-    VideoRecord,
-    kinetics400_classes,
+from videoswinv2.data.annotation_formats import (
+    SSV2_MIRRORED_CLASSES,
+    AnnotationFormat,
+    dataset_classes,
     read_annotations,
-    read_class_names,
 )
+from videoswinv2.data.annotations import VideoRecord, read_class_names
 from videoswinv2.data.broken_videos import BrokenVideoLogger
-from videoswinv2.data.clip_planning import ClipSpec
+from videoswinv2.data.clip_planning import ClipPlacement, ClipSpec, Sampling, ShortVideo
 from videoswinv2.data.datasets import MultiViewDataset, VideoClipDataset, collate_clips, collate_videos
 from videoswinv2.data.synthetic import SyntheticSpec, make_synthetic_dataset
 from videoswinv2.data.transforms import EvalTransform, TrainTransform
@@ -54,9 +55,11 @@ class ShardSampler(Sampler[int]):
 
 
 class KineticsDataModule(pl.LightningDataModule):
-    """Train / val / test loaders over Kinetics-style annotations (see ``read_annotations``).
+    """Train / val / test loaders over the annotations of Kinetics, UCF101, HMDB51, SSv2 or class
+    folders (see ``videoswinv2.data.annotation_formats``); its defaults are the Kinetics recipe.
 
-    Paths are relative to ``data_root`` unless absolute. Batches are dicts: ``video``
+    Paths are relative to ``data_root`` unless absolute. ``classes`` (and ``num_classes``) are
+    known before ``setup``: the class names file's, else the dataset's own (read on first use). Batches are dicts: ``video``
     ``(B, C, T, H, W)`` (``(B * clips_per_video, ...)`` in training, with ``label`` and ``index``
     repeated per clip; ``(B, V, C, T, H, W)`` for test, and for val with ``val_views``),
     ``label`` and ``index`` ``(B,)``, and ``broken`` (paths skipped). With ``synthetic`` set,
@@ -65,15 +68,20 @@ class KineticsDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        data_root: str | None = "data/kinetics400",
+        data_root: str | None = None,
         train_annotations: str | None = "annotations/train.csv",
         val_annotations: str | None = "annotations/val.csv",
         test_annotations: str | None = "annotations/test.csv",
         class_names_file: str | None = None,
+        annotation_format: AnnotationFormat = "auto",
+        split: int = 1,
+        video_dir: str | None = None,
         decoder: Literal["pyav", "decord"] = "pyav",
         num_frames: int = 32,
         frame_interval: int = 2,
         target_fps: float | None = None,
+        frame_sampling: Sampling = "interval",
+        short_video: ShortVideo = "repeat_last",
         clips_per_video: int = 1,
         train_crop_size: int = 224,
         train_scale: tuple[float, float] = (0.08, 1.0),
@@ -87,6 +95,7 @@ class KineticsDataModule(pl.LightningDataModule):
         test_short_side: int = 224,
         test_crop_size: int = 224,
         num_test_clips: int = 4,
+        test_clip_placement: ClipPlacement = "uniform",
         batch_size: int = 8,
         test_batch_size: int = 1,
         num_workers: int = 8,
@@ -96,16 +105,30 @@ class KineticsDataModule(pl.LightningDataModule):
         """
         Args:
             data_root: folder of the dataset; relative paths below are relative to it.
-            train_annotations: Kinetics CSV, ``path label_index`` list file, or folder of class
-                folders for training; None if there is no such split (likewise val and test).
+            train_annotations: the training split's annotations in ``annotation_format``: a
+                Kinetics CSV, a ``path label_index`` list, a folder of class folders, UCF101's
+                ``ucfTrainTestlist``, HMDB51's ``testTrainMulti_7030_splits``, SSv2's
+                ``train.json``; None if there is no such split (likewise val and test).
             val_annotations: the validation split.
             test_annotations: the test split (multi-view evaluation).
-            class_names_file: one class name per line, fixing the label order; default: the
-                synthetic classes with ``synthetic``, else the 400 Kinetics-400 names.
+            class_names_file: the class names in label order (one per line, UCF101's numbered
+                ``classInd.txt`` or SSv2's ``labels.json``); default: the synthetic classes with
+                ``synthetic``, else the dataset's own (see ``dataset_classes``) from the first
+                split given.
+            annotation_format: "auto" (detected where only one layout fits), "kinetics_csv",
+                "list", "class_folders", "ucf101", "hmdb51" or "ssv2".
+            split: the official split (1-3) a UCF101 or HMDB51 split folder gives.
+            video_dir: folder of the videos, relative to ``data_root`` (e.g. ``UCF-101``); the
+                annotations' video paths are relative to it. Default: ``data_root``.
             decoder: "pyav" or "decord" (decord hands files it would misnumber to PyAV).
             num_frames: frames per clip.
             frame_interval: frames between consecutive clip frames.
             target_fps: count ``frame_interval`` at this frame rate instead of the video's.
+            frame_sampling: "interval" (``num_frames`` every ``frame_interval``) or "segments"
+                (one frame per equal segment of the whole video, random in training, central in
+                evaluation: Video Swin's Something-Something V2 sampling; one test clip).
+            short_video: frames past the end of a video shorter than a clip: "repeat_last"
+                repeats its last frame, "loop" starts over from its first (mmaction's).
             clips_per_video: training clips cut from one decode of each video, each with its
                 own random start, crop and flip; a training batch holds ``batch_size`` videos,
                 so ``batch_size * clips_per_video`` clips. An epoch still shows each video once
@@ -123,6 +146,9 @@ class KineticsDataModule(pl.LightningDataModule):
             test_short_side: test resize of the short side, before the three crops.
             test_crop_size: side of the three test crops.
             num_test_clips: temporal clips per test video (views = 3 x this).
+            test_clip_placement: "uniform" (first to last possible start: PySlowFast, mmaction2
+                1.x) or "segment_centres" (the centres of equal parts: mmaction 0.x, which Video
+                Swin's published numbers used).
             batch_size: training (and single-clip validation) batch size per device.
             test_batch_size: multi-view batch size per device, in videos.
             num_workers: DataLoader worker processes per device.
@@ -138,9 +164,10 @@ class KineticsDataModule(pl.LightningDataModule):
             # that checkpoints load with weights_only=True and no allow-listed class.
             self.hparams["synthetic"] = dataclasses.asdict(synthetic)
         self._data_root = data_root
-        self.clip = ClipSpec(num_frames, frame_interval, target_fps)
+        self.clip = ClipSpec(num_frames, frame_interval, target_fps, frame_sampling, short_video)
+        EvalViews.from_datamodule(self.hparams)  # checks the test settings now, not at the first test
         self.synthetic = synthetic
-        self.classes = self._read_classes(class_names_file, synthetic)
+        self._classes: list[str] | None = None
         self.datasets: dict[str, Dataset] = {}
 
     @property
@@ -156,14 +183,41 @@ class KineticsDataModule(pl.LightningDataModule):
     def _path(self, path: str) -> Path:
         return self.root / path  # an absolute path stays absolute
 
-    def _read_classes(self, class_names_file: str | None, synthetic: SyntheticSpec | None) -> list[str]:
-        if class_names_file is not None and self._path(class_names_file).is_file():
-            return read_class_names(self._path(class_names_file))
-        if synthetic is not None:
-            return synthetic.classes  # the class file prepare_data writes holds the same
-        if class_names_file is not None:
-            raise FileNotFoundError(f"class names file {self._path(class_names_file)} does not exist")
-        return kinetics400_classes()
+    @property
+    def video_root(self) -> Path:
+        """The folder the annotations' video paths are relative to."""
+        video_dir = self.hparams.video_dir
+        return self.root if video_dir is None else self._path(video_dir)
+
+    @property
+    def classes(self) -> list[str]:
+        """The class names in label order (read on first use)."""
+        if self._classes is None:
+            self._classes = self._read_classes()
+        return self._classes
+
+    @property
+    def num_classes(self) -> int:
+        """The number of classes: what the model's head must output (the CLI links the two)."""
+        return len(self.classes)
+
+    def _read_classes(self) -> list[str]:
+        h = self.hparams
+        if h.class_names_file is not None and self._path(h.class_names_file).is_file():
+            return read_class_names(self._path(h.class_names_file))
+        if self.synthetic is not None:
+            return self.synthetic.classes  # the class file prepare_data writes holds the same
+        if h.class_names_file is not None:
+            raise FileNotFoundError(f"class names file {self._path(h.class_names_file)} does not exist")
+        sources = [h[f"{split}_annotations"] for split in ("train", "val", "test")]
+        given = [self._path(source) for source in sources if source is not None]
+        for source in given:
+            if source.exists():
+                return dataset_classes(source, h.annotation_format, h.split)
+        raise FileNotFoundError(
+            f"no class names file and no annotations to take the classes from: "
+            f"{', '.join(map(str, given)) or 'no split given'} (check data_root)"
+        )
 
     def prepare_data(self) -> None:
         root = self.root
@@ -180,10 +234,13 @@ class KineticsDataModule(pl.LightningDataModule):
         return 0, 1
 
     def _videos(self, split: str) -> list[VideoRecord]:
-        source = self.hparams[f"{split}_annotations"]
+        h = self.hparams
+        source = h[f"{split}_annotations"]
         if source is None:
             raise ValueError(f"no {split}_annotations given, so there is no {split} split")
-        videos = read_annotations(self._path(source), self.root, self.classes).videos
+        videos = read_annotations(
+            self._path(source), self.video_root, self.classes, h.annotation_format, split, h.split
+        ).videos
         if not videos:
             raise ValueError(
                 f"the {split} split has no videos: {split}_annotations {self._path(source)} lists none, "
@@ -206,6 +263,7 @@ class KineticsDataModule(pl.LightningDataModule):
                 self.trainer.callbacks.append(BrokenVideoLogger())
         h = self.hparams
         if stage in ("fit", None) and "train" not in self.datasets:
+            self._warn_about_mirrored_classes()
             self.datasets["train"] = VideoClipDataset(
                 self._videos("train"),
                 mode="train",
@@ -235,6 +293,15 @@ class KineticsDataModule(pl.LightningDataModule):
                 )
         if stage in ("test", None) and "test" not in self.datasets:
             self.datasets["test"] = self._multi_view(self._videos("test"))
+
+    def _warn_about_mirrored_classes(self) -> None:
+        mirrored = [pair for pair in SSV2_MIRRORED_CLASSES if set(pair) <= set(self.classes)]
+        if self.hparams.train_flip and mirrored:
+            log.warning(
+                "train_flip is on, but a horizontal flip turns classes into each other (%s): flipped clips "
+                "get wrong labels; set train_flip false (as configs/ssv2.yaml does)",
+                " / ".join(mirrored[0]),
+            )
 
     @property
     def test_views(self) -> EvalViews:

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from videoswinv2.data.clip_planning import ClipSpec, spread_clips
+from videoswinv2.data.clip_planning import ClipPlacement, ClipSpec, Sampling, ShortVideo, evaluation_clips
 from videoswinv2.data.decoding import DECODERS, DecoderName, open_video
 from videoswinv2.data.transforms import resize_short_side, three_crop_views
 
@@ -30,13 +30,18 @@ _DATAMODULE_ARGUMENTS = {
     "test_short_side": "short_side",
     "test_crop_size": "crop_size",
     "decoder": "decoder",
+    "frame_sampling": "sampling",
+    "short_video": "short_video",
+    "test_clip_placement": "clip_placement",
 }
 
 
 @dataclass(frozen=True)
 class EvalViews:
     """``num_clips`` clips of ``num_frames`` frames (one every ``frame_interval``, counted at
-    ``target_fps`` if given), short side resized to ``short_side``, three ``crop_size`` crops each."""
+    ``target_fps`` if given, or one per segment with ``sampling="segments"``), placed as
+    ``clip_placement`` says (see :func:`~videoswinv2.data.clip_planning.evaluation_clips`), short
+    side resized to ``short_side``, three ``crop_size`` crops each."""
 
     num_clips: int = 4
     num_frames: int = 32
@@ -45,6 +50,9 @@ class EvalViews:
     short_side: int = 224
     crop_size: int = 224
     decoder: DecoderName = "pyav"
+    sampling: Sampling = "interval"
+    short_video: ShortVideo = "repeat_last"
+    clip_placement: ClipPlacement = "uniform"
 
     def __post_init__(self) -> None:
         for name in ("num_clips", "num_frames", "frame_interval", "short_side", "crop_size"):
@@ -54,11 +62,13 @@ class EvalViews:
             raise ValueError(f"crop_size {self.crop_size} is larger than short_side {self.short_side}")
         if self.decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
-        ClipSpec(self.num_frames, self.frame_interval, self.target_fps)  # checks target_fps
+        evaluation_clips(1, 30.0, self.clip, self.num_clips, self.clip_placement)  # checks the rest
 
     @property
     def clip(self) -> ClipSpec:
-        return ClipSpec(self.num_frames, self.frame_interval, self.target_fps)
+        return ClipSpec(
+            self.num_frames, self.frame_interval, self.target_fps, self.sampling, self.short_video
+        )
 
     @property
     def num_views(self) -> int:
@@ -93,7 +103,9 @@ class EvalViews:
         :class:`~videoswinv2.data.decoding.VideoDecodeError` if the video cannot be read.
         """
         with open_video(path, self.decoder) as reader:
-            clips = spread_clips(reader.num_frames, reader.fps, self.clip, self.num_clips)
+            clips = evaluation_clips(
+                reader.num_frames, reader.fps, self.clip, self.num_clips, self.clip_placement
+            )
             unique = sorted({i for clip in clips for i in clip})
             frames = resize_short_side(reader.read(unique), self.short_side)
         position = {frame: k for k, frame in enumerate(unique)}

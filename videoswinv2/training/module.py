@@ -45,7 +45,8 @@ def _accuracies(num_classes: int, prefix: str) -> MetricCollection:
 
 
 class VideoClassifier(L.LightningModule):
-    """Video action recognition with a 3D SwinV2 backbone.
+    """Video action recognition with a 3D SwinV2 backbone; the defaults are Video Swin's
+    Kinetics-400 recipe for the tiny model (ImageNet-1K weights).
 
     Batches are dicts from ``videoswinv2.data``: ``video`` ``(B, C, T, H, W)`` (one clip per
     video) or ``(B, V, C, T, H, W)`` (V views per video, softmax-averaged), ``label``,
@@ -53,8 +54,10 @@ class VideoClassifier(L.LightningModule):
 
     Args:
         model: a name from ``videoswinv2.list_models()``.
-        num_classes: classifier outputs.
-        model_kwargs: constructor overrides (``window_size``, ``drop_path_rate``, ...).
+        num_classes: classifier outputs; None: 400 (Kinetics-400). The command line sets it to the
+            data module's class count (a value given there must agree).
+        model_kwargs: backbone constructor arguments (``window_size``, ``drop_path_rate``, ...),
+            over :attr:`MODEL_DEFAULTS` (head dropout 0.5) and the variant's own defaults.
         pretrained: weights to start training from, any checkpoint ``create_model(pretrained=)``
             takes (a 2D SwinV2 one is inflated; a 3D one, such as another run's Lightning
             checkpoint, is loaded as is; a classifier with another class count is
@@ -71,17 +74,20 @@ class VideoClassifier(L.LightningModule):
             compilation.
     """
 
+    # Video Swin's head dropout; model_kwargs override it (drop_rate: 0.0 turns it off).
+    MODEL_DEFAULTS: dict[str, Any] = {"drop_rate": 0.5}
+
     def __init__(
         self,
         model: str = "videoswinv2_tiny",
-        num_classes: int = 400,
+        num_classes: int | None = None,
         model_kwargs: dict[str, Any] | None = None,
         pretrained: str | None = None,
         temporal_init: Literal["average", "center"] = "average",
         lr: float = 1e-3,
-        weight_decay: float = 0.05,
+        weight_decay: float = 0.02,
         betas: tuple[float, float] = (0.9, 0.999),
-        backbone_lr_mult: float = 1.0,
+        backbone_lr_mult: float = 0.1,
         warmup_epochs: float = 2.5,
         min_lr_ratio: float = 0.0,
         label_smoothing: float = 0.0,
@@ -92,7 +98,10 @@ class VideoClassifier(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.backbone = create_model(model, num_classes=num_classes, **(model_kwargs or {}))
+        num_classes = self.hparams.num_classes = 400 if num_classes is None else num_classes
+        self.backbone = create_model(
+            model, num_classes=num_classes, **{**self.MODEL_DEFAULTS, **(model_kwargs or {})}
+        )
         # True once the backbone holds weights to keep: `pretrained` loaded, or a checkpoint restored.
         self._weights_loaded = False
         self._compiled = False
