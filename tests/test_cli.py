@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import pytest
 import torch
 from conftest import REPO, SMOKE_EPOCHS, check, run_cli
 
-from videoswinv2.cli import main
+from videoswinv2.cli import VideoSwinCLI, main
 
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 K400_CONFIGS = [c for c in CONFIGS if c.name.startswith("k400_")]
@@ -69,6 +71,74 @@ def test_missing_2d_checkpoint_names_the_option(tmp_path):
     assert result.returncode != 0
     last_line = result.stderr.strip().splitlines()[-1]
     assert "--model.init_args.pretrained" in last_line and "swinv2_tiny_patch4_window8_256.pth" in last_line
+
+
+def _touch(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")
+
+
+# Build the classes without training (run=False) and without ImageNet weights, on the CPU.
+BUILD_ONLY = [
+    "--model.init_args.pretrained",
+    "null",
+    "--trainer.accelerator",
+    "cpu",
+    "--trainer.logger",
+    "false",
+]
+
+
+def test_the_class_count_follows_the_data(tmp_path, capsys):
+    # A user's 7 class folders and configs/custom.yaml: nobody types 7.
+    names = ["wave", "run", "jump", "sit", "stand", "clap", "fall"]
+    for split in ("train", "val"):
+        for name in names:
+            _touch(tmp_path / split / name / "a.mp4")
+    args = ["-c", str(REPO / "configs/custom.yaml"), "--data.init_args.data_root", str(tmp_path), *BUILD_ONLY]
+    cli = VideoSwinCLI(args=args, run=False)
+    assert cli.datamodule.classes == sorted(names)
+    assert cli.model.backbone.head.fc.out_features == 7 and cli.model.hparams.num_classes == 7
+    # A value that agrees may still be given (old command lines, checkpoints' hyper-parameters) ...
+    assert (
+        VideoSwinCLI(args=[*args, "--model.init_args.num_classes", "7"], run=False).model.hparams.num_classes
+        == 7
+    )
+    # ... one that does not is an error naming both numbers.
+    with pytest.raises(SystemExit) as exit_info:
+        VideoSwinCLI(args=[*args, "--model.init_args.num_classes", "400"], run=False)
+    assert exit_info.value.code == 2
+    last_line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "num_classes is 400" in last_line and "the data has 7 classes" in last_line
+
+
+def test_ssv2_config_builds_a_174_way_flipless_recipe(tmp_path, caplog):
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    names = [f"Doing thing {i} to something" for i in range(172)]
+    names += ["Pushing something from left to right", "Pushing something from right to left"]
+    (labels / "labels.json").write_text(json.dumps({name: str(i) for i, name in enumerate(names)}))
+    rows = [
+        {"id": str(i), "template": name.replace("something", "[something]")} for i, name in enumerate(names)
+    ]
+    for split in ("train", "validation"):
+        (labels / f"{split}.json").write_text(json.dumps(rows))
+    for i in range(len(names)):
+        _touch(tmp_path / "20bn-something-something-v2" / f"{i}.webm")
+    args = ["-c", str(REPO / "configs/ssv2.yaml"), "--data.init_args.data_root", str(tmp_path), *BUILD_ONLY]
+    cli = VideoSwinCLI(args=[*args, "--model.init_args.model", "videoswinv2_tiny"], run=False)
+    assert cli.model.backbone.head.fc.out_features == 174
+    assert cli.model.backbone.window_size == (16, 7, 7) and cli.model.backbone.head_drop.p == 0.5
+    dm = cli.datamodule
+    dm.setup("fit")
+    assert dm.clip.sampling == "segments" and dm.test_views.num_clips == 1
+    steps = [type(step).__name__ for step in dm.datasets["train"].transform.transform.transforms]
+    assert steps == ["RandomResizedCrop", "RandAugment"]  # no flip: left/right classes
+    assert dm.datasets["train"].videos[-1].label == 173
+    with caplog.at_level(logging.WARNING):
+        flipping = VideoSwinCLI(args=[*args, "--data.init_args.train_flip", "true"], run=False).datamodule
+        flipping.setup("fit")
+    assert "a horizontal flip turns classes into each other" in caplog.text
 
 
 def sample_video(name: str) -> Path:

@@ -85,6 +85,8 @@ def test_make_synthetic_help_shows_defaults(capsys):
 def test_a_failed_start_leaves_no_version_folder(tmp_path):
     runs = tmp_path / "runs"
     (runs / "smoke" / "version_0").mkdir(parents=True)  # an earlier run stays
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "classes.txt").write_text("a\nb\n")  # classes, but no annotations
     with pytest.raises(FileNotFoundError, match="annotation file"):
         main(
             [
@@ -96,9 +98,7 @@ def test_a_failed_start_leaves_no_version_folder(tmp_path):
                 "--data.init_args.synthetic",
                 "null",
                 "--data.init_args.class_names_file",
-                "null",
-                "--model.init_args.num_classes",
-                "400",
+                "classes.txt",
                 "--trainer.logger.init_args.save_dir",
                 str(runs),
                 "--trainer.default_root_dir",

@@ -129,7 +129,9 @@ def test_bad_csv_rows(row: str, message: str, tmp_path: Path) -> None:
 def test_bad_csv_header(tmp_path: Path) -> None:
     path = tmp_path / "train.csv"
     path.write_text("youtube_id,label,time_start,time_end\n")
-    with pytest.raises(ValueError, match=r"train\.csv:1: expected a Kinetics CSV header starting label,youtube_id"):
+    with pytest.raises(
+        ValueError, match=r"train\.csv:1: expected a Kinetics CSV header starting label,youtube_id"
+    ):
         read_kinetics_csv(path, tmp_path, CLASSES)
 
 

@@ -1,9 +1,20 @@
 """Clip planning: which frame indices make the train, val and test clips."""
 
+import numpy as np
 import pytest
 import torch
 
-from videoswinv2.data import ClipSpec, center_clip, spread_clips, train_clip, train_clips
+from videoswinv2.data import (
+    ClipSpec,
+    center_clip,
+    center_segment_clip,
+    evaluation_clips,
+    random_segment_clip,
+    segment_centred_clips,
+    spread_clips,
+    train_clip,
+    train_clips,
+)
 
 
 def test_offsets_and_span() -> None:
@@ -96,3 +107,91 @@ def test_clips_of_one_decode_share_a_phase_and_cover_every_start() -> None:
     assert offsets == [0, 2, 3, 5]
     for clip in train_clips(60, 25.0, uneven, 3, generator):
         assert clip == [clip[0] + offset for offset in offsets]
+
+
+# -- segment sampling (Video Swin's frame_uniform, for Something-Something V2) ---------------------
+
+
+def _segment_bounds(total: int, num_frames: int) -> list[tuple[int, int]]:
+    """Video Swin's get_seq_frames: segment i runs from round(s * i) to round(s * (i + 1)),
+    s = (total - 1) / num_frames, NumPy rounding half to even."""
+    size = (total - 1) / num_frames
+    return [(int(np.round(size * i)), int(np.round(size * (i + 1)))) for i in range(num_frames)]
+
+
+@pytest.mark.parametrize(("total", "num_frames"), [(48, 16), (100, 32), (37, 8), (9, 4), (5, 8), (1, 4)])
+def test_segment_sampling_picks_one_frame_per_segment(total: int, num_frames: int) -> None:
+    bounds = _segment_bounds(total, num_frames)
+    assert center_segment_clip(total, num_frames) == [(a + b) // 2 for a, b in bounds]
+    generator = torch.Generator().manual_seed(0)
+    seen: list[set[int]] = [set() for _ in bounds]
+    for _ in range(200):
+        clip = random_segment_clip(total, num_frames, generator)
+        assert len(clip) == num_frames
+        for frames, frame, (first, last) in zip(seen, clip, bounds, strict=True):
+            assert first <= frame <= last
+            frames.add(frame)
+    assert seen == [set(range(a, b + 1)) for a, b in bounds]  # every frame of each segment occurs
+    assert 0 in seen[0] and total - 1 in seen[-1]  # the whole video is covered
+
+
+def test_segment_sampling_through_the_clip_spec() -> None:
+    spec = ClipSpec(num_frames=8, frame_interval=2, sampling="segments")  # the interval does not apply
+    assert center_clip(100, 30.0, spec) == center_segment_clip(100, 8)
+    assert evaluation_clips(100, 30.0, spec, 1) == [center_segment_clip(100, 8)]
+    draws = [train_clip(100, 30.0, spec, torch.Generator().manual_seed(5)) for _ in range(2)]
+    assert draws[0] == draws[1] == random_segment_clip(100, 8, torch.Generator().manual_seed(5))
+    clips = train_clips(100, 30.0, spec, 3, torch.Generator().manual_seed(1))
+    assert len(clips) == 3 and len({tuple(clip) for clip in clips}) == 3  # independent draws
+    with pytest.raises(ValueError, match="set it to 1"):
+        evaluation_clips(100, 30.0, spec, 2)
+    with pytest.raises(ValueError, match="sampling must be one of"):
+        ClipSpec(sampling="uniform")
+
+
+# -- test clip placement and short videos ----------------------------------------------------------
+
+
+def _mmaction_test_starts(total: int, clip_len: int, frame_interval: int, num_clips: int) -> list[int]:
+    """mmaction 0.x SampleFrames._get_test_clips, as Video Swin ran it."""
+    ori_clip_len = clip_len * frame_interval
+    avg_interval = (total - ori_clip_len + 1) / float(num_clips)
+    if total > ori_clip_len - 1:
+        base_offsets = np.arange(num_clips) * avg_interval
+        return (base_offsets + avg_interval / 2.0).astype(np.int64).tolist()
+    return [0] * num_clips
+
+
+@pytest.mark.parametrize(("total", "num_clips"), [(300, 4), (250, 4), (100, 3), (64, 4), (65, 2), (63, 4)])
+def test_segment_centred_test_clips_follow_mmaction(total: int, num_clips: int) -> None:
+    spec = ClipSpec(num_frames=32, frame_interval=2)
+    clips = segment_centred_clips(total, 30.0, spec, num_clips)
+    starts = _mmaction_test_starts(total, 32, 2, num_clips)
+    assert [clip[0] for clip in clips] == starts
+    assert all(clip == [min(s + 2 * i, total - 1) for i in range(32)] for clip, s in zip(clips, starts))
+    assert evaluation_clips(total, 30.0, spec, num_clips, "segment_centres") == clips
+
+
+def test_the_two_placements_differ_as_documented() -> None:
+    spec = ClipSpec(num_frames=32, frame_interval=2)  # L = 64 for mmaction, span 63
+    # 300 frames, 4 clips: uniform runs from 0 to the last start 237; mmaction's centres of
+    # (300 - 64 + 1) / 4 = 59.25-frame parts start at 29, 88, 148, 207.
+    assert [c[0] for c in evaluation_clips(300, 30.0, spec, 4)] == [0, 79, 158, 237]
+    assert [c[0] for c in evaluation_clips(300, 30.0, spec, 4, "segment_centres")] == [29, 88, 148, 207]
+    with pytest.raises(ValueError, match="placement must be one of"):
+        evaluation_clips(300, 30.0, spec, 4, "centres")
+
+
+def test_short_videos_loop_when_asked() -> None:
+    spec = ClipSpec(num_frames=6, frame_interval=2, short_video="loop")  # span 11 > 5 frames
+    expected = [0, 2, 4, 1, 3, 0]  # mmaction's np.mod(frame_inds, total_frames)
+    assert train_clip(5, 30.0, spec) == expected
+    assert center_clip(5, 30.0, spec) == expected
+    assert spread_clips(5, 30.0, spec, num_clips=3) == [expected] * 3
+    assert segment_centred_clips(5, 30.0, spec, num_clips=2) == [expected] * 2
+    assert train_clips(5, 30.0, spec, 2) == [expected] * 2
+    assert center_clip(1, 30.0, spec) == [0] * 6
+    long_enough = ClipSpec(num_frames=6, frame_interval=2, short_video="loop")
+    assert center_clip(20, 30.0, long_enough) == center_clip(20, 30.0, ClipSpec(6, 2))  # no change
+    with pytest.raises(ValueError, match="short_video must be one of"):
+        ClipSpec(short_video="wrap")

@@ -255,12 +255,15 @@ def test_synthetic_spec_is_saved_as_plain_data(tmp_path) -> None:
     assert KineticsDataModule(**saved).synthetic == spec  # rebuilt from the checkpoint
 
 
-def test_default_classes_and_class_file(data_synthetic_root, tmp_path) -> None:
-    assert len(KineticsDataModule(str(tmp_path)).classes) == 400
+def test_classes_come_from_the_class_file_or_else_the_data(data_synthetic_root, tmp_path) -> None:
     dm = KineticsDataModule(str(data_synthetic_root), class_names_file="classes.txt")
-    assert dm.classes == list(SYNTHETIC_CLASSES)
+    assert dm.classes == list(SYNTHETIC_CLASSES) and dm.num_classes == 4
+    # No class file: the training CSV's labels, sorted, rather than Kinetics-400's 400 names.
+    assert KineticsDataModule(str(data_synthetic_root)).classes == sorted(SYNTHETIC_CLASSES)
     with pytest.raises(FileNotFoundError, match=r"nope\.txt"):
-        KineticsDataModule(str(tmp_path), class_names_file="nope.txt")
+        assert KineticsDataModule(str(tmp_path), class_names_file="nope.txt").classes
+    with pytest.raises(FileNotFoundError, match="no class names file and no annotations"):
+        assert KineticsDataModule(str(tmp_path)).num_classes
 
 
 def test_missing_split_is_a_clear_error(data_synthetic_root) -> None:

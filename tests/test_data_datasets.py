@@ -190,3 +190,42 @@ def test_dataset_arguments_are_checked(data_numbered_video) -> None:
         VideoClipDataset(videos, mode="val", transform=EvalTransform(), clips_per_video=2)
     with pytest.raises(ValueError, match="at least one video"):
         MultiViewDataset([])
+
+
+def test_segment_sampling_on_a_numbered_webm(data_make_numbered_video, data_frame_numbers, tmp_path) -> None:
+    # Something-Something V2's videos: VP9 WebM at 12 fps, a few seconds long.
+    path = data_make_numbered_video(tmp_path / "78687.webm", 45, fps=12)
+    spec = ClipSpec(num_frames=8, frame_interval=2, sampling="segments")
+    videos = [VideoRecord(str(path), 0)]
+    bounds = [(round(44 / 8 * i), round(44 / 8 * (i + 1))) for i in range(8)]
+    train = VideoClipDataset(videos, mode="train", transform=lambda frames: frames, clip=spec)
+    picked = set()
+    for seed in range(6):
+        torch.manual_seed(seed)
+        numbers = data_frame_numbers(train[0]["video"][0])
+        assert all(first <= n <= last for n, (first, last) in zip(numbers, bounds, strict=True))
+        picked.add(tuple(numbers))
+    assert len(picked) > 1  # one random frame per segment, a new draw each time
+    val = VideoClipDataset(videos, mode="val", transform=lambda frames: frames, clip=spec)
+    centres = [(first + last) // 2 for first, last in bounds]
+    assert data_frame_numbers(val[0]["video"]) == centres
+    views = EvalViews(num_clips=1, num_frames=8, sampling="segments", short_side=64, crop_size=64)
+    frames, clips = views.decode(str(path))
+    assert data_frame_numbers(frames[clips[0]].permute(0, 2, 3, 1)) == centres  # the test views too
+    assert views.load(str(path)).shape == (3, 3, 8, 64, 64)
+
+
+def test_test_views_place_clips_and_loop_as_configured(data_numbered_video, data_frame_numbers) -> None:
+    # 90 frames; clips of 40 x 2 frames (span 79, mmaction length 80): (90 - 80 + 1) / 2 = 5.5
+    # per part, so mmaction's two clips start at int(2.75) = 2 and int(8.25) = 8.
+    def numbers(**settings) -> list[list[int]]:
+        views = EvalViews(**{"num_clips": 2, "num_frames": 40, "short_side": 64, "crop_size": 64, **settings})
+        frames, clips = views.decode(str(data_numbered_video))  # (U, C, 64, 120) uint8, (2, T)
+        return [data_frame_numbers(frames[clip].permute(0, 2, 3, 1)) for clip in clips]
+
+    assert numbers() == [list(range(0, 80, 2)), list(range(11, 90, 2))]  # first to last start (90 - 79)
+    assert numbers(clip_placement="segment_centres") == [list(range(2, 82, 2)), list(range(8, 88, 2))]
+    # 60 x 2 frames are longer than the video: past its end, frames repeat the last or loop.
+    long = dict(num_frames=60, clip_placement="segment_centres")
+    assert numbers(**long)[0] == [min(i, 89) for i in range(0, 120, 2)]
+    assert numbers(**long, short_video="loop")[0] == [i % 90 for i in range(0, 120, 2)]

@@ -1,6 +1,8 @@
 """`videoswinv2 prepare`: a folder re-encoded in parallel, upright, small, resumable, with a report."""
 
 import csv
+import json
+from pathlib import Path
 
 import av
 import pytest
@@ -8,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from videoswinv2.cli import main
-from videoswinv2.data import open_video
+from videoswinv2.data import KineticsDataModule, open_video
 from videoswinv2.data.preparing import PrepareSettings, output_size, prepare_dataset
 
 
@@ -80,3 +82,70 @@ def test_output_inside_the_source_is_refused(data_make_numbered_video, tmp_path)
     data_make_numbered_video(tmp_path / "a.mp4", 5)
     with pytest.raises(ValueError, match="must not be inside"):
         prepare_dataset(tmp_path, tmp_path / "prepared")
+
+
+def _official_layouts(root, make_video) -> None:
+    """UCF101 (XviD-like MPEG-4 in .avi, 25 fps, CRLF lists) and SSv2 (VP9 .webm, 12 fps) as unpacked."""
+    lists = root / "ucf101" / "ucfTrainTestlist"
+    lists.mkdir(parents=True)
+    (lists / "classInd.txt").write_bytes(b"1 Archery\r\n2 YoYo\r\n")
+    (lists / "trainlist01.txt").write_bytes(
+        b"Archery/v_Archery_g08_c01.avi 1\r\nYoYo/v_YoYo_g08_c01.avi 2\r\n"
+    )
+    (lists / "testlist01.txt").write_bytes(b"YoYo/v_YoYo_g01_c01.avi\r\n")
+    for name in ("Archery/v_Archery_g08_c01", "YoYo/v_YoYo_g08_c01", "YoYo/v_YoYo_g01_c01"):
+        (root / "ucf101" / "UCF-101" / name).parent.mkdir(parents=True, exist_ok=True)
+        make_video(root / "ucf101" / "UCF-101" / f"{name}.avi", 30, fps=25)
+    labels = root / "ssv2" / "labels"
+    labels.mkdir(parents=True)
+    (labels / "labels.json").write_text('{"Moving something up": "0", "Moving something down": "1"}')
+    rows = [("11", "Moving [something] up"), ("12", "Moving [something] down")]
+    (labels / "train.json").write_text(
+        json.dumps([{"id": i, "label": t, "template": t, "placeholders": ["a cup"]} for i, t in rows])
+    )
+    (labels / "validation.json").write_text((labels / "train.json").read_text())
+    (root / "ssv2" / "20bn-something-something-v2").mkdir()
+    for video_id, _ in rows:
+        make_video(root / "ssv2" / "20bn-something-something-v2" / f"{video_id}.webm", 30, fps=12)
+
+
+def test_prepared_official_layouts_work_with_their_list_files(
+    data_make_numbered_video, data_frame_numbers, tmp_path
+) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _official_layouts(src, data_make_numbered_video)
+    results = prepare_dataset(src, dst, PrepareSettings(gop=8), workers=2)
+    assert [r.status for r in results] == ["done"] * 5
+    small = dict(num_frames=4, train_crop_size=32, val_short_side=32, val_crop_size=32, num_workers=0)
+    datasets = {
+        "ucf101": dict(
+            annotation_format="ucf101",
+            video_dir="UCF-101",
+            **{f"{s}_annotations": "ucfTrainTestlist" for s in ("train", "val", "test")},
+        ),
+        "ssv2": dict(
+            train_annotations="labels/train.json",
+            val_annotations="labels/validation.json",
+            test_annotations="labels/validation.json",
+            video_dir="20bn-something-something-v2",
+            frame_sampling="segments",
+            num_test_clips=1,
+        ),
+    }
+    for name, settings in datasets.items():
+        records = {}
+        for root in (src, dst):
+            dm = KineticsDataModule(str(root / name), **settings, **small)
+            dm.setup("fit")
+            records[root] = [
+                (str(Path(v.path).relative_to(root)), v.label) for v in dm.datasets["train"].videos
+            ]
+            assert dm.num_classes == 2
+            assert dm.datasets["train"][0]["video"][0].shape == (3, 4, 32, 32)
+        assert records[src] == records[dst] and len(records[dst]) == 2, name
+    # The copies hold every frame, in order: .avi stays AVI (with H.264), .webm holds H.264 in Matroska.
+    for video in ("ucf101/UCF-101/YoYo/v_YoYo_g01_c01.avi", "ssv2/20bn-something-something-v2/11.webm"):
+        assert data_frame_numbers(_all_frames(dst / video)) == list(range(30)), video
+        with av.open(str(dst / video)) as container:
+            assert container.streams.video[0].codec_context.name == "h264"
+    assert (dst / "ucf101" / "ucfTrainTestlist" / "trainlist01.txt").read_bytes().count(b"\r\n") == 2
