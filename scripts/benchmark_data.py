@@ -16,7 +16,12 @@ Then, for the prepared k=4 and the raw k=1 PyAV pipelines, a DataLoader with 1 a
 (torch and the decoder at one thread per worker): clips/s per worker and each worker's CPU
 time / wall time (about 1.0 when nothing runs extra threads).
 
+``--dataset ssv2`` measures Something-Something V2 instead: WebM files as its archive holds them
+(VP9, 12 fps, height 240, 4 s, one keyframe), clips by segment sampling (32 frames, one from each
+32nd of the video, as configs/ssv2.yaml trains), and what `videoswinv2 prepare` saves per clip.
+
     python scripts/benchmark_data.py [--sizes 640x360 1280x720] [--samples 4] [--json out.json]
+    python scripts/benchmark_data.py --dataset ssv2 [--videos 8 --samples 16 --rounds 3]
 """
 
 from __future__ import annotations
@@ -50,7 +55,15 @@ from videoswinv2.data.clip_planning import train_clips
 from videoswinv2.data.decoding import DECODERS
 from videoswinv2.data.preparing import PrepareSettings, prepare_video
 
-SPEC = ClipSpec(num_frames=32, frame_interval=2)
+# The clips each dataset's recipe trains on, and its raw videos: (size, seconds, fps, codec).
+SPECS = {
+    "kinetics": ClipSpec(num_frames=32, frame_interval=2),
+    "ssv2": ClipSpec(num_frames=32, sampling="segments"),
+}
+RAW = {
+    "kinetics": (["640x360", "1280x720"], 10.0, 30, "libx264"),
+    "ssv2": (["427x240"], 4.0, 12, "libvpx-vp9"),
+}
 CLIPS_PER_SECOND = 100  # what an H100 trains videoswinv2_base at, roughly
 
 
@@ -67,9 +80,12 @@ def _texture(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
     return 128 + 60 * out / out.std()
 
 
-def youtube_like_video(path: Path, width: int, height: int, seconds: float, seed: int, fps: int = 30) -> Path:
+def youtube_like_video(
+    path: Path, width: int, height: int, seconds: float, seed: int, fps: int = 30, codec: str = "libx264"
+) -> Path:
     """Write a video with camera motion, moving textured objects and grain, encoded as YouTube
-    uploads typically are before re-encoding (x264 defaults, GOP 250, B-frames)."""
+    uploads typically are before re-encoding (x264 defaults, GOP 250, B-frames), or as VP9 in WebM
+    (``codec="libvpx-vp9"``, constant quality, keyframes at most every 250 frames) as SSv2's are."""
     rng = np.random.default_rng(seed)
     frames = round(seconds * fps)
     pan = rng.uniform(1.0, 3.0, 2) * rng.choice([-1, 1], 2)  # pixels per frame, x and y
@@ -84,10 +100,13 @@ def youtube_like_video(path: Path, width: int, height: int, seconds: float, seed
         for size in rng.integers(min(width, height) // 6, min(width, height) // 2, 3)
     ]
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
+        stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.codec_context.gop_size = 250
-        stream.options = {"preset": "medium", "crf": "23", "bf": "3"}
+        if codec == "libx264":
+            stream.options = {"preset": "medium", "crf": "23", "bf": "3"}
+        else:
+            stream.options = {"crf": "32", "b": "0", "deadline": "good", "cpu-used": "4"}
         for t in range(frames):
             x0 = int(margin[0] / 2 + pan[0] * t * 0.5 + 4 * np.sin(t / 17))
             y0 = int(margin[1] / 2 + pan[1] * t * 0.5 + 3 * np.sin(t / 23))
@@ -153,7 +172,9 @@ def _torchcodec_loads() -> str | None:
 # -- timing ---------------------------------------------------------------------------------------
 
 
-def _plans(paths: list[Path], samples: int, k: int, seed: int) -> list[tuple[str, list[list[int]]]]:
+def _plans(
+    paths: list[Path], spec: ClipSpec, samples: int, k: int, seed: int
+) -> list[tuple[str, list[list[int]]]]:
     """``samples`` seeded draws of k training clips, round-robin over the videos."""
     generator = torch.Generator().manual_seed(seed)
     counts = {}
@@ -164,7 +185,7 @@ def _plans(paths: list[Path], samples: int, k: int, seed: int) -> list[tuple[str
     for s in range(samples):
         path = str(paths[s % len(paths)])
         total, fps = counts[path]
-        out.append((path, train_clips(total, fps, SPEC, k, generator)))
+        out.append((path, train_clips(total, fps, spec, k, generator)))
     return out
 
 
@@ -181,11 +202,11 @@ def cpu_ms_per_clip(jobs: list[Callable[[], object]], clips: int, rounds: int) -
 
 
 def measure(
-    name: str, paths: list[Path], decoder: str, k: int, samples: int, rounds: int
+    name: str, paths: list[Path], spec: ClipSpec, decoder: str, k: int, samples: int, rounds: int
 ) -> dict[str, float | str | int]:
     """Bare decoder and package pipeline, CPU ms per clip (pipeline NaN for a decoder the package
     does not offer: torchcodec is measured bare, to see whether it would earn its place)."""
-    plans = _plans(paths, samples, k, seed=k)
+    plans = _plans(paths, spec, samples, k, seed=k)
     clips = samples * k
     bare = BARE[decoder]
     result: dict[str, float | str | int] = {
@@ -205,7 +226,7 @@ def measure(
         [VideoRecord(str(p), 0) for p in paths],
         mode="train",
         transform=TrainTransform(224),
-        clip=SPEC,
+        clip=spec,
         decoder=decoder,  # type: ignore[arg-type]
         clips_per_video=k,
     )
@@ -249,11 +270,13 @@ def _collate(samples: list[dict]) -> dict:
     return batch
 
 
-def worker_scaling(paths: list[Path], decoder: str, k: int, workers: int, samples: int) -> dict:
+def worker_scaling(
+    paths: list[Path], spec: ClipSpec, decoder: str, k: int, workers: int, samples: int
+) -> dict:
     """Wall-clock clips/s of a DataLoader with ``workers`` processes (after one batch per worker)."""
     records = [VideoRecord(str(paths[s % len(paths)]), 0) for s in range(samples + workers)]
     dataset = VideoClipDataset(
-        records, mode="train", transform=TrainTransform(224), clip=SPEC, decoder=decoder, clips_per_video=k
+        records, mode="train", transform=TrainTransform(224), clip=spec, decoder=decoder, clips_per_video=k
     )  # type: ignore[arg-type]
     loader = DataLoader(_WorkerClock(dataset), batch_size=1, num_workers=workers, collate_fn=_collate)
     clocks: dict[int, list[tuple]] = {}
@@ -285,9 +308,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--sizes", nargs="+", default=["640x360", "1280x720"], help="WxH of the raw videos")
+    parser.add_argument(
+        "--dataset", choices=sorted(SPECS), default="kinetics", help="videos and clips to time"
+    )
+    parser.add_argument(
+        "--sizes", nargs="+", help="WxH of the raw videos (kinetics: 640x360 1280x720, ssv2: 427x240)"
+    )
     parser.add_argument("--videos", type=int, default=2, help="generated videos per size")
-    parser.add_argument("--seconds", type=float, default=10.0, help="length of each generated video")
+    parser.add_argument(
+        "--seconds", type=float, help="length of each generated video (kinetics: 10, ssv2: 4)"
+    )
     parser.add_argument("--samples", type=int, default=4, help="decodes (of k clips each) per measurement")
     parser.add_argument("--rounds", type=int, default=1, help="timing rounds; the median is reported")
     parser.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4], help="clips_per_video values")
@@ -304,6 +334,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    sizes, seconds, fps, codec = RAW[args.dataset]
+    sizes, seconds, spec = args.sizes or sizes, args.seconds or seconds, SPECS[args.dataset]
+    suffix = ".webm" if codec == "libvpx-vp9" else ".mp4"
 
     decoders = list(args.decoders)
     if "torchcodec" in decoders:
@@ -317,15 +350,15 @@ def main() -> None:
         work = args.work_dir or Path(temporary)
         results: list[dict] = []
         sets: dict[str, list[Path]] = {}
-        for size in args.sizes:
+        for size in sizes:
             width, height = map(int, size.split("x"))
             raw = work / f"raw_{size}"
             raw.mkdir(parents=True, exist_ok=True)
             paths = []
             for v in range(args.videos):
-                path = raw / f"video{v}.mp4"
+                path = raw / f"video{v}{suffix}"
                 if not path.exists():
-                    youtube_like_video(path, width, height, args.seconds, seed=v)
+                    youtube_like_video(path, width, height, seconds, seed=v, fps=fps, codec=codec)
                 paths.append(path)
             sets[f"raw {size}"] = paths
             for variant in args.prepare:
@@ -350,7 +383,7 @@ def main() -> None:
         for name, paths in sets.items():
             for decoder in decoders:
                 for k in args.ks:
-                    results.append(measure(name, paths, decoder, k, args.samples, args.rounds))
+                    results.append(measure(name, paths, spec, decoder, k, args.samples, args.rounds))
                     r = results[-1]
                     print(
                         f"  {name} {decoder} k={k}: bare {r['bare_ms']:.0f} ms, pipeline {r['pipeline_ms']:.0f} ms"
@@ -360,7 +393,7 @@ def main() -> None:
             k = 1 if name.startswith("raw") else max(args.ks)
             for workers in args.workers:
                 scaling.append(
-                    {"videos": name, "k": k, **worker_scaling(paths, "pyav", k, workers, 4 * workers)}
+                    {"videos": name, "k": k, **worker_scaling(paths, spec, "pyav", k, workers, 4 * workers)}
                 )
 
     today = {
@@ -372,7 +405,8 @@ def main() -> None:
         f"{'videos':28} {'decoder':10} {'k':>2} | {'bare ms':>8} {'pipeline ms':>11} {'pipe/bare':>9} | "
         f"{'clips/s/core':>12} {'vs raw k=1':>10} | {'cores @100/s':>12}"
     )
-    print("\nCPU time per training clip (32 x 2 frames, crop 224, flip), one thread; lower is better")
+    clips = "32 frames by segments" if spec.sampling == "segments" else "32 x 2 frames"
+    print(f"\nCPU time per training clip ({clips}, crop 224, flip), one thread; lower is better")
     print(header)
     print("-" * len(header))
     for r in results:
