@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from videoswinv2.cli_errors import concise_error, first_line, named_options
+from videoswinv2.errors import UsageError
 
 Tool = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], object]]
 
@@ -213,8 +214,11 @@ class VideoSwinCLI(LightningCLI):
         before = set(root.iterdir()) if root is not None and root.is_dir() else set()
         try:
             super()._run_subcommand(subcommand)
-        except BaseException:
+        except BaseException as err:
             self._remove_failed_run(before)
+            if isinstance(err, UsageError):  # found once the run looked at its data: no traceback
+                print(f"error: {first_line(err)}", file=sys.stderr)
+                sys.exit(2)
             raise
 
     def _log_root(self) -> Path | None:
