@@ -31,6 +31,9 @@ LIGHTNING_COMMANDS = {
     "test": "multi-view evaluation of a checkpoint: videoswinv2 test -c CONFIG --ckpt_path CKPT",
 }
 
+# Tools that skip what an earlier run finished, so that an interrupted run continues.
+RESUMABLE_TOOLS = ("predict", "extract-features", "prepare")
+
 
 def _tools() -> dict[str, Tool]:
     from videoswinv2.commands import extract_features, inflate, make_synthetic, predict, prepare
@@ -282,7 +285,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         )
         add_arguments(parser)
-        result = run(parser.parse_args(args[1:]))
+        try:
+            result = run(parser.parse_args(args[1:]))
+        except KeyboardInterrupt:
+            again = ": rerun the same command to continue" if args[0] in RESUMABLE_TOOLS else ""
+            print(f"\nvideoswinv2 {args[0]}: interrupted{again}", file=sys.stderr)
+            return 130
         return result if isinstance(result, int) else 0
     if not args or args[0] in ("-h", "--help"):
         print(_main_help(tools))
