@@ -9,6 +9,7 @@ features and logits on that frame.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import re
@@ -361,7 +362,8 @@ def test_classifier_is_dropped_for_a_headless_model():
         (
             dict(embed_dim=24),
             [
-                "another variant",
+                "-> the checkpoint fits create_model('videoswinv2_tiny', embed_dim=16, depths=(2, 2, 2), "
+                "num_heads=(2, 2, 4), mlp_ratio=2.0)",
                 "layers.0.blocks.0.attn.qkv.weight: checkpoint (48, 16), model (72, 24); dim 0: 48 vs 72; dim 1: 16 vs 24",
             ],
         ),
@@ -467,30 +469,72 @@ def test_cli_window_flag_overrides_and_pth_output(tiny_official, tmp_path, capsy
     assert model.patch_embed.proj.weight[:, :, 0].abs().max() == 0  # centre of a 2-frame kernel is frame 1
 
 
-def test_cli_errors_exit_1_with_a_message(tiny_official, tmp_path, capsys):
-    assert (
-        inflate_cli(str(tmp_path / "absent.pth"), str(tmp_path / "out.pth"), "--model", "videoswinv2_tiny")
-        == 1
+def test_cli_errors_are_one_line_with_exit_2_and_write_nothing(tiny_official, tmp_path, capsys):
+    def error(*argv: str) -> str:
+        assert inflate_cli(*argv) == 2
+        lines = capsys.readouterr().err.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("videoswinv2 inflate: error: "), lines
+        return lines[0]
+
+    src, out = str(tiny_official), str(tmp_path / "o.pth")
+    assert "absent.pth: no such checkpoint file or folder" in error(
+        str(tmp_path / "absent.pth"), out, "--model", "videoswinv2_tiny"
     )
-    assert "no such checkpoint file or folder" in capsys.readouterr().err
     windows = ("--pretrained-window-sizes", "8,8")
-    assert (
-        inflate_cli(str(tiny_official), str(tmp_path / "o.pth"), "--model", "videoswinv2_tiny", *windows) == 1
+    assert "--pretrained-window-sizes has 2 entries; the checkpoint has 4 stages" in error(
+        src, out, "--model", "videoswinv2_tiny", *windows
     )
-    assert "--pretrained-window-sizes has 2 entries; the checkpoint has 4 stages" in capsys.readouterr().err
-    assert inflate_cli(str(tiny_official), str(tmp_path / "o.pth"), "--model", "videoswinv2_huge") == 1
-    assert "unknown model 'videoswinv2_huge'" in capsys.readouterr().err
-    assert (
-        inflate_cli(
-            str(tiny_official), str(tmp_path / "missing" / "o.safetensors"), "--model", "videoswinv2_tiny"
-        )
-        == 1
+    assert "unknown model 'videoswinv2_huge'" in error(src, out, "--model", "videoswinv2_huge")
+    missing = tmp_path / "missing" / "o.safetensors"
+    assert error(src, str(missing), "--model", "videoswinv2_tiny").endswith(
+        f"cannot write {missing}: the folder {tmp_path / 'missing'} does not exist"
     )
-    assert capsys.readouterr().err == (
-        f"videoswinv2 inflate: error: cannot write {tmp_path / 'missing' / 'o.safetensors'}: "
-        f"the folder {tmp_path / 'missing'} does not exist\n"
+    assert error(src, str(tmp_path), "--model", "videoswinv2_tiny").endswith(
+        f"{tmp_path} is a folder: name the output file, e.g. {tmp_path / 'model.safetensors'}"
     )
     assert not any(tmp_path.iterdir())
+
+
+def test_cli_never_replaces_the_source_or_an_existing_file_without_overwrite(tiny_official, tmp_path, capsys):
+    source = tiny_official.read_bytes()
+    assert inflate_cli(str(tiny_official), str(tiny_official), "--model", "videoswinv2_tiny") == 2
+    assert "is the checkpoint to inflate: choose another output file" in capsys.readouterr().err
+    assert tiny_official.read_bytes() == source
+    mine = tmp_path / "mine.safetensors"
+    mine.write_bytes(b"the user's own file")
+    assert inflate_cli(str(tiny_official), str(mine), "--model", "videoswinv2_tiny") == 2
+    assert f"{mine} exists: pass --overwrite to replace it" in capsys.readouterr().err
+    assert mine.read_bytes() == b"the user's own file"
+    assert inflate_cli(str(tiny_official), str(mine), "--model", "videoswinv2_tiny", "--overwrite") == 0
+    assert load_file(mine)  # replaced by a whole state dict
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.safetensors"]  # no partial file left
+
+
+def test_cli_mismatch_names_the_variant_or_the_overrides_that_fit(tmp_path, capsys):
+    timm_path = tmp_path / "timm.pth"
+    torch.save(timm_2d().state_dict(), timm_path)
+    assert inflate_cli(str(timm_path), str(tmp_path / "o.pth"), "--model", "videoswinv2_base") == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    flags = "--model videoswinv2_tiny --embed-dim 16 --depths 2,2,2 --num-heads 2,2,4 --mlp-ratio 2"
+    assert line.endswith(f"which videoswinv2_base does not have: use {flags}"), line
+    dst = tmp_path / "video.safetensors"
+    assert inflate_cli(str(timm_path), str(dst), *flags.split(), "--num-classes", str(NUM_CLASSES)) == 0
+    assert "create_model('videoswinv2_tiny', num_classes=10, embed_dim=16" in capsys.readouterr().out
+    with safe_open(dst, "pt") as f:
+        assert json.loads(f.metadata()["model_kwargs"]) == {
+            "embed_dim": 16,
+            "depths": [2, 2, 2],
+            "num_heads": [2, 2, 4],
+            "mlp_ratio": 2.0,
+        }
+    # predict and extract-features rebuild the model from the header alone.
+    from videoswinv2.inference.loading import load_model
+
+    loaded = load_model(dst, need_head=False)
+    assert (
+        loaded.module.backbone.patch_embed.proj.out_channels == 16
+        and loaded.module.hparams.num_classes == NUM_CLASSES
+    )
 
 
 def test_parse_window_sizes():

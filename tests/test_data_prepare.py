@@ -149,3 +149,106 @@ def test_prepared_official_layouts_work_with_their_list_files(
         with av.open(str(dst / video)) as container:
             assert container.streams.video[0].codec_context.name == "h264"
     assert (dst / "ucf101" / "ucfTrainTestlist" / "trainlist01.txt").read_bytes().count(b"\r\n") == 2
+def _one_line_error(capsys) -> str:
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("videoswinv2 prepare: error: "), lines
+    return lines[0]
+
+
+def test_files_prepare_did_not_write_are_never_touched(data_make_numbered_video, tmp_path, capsys) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    data_make_numbered_video(src / "a.mp4", 8)
+    data_make_numbered_video(src / "b.mp4", 8)
+    (src / "train.csv").write_text("label,youtube_id,time_start,time_end,split\n")
+    dst.mkdir()
+    (dst / "train.csv").write_text("the user's own list\n")
+    data_make_numbered_video(dst / "b.mp4", 3)  # another video of the same name: not "already prepared"
+    (dst / "notes.md").write_text("unrelated: prepare would not write here, so it is no obstacle\n")
+    before = {p.name: p.read_bytes() for p in dst.iterdir()}
+    args = ["prepare", str(src), str(dst), "--short-side", "32", "--workers", "1"]
+    assert main(args) == 2
+    assert "holds 2 files that prepare did not write where it would write its own (b.mp4, train.csv)" in (
+        _one_line_error(capsys)
+    )
+    assert {p.name: p.read_bytes() for p in dst.iterdir()} == before
+    # Into prepare's own earlier output it goes on, and a file the user changed since is theirs.
+    (dst / "train.csv").unlink()
+    (dst / "b.mp4").unlink()
+    assert main(args) == 0
+    assert "prepared 2 videos" in capsys.readouterr().out
+    assert main(args) == 0
+    assert "prepared 0 videos, skipped 2 already prepared" in capsys.readouterr().out
+    (dst / "train.csv").write_text("edited by the user\n")
+    assert main(args) == 2
+    assert "(train.csv)" in _one_line_error(capsys)
+    assert (dst / "train.csv").read_text() == "edited by the user\n"
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("dst inside src", "must not be inside the dataset"),
+        ("missing src", "does not exist"),
+        ("no videos", "no videos"),
+        ("negative workers", "workers must be >= 1, got -1"),
+        ("dst is a file", "is a file: name a folder"),
+    ],
+)
+def test_bad_arguments_end_in_one_line_with_exit_2(
+    case, expected, data_make_numbered_video, tmp_path, capsys
+):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    if case != "no videos":
+        data_make_numbered_video(src / "a.mp4", 4)
+    workers = "-1" if case == "negative workers" else "1"
+    if case == "dst inside src":
+        dst = src / "prepared"
+    if case == "missing src":
+        src = tmp_path / "absent"
+    if case == "dst is a file":
+        dst.write_text("a file")
+    assert main(["prepare", str(src), str(dst), "--workers", workers]) == 2
+    assert expected in _one_line_error(capsys)
+
+
+def test_fifos_are_reported_and_symlinked_folders_followed(data_make_numbered_video, tmp_path) -> None:
+    import os
+
+    src, elsewhere = tmp_path / "src", tmp_path / "elsewhere"
+    src.mkdir()
+    elsewhere.mkdir()
+    data_make_numbered_video(elsewhere / "linked.mp4", 4)
+    (src / "class").symlink_to(elsewhere, target_is_directory=True)
+    (elsewhere / "loop").symlink_to(elsewhere, target_is_directory=True)  # followed once, not forever
+    os.mkfifo(src / "pipe.mp4")  # opening it would wait for a writer forever
+    results = prepare_dataset(src, tmp_path / "dst", PrepareSettings(short_side=32), workers=1)
+    assert {(r.path.split("/src/")[1], r.status, r.kind) for r in results} == {
+        ("class/linked.mp4", "done", ""),
+        ("pipe.mp4", "failed", "not_a_file"),
+    }
+    report = (tmp_path / "dst" / "prepare_report.csv").read_text()
+    assert "pipe.mp4,not_a_file," in report
+
+
+def test_ctrl_c_exits_130_and_leaves_no_partial_file(data_make_numbered_video, tmp_path, capsys, monkeypatch):
+    import videoswinv2.data.preparing as preparing
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    data_make_numbered_video(src / "a.mp4", 4)
+    data_make_numbered_video(src / "b.mp4", 4)
+
+    def interrupted(self, n=1):  # Ctrl-C after the first video, while a worker writes the second
+        (dst / ".b.partial.mp4").write_bytes(b"half a video")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(preparing.tqdm, "update", interrupted)
+    assert main(["prepare", str(src), str(dst), "--workers", "1"]) == 130
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith("videoswinv2 prepare: interrupted: rerun the same command to continue")
+    )
+    assert not list(dst.glob(".*.partial.*"))

@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from videoswinv2.cli_errors import concise_error, first_line, named_options
+from videoswinv2.errors import UsageError
 
 Tool = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], object]]
 
@@ -29,6 +30,9 @@ LIGHTNING_COMMANDS = {
     "validate": "score a checkpoint on the validation split: videoswinv2 validate -c CONFIG --ckpt_path CKPT",
     "test": "multi-view evaluation of a checkpoint: videoswinv2 test -c CONFIG --ckpt_path CKPT",
 }
+
+# Tools that skip what an earlier run finished, so that an interrupted run continues.
+RESUMABLE_TOOLS = ("predict", "extract-features", "prepare")
 
 
 def _tools() -> dict[str, Tool]:
@@ -267,8 +271,11 @@ class VideoSwinCLI(LightningCLI):
         before = set(root.iterdir()) if root is not None and root.is_dir() else set()
         try:
             super()._run_subcommand(subcommand)
-        except BaseException:
+        except BaseException as err:
             self._remove_failed_run(before)
+            if isinstance(err, UsageError):  # found once the run looked at its data: no traceback
+                print(f"error: {first_line(err)}", file=sys.stderr)
+                sys.exit(2)
             raise
 
     def _log_root(self) -> Path | None:
@@ -332,7 +339,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         )
         add_arguments(parser)
-        result = run(parser.parse_args(args[1:]))
+        try:
+            result = run(parser.parse_args(args[1:]))
+        except KeyboardInterrupt:
+            again = ": rerun the same command to continue" if args[0] in RESUMABLE_TOOLS else ""
+            print(f"\nvideoswinv2 {args[0]}: interrupted{again}", file=sys.stderr)
+            return 130
         return result if isinstance(result, int) else 0
     if not args or args[0] in ("-h", "--help"):
         print(_main_help(tools))

@@ -268,9 +268,11 @@ def _error_message(
     if model_arch is not None:
         lines += [f"  checkpoint: {ckpt.describe()}", f"  model:      {model_arch.describe()}"]
         if model_arch.describe() != ckpt.describe():
-            lines.append(
-                "  -> the checkpoint is another variant than the model: build the variant that matches it"
-            )
+            from videoswinv2.models.factory import ARCHITECTURE_FIELDS, closest_variant
+
+            name, overrides = closest_variant(**{key: getattr(ckpt, key) for key in ARCHITECTURE_FIELDS})
+            call = ", ".join([repr(name), *(f"{key}={value}" for key, value in overrides.items())])
+            lines.append(f"  -> the checkpoint fits create_model({call})")
     for title, keys in (
         ("missing from the checkpoint", missing),
         ("in the checkpoint, not in the model", unexpected),

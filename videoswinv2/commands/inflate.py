@@ -6,12 +6,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from safetensors import SafetensorError
 
 from videoswinv2.checkpoints import (
     TEMPORAL_INITS,
-    CheckpointError,
+    Checkpoint,
     WindowSize,
     inflate_state_dict,
     read_2d_checkpoint,
@@ -19,6 +20,8 @@ from videoswinv2.checkpoints import (
 )
 
 __all__ = ["add_arguments", "parse_window_sizes", "run"]
+
+USAGE, FAILED = 2, 1  # exit codes: a setting to change, work that failed
 
 
 def parse_window_sizes(text: str) -> tuple[WindowSize, ...]:
@@ -41,6 +44,16 @@ def parse_window_sizes(text: str) -> tuple[WindowSize, ...]:
     return tuple(windows)
 
 
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.replace(" ", ",").split(",") if v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 1, got {text!r}")
+    return values
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``videoswinv2 inflate``."""
     parser.add_argument(
@@ -50,6 +63,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("dst", help="where to write the 3D state dict: .safetensors or .pth")
     parser.add_argument("--model", required=True, help="3D model name, e.g. videoswinv2_base")
+    parser.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
+    # Architecture overrides, for 2D checkpoints of no named variant (the error names the ones to use).
+    parser.add_argument("--embed-dim", type=int, help="override the variant's embed_dim")
+    parser.add_argument("--depths", type=_ints, metavar="D,D,...", help="override the blocks per stage")
+    parser.add_argument("--num-heads", type=_ints, metavar="H,H,...", help="override the heads per stage")
+    parser.add_argument("--mlp-ratio", type=float, help="override the MLP width ratio")
     parser.add_argument(
         "--num-classes",
         type=int,
@@ -74,44 +93,92 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Inflate ``args.src`` into a ``args.model`` state dict at ``args.dst``; print the report. Exit code."""
-    from videoswinv2 import create_model  # lazily: the model factory imports the checkpoints package
+    # Lazily: the model factory imports the checkpoints package.
+    from videoswinv2.models.factory import ARCHITECTURE_FIELDS, MODEL_CONFIGS, create_model, list_models
 
-    if not Path(args.dst).parent.is_dir():  # checked first: reading and inflating take a while
-        return _error(f"cannot write {args.dst}: the folder {Path(args.dst).parent} does not exist")
+    # Checked first: reading and inflating take a while, and nothing the user has may be replaced.
+    src, dst = Path(args.src), Path(args.dst)
+    if dst.exists() and src.exists() and dst.resolve() == src.resolve():
+        return _error(f"{dst} is the checkpoint to inflate: choose another output file", USAGE)
+    if dst.is_dir():
+        return _error(f"{dst} is a folder: name the output file, e.g. {dst / 'model.safetensors'}", USAGE)
+    if dst.exists() and not args.overwrite:
+        return _error(f"{dst} exists: pass --overwrite to replace it, or choose another output file", USAGE)
+    if not dst.parent.is_dir():
+        return _error(f"cannot write {dst}: the folder {dst.parent} does not exist", USAGE)
+    if not src.exists():
+        return _error(f"{src}: no such checkpoint file or folder", USAGE)
+    if args.model not in MODEL_CONFIGS:
+        return _error(f"unknown model {args.model!r}: choose one of {', '.join(list_models())}", USAGE)
+    overrides = {k: getattr(args, k) for k in ARCHITECTURE_FIELDS if getattr(args, k) is not None}
     try:
         ckpt = read_2d_checkpoint(args.src)
+        mismatch = _architecture_mismatch(ckpt, args.model, overrides)
+        if mismatch:
+            return _error(mismatch, USAGE)
         windows, origin = _choose_window_sizes(args.pretrained_window_sizes, ckpt.pretrained_window_sizes)
         if windows is not None and len(windows) != len(ckpt.depths):
-            raise CheckpointError(
-                f"--pretrained-window-sizes has {len(windows)} entries; the checkpoint has {len(ckpt.depths)} stages"
+            return _error(
+                f"--pretrained-window-sizes has {len(windows)} entries; the checkpoint has "
+                f"{len(ckpt.depths)} stages",
+                USAGE,
             )
-        overrides = {} if windows is None else {"pretrained_window_sizes": windows}
-        model = create_model(args.model, num_classes=args.num_classes, **overrides)
+        kwargs = overrides if windows is None else {**overrides, "pretrained_window_sizes": windows}
+        model = create_model(args.model, num_classes=args.num_classes, **kwargs)
         state_dict, report = inflate_state_dict(ckpt, model.state_dict(), temporal_init=args.temporal_init)
         model.load_state_dict(state_dict, strict=True)  # the file must load exactly like this
-        metadata = {
-            "model": args.model,
-            "num_classes": str(args.num_classes),
-            "pretrained_window_sizes": json.dumps(windows),
-            "temporal_init": args.temporal_init,
-            "source": str(args.src),
-        }
-        save_state_dict(state_dict, args.dst, metadata)
-    except ValueError as err:  # CheckpointError, InflationError, or an unknown model name
-        return _error(str(err))
-    except (OSError, SafetensorError) as err:  # writing dst: a read-only folder, a full disk
-        return _error(f"cannot write {args.dst}: {getattr(err, 'strerror', None) or err}")
+    except ValueError as err:  # CheckpointError, InflationError
+        return _error(str(err), FAILED)
+    metadata = {
+        "model": args.model,
+        "num_classes": str(args.num_classes),
+        "pretrained_window_sizes": json.dumps(windows),
+        "temporal_init": args.temporal_init,
+        "source": str(args.src),
+    }
+    if overrides:
+        metadata["model_kwargs"] = json.dumps(overrides)
+    # Written beside DST and moved over it: an existing DST stays whole if writing fails.
+    partial = dst.with_name(f".{dst.stem}.partial{dst.suffix}")
+    try:
+        save_state_dict(state_dict, partial, metadata)
+        partial.replace(dst)
+    except (OSError, SafetensorError) as err:  # a read-only folder, a full disk
+        return _error(f"cannot write {dst}: {getattr(err, 'strerror', None) or err}", FAILED)
+    finally:
+        partial.unlink(missing_ok=True)
     print(report)
     print(f"pretrained window sizes: {windows or 'none'} ({origin})")
-    call = f"create_model({args.model!r}, num_classes={args.num_classes}"
-    call += f", pretrained_window_sizes={windows})" if windows else ")"
-    print(f"wrote {args.dst}; load it into {call} with load_state_dict(..., strict=True)")
+    call = ", ".join([repr(args.model), f"num_classes={args.num_classes}", *_keywords(kwargs)])
+    print(f"wrote {dst}; load it into create_model({call}) with load_state_dict(..., strict=True)")
     return 0
 
 
-def _error(message: str) -> int:
+def _architecture_mismatch(ckpt: Checkpoint, model: str, overrides: dict[str, Any]) -> str | None:
+    """Why ``ckpt`` cannot fit ``model`` with ``overrides``, naming the flags that would fit, or None."""
+    from videoswinv2.models.factory import ARCHITECTURE_FIELDS, closest_variant, variant_differences
+
+    held = {key: getattr(ckpt, key) for key in ARCHITECTURE_FIELDS}
+    differs = variant_differences(model, overrides, **held)
+    if not differs:
+        return None
+    name, fit = closest_variant(**held)
+    flags = " ".join([f"--model {name}", *(f"--{k.replace('_', '-')} {_flag(v)}" for k, v in fit.items())])
+    held_text = ", ".join(f"{key}={_flag(value)}" for key, value in differs.items())
+    return f"{ckpt.source} holds a SwinV2 with {held_text}, which {model} does not have: use {flags}"
+
+
+def _flag(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else f"{value:g}"
+
+
+def _keywords(kwargs: dict[str, Any]) -> list[str]:
+    return [f"{key}={tuple(v) if isinstance(v, list) else v}" for key, v in kwargs.items()]
+
+
+def _error(message: str, code: int) -> int:
     print(f"videoswinv2 inflate: error: {message}", file=sys.stderr)
-    return 1
+    return code
 
 
 def _choose_window_sizes(

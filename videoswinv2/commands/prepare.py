@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from videoswinv2.data.preparing import PrepareSettings, prepare_dataset, summary
@@ -25,10 +26,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``prepare`` from parsed arguments; prints the summary; exit code 0."""
-    settings = PrepareSettings(
-        short_side=args.short_side, fps=args.fps, gop=args.gop, crf=args.crf, preset=args.preset
-    )
-    results = prepare_dataset(args.src, args.dst, settings, workers=args.workers)
+    """Run ``prepare`` from parsed arguments; prints the summary. Exit code: 0, or 2 for a
+    setting to change (said in one line)."""
+    try:
+        settings = PrepareSettings(
+            short_side=args.short_side, fps=args.fps, gop=args.gop, crf=args.crf, preset=args.preset
+        )
+        results = prepare_dataset(args.src, args.dst, settings, workers=args.workers)
+    except ValueError as err:  # UsageError, or a setting PrepareSettings refuses
+        print(f"videoswinv2 prepare: error: {err}", file=sys.stderr)
+        return 2
     print(summary(results, args.dst))
     return 0

@@ -17,7 +17,7 @@ entry point that reads any of them.
 - ``auto``: the one layout a source can be (a ``.json`` file is SSv2's, a folder holding
   ``classInd.txt`` UCF101's, ...), see :func:`detect_format`.
 
-A source that does not match its format is a ``ValueError`` naming the file, the line (or JSON
+A source that does not match its format is a ``UsageError`` (a ``ValueError``) naming the file, the line (or JSON
 entry) and the format expected. Lists without labels (UCF101's test lists used for training,
 SSv2's ``test.json``, a Kinetics test CSV without labels) are refused the same way.
 """
@@ -44,6 +44,7 @@ from videoswinv2.data.annotations import (
     read_list_file,
     report_missing,
 )
+from videoswinv2.errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ def detect_format(source: str | Path) -> str:
     if _UCF_LIST.fullmatch(source.name) and (source.parent / _UCF_CLASSES).is_file():
         return "ucf101"
     if _HMDB_SPLIT.fullmatch(source.name):
-        raise ValueError(
+        raise UsageError(
             f"{source}:1: one HMDB51 split file ('video.avi flag' lines); give the folder that holds "
             "them all (testTrainMulti_7030_splits) with annotation_format hmdb51"
         )
@@ -98,13 +99,13 @@ def detect_format(source: str | Path) -> str:
     if header.startswith(",".join(KINETICS_CSV_COLUMNS)):
         return "kinetics_csv"
     if header.startswith("youtube_id,"):
-        raise ValueError(f"{source}:1: a Kinetics CSV without labels (the unlabelled test set?)")
+        raise UsageError(f"{source}:1: a Kinetics CSV without labels (the unlabelled test set?)")
     return "list"
 
 
 def _resolve(source: Path, annotation_format: str) -> str:
     if annotation_format not in ANNOTATION_FORMATS:
-        raise ValueError(f"annotation_format must be one of {ANNOTATION_FORMATS}, got {annotation_format!r}")
+        raise UsageError(f"annotation_format must be one of {ANNOTATION_FORMATS}, got {annotation_format!r}")
     if annotation_format == "auto":
         return detect_format(source)
     if not source.exists():
@@ -130,17 +131,17 @@ def read_annotations(
     kind = _resolve(source, annotation_format)
     if kind == "class_folders":
         if not source.is_dir():
-            raise ValueError(
+            raise UsageError(
                 f"{source}: expected a folder of class folders (annotation_format class_folders)"
             )
         return read_class_folders(source, classes)
     if kind in ("kinetics_csv", "list", "ssv2") and source.is_dir():
-        raise ValueError(f"{source}: a folder, where annotation_format {kind} reads a file")
+        raise UsageError(f"{source}: a folder, where annotation_format {kind} reads a file")
     if kind == "kinetics_csv":
         return read_kinetics_csv(source, root, classes)
     if kind == "list":
         if _HMDB_SPLIT.fullmatch(source.name):
-            raise ValueError(
+            raise UsageError(
                 f"{source}:1: an HMDB51 split file (flags 0/1/2, not labels), read as a 'path label_index' "
                 "list; give its folder with annotation_format hmdb51"
             )
@@ -163,7 +164,7 @@ def dataset_classes(source: str | Path, annotation_format: str = "auto", split: 
     if kind == "class_folders":
         names = sorted(p.name for p in source.iterdir() if p.is_dir() and not p.name.startswith("."))
         if not names:
-            raise ValueError(f"{source}: no class folders (annotation_format class_folders)")
+            raise UsageError(f"{source}: no class folders (annotation_format class_folders)")
         return names
     if kind == "kinetics_csv":
         return _kinetics_csv_classes(source)
@@ -199,14 +200,14 @@ def read_ucf101(
     source, root = Path(source), Path(root)
     if source.is_dir():
         if not (source / _UCF_CLASSES).is_file():
-            raise ValueError(
+            raise UsageError(
                 f"{source}: no {_UCF_CLASSES}: not UCF101's ucfTrainTestlist folder (annotation_format ucf101)"
             )
         source = source / f"{'train' if subset == 'train' else 'test'}list{split:02d}.txt"
         if not source.is_file():
             raise FileNotFoundError(f"UCF101 split file {source} does not exist (split {split})")
     if subset == "train" and source.name.startswith("testlist"):
-        raise ValueError(f"{source}: UCF101's test list, refused for training: train on its trainlist")
+        raise UsageError(f"{source}: UCF101's test list, refused for training: train on its trainlist")
     labels = {name: i for i, name in enumerate(classes)}
     videos, missing, listed = [], [], 0
     for number, line in enumerate(source.read_text(encoding="utf-8-sig").splitlines(), start=1):
@@ -216,13 +217,13 @@ def read_ucf101(
         where = f"{source}:{number}"
         folder = parts[0].replace("\\", "/").split("/")[0]
         if len(parts) > 2 or "/" not in parts[0].replace("\\", "/") or folder not in labels:
-            raise ValueError(
+            raise UsageError(
                 f"{where}: expected 'Class/v_Class_gGG_cCC.avi [label]' with a class of {_UCF_CLASSES} "
                 f"(annotation_format ucf101), got {line.strip()!r}"
             )
         if len(parts) == 2:
             if not parts[1].isdigit() or int(parts[1]) != labels[folder] + 1:
-                raise ValueError(
+                raise UsageError(
                     f"{where}: label {parts[1]!r} disagrees with the folder {folder!r}, class "
                     f"{labels[folder] + 1} of {_UCF_CLASSES} (UCF101 labels are 1-based)"
                 )
@@ -244,7 +245,7 @@ _HMDB_FLAGS = {"train": "1", "val": "2", "test": "2"}
 def _hmdb_split_files(source: Path, split: int) -> dict[str, Path]:
     """Class name -> its split file, for split ``split`` of the folder ``source``."""
     if not source.is_dir():
-        raise ValueError(
+        raise UsageError(
             f"{source}: HMDB51's split files are read from their folder (testTrainMulti_7030_splits), "
             "not one by one (annotation_format hmdb51)"
         )
@@ -254,7 +255,7 @@ def _hmdb_split_files(source: Path, split: int) -> dict[str, Path]:
         if match and int(match.group(2)) == split:
             files[match.group(1)] = path
     if not files:
-        raise ValueError(f"{source}: no '<class>_test_split{split}.txt' files (annotation_format hmdb51)")
+        raise UsageError(f"{source}: no '<class>_test_split{split}.txt' files (annotation_format hmdb51)")
     return files
 
 
@@ -269,13 +270,13 @@ def read_hmdb51(
     videos, missing, listed = [], [], 0
     for name, path in _hmdb_split_files(source, split).items():
         if name not in labels:
-            raise ValueError(f"{path}: class {name!r} is not among the {len(classes)} classes")
+            raise UsageError(f"{path}: class {name!r} is not among the {len(classes)} classes")
         for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
             parts = line.split()
             if not parts:
                 continue
             if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
-                raise ValueError(
+                raise UsageError(
                     f"{path}:{number}: expected '<video>.avi <0|1|2>' (annotation_format hmdb51), got {line.strip()!r}"
                 )
             if parts[1] != wanted:
@@ -305,11 +306,11 @@ def read_ssv2(source: str | Path, root: str | Path, classes: list[str]) -> Annot
     try:
         rows = json.loads(source.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as error:
-        raise ValueError(
+        raise UsageError(
             f"{source}:{error.lineno}: not JSON ({error.msg}) (annotation_format ssv2)"
         ) from None
     if not isinstance(rows, list):
-        raise ValueError(
+        raise UsageError(
             f"{source}: expected a JSON list of {{id, label, template, placeholders}} (annotation_format ssv2)"
         )
     labels = {name: i for i, name in enumerate(classes)}
@@ -318,17 +319,17 @@ def read_ssv2(source: str | Path, root: str | Path, classes: list[str]) -> Annot
     for number, row in enumerate(rows, start=1):
         where = f"{source}: entry {number}"
         if not isinstance(row, dict) or "id" not in row:
-            raise ValueError(
+            raise UsageError(
                 f"{where}: expected {{id, label, template, placeholders}} (annotation_format ssv2), got {row!r}"
             )
         if "template" not in row:
-            raise ValueError(
+            raise UsageError(
                 f"{where} (id {row['id']}): no label: an unlabelled list (SSv2's test.json has no public "
                 "labels) cannot train or test; use validation.json"
             )
         label = ssv2_label(str(row["template"]))
         if label not in labels:
-            raise ValueError(
+            raise UsageError(
                 f"{where} (id {row['id']}): class {label!r} is not in {_SSV2_CLASSES}'s {len(classes)}"
             )
         stem = str(row["id"])

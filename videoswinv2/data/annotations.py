@@ -3,9 +3,10 @@ class-name files.
 
 Every reader returns an :class:`Annotations`: the videos found, as :class:`VideoRecord` (path and
 label index into the class list), and the listed files that are missing (left out, logged with
-their count and first names). An unknown label or a malformed row is a ``ValueError`` naming the
-file, the line and the problem. ``videoswinv2.data.annotation_formats`` reads the other datasets'
-layouts and picks the reader (``read_annotations``).
+their count and first names). An unknown label or a malformed row is a ``UsageError`` (a
+``ValueError``; the CLI reports it in one line) naming the file, the line and the problem.
+``videoswinv2.data.annotation_formats`` reads the other datasets' layouts and picks the reader
+(``read_annotations``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from videoswinv2.errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +48,12 @@ class Annotations:
 
 def find_videos(root: Path, suffixes: Iterable[str] = VIDEO_EXTENSIONS) -> Iterator[Path]:
     """Video files under ``root`` (by suffix, any case; hidden files skipped), relative to it, in
-    sorted order, folder by folder."""
+    sorted order, folder by folder. Symlinked folders are followed, each real folder once."""
     suffixes = tuple(suffixes)
-    for folder, dirs, files in os.walk(root):
-        dirs.sort()
+    seen: set[str] = set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        seen.add(os.path.realpath(folder))
+        dirs[:] = sorted(d for d in dirs if os.path.realpath(os.path.join(folder, d)) not in seen)
         for name in sorted(files):
             if name.lower().endswith(suffixes) and not name.startswith("."):
                 yield Path(folder, name).relative_to(root)
@@ -86,10 +91,10 @@ def read_class_names(path: str | Path) -> list[str]:
             if numbers[0] in (0, 1) and numbers == list(range(numbers[0], numbers[0] + len(numbers))):
                 names = [m.group(2).strip() for m in matches if m]
     if not names:
-        raise ValueError(f"{path}: no class names")
+        raise UsageError(f"{path}: no class names")
     duplicates = sorted(name for name, count in Counter(names).items() if count > 1)
     if duplicates:
-        raise ValueError(f"{path}: duplicate class names {duplicates}")
+        raise UsageError(f"{path}: duplicate class names {duplicates}")
     return names
 
 
@@ -97,17 +102,17 @@ def _json_class_names(path: Path, text: str) -> list[str]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path}:{error.lineno}: not JSON ({error.msg})") from None
+        raise UsageError(f"{path}:{error.lineno}: not JSON ({error.msg})") from None
     if isinstance(data, list) and all(isinstance(name, str) for name in data):
         return data
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object {{name: id}} or a list of names")
+        raise UsageError(f"{path}: expected a JSON object {{name: id}} or a list of names")
     try:
         ids = {name: int(value) for name, value in data.items()}
     except (TypeError, ValueError):
-        raise ValueError(f"{path}: class ids must be whole numbers, as in SSv2's labels.json") from None
+        raise UsageError(f"{path}: class ids must be whole numbers, as in SSv2's labels.json") from None
     if sorted(ids.values()) != list(range(len(ids))):
-        raise ValueError(f"{path}: class ids must be 0 .. {len(ids) - 1}, each once")
+        raise UsageError(f"{path}: class ids must be 0 .. {len(ids) - 1}, each once")
     return sorted(ids, key=ids.__getitem__)
 
 
@@ -140,11 +145,11 @@ def read_class_folders(root: str | Path, classes: list[str]) -> Annotations:
     videos = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         if folder.name not in labels:
-            raise ValueError(f"{root}: folder {folder.name!r} is not a known class name")
+            raise UsageError(f"{root}: folder {folder.name!r} is not a known class name")
         label = labels[folder.name]
         videos += [VideoRecord(str(p), label) for p in sorted(folder.iterdir()) if _is_video(p)]
     if not videos:
-        raise ValueError(f"{root}: no videos ({'/'.join(VIDEO_EXTENSIONS)}) in class folders")
+        raise UsageError(f"{root}: no videos ({'/'.join(VIDEO_EXTENSIONS)}) in class folders")
     return Annotations(videos)
 
 
@@ -157,18 +162,18 @@ def read_list_file(path: str | Path, root: str | Path, classes: list[str]) -> An
             continue
         parts = line.strip().rsplit(maxsplit=1)
         if len(parts) != 2:
-            raise ValueError(
+            raise UsageError(
                 f"{path}:{number}: expected 'path label_index' (annotation_format list), got {line.strip()!r}: "
                 "a list without labels cannot train or test"
             )
         try:
             label = int(parts[1])
         except ValueError:
-            raise ValueError(
+            raise UsageError(
                 f"{path}:{number}: label {parts[1]!r} is not an integer (annotation_format list: 'path label_index')"
             ) from None
         if not 0 <= label < len(classes):
-            raise ValueError(f"{path}:{number}: label {label} is outside the {len(classes)} classes")
+            raise UsageError(f"{path}:{number}: label {label} is outside the {len(classes)} classes")
         listed += 1
         video = root / parts[0]
         if video.is_file():
@@ -188,9 +193,9 @@ def _seconds(value: str, column: str, where: str) -> int:
     try:
         number = float(value)
     except ValueError:
-        raise ValueError(f"{where}: {column} {value!r} is not a number") from None
+        raise UsageError(f"{where}: {column} {value!r} is not a number") from None
     if number != int(number) or number < 0:
-        raise ValueError(f"{where}: {column} {value!r} is not a whole number of seconds")
+        raise UsageError(f"{where}: {column} {value!r} is not a whole number of seconds")
     return int(number)
 
 
@@ -223,7 +228,7 @@ def read_kinetics_csv(path: str | Path, root: str | Path, classes: list[str]) ->
         rows = list(csv.reader(file))
     header = [column.strip().lower() for column in rows[0]] if rows else []
     if tuple(header[:4]) != KINETICS_CSV_COLUMNS:
-        raise ValueError(
+        raise UsageError(
             f"{path}:1: expected a Kinetics CSV header starting {','.join(KINETICS_CSV_COLUMNS)} "
             f"(annotation_format kinetics_csv), got {','.join(rows[0]) if rows else 'an empty file'!r}"
         )
@@ -234,10 +239,10 @@ def read_kinetics_csv(path: str | Path, root: str | Path, classes: list[str]) ->
             continue
         where = f"{path}:{number}"
         if len(row) < len(KINETICS_CSV_COLUMNS):
-            raise ValueError(f"{where}: expected at least 4 columns, got {row}")
+            raise UsageError(f"{where}: expected at least 4 columns, got {row}")
         label = row[0].strip()
         if label not in labels:
-            raise ValueError(
+            raise UsageError(
                 f"{where}: unknown label {label!r}: not among the {len(classes)} classes "
                 "(the class list is class_names_file's, or else the training CSV's labels)"
             )

@@ -34,6 +34,7 @@ from videoswinv2.data.synthetic import SyntheticSpec, make_synthetic_dataset
 from videoswinv2.data.transforms import EvalTransform, TrainTransform
 from videoswinv2.data.view_stream import view_loader
 from videoswinv2.data.views import EvalViews
+from videoswinv2.errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +175,7 @@ class KineticsDataModule(pl.LightningDataModule):
     def root(self) -> Path:
         # Checked on first use rather than in __init__, where LightningCLI would bury the message.
         if self._data_root is None:
-            raise ValueError(
+            raise UsageError(
                 "data_root is not set: pass --data.init_args.data_root DIR, the folder that holds "
                 "the videos and the annotation files (or set data.init_args.data_root in the config)"
             )
@@ -237,12 +238,12 @@ class KineticsDataModule(pl.LightningDataModule):
         h = self.hparams
         source = h[f"{split}_annotations"]
         if source is None:
-            raise ValueError(f"no {split}_annotations given, so there is no {split} split")
+            raise UsageError(f"no {split}_annotations given, so there is no {split} split")
         videos = read_annotations(
             self._path(source), self.video_root, self.classes, h.annotation_format, split, h.split
         ).videos
         if not videos:
-            raise ValueError(
+            raise UsageError(
                 f"the {split} split has no videos: {split}_annotations {self._path(source)} lists none, "
                 "or none of the files it lists exist"
             )

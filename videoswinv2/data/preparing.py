@@ -11,6 +11,7 @@ annotation files work unchanged with the copy as ``data_root``.
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import multiprocessing
 import os
@@ -24,10 +25,12 @@ from tqdm.auto import tqdm
 
 from videoswinv2.data.annotations import VIDEO_EXTENSIONS, find_videos
 from videoswinv2.data.decoding import VideoDecodeError, open_video, quarter_turns
+from videoswinv2.errors import UsageError
 
 log = logging.getLogger(__name__)
 
 REPORT_NAME = "prepare_report.csv"
+LEDGER_NAME = ".videoswinv2-prepare.jsonl"
 # Annotation and class-list files are copied; anything else that is not a video is left behind.
 ANNOTATION_SUFFIXES = (".csv", ".txt", ".json", ".jsonl", ".tsv", ".lst")
 # WebM admits only VP8/VP9/AV1: its H.264 copy is written as Matroska (WebM's parent format,
@@ -62,6 +65,57 @@ class PrepareSettings:
             raise ValueError(f"fps must be positive, got {self.fps}")
         if self.gop < 1:
             raise ValueError(f"gop must be >= 1, got {self.gop}")
+
+
+class WrittenFiles:
+    """The files ``prepare`` wrote into a folder, so that a rerun replaces or skips only those.
+
+    A hidden JSON-lines ledger in the folder names each file when ``prepare`` is about to write
+    it, and again with its size and modification time once written; the last line of a path
+    wins. A file is ``prepare``'s own while its ledger entry matches it (or names it without a
+    stat: a write a killed run had started). Any other file is the user's and is never touched.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.path = root / LEDGER_NAME
+        self.entries: dict[str, tuple[int, int] | None] = {}
+        if self.path.is_file():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                try:
+                    entry = json.loads(line)
+                    stat = (entry["size"], entry["mtime_ns"]) if "size" in entry else None
+                    self.entries[entry["path"]] = stat
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line cut short by a killed run
+
+    def owns(self, relative: Path) -> bool:
+        if str(relative) not in self.entries:
+            return False
+        stat, target = self.entries[str(relative)], self.root / relative
+        return stat is None or (target.is_file() and _stat(target) == stat)
+
+    def foreign(self, relatives: list[Path]) -> list[Path]:
+        """Those of ``relatives`` that exist in the folder and were not written by ``prepare``."""
+        return [r for r in relatives if os.path.lexists(self.root / r) and not self.owns(r)]
+
+    def will_write(self, relatives: list[Path]) -> None:
+        self._append([{"path": str(r)} for r in relatives])
+
+    def wrote(self, relative: Path) -> None:
+        size, mtime_ns = _stat(self.root / relative)
+        self._append([{"path": str(relative), "size": size, "mtime_ns": mtime_ns}])
+
+    def _append(self, entries: list[dict]) -> None:
+        with self.path.open("a", encoding="utf-8") as file:
+            file.writelines(json.dumps(entry) + "\n" for entry in entries)
+        for entry in entries:
+            self.entries[entry["path"]] = (entry["size"], entry["mtime_ns"]) if "size" in entry else None
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
 
 
 @dataclass(frozen=True)
@@ -128,7 +182,7 @@ def prepare_video(source: Path, target: Path, settings: PrepareSettings) -> Prep
         with open_video(name) as reader:
             num_frames = reader.num_frames
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.stem}.partial{target.suffix}")
+        partial = _partial(target)
         try:
             written = _transcode(source, partial, settings)
             if settings.fps is None and written != num_frames:
@@ -141,6 +195,11 @@ def prepare_video(source: Path, target: Path, settings: PrepareSettings) -> Prep
     except av.FFmpegError as error:
         return PrepareResult(name, "failed", kind="decode_error", reason=f"{name}: {error}")
     return PrepareResult(name, "done", source.stat().st_size, target.stat().st_size)
+
+
+def _partial(target: Path) -> Path:
+    """Where ``target`` is written before it is renamed into place."""
+    return target.with_name(f".{target.stem}.partial{target.suffix}")
 
 
 def _transcode(source: Path, target: Path, settings: PrepareSettings) -> int:
@@ -216,18 +275,13 @@ def _prepare_job(job: tuple[Path, Path, PrepareSettings]) -> PrepareResult:
     return prepare_video(*job)
 
 
-def copy_annotations(source: Path, target: Path) -> list[Path]:
-    """Copy annotation-like files (by suffix) from ``source`` to the same places under ``target``."""
-    copied = []
-    for folder, dirs, files in os.walk(source):
-        dirs.sort()
-        for name in sorted(files):
-            if name.lower().endswith(ANNOTATION_SUFFIXES) and name != REPORT_NAME:
-                relative = Path(folder, name).relative_to(source)
-                (target / relative).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(source / relative, target / relative)
-                copied.append(relative)
-    return copied
+def find_annotations(source: Path) -> list[Path]:
+    """Annotation-like files (by suffix) under ``source``, relative to it."""
+    return sorted(
+        path
+        for path in find_videos(source, ANNOTATION_SUFFIXES)
+        if path.name != REPORT_NAME and (source / path).is_file()
+    )
 
 
 def prepare_dataset(
@@ -241,28 +295,70 @@ def prepare_dataset(
     ``target/prepare_report.csv`` (path, kind, reason) for the videos that could not be read.
 
     Outputs that exist and decode are skipped, so an interrupted run resumes where it stopped.
+    Only files ``prepare`` wrote are ever replaced or skipped (:class:`WrittenFiles`): a
+    ``target`` holding a file of the user's where an output would go is refused before any work.
+    Entries that are not regular files (FIFOs, devices) are reported as failed, never opened.
     """
     source, target = Path(source).resolve(), Path(target).resolve()
     settings = settings or PrepareSettings()
     if not source.is_dir():
-        raise NotADirectoryError(f"{source} is not a directory")
+        raise UsageError(
+            f"the dataset folder {source} {'is not a folder' if source.exists() else 'does not exist'}"
+        )
     if target == source or source in target.parents:
-        raise ValueError(f"the output {target} must not be inside the dataset {source}")
-    videos = list(find_videos(source))
-    if not videos:
-        raise ValueError(f"no videos ({', '.join(VIDEO_EXTENSIONS)}) under {source}")
+        raise UsageError(
+            f"the output {target} must not be inside the dataset {source}: choose another folder"
+        )
+    if target.exists() and not target.is_dir():
+        raise UsageError(
+            f"the output {target} is a file: name a folder (new or prepare's own earlier output)"
+        )
+    if workers is not None and workers < 1:
+        raise UsageError(f"workers must be >= 1, got {workers}")
+    found = list(find_videos(source))
+    videos = [path for path in found if (source / path).is_file()]
+    if not found:
+        raise UsageError(f"no videos ({', '.join(VIDEO_EXTENSIONS)}) under {source}")
+    annotations = find_annotations(source)
+    written = WrittenFiles(target)
+    foreign = written.foreign([*videos, *annotations, Path(REPORT_NAME)])
+    if foreign:
+        shown = ", ".join(map(str, foreign[:5])) + (
+            f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        )
+        raise UsageError(
+            f"{target} holds {len(foreign)} files that prepare did not write where it would write its "
+            f"own ({shown}): prepare into a new folder or into prepare's own earlier output"
+        )
     target.mkdir(parents=True, exist_ok=True)
-    copy_annotations(source, target)
+    written.will_write([*videos, *annotations, Path(REPORT_NAME)])
+    for relative in annotations:
+        (target / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source / relative, target / relative)
+        written.wrote(relative)
+    results = [
+        PrepareResult(
+            str(source / path), "failed", kind="not_a_file", reason=f"{source / path}: not a regular file"
+        )
+        for path in found
+        if not (source / path).is_file()
+    ]
     jobs = [(source / path, target / path, settings) for path in videos]
-    workers = min(workers or os.cpu_count() or 1, len(jobs))
-    results: list[PrepareResult] = []
-    with tqdm(total=len(jobs), desc=f"preparing {target}", unit="video") as progress:
-        with multiprocessing.Pool(workers) as pool:
-            for result in pool.imap_unordered(_prepare_job, jobs):
-                results.append(result)
-                progress.update()
-                if result.status == "failed":
-                    progress.set_postfix(failed=sum(r.status == "failed" for r in results))
+    try:
+        with tqdm(total=len(jobs), desc=f"preparing {target}", unit="video") as progress:
+            with multiprocessing.Pool(min(workers or os.cpu_count() or 1, max(len(jobs), 1))) as pool:
+                for result in pool.imap_unordered(_prepare_job, jobs):
+                    results.append(result)
+                    if result.status == "done":
+                        written.wrote(Path(result.path).relative_to(source))
+                    progress.update()
+                    if result.status == "failed":
+                        progress.set_postfix(failed=sum(r.status == "failed" for r in results))
+    except KeyboardInterrupt:
+        # The pool's workers may be killed before their own clean-up: no half-written file stays.
+        for _, output, _ in jobs:
+            _partial(output).unlink(missing_ok=True)
+        raise
     results.sort(key=lambda r: r.path)
     with (target / REPORT_NAME).open("w", newline="") as file:
         writer = csv.writer(file)
@@ -270,6 +366,7 @@ def prepare_dataset(
         writer.writerows(
             [str(Path(r.path).relative_to(source)), r.kind, r.reason] for r in results if r.status == "failed"
         )
+    written.wrote(Path(REPORT_NAME))
     return results
 
 

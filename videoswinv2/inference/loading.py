@@ -82,7 +82,7 @@ def load_model(
             raise CheckpointError(
                 f"{path} has no head.fc.weight: it is not a videoswinv2 classifier state dict"
             )
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = json.loads(metadata.get("model_kwargs", "{}"))  # inflate's overrides
         if metadata.get("pretrained_window_sizes") not in (None, "null"):
             kwargs["pretrained_window_sizes"] = json.loads(metadata["pretrained_window_sizes"])
         num_classes = state_dict["head.fc.weight"].shape[0]

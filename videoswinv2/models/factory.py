@@ -16,8 +16,38 @@ MODEL_CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
+# What a state dict's shapes fix about a variant (checkpoints.Architecture reads them off).
+ARCHITECTURE_FIELDS = ("embed_dim", "depths", "num_heads", "mlp_ratio")
+
+
 def list_models() -> list[str]:
     return sorted(MODEL_CONFIGS)
+
+
+def variant_differences(
+    name: str, overrides: dict[str, Any] | None = None, **architecture: Any
+) -> dict[str, Any]:
+    """The settings of ``architecture`` (any of :data:`ARCHITECTURE_FIELDS`) that variant ``name``
+    with ``overrides`` does not have."""
+    unknown = set(architecture) - set(ARCHITECTURE_FIELDS)
+    if unknown:
+        raise ValueError(f"not architecture settings: {sorted(unknown)}")
+    config = {"mlp_ratio": 4.0, **MODEL_CONFIGS[name], **(overrides or {})}
+    return {key: value for key, value in architecture.items() if not _same(config[key], value)}
+
+
+def closest_variant(**architecture: Any) -> tuple[str, dict[str, Any]]:
+    """The named variant that differs from ``architecture`` in the fewest settings, and the
+    overrides that make it match: ``("videoswinv2_tiny", {})`` for SwinV2-T's shapes. Ties go to
+    the smaller variant."""
+    name = min(MODEL_CONFIGS, key=lambda n: len(variant_differences(n, **architecture)))
+    return name, variant_differences(name, **architecture)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (tuple, list)) or isinstance(b, (tuple, list)):
+        return tuple(a) == tuple(b)
+    return float(a) == float(b)
 
 
 def create_model(

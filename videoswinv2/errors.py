@@ -1,0 +1,9 @@
+"""Errors a user fixes by changing a setting or an input file, not by reading a traceback."""
+
+from __future__ import annotations
+
+
+class UsageError(ValueError):
+    """A setting or input file to change; the commands report it in one line and exit 2.
+
+    A ``ValueError``, so library callers catching those keep working."""
