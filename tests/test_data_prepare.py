@@ -149,6 +149,8 @@ def test_prepared_official_layouts_work_with_their_list_files(
         with av.open(str(dst / video)) as container:
             assert container.streams.video[0].codec_context.name == "h264"
     assert (dst / "ucf101" / "ucfTrainTestlist" / "trainlist01.txt").read_bytes().count(b"\r\n") == 2
+
+
 def _one_line_error(capsys) -> str:
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("videoswinv2 prepare: error: "), lines
