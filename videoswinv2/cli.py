@@ -145,6 +145,9 @@ class VideoSwinCLI(LightningCLI):
         import videoswinv2.training  # noqa: F401
 
         _quiet_lightning()
+        # What the config says of the model's class count (see _num_classes), set before the
+        # classes are built.
+        self._model_has_num_classes = True
         self._given_num_classes: int | None = None
         super().__init__(
             # Any LightningModule / LightningDataModule, picked by class_path (subclass mode).
@@ -170,8 +173,10 @@ class VideoSwinCLI(LightningCLI):
 
     def _num_classes(self, data: Any) -> int | None:
         """The data's class count, which a given ``num_classes`` must equal."""
-        count = getattr(data, "num_classes", None)
         given = self._given_num_classes
+        if not self._model_has_num_classes:  # e.g. a pretraining module: nothing to link, nothing to read
+            return given
+        count = getattr(data, "num_classes", None)
         if count is None:
             return given
         if given is not None and given != count:
@@ -204,6 +209,7 @@ class VideoSwinCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         # Checked here so the message is the last line, not buried in jsonargparse's union error.
         config = self.config[self.subcommand] if self.subcommand else self.config
+        self._model_has_num_classes = "num_classes" in (config.get("model.init_args") or {})
         self._given_num_classes = config.get("model.init_args.num_classes")
         # Only a fresh fit reads `pretrained`: a resumed one, test, validate and predict restore
         # the weights from their checkpoint.
