@@ -40,6 +40,16 @@ def last_error_line(capsys, *argv: str) -> str:
         ),
         ("--data.init_args.num_frames", "0", "error: --data.init_args.num_frames, "),
         (
+            "--data.init_args.batch_size",
+            "0",
+            "error: --data.init_args.batch_size: batch_size must be >= 1, got 0",
+        ),
+        (
+            "--data.init_args.num_workers",
+            "-1",
+            "error: --data.init_args.num_workers: num_workers must be >= 0",
+        ),
+        (
             "--data.init_args.decoder",
             "fancy",
             "error: --data.init_args.decoder: expected one of 'pyav', 'decord', got 'fancy'",

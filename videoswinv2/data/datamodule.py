@@ -13,7 +13,7 @@ import dataclasses
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
@@ -53,6 +53,27 @@ class ShardSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return len(range(self.rank, self.size, self.world))
+
+
+def _check_counts(settings: Any) -> None:
+    """Sizes and counts the loaders would refuse later, with a traceback, refused now by name."""
+    for name in (
+        "batch_size",
+        "test_batch_size",
+        "clips_per_video",
+        "train_crop_size",
+        "val_short_side",
+        "val_crop_size",
+        "test_short_side",
+        "test_crop_size",
+        "num_test_clips",
+    ):
+        if settings[name] < 1:
+            raise UsageError(f"{name} must be >= 1, got {settings[name]}")
+    if settings["num_workers"] < 0:
+        raise UsageError(
+            f"num_workers must be >= 0 (0 loads in the main process), got {settings['num_workers']}"
+        )
 
 
 class KineticsDataModule(pl.LightningDataModule):
@@ -158,6 +179,7 @@ class KineticsDataModule(pl.LightningDataModule):
         """
         super().__init__()
         self.save_hyperparameters()
+        _check_counts(self.hparams)
         if isinstance(synthetic, dict):  # as hparams hold it, e.g. when rebuilt from a checkpoint
             synthetic = SyntheticSpec(**synthetic)
         if synthetic is not None:
