@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from videoswinv2.checkpoints import (
     read_2d_checkpoint,
     save_state_dict,
 )
+from videoswinv2.checkpoints.metadata import ModelMetadata
 
 __all__ = ["add_arguments", "parse_window_sizes", "run"]
 
@@ -89,14 +89,14 @@ def run(args: argparse.Namespace) -> int:
         model = create_model(args.model, num_classes=args.num_classes, **overrides)
         state_dict, report = inflate_state_dict(ckpt, model.state_dict(), temporal_init=args.temporal_init)
         model.load_state_dict(state_dict, strict=True)  # the file must load exactly like this
-        metadata = {
-            "model": args.model,
-            "num_classes": str(args.num_classes),
-            "pretrained_window_sizes": json.dumps(windows),
-            "temporal_init": args.temporal_init,
-            "source": str(args.src),
-        }
-        save_state_dict(state_dict, args.dst, metadata)
+        metadata = ModelMetadata(
+            model=args.model,
+            num_classes=args.num_classes,
+            model_kwargs={"pretrained_window_sizes": windows},
+            source=str(args.src),
+            temporal_init=args.temporal_init,
+        )
+        save_state_dict(state_dict, args.dst, metadata.to_strings())
     except ValueError as err:  # CheckpointError, InflationError, or an unknown model name
         return _error(str(err))
     except (OSError, SafetensorError) as err:  # writing dst: a read-only folder, a full disk

@@ -15,7 +15,6 @@ from videoswinv2.data.broken_videos import BrokenVideoLogger
 from videoswinv2.data.clip_planning import ClipSpec, center_clip, spread_clips, train_clip, train_clips
 from videoswinv2.data.datamodule import KineticsDataModule, ShardSampler
 from videoswinv2.data.datasets import (
-    MultiViewDataset,
     VideoClipDataset,
     collate_clips,
     collate_videos,
@@ -46,7 +45,6 @@ __all__ = [
     "EvalTransform",
     "EvalViews",
     "KineticsDataModule",
-    "MultiViewDataset",
     "ShardSampler",
     "SyntheticSpec",
     "TrainTransform",
