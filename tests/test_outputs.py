@@ -23,10 +23,11 @@ from videoswinv2.inference import read_rows
 
 @pytest.fixture(scope="module")
 def videos(smoke_run, tmp_path_factory) -> list[str]:
-    """Three of the smoke run's test videos, in a folder of their own."""
+    """Three of the smoke run's test videos, in a folder of their own (renamed: YouTube ids may
+    start with "-", which a command line takes for an option)."""
     folder = tmp_path_factory.mktemp("videos")
-    for video in sorted((smoke_run["root"] / "data" / "test").rglob("*.mp4"))[:3]:
-        shutil.copy(video, folder / video.name)
+    for k, video in enumerate(sorted((smoke_run["root"] / "data" / "test").rglob("*.mp4"))[:3]):
+        shutil.copy(video, folder / f"video {k}.mp4")
     return sorted(str(p) for p in folder.iterdir())
 
 

@@ -142,15 +142,17 @@ class TimelineTask:
         return Finished(self.video, self.part, self.parts)
 
     def _transform(self, frame: torch.Tensor) -> torch.Tensor:
-        """``(H, W, 3)`` uint8 -> ``(3, h, w)`` uint8: short side resized, centre crop if one crop."""
+        """``(H, W, 3)`` uint8 -> ``(3, h, w)`` uint8: short side resized, centre crop if one crop
+        (a frame is cropped as soon as it is decoded: the buffer holds crops, not frames)."""
         resized = resize_short_side(frame[None], self.spec.short_side)[0].as_subclass(torch.Tensor)
         if self.spec.crops == 3:
             return resized
         top, left = three_crop_windows(*resized.shape[-2:], self.spec.crop_size)[1]
         return resized[:, top : top + self.spec.crop_size, left : left + self.spec.crop_size].clone()
 
-    def _views(self, frames: torch.Tensor) -> torch.Tensor:
-        """``(T, 3, h, w)`` uint8 -> ``(crops, 3, T, crop, crop)`` float, normalised."""
+    def window_views(self, frames: torch.Tensor) -> torch.Tensor:
+        """A window's frames ``(T, 3, h, w)`` uint8 (centre crops with one crop) ->
+        ``(crops, 3, T, crop, crop)`` float, normalised."""
         size = self.spec.crop_size
         if self.spec.crops == 1:
             return normalize(frames)[None]
@@ -175,7 +177,7 @@ class TimelineTask:
                 start_s, end_s = window_times(windows[k], fps, total, spec.clip)
                 yield (
                     Item(self.video, spec.crops, window=k, start_s=start_s, end_s=end_s),
-                    self._views(stacked),
+                    self.window_views(stacked),
                 )
 
 

@@ -19,7 +19,6 @@ How it is exported, and why:
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from dataclasses import asdict, dataclass, replace

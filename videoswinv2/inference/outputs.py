@@ -40,8 +40,12 @@ def is_jsonl(path: Path) -> bool:
 
 def check_row_file(output: str | None) -> None:
     """A ``--output`` that must name a ``.csv`` / ``.jsonl`` file, not a folder."""
-    if output is not None and (Path(output).is_dir() or output.endswith(("/", os.sep))):
+    if output is None:
+        return
+    if Path(output).is_dir() or output.endswith(("/", os.sep)):
         raise OutputError(f"--output {output} is a folder: name a .csv or .jsonl file")
+    if Path(output).suffix.lower() not in (".csv", ".jsonl"):
+        raise OutputError(f"--output {output} must end in .csv or .jsonl")
 
 
 def record_path(path: Path) -> Path:
