@@ -18,10 +18,12 @@ min-max and the speed-up over seek-3crops and seek-1crop, and the peak resident 
 main process and of the largest decoding worker. Then ``timeline`` alone on a --memory-minutes
 video: its peak memory beside the short video's.
 
-Latency part (``videoswinv2_tiny``, one clip of --num-frames x --crop-size): the model exported
+Latency part (``videoswinv2_tiny``, one clip of --latency-frames x --latency-crop): the model exported
 to ONNX and run by onnxruntime on the CPU, against PyTorch eager fp32 and bf16 autocast, in
 alternating rounds, median ms per clip with min-max, the ratio to eager fp32 and the largest
-logit difference to it.
+logit difference to it. On a busy machine PyTorch's OpenMP threads wait on each other: the tiny
+model on 8x64x64 took 2.2 s with 2 threads and 0.35 s with 1 while other jobs ran, so time it on a
+quiet machine (or pass --threads).
 
 Models are random (seeded), post-norm weights ~1 so that every block counts.
 
@@ -259,7 +261,11 @@ def latency_part(args: argparse.Namespace, folder: Path) -> None:
     model = loaded.module.backbone.eval()
     model.set_attn_impl("auto")
     model.cache_attention_bias(True)  # as predict runs it
-    session = onnxruntime.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    options = onnxruntime.SessionOptions()
+    if args.threads:  # the same number of threads for both runtimes
+        torch.set_num_threads(args.threads)
+        options.intra_op_num_threads = args.threads
+    session = onnxruntime.InferenceSession(str(result.path), options, providers=["CPUExecutionProvider"])
     clip = torch.randn(
         1,
         3,
@@ -317,6 +323,9 @@ def main() -> None:
     parser.add_argument("--latency-rounds", type=int, default=10)
     parser.add_argument("--latency-frames", type=int, default=32)
     parser.add_argument("--latency-crop", type=int, default=224)
+    parser.add_argument(
+        "--threads", type=int, help="threads of PyTorch and onnxruntime in the latency part (default: theirs)"
+    )
     parser.add_argument("--skip", choices=("timeline", "latency"), action="append", default=[])
     parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--video", help=argparse.SUPPRESS)
