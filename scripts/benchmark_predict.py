@@ -50,9 +50,9 @@ from videoswinv2.inference import (
     load_model,
     predict_videos,
     read_rows,
+    video_tasks,
 )
 from videoswinv2.inference.engine import resolve_accelerator
-from videoswinv2.training.evaluation import average_view_probabilities
 from videoswinv2.training.module import VideoClassifier
 
 
@@ -67,7 +67,8 @@ def old_predict(module: VideoClassifier, videos: list[str], views: EvalViews) ->
         for video in videos:
             clips = views.load(video)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                probs = average_view_probabilities(module.backbone, clips.unsqueeze(0).to(device), 6)[0]
+                chunks = clips.to(device).split(6)
+                probs = torch.cat([module.backbone(chunk).float().softmax(-1) for chunk in chunks]).mean(0)
             results.append(probs.cpu())
     module.backbone.set_attn_impl("auto")
     return results
@@ -124,8 +125,7 @@ def engine_run(
     writer = PredictionWriter(str(out), topk=len(classes), classes=classes, progress=False)
     predict_videos(
         module,
-        videos,
-        views,
+        video_tasks(videos, views),
         writer,
         batch_size=args.batch_size,
         num_workers=args.num_workers,

@@ -204,6 +204,23 @@ def test_multi_view_test_writes_one_prediction_per_video_and_figures(smoke_run):
     smoke_run["single"] = ((run_dir / "predictions.csv").read_text(), read_test_metrics(run_dir))
 
 
+def test_test_and_predict_give_the_same_top_k_and_probabilities(smoke_run, tmp_path, capsys):
+    """One evaluation path: a test run's predictions.csv and `predict` over the same videos with
+    the same views (the checkpoint's) agree, row for row."""
+    if "single" not in smoke_run:
+        pytest.skip("needs the single-process test above")
+    tested = list(csv.DictReader(smoke_run["single"][0].splitlines()))
+    out = tmp_path / "predicted.csv"
+    args = ["--ckpt", str(smoke_run["ckpt"]), "--precision", "32", "--num-workers", "0", "--no-progress"]
+    assert main(["predict", *[row["video"] for row in tested], *args, "--output", str(out)]) == 0
+    predicted = {row["video"]: row for row in csv.DictReader(open(out))}
+    for row in tested:
+        other = predicted[row["video"]]
+        for k in (1, 2, 3):
+            assert row[f"top{k}_label"] == other[f"top{k}_label"]
+            assert float(row[f"top{k}_prob"]) == pytest.approx(float(other[f"top{k}_prob"]), abs=2e-6)
+
+
 def test_two_process_ddp_test_equals_one_process(smoke_run):
     if "single" not in smoke_run:
         pytest.skip("needs the single-process test above")

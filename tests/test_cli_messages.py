@@ -16,8 +16,8 @@ from videoswinv2 import create_model
 from videoswinv2.cli import main
 from videoswinv2.data import KineticsDataModule, kinetics400_classes
 from videoswinv2.training import VideoClassifier
-from videoswinv2.training.evaluation import confusion_matrix_figure, per_class_accuracy_figure
 from videoswinv2.training.optim import learning_rates, param_groups
+from videoswinv2.training.reports import confusion_matrix_figure, per_class_accuracy_figure
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = str(REPO / "configs" / "smoke.yaml")

@@ -83,12 +83,19 @@ def test_two_simulated_ranks_evaluate_every_video_once(
         dm.setup("validate")
         dm.setup("test")
         for name, loader in (("val", dm.val_dataloader()), ("test", dm.test_dataloader())):
+            videos: set[int] = set()
             for batch in loader:
-                seen[name] += batch["index"].tolist()
-                broken += batch["broken"]
-                if batch["label"].numel():
-                    views = val_views or name == "test"
-                    assert batch["video"].shape[1:] == ((2 * 3, 3, 4, 32, 32) if views else (3, 4, 32, 32))
+                if "item" in batch:  # views streamed (test, and validation with val_views)
+                    videos |= {item.index for item in batch["item"]}
+                    assert all(item.num_views == 2 * 3 for item in batch["item"])
+                    broken += [item.video for item, _ in batch["failed"]]
+                else:
+                    videos |= set(batch["index"].tolist())
+                    broken += batch["broken"]
+                assert "item" in batch if val_views or name == "test" else "item" not in batch
+                if len(batch["video"]):
+                    assert batch["video"].shape[1:] == (3, 4, 32, 32)
+            seen[name] += sorted(videos)
     assert sorted(seen["val"]) == sorted(seen["test"]) == [0, 1, 3, 4]  # index 2 is the broken file
     assert broken == [str(data_broken_videos["text"])] * 2  # once in val, once in test (rank 0)
 

@@ -12,7 +12,6 @@ from videoswinv2.data import (
     ClipSpec,
     EvalTransform,
     EvalViews,
-    MultiViewDataset,
     TrainTransform,
     VideoClipDataset,
     VideoRecord,
@@ -115,17 +114,6 @@ def test_multi_view_order_is_clip_major(
             assert data_frame_numbers(frames) == clips[view // 3]
 
 
-def test_multi_view_dataset_matches_eval_views_load(data_numbered_video) -> None:
-    views = EvalViews(num_clips=2, num_frames=4, frame_interval=2, short_side=48, crop_size=48)
-    dataset = MultiViewDataset([VideoRecord(str(data_numbered_video), 1)], views)
-    sample = dataset[0]
-    expected = EvalViews(num_clips=2, num_frames=4, frame_interval=2, short_side=48, crop_size=48).load(
-        str(data_numbered_video)
-    )
-    assert torch.equal(sample["video"], expected)
-    assert (sample["label"], sample["index"], sample["broken"]) == (1, 0, [])
-
-
 @pytest.mark.parametrize("decoder", DECODERS)
 def test_broken_training_videos_are_replaced_and_reported(
     decoder, data_numbered_video, data_broken_videos
@@ -157,22 +145,14 @@ def test_training_stops_with_a_clear_error_when_nothing_decodes(data_broken_vide
         dataset[0]
 
 
-@pytest.mark.parametrize("multi_view", [False, True])
-def test_broken_evaluation_videos_are_dropped_from_batches(
-    multi_view, data_numbered_video, data_broken_videos
-) -> None:
+def test_broken_evaluation_videos_are_dropped_from_batches(data_numbered_video, data_broken_videos) -> None:
     good = VideoRecord(str(data_numbered_video), 2)
     videos = [
         VideoRecord(str(data_broken_videos["truncated"]), 0),
         good,
         VideoRecord(str(data_broken_videos["text"]), 1),
     ]
-    if multi_view:
-        dataset = MultiViewDataset(
-            videos, EvalViews(num_clips=2, num_frames=4, frame_interval=2, short_side=32, crop_size=32)
-        )
-    else:
-        dataset = VideoClipDataset(videos, mode="val", transform=EvalTransform(32, 32), clip=ClipSpec(4, 2))
+    dataset = VideoClipDataset(videos, mode="val", transform=EvalTransform(32, 32), clip=ClipSpec(4, 2))
     assert dataset[0]["video"] is None and dataset[0]["broken"] == [videos[0].path]
     batches = list(DataLoader(dataset, batch_size=2, collate_fn=collate_videos))
     assert [b["index"].tolist() for b in batches] == [[1], []]
@@ -189,7 +169,7 @@ def test_dataset_arguments_are_checked(data_numbered_video) -> None:
     with pytest.raises(ValueError, match="clips_per_video"):
         VideoClipDataset(videos, mode="val", transform=EvalTransform(), clips_per_video=2)
     with pytest.raises(ValueError, match="at least one video"):
-        MultiViewDataset([])
+        VideoClipDataset([], mode="val", transform=EvalTransform())
 
 
 def test_segment_sampling_on_a_numbered_webm(data_make_numbered_video, data_frame_numbers, tmp_path) -> None:

@@ -23,6 +23,7 @@ from videoswinv2.inference import (
     load_model,
     mirrored_path,
     read_rows,
+    video_tasks,
 )
 
 SMOKE_CLASSES = {"moving down slowly", "moving up slowly", "moving down quickly"}
@@ -89,16 +90,17 @@ def test_view_stream_batches_views_across_videos_and_reports_broken_ones(data_sy
     broken = tmp_path / "broken.mp4"
     broken.write_text("not a video")
     views = EvalViews(num_clips=2, num_frames=4, short_side=32, crop_size=32)
-    stream = ViewStream([videos[0], str(broken), *videos[1:]], views, batch_size=4)
+    stream = ViewStream(video_tasks([videos[0], str(broken), *videos[1:]], views), batch_size=4)
     batches = list(stream)
     assert [len(b["video"]) for b in batches] == [4, 4, 4, 4, 2]  # 3 videos x 6 views, across videos
-    assert [path for b in batches for path, _ in b["failed"]] == [str(broken)]
+    assert [item.video for b in batches for item, _ in b["failed"]] == [str(broken)]
+    assert [done.video for b in batches for done in b["finished"]] == videos
     got: dict[str, list[torch.Tensor]] = {}
     for batch in batches:
-        assert batch["num_views"] == 6
-        for view, path, index in zip(batch["video"], batch["path"], batch["view"].tolist()):
-            assert index == len(got.setdefault(path, []))  # views arrive in order
-            got[path].append(view)
+        for view, item, index in zip(batch["video"], batch["item"], batch["view"].tolist()):
+            assert item.num_views == 6
+            assert index == len(got.setdefault(item.video, []))  # views arrive in order
+            got[item.video].append(view)
     for video in videos:
         torch.testing.assert_close(torch.stack(got[video]), views.load(video), rtol=0, atol=0)
 
@@ -408,7 +410,7 @@ def test_prediction_adds_each_blocks_bias_and_mask_once_and_frees_them(smoke_run
     loaded = load_model(smoke_run["ckpt"])
     videos = [str(p) for p in sorted((smoke_run["root"] / "data" / "test").iterdir())[:4]]
     writer = CacheRecorder(str(tmp_path / "out.csv"), classes=loaded.classes, progress=False)
-    predict_videos(loaded.module, videos, loaded.views, writer, batch_size=3, num_workers=0)
+    predict_videos(loaded.module, video_tasks(videos, loaded.views), writer, batch_size=3, num_workers=0)
     assert len(seen) >= 3
     assert all(len(sums) == 1 for sums in seen[0])  # one window size and dtype per block
     assert all(batch == seen[0] for batch in seen)  # the same tensors, reused by every batch

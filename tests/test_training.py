@@ -10,12 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from videoswinv2 import create_model
-from videoswinv2.training.evaluation import (
-    VideoPrediction,
-    average_view_probabilities,
-    top_predictions,
-    write_predictions_csv,
-)
+from videoswinv2.data.view_stream import Item
+from videoswinv2.training.evaluation import Result, RowSchema, ViewGatherer, row_top
 from videoswinv2.training.mixing import mix_clips, smooth_one_hot
 from videoswinv2.training.optim import param_groups, warmup_cosine
 
@@ -120,46 +116,64 @@ def test_cutmix_pastes_one_box_in_every_frame_and_weights_by_its_area():
         torch.testing.assert_close(targets[0], torch.tensor([1 - area, area]))
 
 
-def test_views_are_averaged_in_bounded_chunks():
-    calls = []
+def test_views_arriving_over_batches_make_one_result_per_item():
+    a, b = Item("a.mp4", 3, label=1, index=0), Item("b.mp4", 2, label=0, index=1)
+    probs = torch.tensor([[0.1, 0.9], [0.3, 0.7], [0.6, 0.4], [0.5, 0.5], [0.2, 0.8]])
+    gatherer = ViewGatherer()
+    # b's views come interleaved with a's, and a's last view in a later batch, out of order
+    first = gatherer.add([a, b, a, b], [0, 0, 2, 1], {"probs": probs[:4], "features": torch.eye(4)})
+    assert [r.item for r in first] == [b]
+    torch.testing.assert_close(first[0].probs, probs[[1, 3]].mean(0))
+    torch.testing.assert_close(first[0].features, torch.eye(4)[[1, 3]])  # per view, in view order
+    (done,) = gatherer.add([a], [1], {"probs": probs[4:], "features": torch.ones(1, 4)})
+    torch.testing.assert_close(done.probs, probs[[0, 4, 2]].mean(0))
+    assert done.top(5) == [(1, pytest.approx(0.7)), (0, pytest.approx(0.3))]  # k capped at the classes
+    # A video that fails after some of its views came: its result is the failure, nothing pending.
+    batch = {"item": [a], "view": torch.tensor([0]), "failed": [(a, "decoding failed")]}
+    (failed,) = gatherer.batch_results(batch, {"probs": probs[:1], "features": torch.ones(1, 4)})
+    assert (failed.status, failed.reason, failed.probs) == ("failed", "decoding failed", None)
+    assert gatherer.add([a], [1], {"probs": probs[:1], "features": torch.ones(1, 4)}) == []
 
-    def model(x):
-        calls.append(x.shape[0])
-        return x.flatten(1)[:, :3] * 10
 
-    views = torch.randn(2, 5, 3, 1, 2, 2)
-    probs = average_view_probabilities(model, views, max_views_per_forward=4)
-    assert max(calls) <= 4 and sum(calls) == 10
-    expected = (views.flatten(2)[..., :3] * 10).softmax(-1).mean(1)
-    torch.testing.assert_close(probs, expected)
-    with pytest.raises(ValueError, match="max_views_per_forward"):
-        average_view_probabilities(model, views, 0)
-
-
-def test_predictions_csv_has_one_row_per_video_in_dataset_order(tmp_path):
-    probs = torch.tensor([[0.1, 0.7, 0.2], [0.6, 0.3, 0.1]])
-    preds = top_predictions(probs, torch.tensor([1, 2]), torch.tensor([5, 0]), k=2)
-    paths = [f"v{i}.mp4" for i in range(6)]
-    write_predictions_csv(tmp_path / "p.csv", preds, paths, ["a", "b", "c"])
-    rows = list(csv.DictReader(open(tmp_path / "p.csv")))
-    assert [r["video"] for r in rows] == ["v0.mp4", "v5.mp4"]
-    assert rows[0] == {
-        "video": "v0.mp4",
-        "label": "c",
-        "correct": "0",
-        "top1_label": "a",
-        "top1_prob": "0.600000",
-        "top2_label": "b",
-        "top2_prob": "0.300000",
+def test_one_row_schema_for_tests_predictions_and_timelines():
+    classes = ["a", "b", "c"]
+    result = Result(
+        Item("v.mp4", 3, label=2, window=4, start_s=1.5, end_s=3.25), probs=torch.tensor([0.6, 0.3, 0.1])
+    )
+    labelled = RowSchema(2, labelled=True)
+    assert labelled.columns() == [
+        "video",
+        "status",
+        "reason",
+        "label",
+        "correct",
+        "top1_label",
+        "top1_prob",
+        "top2_label",
+        "top2_prob",
+    ]
+    assert labelled.row(result, classes) == {
+        "video": "v.mp4", "status": "ok", "reason": "", "label": "c", "correct": 0,
+        "top1_label": "a", "top1_prob": "0.600000", "top2_label": "b", "top2_prob": "0.300000",
+    }  # fmt: skip
+    windows = RowSchema(1, windows=True)
+    assert windows.row(result, classes)["start_s"] == "1.500"
+    as_json = windows.row(result, classes, jsonl=True)
+    assert (as_json["window"], as_json["end_s"], as_json["labels"], as_json["probs"]) == (
+        4,
+        3.25,
+        ["a"],
+        [0.6],
+    )
+    assert row_top(as_json) == row_top(windows.row(result, classes)) == [("a", 0.6)]
+    failed = labelled.row(Result(Item("w.mp4", 3, label=1), "failed", "no video stream"), classes)
+    assert failed == {
+        "video": "w.mp4",
+        "status": "failed",
+        "reason": "no video stream",
+        "label": "b",
+        "correct": "",
     }
-    assert rows[1]["correct"] == "1" and rows[1]["top1_label"] == "b"
-    with pytest.raises(RuntimeError, match="more than once"):
-        write_predictions_csv(tmp_path / "q.csv", preds + preds[:1], paths, ["a", "b", "c"])
-
-
-def test_top_predictions_cap_k_at_the_class_count():
-    preds = top_predictions(torch.tensor([[0.25, 0.75]]), torch.tensor([0]), torch.tensor([7]), k=5)
-    assert preds == [VideoPrediction(index=7, label=0, top_classes=(1, 0), top_probs=(0.75, 0.25))]
 
 
 def test_compile_option_compiles_the_backbone_in_place_when_a_run_starts():

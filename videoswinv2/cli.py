@@ -36,7 +36,15 @@ RESUMABLE_TOOLS = ("predict", "extract-features", "prepare")
 
 
 def _tools() -> dict[str, Tool]:
-    from videoswinv2.commands import extract_features, inflate, make_synthetic, predict, prepare
+    from videoswinv2.commands import (
+        export,
+        extract_features,
+        inflate,
+        make_synthetic,
+        predict,
+        prepare,
+        timeline,
+    )
 
     return {
         "inflate": ("turn a 2D SwinV2 checkpoint into a 3D state dict", inflate.add_arguments, inflate.run),
@@ -51,6 +59,12 @@ def _tools() -> dict[str, Tool]:
             extract_features.add_arguments,
             extract_features.run,
         ),
+        "timeline": (
+            "classes along whole videos: a row per window, merged segments and a picture",
+            timeline.add_arguments,
+            timeline.run,
+        ),
+        "export": ("a checkpoint as an ONNX or torch.export (.pt2) model", export.add_arguments, export.run),
         "prepare": (
             "re-encode a dataset folder for fast training (short side, keyframes, upright, no audio)",
             prepare.add_arguments,

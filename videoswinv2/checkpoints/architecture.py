@@ -8,7 +8,6 @@ beside the tensors; timm state dicts do not show them.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections import defaultdict
@@ -20,6 +19,7 @@ import torch
 from torch import Tensor
 
 from .io import CheckpointError
+from .metadata import ModelMetadata
 
 __all__ = [
     "Architecture",
@@ -148,18 +148,10 @@ def pretrained_windows_from_hf_config(
 def pretrained_windows_from_metadata(
     metadata: Mapping[str, Any] | None, num_stages: int
 ) -> tuple[WindowSize, ...] | None:
-    """Per-stage windows a 3D checkpoint of this package records beside its tensors: the
-    ``pretrained_window_sizes`` of a ``videoswinv2 inflate`` safetensors header (JSON), or of the
-    ``model_kwargs`` in a ``VideoClassifier`` Lightning checkpoint's ``hyper_parameters``. None
-    when it records none (or not one per stage)."""
-    if not metadata:
-        return None
-    windows = metadata.get("pretrained_window_sizes")
-    if isinstance(windows, str):
-        windows = json.loads(windows)
-    hparams = metadata.get("hyper_parameters")
-    if windows is None and isinstance(hparams, Mapping):
-        windows = (hparams.get("model_kwargs") or {}).get("pretrained_window_sizes")
+    """Per-stage windows a 3D checkpoint of this package records beside its tensors (see
+    :mod:`.metadata`: a ``videoswinv2 inflate`` safetensors header, or a ``VideoClassifier``
+    Lightning checkpoint's ``model_kwargs``). None when it records none (or not one per stage)."""
+    windows = ModelMetadata.from_file_entries(metadata).pretrained_window_sizes
     if not isinstance(windows, (list, tuple)) or len(windows) != num_stages:
         return None
     return tuple(w if isinstance(w, int) else tuple(int(v) for v in w) for w in windows)

@@ -1,20 +1,26 @@
-"""Options and set-up shared by ``videoswinv2 predict`` and ``videoswinv2 extract-features``."""
+"""Options and set-up shared by ``videoswinv2 predict``, ``extract-features`` and ``timeline``."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from videoswinv2.checkpoints.io import CheckpointError
 from videoswinv2.data.decoding import DECODERS
+from videoswinv2.data.view_stream import Task
 from videoswinv2.data.views import EvalViews
 from videoswinv2.inference.engine import keep_freed_memory, predict_videos, resolve_accelerator
 from videoswinv2.inference.inputs import collect_videos
 from videoswinv2.inference.loading import LoadedModel, load_model
+from videoswinv2.inference.outputs import file_sha256
 from videoswinv2.inference.precision import PRECISIONS, choose_precision, cpu_flags
-from videoswinv2.inference.writers import FeatureWriter, PredictionWriter
+from videoswinv2.inference.writers import ResultWriter
+
+INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
 
 
 def _int_at_least(minimum: int):
@@ -34,8 +40,19 @@ def _int_at_least(minimum: int):
 positive_int = _int_at_least(1)
 
 
-def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
-    """Inputs, model, views and engine options common to both commands."""
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def add_inference_arguments(parser: argparse.ArgumentParser, clips: bool = True) -> None:
+    """Inputs, model, views and engine options common to the commands (``clips``: the number of
+    temporal clips is an option; a timeline's windows are not)."""
     parser.add_argument(
         "inputs",
         nargs="+",
@@ -48,11 +65,14 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     views = parser.add_argument_group(
         "views (default: the checkpoint's test settings, else 4 clips of 32x2, 224)"
     )
-    views.add_argument("--views", type=positive_int, help="temporal clips per video, each seen in 3 crops")
+    if clips:
+        views.add_argument(
+            "--views", type=positive_int, help="temporal clips per video, each seen in 3 crops"
+        )
     views.add_argument("--num-frames", type=positive_int, help="frames per clip")
     views.add_argument("--frame-interval", type=positive_int, help="frame stride within a clip")
     views.add_argument("--short-side", type=positive_int, help="resize of the short side before cropping")
-    views.add_argument("--crop-size", type=positive_int, help="side of the three square crops")
+    views.add_argument("--crop-size", type=positive_int, help="side of the square crops")
     views.add_argument("--decoder", choices=DECODERS)
     engine = parser.add_argument_group("engine")
     engine.add_argument(
@@ -74,7 +94,12 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="auto: bf16 autocast on CUDA and on CPUs with AMX or AVX512-BF16, else fp32",
     )
-    engine.add_argument("--overwrite", action="store_true", help="redo videos whose outputs exist")
+    engine.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="redo every video, also those an earlier run of other settings wrote (never a file "
+        "videoswinv2 did not write)",
+    )
     engine.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -87,6 +112,19 @@ class Setup:
     videos: list[str]
     accelerator: str
     precision: str
+    checkpoint_sha256: str
+
+    def settings(self, **extra: Any) -> dict[str, Any]:
+        """What an output's rows depend on, recorded beside it (see ``inference.outputs``)."""
+        hparams = self.loaded.module.hparams
+        return {
+            "checkpoint_sha256": self.checkpoint_sha256,
+            "model": hparams.model,
+            "model_kwargs": dict(hparams.model_kwargs or {}),
+            "views": asdict(self.views),
+            "precision": self.precision,
+            **extra,
+        }
 
 
 def prepare(args: argparse.Namespace, need_head: bool) -> Setup:
@@ -98,7 +136,7 @@ def prepare(args: argparse.Namespace, need_head: bool) -> Setup:
         args.ckpt, model=args.model, classes_file=getattr(args, "classes", None), need_head=need_head
     )
     views = loaded.views.overridden(
-        num_clips=args.views,
+        num_clips=getattr(args, "views", None),
         num_frames=args.num_frames,
         frame_interval=args.frame_interval,
         short_side=args.short_side,
@@ -107,7 +145,7 @@ def prepare(args: argparse.Namespace, need_head: bool) -> Setup:
     )
     accelerator = resolve_accelerator(args.device)
     precision = choose_precision(args.precision, accelerator, cpu_flags())
-    return Setup(loaded, views, videos, accelerator, precision)
+    return Setup(loaded, views, videos, accelerator, precision, file_sha256(args.ckpt))
 
 
 SETUP_ERRORS = (CheckpointError, ValueError, FileNotFoundError, RuntimeError)
@@ -116,6 +154,27 @@ SETUP_ERRORS = (CheckpointError, ValueError, FileNotFoundError, RuntimeError)
 def fail(prog: str, error: BaseException) -> int:
     print(f"{prog}: error: {error}", file=sys.stderr)
     return 2
+
+
+def guarded(prog: str, body: Callable[[], int]) -> int:
+    """Run a command's body: bad input (a setup error) ends in one line and exit code 2; Ctrl-C
+    in one line and 130 (finished rows are on disk: the same command continues from them)."""
+    try:
+        return body()
+    except SETUP_ERRORS as error:
+        return fail(prog, error)
+    except KeyboardInterrupt:
+        print(f"\n{prog}: interrupted: rerun the same command to continue", file=sys.stderr)
+        return INTERRUPTED
+
+
+def warn_untrained(prog: str, setup: Setup) -> None:
+    if setup.loaded.untrained_head:
+        print(
+            f"{prog}: warning: {setup.loaded.untrained_head}; the class names below are not predictions "
+            "until it is fine-tuned",
+            file=sys.stderr,
+        )
 
 
 def report(prog: str, total: int, skipped: int, failed: list[tuple[str, str]], where: str) -> int:
@@ -130,26 +189,23 @@ def report(prog: str, total: int, skipped: int, failed: list[tuple[str, str]], w
     return 1 if failed else 0
 
 
-def run_videos(
-    prog: str, args: argparse.Namespace, setup: Setup, writer: PredictionWriter | FeatureWriter, where: str
+def run_tasks(
+    prog: str,
+    args: argparse.Namespace,
+    setup: Setup,
+    writer: ResultWriter,
+    tasks: Sequence[Task],
+    skipped: int,
+    where: str,
 ) -> int:
-    """Skip the videos an earlier run finished (unless ``--overwrite``), run the engine over the
-    rest, print the summary; the exit code."""
-    videos = setup.videos
-    if not args.overwrite:
-        try:
-            finished = writer.keep_finished()
-        except ValueError as error:
-            return fail(prog, error)
-        videos = [video for video in videos if video not in finished]
-        writer.append = True
-    if videos:
+    """Run the engine over ``tasks`` (none: every video was done by an earlier run), print the
+    summary; the exit code."""
+    if tasks:
         if setup.accelerator == "cpu":  # this process only runs the model from here on
             keep_freed_memory()
         trainer = predict_videos(
             setup.loaded.module,
-            videos,
-            setup.views,
+            tasks,
             writer,
             batch_size=args.batch_size,
             num_workers=args.num_workers,
@@ -159,4 +215,5 @@ def run_videos(
         )
         if not trainer.is_global_zero:
             return 0
-    return report(prog, len(setup.videos), len(setup.videos) - len(videos), writer.failed, where)
+    failed = list(dict(writer.failed).items())  # one line per video (a timeline's parts may each fail)
+    return report(prog, len(setup.videos), skipped, failed, where)

@@ -3,14 +3,17 @@
 One float32 ``.npy`` per video under DIR (the video's path mirrored, ``a.mp4`` -> ``a.mp4.npy``):
 the pooled pre-logits ``(C',)`` averaged over the evaluation views, ``(V, C')`` with
 ``--per-view``, or the ``(C', T', H', W')`` maps with ``--feature-map``; ``DIR/index.csv`` lists
-video, feature file, number of views and status. A re-run skips videos whose files exist.
+video, status, reason, feature file and number of views. A re-run with the same settings skips
+videos whose files exist.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from videoswinv2.commands._inference import SETUP_ERRORS, add_inference_arguments, fail, prepare, run_videos
+from videoswinv2.commands._inference import add_inference_arguments, guarded, prepare, run_tasks
+from videoswinv2.data.view_stream import video_tasks
+from videoswinv2.inference.outputs import resolved
 from videoswinv2.inference.writers import FeatureWriter
 
 PROG = "videoswinv2 extract-features"
@@ -28,11 +31,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        setup = prepare(args, need_head=False)
-        writer = FeatureWriter(
-            args.output, per_view=args.per_view, feature_map=args.feature_map, progress=not args.no_progress
-        )
-    except SETUP_ERRORS as error:
-        return fail(PROG, error)
-    return run_videos(PROG, args, setup, writer, str(writer.index.path))
+    return guarded(PROG, lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    writer = FeatureWriter(
+        args.output, per_view=args.per_view, feature_map=args.feature_map, progress=not args.no_progress
+    )
+    setup = prepare(args, need_head=False)
+    settings = setup.settings(per_view=args.per_view, feature_map=args.feature_map)
+    done = writer.prepare(settings, overwrite=args.overwrite)
+    videos = [video for video in setup.videos if resolved(video) not in done]
+    skipped = len(setup.videos) - len(videos)
+    return run_tasks(
+        PROG, args, setup, writer, video_tasks(videos, setup.views), skipped, str(writer.index.path)
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from videoswinv2.checkpoints import (
     read_2d_checkpoint,
     save_state_dict,
 )
+from videoswinv2.checkpoints.metadata import ModelMetadata
 
 __all__ = ["add_arguments", "parse_window_sizes", "run"]
 
@@ -129,19 +129,17 @@ def run(args: argparse.Namespace) -> int:
         model.load_state_dict(state_dict, strict=True)  # the file must load exactly like this
     except ValueError as err:  # CheckpointError, InflationError
         return _error(str(err), FAILED)
-    metadata = {
-        "model": args.model,
-        "num_classes": str(args.num_classes),
-        "pretrained_window_sizes": json.dumps(windows),
-        "temporal_init": args.temporal_init,
-        "source": str(args.src),
-    }
-    if overrides:
-        metadata["model_kwargs"] = json.dumps(overrides)
+    metadata = ModelMetadata(
+        model=args.model,
+        num_classes=args.num_classes,
+        model_kwargs={**overrides, "pretrained_window_sizes": windows},
+        source=str(args.src),
+        temporal_init=args.temporal_init,
+    )
     # Written beside DST and moved over it: an existing DST stays whole if writing fails.
     partial = dst.with_name(f".{dst.stem}.partial{dst.suffix}")
     try:
-        save_state_dict(state_dict, partial, metadata)
+        save_state_dict(state_dict, partial, metadata.to_strings())
         partial.replace(dst)
     except (OSError, SafetensorError) as err:  # a read-only folder, a full disk
         return _error(f"cannot write {dst}: {getattr(err, 'strerror', None) or err}", FAILED)

@@ -1,23 +1,25 @@
 """``videoswinv2 predict INPUT ... --ckpt CKPT [--output FILE]``: top-k classes of many videos.
 
 Each video is seen in its evaluation views (softmax averaged over them); rows go to a ``.csv`` or
-``.jsonl`` file as videos finish, or to the terminal. A re-run with the same ``--output`` skips
-the videos already there and retries those that failed.
+``.jsonl`` file as videos finish, or to the terminal. A re-run with the same ``--output`` and
+settings skips the videos already there and retries those that failed (see
+``videoswinv2.inference.outputs`` for what is refused).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 
 from videoswinv2.commands._inference import (
-    SETUP_ERRORS,
     add_inference_arguments,
-    fail,
+    guarded,
     positive_int,
     prepare,
-    run_videos,
+    run_tasks,
+    warn_untrained,
 )
+from videoswinv2.data.view_stream import video_tasks
+from videoswinv2.inference.outputs import resolved
 from videoswinv2.inference.writers import PredictionWriter
 
 PROG = "videoswinv2 predict"
@@ -33,17 +35,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        setup = prepare(args, need_head=True)
-        writer = PredictionWriter(
-            args.output, topk=args.topk, classes=setup.loaded.classes, progress=not args.no_progress
-        )
-    except SETUP_ERRORS as error:
-        return fail(PROG, error)
-    if setup.loaded.untrained_head:
-        print(
-            f"{PROG}: warning: {setup.loaded.untrained_head}; the class names below are not predictions "
-            "until it is fine-tuned",
-            file=sys.stderr,
-        )
-    return run_videos(PROG, args, setup, writer, args.output or "")
+    return guarded(PROG, lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    writer = PredictionWriter(
+        args.output, topk=args.topk, progress=not args.no_progress
+    )  # checks --output first
+    setup = prepare(args, need_head=True)
+    writer.classes = setup.loaded.classes
+    done = writer.prepare(setup.settings(topk=args.topk, classes=writer.classes), overwrite=args.overwrite)
+    warn_untrained(PROG, setup)
+    videos = [video for video in setup.videos if resolved(video) not in done]
+    skipped = len(setup.videos) - len(videos)
+    return run_tasks(PROG, args, setup, writer, video_tasks(videos, setup.views), skipped, args.output or "")

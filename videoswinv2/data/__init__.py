@@ -35,7 +35,6 @@ from videoswinv2.data.clip_planning import (
 )
 from videoswinv2.data.datamodule import KineticsDataModule, ShardSampler
 from videoswinv2.data.datasets import (
-    MultiViewDataset,
     VideoClipDataset,
     collate_clips,
     collate_videos,
@@ -68,7 +67,6 @@ __all__ = [
     "EvalTransform",
     "EvalViews",
     "KineticsDataModule",
-    "MultiViewDataset",
     "ShardSampler",
     "SyntheticSpec",
     "TrainTransform",

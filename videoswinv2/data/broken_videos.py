@@ -13,9 +13,9 @@ log = logging.getLogger(__name__)
 
 
 class BrokenVideoLogger(pl.Callback):
-    """Collects ``batch["broken"]`` and, at the end of every train/val/test epoch, logs the
-    count as ``data/broken_videos_{stage}`` and one warning line naming the files (all ranks
-    together). :class:`~videoswinv2.data.datamodule.KineticsDataModule` adds it to the trainer.
+    """Collects ``batch["broken"]`` (and the videos of a ``ViewStream`` batch's ``failed``) and,
+    at the end of every train/val/test epoch, logs the count as ``data/broken_videos_{stage}`` and
+    one warning line naming the files (all ranks together). :class:`~videoswinv2.data.datamodule.KineticsDataModule` adds it to the trainer.
     """
 
     def __init__(self) -> None:
@@ -24,6 +24,7 @@ class BrokenVideoLogger(pl.Callback):
     def _collect(self, stage: str, batch: Any) -> None:
         if isinstance(batch, dict):
             self._paths[stage].extend(batch.get("broken", ()))
+            self._paths[stage].extend(item.video for item, _ in batch.get("failed", ()))
 
     def _report(self, stage: str, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         paths, self._paths[stage] = self._paths[stage], []

@@ -29,10 +29,10 @@ from videoswinv2.data.annotation_formats import (
 from videoswinv2.data.annotations import VideoRecord, read_class_names
 from videoswinv2.data.broken_videos import BrokenVideoLogger
 from videoswinv2.data.clip_planning import ClipPlacement, ClipSpec, Sampling, ShortVideo
-from videoswinv2.data.datasets import MultiViewDataset, VideoClipDataset, collate_clips, collate_videos
+from videoswinv2.data.datasets import VideoClipDataset, collate_clips, collate_videos
 from videoswinv2.data.synthetic import SyntheticSpec, make_synthetic_dataset
 from videoswinv2.data.transforms import EvalTransform, TrainTransform
-from videoswinv2.data.view_stream import view_loader
+from videoswinv2.data.view_stream import VideoViews, video_tasks, view_loader
 from videoswinv2.data.views import EvalViews
 from videoswinv2.errors import UsageError
 
@@ -191,7 +191,7 @@ class KineticsDataModule(pl.LightningDataModule):
         EvalViews.from_datamodule(self.hparams)  # checks the test settings now, not at the first test
         self.synthetic = synthetic
         self._classes: list[str] | None = None
-        self.datasets: dict[str, Dataset] = {}
+        self.datasets: dict[str, Dataset | list[VideoViews]] = {}
 
     @property
     def root(self) -> Path:
@@ -331,10 +331,12 @@ class KineticsDataModule(pl.LightningDataModule):
         """The views each test (and predict) video is seen in."""
         return EvalViews.from_datamodule(self.hparams)
 
-    def _multi_view(self, videos: list[VideoRecord]) -> MultiViewDataset:
-        return MultiViewDataset(videos, self.test_views)
+    def _multi_view(self, videos: list[VideoRecord]) -> list[VideoViews]:
+        """Each video in the test views, with its label and its position in the split: what a
+        ``ViewStream`` runs (the model gathers the views of each video)."""
+        return [VideoViews(video.path, self.test_views, video.label, i) for i, video in enumerate(videos)]
 
-    def _dataset(self, split: str) -> Dataset:
+    def _dataset(self, split: str) -> Dataset | list[VideoViews]:
         if split not in self.datasets:
             self.setup({"train": "fit", "val": "validate", "test": "test"}[split])
         return self.datasets[split]
@@ -365,8 +367,10 @@ class KineticsDataModule(pl.LightningDataModule):
         dataset = self._dataset(split)
         rank, world = self._rank_and_world()
         h = self.hparams
-        batch_size = h.test_batch_size if multi_view else h.batch_size
-        return self._loader(dataset, ShardSampler(len(dataset), rank, world), batch_size)
+        if multi_view:  # batches of views, test_batch_size videos' worth; video i on rank i % world
+            batch_size = h.test_batch_size * self.test_views.num_views
+            return view_loader(dataset, batch_size, h.num_workers, rank=rank, world=world)
+        return self._loader(dataset, ShardSampler(len(dataset), rank, world), h.batch_size)
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
         if self.hparams.val_annotations is None:
@@ -382,6 +386,6 @@ class KineticsDataModule(pl.LightningDataModule):
         ``videoswinv2.inference.PredictionWriter`` in the trainer's callbacks."""
         rank, world = self._rank_and_world()
         views = self.test_views
-        paths = [video.path for video in self._videos("test")]
+        tasks = video_tasks([video.path for video in self._videos("test")], views)
         batch_size = self.hparams.test_batch_size * views.num_views
-        return view_loader(paths, views, batch_size, self.hparams.num_workers, rank=rank, world=world)
+        return view_loader(tasks, batch_size, self.hparams.num_workers, rank=rank, world=world)

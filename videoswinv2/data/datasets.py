@@ -1,7 +1,8 @@
-"""Map-style video datasets, the multi-view loader, and the collate function.
+"""Map-style video datasets of training and single-clip validation, and the collate functions
+(multi-view evaluation streams views instead: :mod:`videoswinv2.data.view_stream`).
 
-A sample is a dict: ``video`` ``(C, T, H, W)`` float for one clip, a list of k such clips cut
-from one decode of a video in training, or ``(V, C, T, H, W)`` for all views of a video; ``label`` and ``index`` (the video's position in ``dataset.videos``); ``broken``, the
+A sample is a dict: ``video`` ``(C, T, H, W)`` float for one clip, or a list of k such clips cut
+from one decode of a video in training; ``label`` and ``index`` (the video's position in ``dataset.videos``); ``broken``, the
 paths that failed to decode while producing the sample. In training a broken video is replaced
 by a random other one; in evaluation the sample keeps ``video=None`` and :func:`collate_videos`
 drops it, so that it is never counted as a prediction.
@@ -19,7 +20,6 @@ from torch.utils.data import Dataset
 from videoswinv2.data.annotations import VideoRecord
 from videoswinv2.data.clip_planning import ClipSpec, center_clip, train_clips
 from videoswinv2.data.decoding import DecoderName, VideoDecodeError, open_video
-from videoswinv2.data.views import EvalViews
 
 log = logging.getLogger(__name__)
 
@@ -107,29 +107,6 @@ def _select(frames: torch.Tensor, positions: list[int]) -> torch.Tensor:
     if step > 0 and positions == list(range(positions[0], positions[-1] + 1, step)):
         return frames[positions[0] : positions[-1] + 1 : step]
     return frames[positions]
-
-
-class MultiViewDataset(Dataset[Sample]):
-    """All evaluation views of each video at once: ``video`` is ``(V, C, T, crop, crop)``, as
-    :meth:`EvalViews.load` gives them."""
-
-    def __init__(self, videos: Sequence[VideoRecord], views: EvalViews | None = None) -> None:
-        if not videos:
-            raise ValueError("a dataset needs at least one video")
-        self.videos = list(videos)
-        self.views = views or EvalViews()
-
-    def __len__(self) -> int:
-        return len(self.videos)
-
-    def __getitem__(self, index: int) -> Sample:
-        record = self.videos[index]
-        try:
-            video = self.views.load(record.path)
-        except VideoDecodeError as error:
-            _warn_broken(error)
-            return {"video": None, "label": record.label, "index": index, "broken": [record.path]}
-        return {"video": video, "label": record.label, "index": index, "broken": []}
 
 
 _warned: set[str] = set()

@@ -16,7 +16,7 @@ import logging
 import os
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -36,6 +36,9 @@ _PYAV_THREADED_CONVERSION = int(av.__version__.split(".")[0]) >= 17
 # decord seeks exactly only in containers with a sample index; in others (MPEG-TS, ...) it returns
 # neighbouring frames (measured: 11-17 frames off in a 90-frame H.264 .ts), so those go to PyAV.
 _DECORD_CONTAINERS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
+
+# Frames per get_batch call when decord reads a video from start to end.
+_DECORD_SEQUENTIAL_BATCH = 16
 
 # AVI headers are known to count one frame more than the file stores; anything beyond this is
 # data that is missing from the file (a truncated download).
@@ -90,6 +93,12 @@ class VideoReader(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release the file and the decoder."""
+
+    @abstractmethod
+    def iter_frames(self, start: int = 0) -> Iterator[tuple[int, torch.Tensor]]:
+        """Every frame from ``start`` to the end, in display order, each decoded once (one seek at
+        most, to reach ``start``): ``(index, (H, W, 3) uint8)``. A frame the decoder skips is
+        missing from the sequence."""
 
     def read(self, indices: Sequence[int]) -> torch.Tensor:
         """Frames at ``indices`` (any order, repeats allowed) -> ``(T, H, W, 3)`` uint8 RGB."""
@@ -238,6 +247,34 @@ class PyAVReader(VideoReader):
             f"{self.path}: decoding ended before frame {indices[k]} ({self.num_frames} frames indexed)"
         )
 
+    def iter_frames(self, start: int = 0) -> Iterator[tuple[int, torch.Tensor]]:
+        try:
+            yield from self._frames_from(start, from_start=self._keyframe_before(start) == 0)
+        except av.FFmpegError as error:
+            raise VideoDecodeError(f"{self.path}: decoding failed ({error})") from error
+
+    def _frames_from(self, start: int, from_start: bool) -> Iterator[tuple[int, torch.Tensor]]:
+        # As _decode_run: seek by the keyframe's pts; where the seek lands after it, start over
+        # from the beginning of a freshly opened file.
+        if from_start:
+            self.close()
+            self._open()
+        else:
+            self._container.seek(self._pts[self._keyframe_before(start)], backward=True, stream=self._stream)
+        first = True
+        for packet in self._container.demux(self._stream):
+            for frame in packet.decode():
+                index = self._frame_of_pts.get(frame.pts)
+                if index is None:
+                    continue
+                if first and index > start and not from_start:
+                    yield from self._frames_from(start, from_start=True)
+                    return
+                first = False
+                if index >= start:
+                    image = np.ascontiguousarray(upright(frame.to_ndarray(**self._convert), frame.rotation))
+                    yield index, torch.from_numpy(image)
+
     def close(self) -> None:
         self._container.close()
 
@@ -278,6 +315,12 @@ class DecordReader(VideoReader):
         except (decord.DECORDError, RuntimeError) as error:
             raise VideoDecodeError(f"{self.path}: decoding failed ({_first_line(error)})") from error
         return torch.utils.dlpack.from_dlpack(batch.to_dlpack())
+
+    def iter_frames(self, start: int = 0) -> Iterator[tuple[int, torch.Tensor]]:
+        # Consecutive batches: decord decodes forward from where the previous one ended.
+        for first in range(start, self.num_frames, _DECORD_SEQUENTIAL_BATCH):
+            indices = list(range(first, min(first + _DECORD_SEQUENTIAL_BATCH, self.num_frames)))
+            yield from zip(indices, self._read_sorted(indices))
 
     def close(self) -> None:
         del self._reader

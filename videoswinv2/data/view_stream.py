@@ -1,17 +1,23 @@
 """Batches of views over a list of videos, decoded in DataLoader workers.
 
-Each worker takes its share of the videos (and each device its share of those), decodes one
-video at a time and cuts its views one clip at a time, and yields batches of at most
-``batch_size`` views, filled across video boundaries: memory holds one video's decoded frames and
-a batch of views per worker, whatever the number of views or videos. A video that cannot be read
-never stops the stream: it is reported in the next batch's ``failed``.
+What is evaluated is a list of *tasks*: a video seen in its evaluation views
+(:class:`VideoViews`, for ``test``, ``predict`` and ``extract-features``), or a stretch of a video
+cut into timeline windows (:class:`videoswinv2.data.timeline.TimelineTask`). A task yields
+``(Item, views)`` pairs: an :class:`Item` is what one result is about (a video, or one window of
+it) and ``views`` ``(v, C, T, H, W)`` some or all of its views, in order.
+
+Each worker takes its share of the tasks (and each device its share of those), runs one task at
+a time and yields batches of at most ``batch_size`` views, filled across task boundaries: memory
+holds what one task decoded and a batch of views per worker, whatever the number of views or
+videos. A video that cannot be read never stops the stream: it is reported in the next batch's
+``failed``.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol
 
 import lightning.pytorch as pl
 import torch
@@ -23,7 +29,69 @@ from videoswinv2.data.views import EvalViews
 ViewBatch = dict[str, Any]
 
 
-def _reason(path: str, error: Exception) -> str:
+class Item(NamedTuple):
+    """What one result is about: a video in its evaluation views, or one window of a video.
+
+    ``num_views`` views make the result (their softmax is averaged). ``label`` and ``index`` (the
+    video's position in a dataset) are -1 when unknown; ``window``, ``start_s`` and ``end_s``
+    (seconds, the window covers ``[start_s, end_s)``) place a timeline window in its video.
+    (Named tuples, not dataclasses: Lightning moves batches to the device through them.)
+    """
+
+    video: str
+    num_views: int
+    label: int = -1
+    index: int = -1
+    window: int = -1
+    start_s: float | None = None  # not NaN: items are dict keys, and NaN != NaN once unpickled
+    end_s: float | None = None
+
+
+class Finished(NamedTuple):
+    """A task run to its end: part ``part`` of the ``parts`` of ``video``'s work."""
+
+    video: str
+    part: int = 0
+    parts: int = 1
+
+
+class Task(Protocol):
+    """A unit of work of the stream: one video, or one part of a video."""
+
+    video: str
+
+    def failure_item(self) -> Item:
+        """The item a failure of this task is reported under."""
+
+    def finished(self) -> Finished:
+        """What the stream reports once the task ran to its end."""
+
+    def __iter__(self) -> Iterator[tuple[Item, torch.Tensor]]:
+        """``(item, views)`` with ``views`` ``(v, C, T, H, W)`` float, normalised."""
+
+
+@dataclass(frozen=True)
+class VideoViews:
+    """A video in its evaluation views (``3 * num_clips``), yielded one clip's three at a time."""
+
+    video: str
+    views: EvalViews
+    label: int = -1
+    index: int = -1
+
+    def failure_item(self) -> Item:
+        return Item(self.video, self.views.num_views, self.label, self.index)
+
+    def finished(self) -> Finished:
+        return Finished(self.video)
+
+    def __iter__(self) -> Iterator[tuple[Item, torch.Tensor]]:
+        item = self.failure_item()
+        for three in self.views.iter_clip_views(self.video):
+            yield item, three
+
+
+def failure_reason(path: str, error: Exception) -> str:
     """One line saying why ``path`` failed: the decoder's message, or the error's type and message."""
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
     text = text.removeprefix(f"{path}: ")  # the row names the video already
@@ -31,83 +99,92 @@ def _reason(path: str, error: Exception) -> str:
 
 
 class ViewStream(IterableDataset):
-    """Batches of views of ``videos[rank::world]``, split further between DataLoader workers.
+    """Batches of views of the tasks of every ``world``-th video from the ``rank``-th (all tasks
+    of a video on one device), split further between DataLoader workers.
 
-    A batch is a dict: ``video`` ``(b, C, T, crop, crop)`` float (b may be 0), ``path`` and
-    ``view`` (the video and the view index of each of the b views, clip-major as
-    :meth:`EvalViews.load`), ``num_views`` (views per video), and ``failed``: ``(path, reason)``
-    of the videos that could not be read since the previous batch.
+    A batch is a dict: ``video`` ``(b, C, T, crop, crop)`` float (b may be 0); ``item`` and
+    ``view``: the :class:`Item` and the view index of each of the b views; ``failed``:
+    ``(item, reason)`` of the tasks that could not be read since the previous batch (views they
+    yielded before failing are kept); ``finished``: :class:`Finished` of the tasks run to their
+    end since then.
     """
 
-    def __init__(
-        self, videos: Sequence[str], views: EvalViews, batch_size: int, rank: int = 0, world: int = 1
-    ) -> None:
+    def __init__(self, tasks: Sequence[Task], batch_size: int, rank: int = 0, world: int = 1) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.videos = list(videos)[rank::world]
-        self.views = views
+        order = {video: k for k, video in enumerate(dict.fromkeys(task.video for task in tasks))}
+        self.tasks = [task for task in tasks if order[task.video] % world == rank]
         self.batch_size = batch_size
 
-    def _batch(
-        self, clips: list[torch.Tensor], paths: list[str], views: list[int], failed: list
-    ) -> ViewBatch:
-        video = torch.stack(clips) if clips else torch.empty(0)
+    @staticmethod
+    def _batch(clips: list[torch.Tensor], items: list[Item], views: list[int], failed: list, finished: list):
         return {
-            "video": video,
-            "path": paths,
+            "video": torch.stack(clips) if clips else torch.empty(0),
+            "item": items,
             "view": torch.tensor(views, dtype=torch.long),
-            "num_views": self.views.num_views,
             "failed": failed,
+            "finished": finished,
         }
 
     def __iter__(self) -> Iterator[ViewBatch]:
         info = get_worker_info()
-        mine = self.videos if info is None else self.videos[info.id :: info.num_workers]
+        mine = self.tasks if info is None else self.tasks[info.id :: info.num_workers]
         clips: list[torch.Tensor] = []
-        paths: list[str] = []
+        items: list[Item] = []
         views: list[int] = []
-        failed: list[tuple[str, str]] = []
-        for path in mine:
+        failed: list[tuple[Item, str]] = []
+        finished: list[Finished] = []
+        seen: dict[Item, int] = {}  # views of each item so far (an item's views may span chunks)
+        for task in mine:
             try:
-                view_iter = self.views.iter_clip_views(path)
-                first = next(view_iter)  # decoding happens here: a broken video fails before any view
+                for item, chunk in task:
+                    for view in chunk:
+                        clips.append(view)
+                        items.append(item)
+                        views.append(seen.get(item, 0))
+                        seen[item] = views[-1] + 1
+                        if len(clips) == self.batch_size:
+                            yield self._batch(clips, items, views, failed, finished)
+                            clips, items, views, failed, finished = [], [], [], [], []
+                    if seen.get(item) == item.num_views:
+                        del seen[item]
             except Exception as error:  # noqa: BLE001  (any failure of one video must not stop the run)
-                failed.append((path, _reason(path, error)))
+                failed.append((task.failure_item(), failure_reason(task.video, error)))
+                # The views of an item cut short by the failure never make a result: drop them.
+                keep = [k for k, item in enumerate(items) if item not in seen]
+                clips, items, views = ([x[k] for k in keep] for x in (clips, items, views))
+                seen.clear()
                 continue
-            index = 0
-            for three in itertools.chain([first], view_iter):  # one clip's views at a time
-                for view in three:
-                    clips.append(view)
-                    paths.append(path)
-                    views.append(index)
-                    index += 1
-                    if len(clips) == self.batch_size:
-                        yield self._batch(clips, paths, views, failed)
-                        clips, paths, views, failed = [], [], [], []
-        if clips or failed:
-            yield self._batch(clips, paths, views, failed)
+            finished.append(task.finished())
+        if clips or failed or finished:
+            yield self._batch(clips, items, views, failed, finished)
 
 
 def view_loader(
-    videos: Sequence[str], views: EvalViews, batch_size: int, num_workers: int, rank: int = 0, world: int = 1
+    tasks: Sequence[Task], batch_size: int, num_workers: int, rank: int = 0, world: int = 1
 ) -> DataLoader:
     """A DataLoader over :class:`ViewStream` batches (``batch_size`` counts views)."""
     return DataLoader(
-        ViewStream(videos, views, batch_size, rank, world),
+        ViewStream(tasks, batch_size, rank, world),
         batch_size=None,  # the stream batches itself, across video boundaries
         num_workers=num_workers,
         pin_memory=torch.cuda.is_available(),
     )
 
 
-class VideoListData(pl.LightningDataModule):
-    """A list of videos to predict on, for ``Trainer.predict``; each device reads its share."""
+def video_tasks(videos: Sequence[str], views: EvalViews) -> list[VideoViews]:
+    """Unlabelled videos in their evaluation views (what ``predict`` runs)."""
+    return [VideoViews(video, views) for video in videos]
 
-    def __init__(self, videos: Sequence[str], views: EvalViews, batch_size: int, num_workers: int) -> None:
+
+class VideoListData(pl.LightningDataModule):
+    """Tasks to predict on, for ``Trainer.predict``; each device reads its share."""
+
+    def __init__(self, tasks: Sequence[Task], batch_size: int, num_workers: int) -> None:
         super().__init__()
-        self.videos, self.views = list(videos), views
+        self.tasks = list(tasks)
         self.batch_size, self.num_workers = batch_size, num_workers
 
     def predict_dataloader(self) -> DataLoader:
         rank, world = self.trainer.global_rank, self.trainer.world_size
-        return view_loader(self.videos, self.views, self.batch_size, self.num_workers, rank, world)
+        return view_loader(self.tasks, self.batch_size, self.num_workers, rank, world)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import signal
 from collections.abc import Sequence
 
 import lightning.pytorch as pl
 import torch
 
-from videoswinv2.data.view_stream import VideoListData
-from videoswinv2.data.views import EvalViews
+from videoswinv2.data.view_stream import Task, VideoListData
 from videoswinv2.inference.precision import LIGHTNING_PRECISION
-from videoswinv2.inference.writers import VideoWriter
+from videoswinv2.inference.writers import ResultWriter
 from videoswinv2.training.module import VideoClassifier
 
 
@@ -53,9 +53,8 @@ def default_batch_size(accelerator: str) -> int:
 
 def predict_videos(
     module: VideoClassifier,
-    videos: Sequence[str],
-    views: EvalViews,
-    writer: VideoWriter,
+    tasks: Sequence[Task],
+    writer: ResultWriter,
     *,
     batch_size: int | None,
     num_workers: int,
@@ -63,11 +62,13 @@ def predict_videos(
     devices: int = 1,
     precision: str = "32",
 ) -> pl.Trainer:
-    """Run ``module`` over the ``views`` of ``videos``; ``writer`` writes one row per video.
+    """Run ``module`` over the views of ``tasks`` (videos in their evaluation views, or timeline
+    parts: :mod:`videoswinv2.data.view_stream`); ``writer`` writes each result.
 
-    ``batch_size`` counts views per forward (None: :func:`default_batch_size`); ``precision`` is ``"32"`` or ``"bf16"`` (autocast).
-    On several devices each reads its share of the videos. Returns the trainer, whose
-    ``is_global_zero`` says which process may report.
+    ``batch_size`` counts views per forward (None: :func:`default_batch_size`); ``precision`` is
+    ``"32"`` or ``"bf16"`` (autocast). On several devices each reads its share of the videos.
+    Returns the trainer, whose ``is_global_zero`` says which process may report. Ctrl-C raises
+    ``KeyboardInterrupt`` once the writer has closed its files (Lightning itself would exit 1).
     """
     for name in ("lightning.pytorch", "lightning.fabric"):  # "GPU available: ..." is noise here
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -83,6 +84,14 @@ def predict_videos(
         enable_model_summary=False,
         use_distributed_sampler=False,  # the stream shards the videos itself
     )
-    data = VideoListData(videos, views, batch_size or default_batch_size(accelerator), num_workers)
-    trainer.predict(module, datamodule=data, return_predictions=False)
+    data = VideoListData(tasks, batch_size or default_batch_size(accelerator), num_workers)
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        trainer.predict(module, datamodule=data, return_predictions=False)
+    except SystemExit:
+        if trainer.interrupted:  # Lightning's answer to Ctrl-C: callbacks told, then exit(1)
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        signal.signal(signal.SIGINT, handler)  # Lightning ignores further Ctrl-C after the first
     return trainer

@@ -32,7 +32,8 @@ def _read_list(path: Path) -> list[str]:
 
 def collect_videos(inputs: Sequence[str]) -> list[str]:
     """Video paths from files, folders (searched recursively for video suffixes, sorted) and text
-    files listing one video per line, in the order given, each path once.
+    files listing one video per line, in the order given, each video once: spellings of one file
+    (``v.mp4``, ``./v.mp4``, a link to it) count as one, the first given is kept.
 
     A listed or named video that does not exist is kept: it is reported as failed like any video
     that cannot be read. A named input that is neither raises ``ValueError``.
@@ -50,7 +51,10 @@ def collect_videos(inputs: Sequence[str]) -> list[str]:
             raise ValueError(
                 f"{item} does not exist (expected a video, a folder or a text file listing videos)"
             )
-    return list(dict.fromkeys(videos))
+    unique: dict[str, str] = {}
+    for video in videos:
+        unique.setdefault(os.path.realpath(video), video)
+    return list(unique.values())
 
 
 def mirrored_path(video: str, suffix: str) -> PurePath:

@@ -1,35 +1,38 @@
 """The model a command runs: a Lightning checkpoint of ``VideoClassifier``, or a plain state dict.
 
-A Lightning checkpoint is loaded with ``VideoClassifier.load_from_checkpoint`` and brings its
-class names and evaluation views (the data module's saved settings). A plain state dict (a
-``videoswinv2 inflate`` output, ``.pth`` or ``.safetensors``) needs the model name (``--model``, or
-the name the safetensors header carries); its views are the data module's defaults.
+What a file says about its model (name, arguments, class names, views) is read by
+:mod:`videoswinv2.checkpoints.metadata`. A Lightning checkpoint is loaded with
+``VideoClassifier.load_from_checkpoint`` and brings its class names and evaluation views. A plain
+state dict (a ``videoswinv2 inflate`` output, ``.pth`` or ``.safetensors``) needs the model name
+(``--model``, or the name its safetensors header carries); its views are those the header
+records, else the data module's defaults.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from videoswinv2.checkpoints.io import CheckpointError, read_raw_checkpoint
+from videoswinv2.checkpoints.metadata import LIGHTNING_KEY, ModelMetadata
 from videoswinv2.data.annotations import kinetics400_classes, read_class_names
 from videoswinv2.data.views import EvalViews
-from videoswinv2.training.module import CHECKPOINT_KEY, VideoClassifier
+from videoswinv2.training.module import VideoClassifier
 
 
 @dataclass
 class LoadedModel:
     """A model ready for ``Trainer.predict``, its class names, the views it was evaluated with,
-    and, when its classifier is known never to have been trained, why."""
+    when its classifier is known never to have been trained, why, and what its file records."""
 
     module: VideoClassifier
     classes: list[str]
     views: EvalViews
     untrained_head: str | None = None
+    metadata: ModelMetadata = field(default_factory=ModelMetadata)
 
 
 def _lightning_checkpoint(path: Path) -> dict[str, Any] | None:
@@ -41,7 +44,7 @@ def _lightning_checkpoint(path: Path) -> dict[str, Any] | None:
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:
         return None  # not a checkpoint of ours: read_raw_checkpoint gives the precise error
-    return obj if isinstance(obj, dict) and CHECKPOINT_KEY in obj and "state_dict" in obj else None
+    return obj if isinstance(obj, dict) and LIGHTNING_KEY in obj and "state_dict" in obj else None
 
 
 def _fresh_head(state_dict: dict[str, torch.Tensor], prefix: str = "") -> bool:
@@ -61,48 +64,51 @@ def load_model(
     lightning_ckpt = _lightning_checkpoint(path)
     untrained = None
     if lightning_ckpt is not None:
+        metadata = ModelMetadata.from_lightning(lightning_ckpt)
+        if model is not None and model != metadata.model:
+            raise ValueError(
+                f"--model {model} disagrees with {path}, a {metadata.model} checkpoint: drop --model"
+            )
         # A run trained with `compile` would compile again here, minutes before the first video
         # on CPU; predict and extract-features run the model as it is.
         module = VideoClassifier.load_from_checkpoint(
             path, map_location="cpu", weights_only=True, compile=False
         )
-        classes = list(lightning_ckpt[CHECKPOINT_KEY].get("classes") or [])
-        views = EvalViews.from_datamodule(lightning_ckpt.get("datamodule_hyper_parameters") or {})
         if _fresh_head(lightning_ckpt["state_dict"], "backbone."):
             untrained = f"{path} holds a classifier that was never trained (its bias is still zero)"
     else:
         raw = read_raw_checkpoint(path)
         state_dict = raw.tensors
         # Only a safetensors header records the model (`videoswinv2 inflate` writes it there).
-        metadata = raw.metadata if path.suffix == ".safetensors" else {}
-        name = model or metadata.get("model")
+        metadata = (
+            ModelMetadata.from_strings(raw.metadata, str(path))
+            if path.suffix == ".safetensors"
+            else ModelMetadata()
+        )
+        name = model or metadata.model
         if name is None:
             raise CheckpointError(f"{path} is a plain state dict: say which model it is with --model")
         if "head.fc.weight" not in state_dict:
             raise CheckpointError(
                 f"{path} has no head.fc.weight: it is not a videoswinv2 classifier state dict"
             )
-        kwargs: dict[str, Any] = json.loads(metadata.get("model_kwargs", "{}"))  # inflate's overrides
-        if metadata.get("pretrained_window_sizes") not in (None, "null"):
-            kwargs["pretrained_window_sizes"] = json.loads(metadata["pretrained_window_sizes"])
         num_classes = state_dict["head.fc.weight"].shape[0]
-        module = VideoClassifier(name, num_classes=num_classes, model_kwargs=kwargs)
+        module = VideoClassifier(name, num_classes=num_classes, model_kwargs=dict(metadata.model_kwargs))
         module.backbone.load_state_dict(state_dict, strict=True)
-        classes, views = [], EvalViews()
-        if "source" in metadata:
+        if metadata.source is not None:
             untrained = (
-                f"{path} was inflated from the 2D image checkpoint {metadata['source']}: its classifier "
+                f"{path} was inflated from the 2D image checkpoint {metadata.source}: its classifier "
                 "was never trained on video classes"
             )
         elif _fresh_head(state_dict):
             untrained = f"{path} holds a classifier that was never trained (its bias is still zero)"
+    views = EvalViews(**metadata.views) if metadata.views else EvalViews()
     num_classes = module.hparams.num_classes
-    if classes_file is not None:
-        classes = read_class_names(classes_file)
+    classes = read_class_names(classes_file) if classes_file is not None else list(metadata.classes)
     if need_head and not classes:
         if num_classes != 400:
             raise ValueError(f"the model has {num_classes} classes: name them with --classes FILE")
         classes = kinetics400_classes()
     if need_head and len(classes) != num_classes:
         raise ValueError(f"{len(classes)} class names for a model with {num_classes} classes")
-    return LoadedModel(module.eval(), classes, views, untrained)
+    return LoadedModel(module.eval(), classes, views, untrained, metadata)

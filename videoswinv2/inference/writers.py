@@ -1,388 +1,299 @@
-"""Prediction writers: Lightning callbacks that turn per-view outputs into one row per video.
+"""Writers: Lightning callbacks that write the results ``VideoClassifier.predict_step`` returns.
 
-``predict_step`` returns per-view outputs; a writer gathers the views of each video (they may
-arrive over several batches, interleaved with other videos) and, once all are in, writes the
-video's row at once, so a run that is killed keeps every finished video. A video that could not
-be read gets a row with ``status`` ``failed`` and the reason. On several devices each rank writes
-``OUTPUT.rankR`` and rank 0 merges them when the run ends (or at the start of the next run).
+``predict_step`` gathers the views of each video (or timeline window) into a
+:class:`~videoswinv2.training.evaluation.Result`; a writer writes each one as it comes, so a run
+that is killed keeps every finished video. A video that could not be read gets a row with
+``status`` ``failed`` and the reason. On several devices each rank writes ``OUTPUT.rankR`` and
+rank 0 merges them when the run ends (or at the start of the next run). What may be written
+where, and when earlier rows are kept, is :mod:`.outputs`' business.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 import sys
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
-import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.utilities import rank_zero_only
 from tqdm.auto import tqdm
 
 from videoswinv2.distributed import gather_lists
 from videoswinv2.inference.inputs import mirrored_path
-
-OK, FAILED = "ok", "failed"
-
-
-# -- row files ------------------------------------------------------------------------------------
-
-
-def _is_jsonl(path: Path) -> bool:
-    return path.suffix.lower() == ".jsonl"
-
-
-def read_rows(path: Path) -> list[dict[str, Any]]:
-    """Rows of a ``.csv`` or ``.jsonl`` written by a writer; a line cut short by a killed run is
-    left out."""
-    if not path.is_file():
-        return []
-    with open(path, newline="", encoding="utf-8") as f:
-        if _is_jsonl(path):
-            rows = []
-            for line in f:
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue
-            return rows
-        reader = csv.DictReader(f)
-        return [row for row in reader if row.get("status") in (OK, FAILED) and None not in row]
+from videoswinv2.inference.outputs import (
+    OK,
+    OutputError,
+    RowFile,
+    check_row_file,
+    claim,
+    file_sha256,
+    is_jsonl,
+    read_rows,
+    resolved,
+)
+from videoswinv2.training.evaluation import FAILED, Result, RowSchema
 
 
-def _part_files(path: Path) -> list[Path]:
-    return sorted(path.parent.glob(f"{path.name}.rank*"))
+class ResultWriter(BasePredictionWriter, ABC):
+    """Writes results as they come; subclasses say where and how.
 
+    Before a run, :meth:`prepare` claims the output (see :mod:`.outputs`) and says what an
+    earlier run already did; ``lightning predict``, where nothing calls it, redoes everything.
+    """
 
-class RowFile:
-    """Rows appended to ``path`` (``.csv`` with ``columns``, or ``.jsonl``), flushed per batch."""
-
-    def __init__(self, path: Path, columns: Sequence[str]) -> None:
-        self.path, self.columns = Path(path), list(columns)
-        self._file: IO[str] | None = None
-        self._csv: Any = None
-
-    def _check_columns(self, path: Path) -> None:
-        if _is_jsonl(path) or not path.is_file() or path.stat().st_size == 0:
-            return
-        with open(path, newline="", encoding="utf-8") as f:
-            header = next(csv.reader(f), [])
-        if header != self.columns:
-            raise ValueError(
-                f"{path} was written with other columns ({','.join(header)}); "
-                "use the same settings (--topk) or --overwrite"
-            )
-
-    def keep_finished(self, done: Callable[[dict[str, Any]], bool] = lambda row: True) -> set[str]:
-        """Merge what ranks of an interrupted run left, keep only the rows of finished videos
-        (status ``ok`` and ``done(row)``; failed ones are retried) and return those videos."""
-        parts = _part_files(self.path)
-        rows = [row for file in [self.path, *parts] for row in read_rows(file)]
-        self._check_columns(self.path)
-        for part in parts:
-            self._check_columns(part)
-        kept = [row for row in rows if row["status"] == OK and done(row)]
-        self._rewrite(kept)
-        for part in parts:
-            part.unlink()
-        return {row["video"] for row in kept}
-
-    def _rewrite(self, rows: list[dict[str, Any]]) -> None:
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        temporary.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(temporary, "w", newline="", encoding="utf-8")
-        self._start()
-        self.write(rows)
-        self.close()
-        os.replace(temporary, self.path)
-
-    def _start(self) -> None:
-        if not _is_jsonl(self.path):
-            self._csv = csv.DictWriter(self._file, self.columns, extrasaction="ignore")
-            if self._file.tell() == 0:
-                self._csv.writeheader()
-
-    def open(self, append: bool, rank: int, world: int) -> None:
-        """Start writing: a fresh file, or after the rows already there (``append``)."""
-        path = self.path if world == 1 else self.path.with_name(f"{self.path.name}.rank{rank}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if append:
-            self._check_columns(path)
-        self._file = open(path, "a" if append else "w", newline="", encoding="utf-8")
-        self._start()
-
-    def write(self, rows: list[dict[str, Any]]) -> None:
-        assert self._file is not None
-        for row in rows:
-            if self._csv is not None:
-                self._csv.writerow(row)
-            else:
-                self._file.write(json.dumps(row, ensure_ascii=False) + "\n")
-        self._file.flush()
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-        self._file, self._csv = None, None
-
-    def merge_parts(self) -> None:
-        """Append the rank files' rows to ``path`` (rank 0, after every rank closed its file)."""
-        parts = _part_files(self.path)
-        if not parts:
-            return
-        self._file = open(self.path, "a", newline="", encoding="utf-8")
-        self._start()
-        for part in parts:
-            self.write(read_rows(part))
-            part.unlink()
-        self.close()
-
-
-# -- the writers ----------------------------------------------------------------------------------
-
-
-class VideoWriter(BasePredictionWriter, ABC):
-    """Gathers per-view outputs into videos; subclasses write a finished or failed video."""
+    tool = "videoswinv2"
+    unit = "video"
 
     def __init__(self, progress: bool = True) -> None:
         super().__init__(write_interval="batch")
         self.progress = progress
         self.failed: list[tuple[str, str]] = []
-        self._pending: dict[str, dict[str, list[torch.Tensor | None]]] = {}
         self._bar: tqdm | None = None
+        self._prepared = False
+
+    def prepare(self, settings: dict[str, Any], overwrite: bool = False) -> Any:
+        """Claim the output for a run with ``settings``; returns what is done already. Only rank 0
+        changes files: other ranks (which run the command again under DDP) read them."""
+        self._prepared = True
+        return self._prepare(settings, overwrite, rank_zero_only.rank == 0)
+
+    @abstractmethod
+    def _prepare(self, settings: dict[str, Any], overwrite: bool, writes: bool) -> Any: ...
+
+    @abstractmethod
+    def write(self, results: list[Result], finished: list[Any]) -> None:
+        """Write the results of one batch; ``finished``: the stream tasks that ended with it."""
+
+    @abstractmethod
+    def row_files(self) -> list[RowFile]:
+        """The files this writer appends to."""
+
+    def count(self, results: list[Result]) -> int:
+        """How far the progress bar moves for these results."""
+        return len(results)
+
+    def bar_total(self, trainer: pl.Trainer) -> int | None:
+        tasks = getattr(trainer.predict_dataloaders, "dataset", None)
+        return len({task.video for task in tasks.tasks}) if hasattr(tasks, "tasks") else None
+
+    def lightning_settings(self, trainer: pl.Trainer) -> dict[str, Any]:
+        """What identifies a ``lightning predict`` run: its checkpoint and the data module's views."""
+        ckpt = trainer.ckpt_path
+        views = getattr(trainer.datamodule, "test_views", None)
+        return {
+            "checkpoint_sha256": file_sha256(ckpt) if ckpt and Path(ckpt).is_file() else None,
+            "views": asdict(views) if views is not None else None,
+        }
+
+    # -- Lightning hooks ---------------------------------------------------------------------------
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        # Lightning wants sample indices for writers; ours key rows by the video paths in each batch.
+        # Lightning wants sample indices for writers; ours key rows by the items in each result.
         warnings.filterwarnings(
             "ignore", message="Couldn't infer the batch indices fetched from your dataloader"
         )
 
     def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.failed, self._pending = [], {}
-        dataset = getattr(trainer.predict_dataloaders, "dataset", None)
-        total = len(dataset.videos) if hasattr(dataset, "videos") else None
+        if not self._prepared:
+            self.prepare(self.lightning_settings(trainer), overwrite=True)
+        self.failed = []
         if self.progress and trainer.is_global_zero:
-            desc = "videos" if trainer.world_size == 1 else "videos (rank 0's share)"
-            self._bar = tqdm(total=total, unit="video", desc=desc, dynamic_ncols=True)
+            desc = f"{self.unit}s" if trainer.world_size == 1 else f"{self.unit}s (rank 0's share)"
+            self._bar = tqdm(total=self.bar_total(trainer), unit=self.unit, desc=desc, dynamic_ncols=True)
+        for file in self.row_files():
+            file.open(trainer.global_rank, trainer.world_size)
 
     def write_on_batch_end(
         self,
         trainer: pl.Trainer,
         pl_module: pl.LightningModule,
-        prediction: dict[str, torch.Tensor],
+        prediction: dict[str, list],
         batch_indices: Sequence[int] | None,
         batch: dict[str, Any],
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        done: list[tuple[str, dict[str, torch.Tensor]]] = []
-        outputs = {key: value.cpu() for key, value in prediction.items()}
-        for k, (path, view) in enumerate(zip(batch["path"], batch["view"].tolist())):
-            slots = self._pending.setdefault(path, {key: [None] * batch["num_views"] for key in outputs})
-            for key, value in outputs.items():
-                slots[key][view] = value[k]
-            if all(v is not None for v in next(iter(slots.values()))):
-                done.append(
-                    (path, {key: torch.stack(views) for key, views in self._pending.pop(path).items()})
-                )
-        if done:
-            self.write_videos(done)
-        for path, reason in batch["failed"]:
-            self.failed.append((path, reason))
-            self.write_failed(path, reason)
+        results, finished = prediction.get("results", []), prediction.get("finished", [])
+        self.failed += [(r.item.video, r.reason) for r in results if not r.ok]
+        self.write(results, finished)
         if self._bar is not None:
-            self._bar.update(len(done) + len(batch["failed"]))
+            self._bar.update(self.count(results))
 
     def on_predict_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        for path in list(self._pending):  # a video whose views stopped coming part-way
-            self._pending.pop(path)
-            self.failed.append((path, "not all views were produced"))
-            self.write_failed(path, "not all views were produced")
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
-        self.close()
+        self._close()
         trainer.strategy.barrier()
         self.failed = gather_lists(self.failed)
         if trainer.is_global_zero:
-            self.merge()
+            for file in self.row_files():
+                file.merge_parts()
 
-    @abstractmethod
-    def write_videos(self, videos: list[tuple[str, dict[str, torch.Tensor]]]) -> None:
-        """Write finished videos: ``(path, {output: (V, ...)})`` with every view's output."""
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        self._close()  # every finished row is on disk already; the next run continues from them
 
-    @abstractmethod
-    def write_failed(self, path: str, reason: str) -> None:
-        """Write the row of a video that could not be read."""
-
-    @abstractmethod
-    def close(self) -> None:
-        """Close this rank's output."""
-
-    @abstractmethod
-    def merge(self) -> None:
-        """On rank 0 after every rank closed: combine the ranks' outputs."""
+    def _close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        for file in self.row_files():
+            file.close()
 
 
-def prediction_columns(topk: int) -> list[str]:
-    return ["video", "status", "reason"] + [
-        f"top{j}_{x}" for j in range(1, topk + 1) for x in ("label", "prob")
-    ]
-
-
-class PredictionWriter(VideoWriter):
+class PredictionWriter(ResultWriter):
     """Top-k classes of each video (softmax averaged over its views) to ``output`` (``.csv`` or
-    ``.jsonl``), or to the terminal when ``output`` is None.
+    ``.jsonl``, in the row schema of :class:`~videoswinv2.training.evaluation.RowSchema`), or to
+    the terminal when ``output`` is None.
 
     Args:
         output: the file; None prints each video as it finishes.
         topk: classes per video.
         classes: class names; default: the data module's ``classes``.
-        append: keep the rows already in ``output`` (a resumed run) instead of starting afresh.
         progress: show a progress bar over videos.
     """
+
+    tool = "videoswinv2 predict"
 
     def __init__(
         self,
         output: str | None = None,
         topk: int = 5,
         classes: Sequence[str] | None = None,
-        append: bool = False,
         progress: bool = True,
     ) -> None:
         super().__init__(progress)
         if topk < 1:
             raise ValueError(f"topk must be >= 1, got {topk}")
-        if output is not None and Path(output).suffix.lower() not in (".csv", ".jsonl"):
-            raise ValueError(f"the output {output} must end in .csv or .jsonl")
-        self.topk, self.classes, self.append = topk, list(classes) if classes else None, append
-        self.file = None if output is None else RowFile(Path(output), prediction_columns(topk))
+        check_row_file(output)
+        self.schema = RowSchema(topk)
+        self.classes = None if classes is None else list(classes)
+        self.file = None if output is None else RowFile(Path(output), self.schema.columns())
 
-    def keep_finished(self) -> set[str]:
-        """Videos with a row in ``output`` from an earlier run (none when printing)."""
-        return set() if self.file is None else self.file.keep_finished()
+    def lightning_settings(self, trainer: pl.Trainer) -> dict[str, Any]:
+        return {**super().lightning_settings(trainer), "topk": self.schema.topk}
+
+    def _prepare(self, settings: dict[str, Any], overwrite: bool, writes: bool) -> set[str]:
+        """Videos finished by an earlier run (their ``ok`` rows are kept; failed ones are retried)."""
+        if self.file is None:
+            return set()
+        if not writes:
+            return {resolved(row["video"]) for row in _read_ok(self.file)}
+        continuing = claim(self.file.path, self.tool, settings, overwrite=overwrite)
+        rows = self.file.keep(lambda row: row["status"] == OK) if continuing else self.file.reset()
+        return {resolved(row["video"]) for row in rows}
+
+    def row_files(self) -> list[RowFile]:
+        return [] if self.file is None else [self.file]
 
     def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        super().on_predict_start(trainer, pl_module)
         if self.classes is None:
             self.classes = list(getattr(trainer.datamodule, "classes", None) or [])
         if not self.classes:
             raise ValueError(
                 "PredictionWriter needs class names: pass classes= or use a data module with classes"
             )
-        if self.file is not None:
-            self.file.open(self.append, trainer.global_rank, trainer.world_size)
+        super().on_predict_start(trainer, pl_module)
 
-    def _emit(self, rows: list[dict[str, Any]]) -> None:
+    def write(self, results: list[Result], finished: list[Any]) -> None:
         if self.file is not None:
-            self.file.write(rows)
+            jsonl = is_jsonl(self.file.path)
+            self.file.write([self.schema.row(r, self.classes, jsonl) for r in results])
             return
-        for row in rows:
-            lines = [row["video"]]
-            if row["status"] == OK:
-                lines += [f"  {j}. {name:<40} {prob:.4f}" for j, (name, prob) in enumerate(row["top"], 1)]
+        for result in results:
+            lines = [result.item.video]
+            if result.ok:
+                top = result.top(self.schema.topk)
+                lines += [f"  {j}. {self.classes[c]:<40} {p:.4f}" for j, (c, p) in enumerate(top, 1)]
             else:
-                lines.append(f"  failed: {row['reason']}")
+                lines.append(f"  failed: {result.reason}")
             tqdm.write("\n".join(lines), file=sys.stdout)
 
-    def write_videos(self, videos: list[tuple[str, dict[str, torch.Tensor]]]) -> None:
-        rows = []
-        for path, outputs in videos:
-            probs = outputs["probs"].mean(0)
-            values, indices = probs.topk(min(self.topk, len(probs)))
-            top = [(self.classes[i], float(v)) for i, v in zip(indices.tolist(), values)]
-            rows.append(self._row(path, OK, "", top))
-        self._emit(rows)
 
-    def write_failed(self, path: str, reason: str) -> None:
-        self._emit([self._row(path, FAILED, reason, [])])
-
-    def _row(self, path: str, status: str, reason: str, top: list[tuple[str, float]]) -> dict[str, Any]:
-        row: dict[str, Any] = {"video": path, "status": status, "reason": reason}
-        if self.file is None:
-            row["top"] = top
-        elif _is_jsonl(self.file.path):
-            row["labels"] = [name for name, _ in top]
-            row["probs"] = [round(prob, 6) for _, prob in top]
-        else:
-            for j, (name, prob) in enumerate(top, 1):
-                row[f"top{j}_label"], row[f"top{j}_prob"] = name, f"{prob:.6f}"
-        return row
-
-    def close(self) -> None:
-        if self.file is not None:
-            self.file.close()
-
-    def merge(self) -> None:
-        if self.file is not None:
-            self.file.merge_parts()
+def _read_ok(file: RowFile) -> list[dict[str, Any]]:
+    return [row for row in read_rows(file.path, file.columns) if row["status"] == OK]
 
 
-INDEX_COLUMNS = ["video", "feature", "num_views", "status", "reason"]
+INDEX_COLUMNS = ["video", "status", "reason", "feature", "num_views"]
 
 
-class FeatureWriter(VideoWriter):
+class FeatureWriter(ResultWriter):
     """Backbone features of each video as float32 ``.npy`` files under ``output_dir`` (the video's
-    path mirrored, ``a.mp4`` -> ``a.mp4.npy``) plus ``index.csv``.
+    path mirrored, ``a.mp4`` -> ``a.mp4.npy``) plus ``index.csv``
+    (``video,status,reason,feature,num_views``).
 
     The saved array is the pooled pre-logits ``(C',)`` averaged over the views; ``per_view`` keeps
     ``(V, C')``; ``feature_map`` saves the ``(C', T', H', W')`` maps instead (``(V, C', T', H', W')``
     with ``per_view``).
     """
 
+    tool = "videoswinv2 extract-features"
+
     def __init__(
-        self,
-        output_dir: str,
-        per_view: bool = False,
-        feature_map: bool = False,
-        append: bool = False,
-        progress: bool = True,
+        self, output_dir: str, per_view: bool = False, feature_map: bool = False, progress: bool = True
     ) -> None:
         super().__init__(progress)
         self.root = Path(output_dir)
-        self.per_view, self.feature_map, self.append = per_view, feature_map, append
+        if self.root.exists() and not self.root.is_dir():
+            raise OutputError(
+                f"--output {output_dir} is a file: name a folder for the .npy files and index.csv"
+            )
+        self.per_view, self.feature_map = per_view, feature_map
         self.index = RowFile(self.root / "index.csv", INDEX_COLUMNS)
 
+    def lightning_settings(self, trainer: pl.Trainer) -> dict[str, Any]:
+        return {
+            **super().lightning_settings(trainer),
+            "per_view": self.per_view,
+            "feature_map": self.feature_map,
+        }
+
+    def _inside(self, feature: str) -> bool:
+        """Whether an index entry names a file inside the output folder (others are not ours)."""
+        root = self.root.resolve()
+        return bool(feature) and (root / feature).resolve().is_relative_to(root)
+
+    def _finished(self, row: dict[str, Any]) -> bool:
+        return row["status"] == OK and self._inside(row["feature"]) and (self.root / row["feature"]).is_file()
+
+    def _prepare(self, settings: dict[str, Any], overwrite: bool, writes: bool) -> set[str]:
+        """Videos whose ``ok`` row is in the index and whose feature file exists in the folder."""
+        if not writes:
+            return {resolved(row["video"]) for row in _read_ok(self.index) if self._finished(row)}
+        continuing = claim(self.index.path, self.tool, settings, overwrite=overwrite, also=[self.root])
+        rows = self.index.keep(self._finished) if continuing else self.index.reset()
+        return {resolved(row["video"]) for row in rows}
+
+    def row_files(self) -> list[RowFile]:
+        return [self.index]
+
     def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        pl_module.predict_feature_map = self.feature_map  # the results hold the maps only when asked
         super().on_predict_start(trainer, pl_module)
-        pl_module.predict_feature_map = self.feature_map  # predict_step returns the maps only when asked
-        self.index.open(self.append, trainer.global_rank, trainer.world_size)
 
     def feature_file(self, video: str) -> Path:
         return self.root / mirrored_path(video, ".npy")
 
-    def write_videos(self, videos: list[tuple[str, dict[str, torch.Tensor]]]) -> None:
+    def write(self, results: list[Result], finished: list[Any]) -> None:
         rows = []
-        for path, outputs in videos:
-            views = outputs["feature_map" if self.feature_map else "features"]
+        for result in results:
+            row = {"video": result.item.video, "status": result.status, "reason": result.reason}
+            if result.status == FAILED:
+                rows.append({**row, "feature": "", "num_views": 0})
+                continue
+            views = result.feature_map if self.feature_map else result.features
             array = (views if self.per_view else views.mean(0)).float().numpy()
-            target = self.feature_file(path)
+            target = self.feature_file(result.item.video)
             target.parent.mkdir(parents=True, exist_ok=True)
             temporary = target.with_name(target.name + ".tmp")
             with open(temporary, "wb") as f:  # renamed when complete: a killed run leaves no half file
                 np.save(f, array)
             os.replace(temporary, target)
-            feature = target.relative_to(self.root).as_posix()
-            rows.append(
-                {"video": path, "feature": feature, "num_views": len(views), "status": OK, "reason": ""}
-            )
+            rows.append({**row, "feature": target.relative_to(self.root).as_posix(), "num_views": len(views)})
         self.index.write(rows)
-
-    def write_failed(self, path: str, reason: str) -> None:
-        self.index.write([{"video": path, "feature": "", "num_views": 0, "status": FAILED, "reason": reason}])
-
-    def close(self) -> None:
-        self.index.close()
-
-    def merge(self) -> None:
-        self.index.merge_parts()
-
-    def keep_finished(self) -> set[str]:
-        """Videos whose ``ok`` row is in the index and whose feature file exists."""
-        return self.index.keep_finished(lambda row: (self.root / row["feature"]).is_file())

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import asdict
 from typing import Any, Literal
 
 import lightning as L
+import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_warn
@@ -16,23 +16,13 @@ from torchmetrics import MeanMetric, MetricCollection, SumMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from videoswinv2.checkpoints import load_pretrained
-from videoswinv2.distributed import gather_lists
+from videoswinv2.checkpoints.metadata import LIGHTNING_KEY, ModelMetadata
 from videoswinv2.models import create_model
 
-from .evaluation import (
-    VideoPrediction,
-    average_view_probabilities,
-    mean_class_accuracy,
-    save_accuracy_figures,
-    top_predictions,
-    write_predictions_csv,
-)
+from .evaluation import Result, ViewGatherer, mean_class_accuracy
 from .mixing import mix_clips
 from .optim import learning_rates, param_groups, warmup_cosine
-
-log = logging.getLogger(__name__)
-
-CHECKPOINT_KEY = "videoswinv2"  # where a Lightning checkpoint keeps what `videoswinv2 predict` needs
+from .reports import TestReport
 
 
 def _accuracies(num_classes: int, prefix: str) -> MetricCollection:
@@ -48,9 +38,13 @@ class VideoClassifier(L.LightningModule):
     """Video action recognition with a 3D SwinV2 backbone; the defaults are Video Swin's
     Kinetics-400 recipe for the tiny model (ImageNet-1K weights).
 
-    Batches are dicts from ``videoswinv2.data``: ``video`` ``(B, C, T, H, W)`` (one clip per
-    video) or ``(B, V, C, T, H, W)`` (V views per video, softmax-averaged), ``label``,
-    ``index`` (broken videos are counted by the data module's ``BrokenVideoLogger``).
+    Batches are dicts from ``videoswinv2.data``: in training and single-clip validation,
+    ``video`` ``(B, C, T, H, W)`` (one clip per video), ``label`` and ``index`` (broken videos are
+    counted by the data module's ``BrokenVideoLogger``); in test, multi-view validation and
+    prediction, batches of views from a ``ViewStream``, which the module gathers into one
+    :class:`~videoswinv2.training.evaluation.Result` per video (or timeline window): test and
+    predict steps return them, and callbacks write them (``TestReport``, which the module adds
+    itself, and the writers of ``videoswinv2.inference``).
 
     Args:
         model: a name from ``videoswinv2.list_models()``.
@@ -67,7 +61,8 @@ class VideoClassifier(L.LightningModule):
         lr: peak learning rate of the head (and of the backbone unless ``backbone_lr_mult``).
         backbone_lr_mult: backbone learning rate / head learning rate (0.1 for inflated weights).
         warmup_epochs: linear warmup length; the schedule is cosine, stepped every optimiser step.
-        max_views_per_forward: views per model call in multi-view evaluation.
+        max_views_per_forward: views per model call in validation and test (prediction runs the
+            batches its data loader makes, whose size counts views).
         compile: compile the backbone's patch embedding and stages with
             ``torch.compile(fullgraph=True)`` when a run starts (in place: checkpoints keep their
             keys). The first steps of each input shape and of training vs evaluation pay the
@@ -112,7 +107,7 @@ class VideoClassifier(L.LightningModule):
         self.val_videos = SumMetric()  # summed over ranks: no rank may skip a collective alone
         self.val_confusion = MulticlassConfusionMatrix(num_classes)
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
-        self._predictions: list[VideoPrediction] = []
+        self._gatherer = ViewGatherer()
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         """``(B, C, T, H, W)`` -> logits ``(B, num_classes)``."""
@@ -158,53 +153,74 @@ class VideoClassifier(L.LightningModule):
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
-    # -- evaluation -----------------------------------------------------------------------------
+    # -- evaluation: views -> one Result per video (or timeline window) ----------------------------
 
-    def _video_probabilities(self, videos: torch.Tensor) -> torch.Tensor:
-        """One clip ``(B, C, T, H, W)`` or V views ``(B, V, C, T, H, W)`` per video -> ``(B, K)``."""
-        if videos.ndim == 5:
-            videos = videos.unsqueeze(1)
-        return average_view_probabilities(self, videos, self.hparams.max_views_per_forward)
+    # Set by videoswinv2.inference.FeatureWriter(feature_map=True): the maps are large, so the
+    # results hold them only when a writer asks.
+    predict_feature_map: bool = False
+
+    def _view_outputs(self, clips: torch.Tensor, max_views: int | None = None) -> dict[str, torch.Tensor]:
+        """Views ``(b, C, T, H, W)`` -> per-view ``probs`` ``(b, K)`` softmax, ``features``
+        ``(b, C')`` pooled pre-logits and, with ``predict_feature_map``, ``feature_map``
+        ``(b, C', T', H', W')``; float32 on the CPU, ``max_views`` views per model call."""
+        outputs: list[dict[str, torch.Tensor]] = []
+        for chunk in clips.split(max_views or len(clips)):
+            maps = self.backbone.forward_features(chunk)
+            pooled = self.backbone.forward_head(maps, pre_logits=True)
+            out = {"probs": self.backbone.head(pooled).float().softmax(-1), "features": pooled.float()}
+            if self.predict_feature_map:
+                out["feature_map"] = maps.float()
+            outputs.append(out)
+        return {key: torch.cat([out[key] for out in outputs]).cpu() for key in outputs[0]}
+
+    def _stream_results(self, batch: dict[str, Any], max_views: int | None = None) -> list[Result]:
+        """The results a ``ViewStream`` batch completes (finished items, then failed videos)."""
+        outputs = self._view_outputs(batch["video"], max_views) if len(batch["video"]) else {}
+        return self._gatherer.batch_results(batch, outputs)
+
+    def _evaluate(
+        self, batch: dict[str, Any]
+    ) -> tuple[list[Result], torch.Tensor | None, torch.Tensor | None]:
+        """An evaluation batch -> the results it completes, and the probabilities ``(n, K)`` and
+        labels ``(n,)`` of the videos scored (None when none)."""
+        max_views = self.hparams.max_views_per_forward
+        if "item" not in batch:  # one clip per video: a result at once
+            if len(batch["label"]) == 0:
+                return [], None, None
+            return [], self._view_outputs(batch["video"], max_views)["probs"].to(self.device), batch["label"]
+        results = self._stream_results(batch, max_views)
+        scored = [r for r in results if r.ok]
+        if not scored:
+            return results, None, None
+        probs = torch.stack([r.probs for r in scored]).to(self.device)
+        return results, probs, torch.tensor([r.item.label for r in scored], device=self.device)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        if len(batch["label"]) == 0:
+        _, probs, labels = self._evaluate(batch)
+        if probs is None:
             return
-        probs, labels = self._video_probabilities(batch["video"]), batch["label"]
         self.val_loss(F.nll_loss(probs.clamp(min=1e-12).log(), labels))
         self.val_metrics(probs, labels)
         self.val_confusion(probs, labels)
         self.val_videos(len(labels))
 
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        if len(batch["label"]) == 0:
-            return
-        probs, labels = self._video_probabilities(batch["video"]), batch["label"]
-        self.test_metrics(probs, labels)
-        self.test_confusion(probs, labels)
-        self._predictions += top_predictions(probs, labels, batch["index"], k=5)
-
-    # Set by videoswinv2.inference.FeatureWriter(feature_map=True): the maps are large, so
-    # predict_step returns them only when a writer asks.
-    predict_feature_map: bool = False
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> list[Result]:
+        results, probs, labels = self._evaluate(batch)
+        if probs is not None:
+            self.test_metrics(probs, labels)
+            self.test_confusion(probs, labels)
+        return results
 
     def predict_step(
         self, batch: dict[str, Any], batch_idx: int = 0, dataloader_idx: int = 0
-    ) -> dict[str, Any]:
-        """Per-view outputs of a ``videoswinv2.inference`` batch of b views ``(b, C, T, H, W)``:
-        ``probs`` ``(b, K)`` softmax, ``features`` ``(b, C')`` pooled pre-logits and, with
-        ``predict_feature_map``, ``feature_map`` ``(b, C', T', H', W')``; float32. The writers
-        average them per video."""
-        clips = batch["video"]
-        if len(clips) == 0:  # only videos that failed to decode since the last batch
-            return {}
-        maps = self.backbone.forward_features(clips)
-        outputs = {
-            "probs": self.backbone.forward_head(maps).float().softmax(-1),
-            "features": self.backbone.forward_head(maps, pre_logits=True).float(),
-        }
-        if self.predict_feature_map:
-            outputs["feature_map"] = maps.float()
-        return outputs
+    ) -> dict[str, list]:
+        """A ``ViewStream`` batch -> ``results``: the :class:`Result` of every item (video, or
+        timeline window) whose last view it holds, and of every video that failed; ``finished``:
+        the stream's tasks that ended with it. The writers of ``videoswinv2.inference`` write them."""
+        return {"results": self._stream_results(batch), "finished": batch["finished"]}
+
+    def configure_callbacks(self) -> list[pl.Callback]:
+        return [TestReport()]
 
     # Metrics are computed and logged at epoch end on every rank: under DDP each rank sees its own
     # number of videos (no padding duplicates), so nothing collective may depend on a rank's batches.
@@ -237,18 +253,21 @@ class VideoClassifier(L.LightningModule):
 
     def on_validation_start(self) -> None:
         self.backbone.cache_attention_bias(True)
+        self._gatherer.reset()
 
     def on_validation_end(self) -> None:
         self.backbone.cache_attention_bias(False)
 
     def on_predict_start(self) -> None:
         self.backbone.cache_attention_bias(True)
+        self._gatherer.reset()
 
     def on_predict_end(self) -> None:
         self.backbone.cache_attention_bias(False)
 
     def on_test_start(self) -> None:
         self.backbone.cache_attention_bias(True)
+        self._gatherer.reset()
         if self.trainer.ckpt_path is None and self.global_step == 0 and not self._weights_loaded:
             rank_zero_warn(
                 "testing a model that was neither trained nor loaded from a checkpoint: its classifier is "
@@ -284,25 +303,13 @@ class VideoClassifier(L.LightningModule):
             rank_zero_warn(problem)
 
     def on_test_epoch_end(self) -> None:
-        confusion = self.test_confusion.compute()
-        values = {**self.test_metrics.compute(), "test/mean_class_accuracy": mean_class_accuracy(confusion)}
-        predictions = gather_lists(self._predictions)
+        values = {
+            **self.test_metrics.compute(),
+            "test/mean_class_accuracy": mean_class_accuracy(self.test_confusion.compute()),
+        }
         self.test_metrics.reset()
         self.test_confusion.reset()
-        self._predictions = []
         self.log_dict(values)
-        out_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir)  # collective under DDP
-        if not self.trainer.is_global_zero:
-            return
-        video_paths = [v.path for v in self.trainer.test_dataloaders.dataset.videos]
-        classes = self.trainer.datamodule.classes
-        write_predictions_csv(out_dir / "predictions.csv", predictions, video_paths, classes)
-        figures = save_accuracy_figures(out_dir, confusion, classes)
-        log.info(
-            "test: %d videos; wrote %s",
-            len(predictions),
-            ", ".join(map(str, [out_dir / "predictions.csv", *figures])),
-        )
 
     # -- where the weights come from -------------------------------------------------------------
     # Lightning restores a `ckpt_path` after `setup` and, for most strategies, before
@@ -338,9 +345,13 @@ class VideoClassifier(L.LightningModule):
         self.hparams.model_kwargs = {**(self.hparams.model_kwargs or {}), "pretrained_window_sizes": resolved}
 
     # -- what `videoswinv2 predict` needs from a checkpoint -------------------------------------------
-    # The model is rebuilt from the hyper-parameters (which hold the resolved windows); only the
-    # class names live in the data module, so they are saved beside them.
+    # The model is rebuilt from the hyper-parameters (which hold the resolved windows); the class
+    # names and evaluation views live in the data module, so they are saved beside them.
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
-        checkpoint[CHECKPOINT_KEY] = {"classes": list(getattr(datamodule, "classes", []) or [])}
+        views = getattr(datamodule, "test_views", None)
+        metadata = ModelMetadata(
+            classes=tuple(getattr(datamodule, "classes", None) or ()), views=asdict(views) if views else None
+        )
+        checkpoint[LIGHTNING_KEY] = metadata.lightning_entry()

@@ -1,0 +1,187 @@
+"""Outputs users can trust: files the package did not write are never changed, results of other
+settings are never mixed, cut-short rows are redone, and Ctrl-C says how to continue."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO
+
+from videoswinv2.cli import main
+from videoswinv2.inference import read_rows
+
+
+@pytest.fixture(scope="module")
+def videos(smoke_run, tmp_path_factory) -> list[str]:
+    """Three of the smoke run's test videos, in a folder of their own (renamed: YouTube ids may
+    start with "-", which a command line takes for an option)."""
+    folder = tmp_path_factory.mktemp("videos")
+    for k, video in enumerate(sorted((smoke_run["root"] / "data" / "test").rglob("*.mp4"))[:3]):
+        shutil.copy(video, folder / f"video {k}.mp4")
+    return sorted(str(p) for p in folder.iterdir())
+
+
+def _run(command: str, smoke_run, *args: str, ckpt: Path | None = None) -> int:
+    common = ["--ckpt", str(ckpt or smoke_run["ckpt"]), "--views", "1", "--no-progress", "--num-workers", "0"]
+    return main([command, *args, *common])
+
+
+def _last_line(capsys) -> str:
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("log.jsonl", '{"level": "info", "msg": "started"}\n{"level": "info", "msg": "done"}\n'),
+        ("mine.jsonl", '{"video": "a.mp4", "status": "failed", "reason": "my note"}\n'),
+        ("table.csv", "video,score\na.mp4,3\n"),
+        ("notes.csv", "some notes, not a table\n"),
+    ],
+)
+def test_predict_never_touches_a_file_it_did_not_write(name, content, smoke_run, videos, tmp_path, capsys):
+    output = tmp_path / name
+    output.write_text(content)
+    for extra in ([], ["--overwrite"]):
+        assert _run("predict", smoke_run, *videos, "--output", str(output), *extra) == 2
+        last = _last_line(capsys)
+        assert f"{output} exists and was not written by videoswinv2 predict" in last
+        assert output.read_text() == content
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_a_rerun_with_other_settings_is_refused_and_overwrite_redoes_everything(
+    smoke_run, videos, tmp_path, capsys
+):
+    output = tmp_path / "out.csv"
+    assert _run("predict", smoke_run, *videos, "--output", str(output), "--topk", "2") == 0
+    first = output.read_bytes()
+    other = tmp_path / "other.ckpt"
+    checkpoint = torch.load(smoke_run["ckpt"], weights_only=True)
+    checkpoint["state_dict"]["backbone.head.fc.bias"] += 1.0
+    torch.save(checkpoint, other)
+    for args, ckpt, differ in [
+        (["--topk", "3"], None, "topk"),
+        (["--topk", "2", "--num-frames", "8"], None, "views"),
+        (["--topk", "2"], other, "checkpoint_sha256"),
+    ]:
+        assert _run("predict", smoke_run, *videos, "--output", str(output), *args, ckpt=ckpt) == 2
+        last = _last_line(capsys)
+        assert f"holds results of other settings ({differ} differ)" in last and "--overwrite" in last
+        assert output.read_bytes() == first
+    assert _run("predict", smoke_run, *videos, "--output", str(output), "--topk", "3", "--overwrite") == 0
+    assert "3 videos done, 0 failed" in capsys.readouterr().err
+    assert [len(row) for row in read_rows(output)] == [3 + 2 * 3] * 3
+
+
+def test_a_row_cut_short_by_a_killed_run_is_redone(smoke_run, videos, tmp_path, capsys):
+    output = tmp_path / "out.csv"
+    assert _run("predict", smoke_run, *videos, "--output", str(output)) == 0
+    whole = output.read_text()
+    output.write_text(whole[: whole.rindex(",")])  # the last row ends inside its probabilities
+    capsys.readouterr()
+    assert _run("predict", smoke_run, *videos, "--output", str(output)) == 0
+    assert "1 videos done, 0 failed, 2 skipped" in capsys.readouterr().err
+    assert sorted(output.read_text().splitlines()) == sorted(whole.splitlines())
+
+
+def test_features_of_other_modes_are_not_mixed_and_index_entries_outside_are_ignored(
+    smoke_run, videos, tmp_path, capsys
+):
+    out = tmp_path / "features"
+    assert _run("extract-features", smoke_run, *videos, "--output", str(out)) == 0
+    index = (out / "index.csv").read_bytes()
+    for flag in ("--per-view", "--feature-map"):
+        assert _run("extract-features", smoke_run, *videos, "--output", str(out), flag) == 2
+        assert f"({flag[2:].replace('-', '_')} differ)" in _last_line(capsys)
+        assert (out / "index.csv").read_bytes() == index
+    # An index row naming a file outside the folder does not count as done.
+    outside = tmp_path / "elsewhere.npy"
+    np.save(outside, np.zeros(3, np.float32))
+    rows = (out / "index.csv").read_text().splitlines()
+    video = rows[1].split(",")[0]
+    rows[1] = f"{video},ok,,../elsewhere.npy,3"
+    (out / "index.csv").write_text("\n".join(rows) + "\n")
+    capsys.readouterr()
+    assert _run("extract-features", smoke_run, *videos, "--output", str(out)) == 0
+    assert "1 videos done, 0 failed, 2 skipped" in capsys.readouterr().err
+    assert np.load(outside).tolist() == [0, 0, 0]
+    assert {row["feature"] for row in read_rows(out / "index.csv")} == {
+        os.path.relpath(p, out) for p in out.rglob("*.npy")
+    }
+
+
+def test_a_folder_of_the_users_files_is_refused(smoke_run, videos, tmp_path, capsys):
+    (tmp_path / "my notes.txt").write_text("mine")
+    assert _run("extract-features", smoke_run, *videos, "--output", str(tmp_path)) == 2
+    assert f"{tmp_path} exists and was not written by videoswinv2 extract-features" in _last_line(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my notes.txt"]
+
+
+@pytest.mark.parametrize(
+    ("command", "target", "message"),
+    [
+        ("predict", "folder", "is a folder: name a .csv or .jsonl file"),
+        ("extract-features", "file", "is a file"),
+    ],
+)
+def test_an_output_of_the_wrong_kind_is_one_line(
+    command, target, message, smoke_run, videos, tmp_path, capsys
+):
+    output = tmp_path / target
+    if target == "folder":
+        output.mkdir()
+    else:
+        output.write_text("mine")
+    assert _run(command, smoke_run, videos[0], "--output", str(output)) == 2
+    assert message in _last_line(capsys)
+    assert target == "folder" or output.read_text() == "mine"
+
+
+def test_the_same_video_given_twice_is_predicted_once(smoke_run, videos, tmp_path, capsys, monkeypatch):
+    folder = Path(videos[0]).parent
+    monkeypatch.chdir(folder)
+    link = tmp_path / "link.mp4"
+    link.symlink_to(videos[0])
+    name = Path(videos[0]).name
+    output = tmp_path / "out.jsonl"
+    assert _run("predict", smoke_run, name, f"./{name}", videos[0], str(link), "--output", str(output)) == 0
+    assert "1 videos done, 0 failed" in capsys.readouterr().err
+    assert [row["video"] for row in read_rows(output)] == [name]
+    assert json.loads((tmp_path / "out.jsonl.videoswinv2.json").read_text())["settings"]["topk"] == 5
+
+
+def test_ctrl_c_exits_130_and_the_same_command_continues(smoke_run, videos, tmp_path):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for k in range(8):  # copies, not links: links would be one video
+        shutil.copy(videos[k % 3], folder / f"{k:02d}.mp4")
+    output = tmp_path / "out.csv"
+    command = [sys.executable, "-m", "videoswinv2", "predict", str(folder), "--ckpt", str(smoke_run["ckpt"])]
+    command += ["--views", "1", "--num-workers", "1", "--no-progress", "--output", str(output)]
+    process = subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while len(read_rows(output)) < 2 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    done = len(read_rows(output))
+    assert process.returncode == 130, err[-2000:]
+    assert (
+        err.strip().splitlines()[-1] == "videoswinv2 predict: interrupted: rerun the same command to continue"
+    )
+    assert 2 <= done < 8
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"{8 - done} videos done, 0 failed, {done} skipped" in result.stderr
+    assert len(read_rows(output)) == 8

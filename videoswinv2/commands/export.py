@@ -1,0 +1,82 @@
+"""``videoswinv2 export --ckpt CKPT --format onnx|pt2 --output FILE``: a model for deployment.
+
+Writes the model's ``forward`` (clips ``(B, 3, T, H, W)`` -> logits, B dynamic) as ONNX or as a
+``torch.export`` program, runs the file once against PyTorch and prints the largest difference
+(more than 1e-4 fails, and nothing is written). See ``videoswinv2.inference.export``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from videoswinv2.commands._inference import SETUP_ERRORS, fail, guarded, positive_int
+from videoswinv2.inference.export import FORMATS, MAX_ABS_DIFF, ExportError, export_model
+from videoswinv2.inference.loading import load_model
+
+PROG = "videoswinv2 export"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ckpt", required=True, help="Lightning checkpoint, or a .pth/.safetensors state dict with --model"
+    )
+    parser.add_argument("--output", required=True, help="the file to write: .onnx or .pt2")
+    parser.add_argument("--format", choices=FORMATS, help="onnx or pt2 (default: the --output suffix)")
+    parser.add_argument("--model", help="model name, for a plain state dict (e.g. videoswinv2_base)")
+    parser.add_argument(
+        "--classes", help="class names file, one per line (default: the checkpoint's, or Kinetics-400)"
+    )
+    parser.add_argument(
+        "--num-frames", type=positive_int, help="clip frames T (default: the checkpoint's views)"
+    )
+    parser.add_argument(
+        "--crop-size", type=positive_int, help="clip side H = W (default: the checkpoint's views)"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
+
+
+def run(args: argparse.Namespace) -> int:
+    return guarded(PROG, lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    output = Path(args.output)
+    fmt = args.format or output.suffix.lstrip(".").lower()
+    if fmt not in FORMATS:
+        return fail(
+            PROG, ValueError(f"--output {output}: say --format onnx or --format pt2 (or use that suffix)")
+        )
+    if output.is_dir():
+        return fail(PROG, ValueError(f"--output {output} is a folder: name a .{fmt} file"))
+    if output.exists() and not args.overwrite:
+        return fail(PROG, ValueError(f"--output {output} exists: choose another file, or add --overwrite"))
+    if not output.parent.is_dir():
+        return fail(PROG, ValueError(f"--output {output}: the folder {output.parent} does not exist"))
+    loaded = load_model(args.ckpt, model=args.model, classes_file=args.classes)
+    short_side = None if args.crop_size is None else max(args.crop_size, loaded.views.short_side)
+    loaded.views = loaded.views.overridden(
+        num_frames=args.num_frames, crop_size=args.crop_size, short_side=short_side
+    )
+    try:
+        result = export_model(loaded, fmt, output)
+    except ExportError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 1
+    except SETUP_ERRORS as error:  # the exporter's own failures: one line, the work failed
+        print(
+            f"{PROG}: error: exporting failed: {type(error).__name__}: {str(error).strip().splitlines()[0]}",
+            file=sys.stderr,
+        )
+        return 1
+    shape = ", ".join(map(str, result.input_shape[1:]))
+    print(
+        f"wrote {result.path}: clips (B, {shape}) float32 -> logits (B, {len(loaded.classes)}), B dynamic; "
+        "metadata: model, classes, views, preprocessing"
+    )
+    print(
+        f"checked against PyTorch fp32 on batches of {' and '.join(map(str, result.batch_sizes))}: "
+        f"max abs logit difference {result.max_abs_diff:.2e} (limit {MAX_ABS_DIFF:g}); {result.seconds:.0f} s"
+    )
+    return 0

@@ -1,0 +1,88 @@
+"""``videoswinv2 timeline VIDEO ... --ckpt CKPT --stride-seconds S [--output F.csv|.jsonl]``:
+what happens when, along whole videos.
+
+Windows of the model's clip (its frames x interval, from the checkpoint) every S seconds, each
+frame decoded once; one row per window as windows finish, the merged segments of each video and a
+picture of its class probabilities over time (see ``videoswinv2.data.timeline`` for where windows
+fall, ``videoswinv2.inference.timeline`` for what is written).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from videoswinv2.commands._inference import (
+    add_inference_arguments,
+    guarded,
+    positive_float,
+    positive_int,
+    prepare,
+    run_tasks,
+    warn_untrained,
+)
+from videoswinv2.data.timeline import TimelineSpec, timeline_tasks
+from videoswinv2.inference.outputs import check_row_file, resolved
+from videoswinv2.inference.timeline import TimelineWriter
+
+PROG = "videoswinv2 timeline"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_inference_arguments(parser, clips=False)
+    parser.add_argument(
+        "--stride-seconds",
+        type=positive_float,
+        required=True,
+        help="seconds from one window's start to the next",
+    )
+    parser.add_argument(
+        "--three-crops",
+        action="store_true",
+        help="average three crops along the long side (default: the centre one)",
+    )
+    parser.add_argument(
+        "--min-segment-seconds",
+        type=float,
+        default=0.0,
+        help="segments shorter than this join their longer neighbour (default 0: none)",
+    )
+    parser.add_argument(
+        "--classes", help="class names file, one per line (default: the checkpoint's, or Kinetics-400)"
+    )
+    parser.add_argument("--topk", type=positive_int, default=5, help="classes per window row (default 5)")
+    parser.add_argument(
+        "--output",
+        help="the windows' .csv or .jsonl file; segments and pictures go beside it "
+        "(default: print each video's segments)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    return guarded(PROG, lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    check_row_file(args.output)  # before the model is read
+    setup = prepare(args, need_head=True)
+    spec = TimelineSpec.from_views(setup.views, args.stride_seconds, crops=3 if args.three_crops else 1)
+    writer = TimelineWriter(
+        args.output,
+        args.topk,
+        setup.loaded.classes,
+        spec,
+        args.min_segment_seconds,
+        progress=not args.no_progress,
+    )
+    settings = setup.settings(
+        topk=args.topk,
+        classes=setup.loaded.classes,
+        stride_s=spec.stride_s,
+        crops=spec.crops,
+        min_segment_s=args.min_segment_seconds,
+    )
+    done, skip = writer.prepare(settings, overwrite=args.overwrite)
+    warn_untrained(PROG, setup)
+    videos = [video for video in setup.videos if resolved(video) not in done]
+    tasks = timeline_tasks(videos, spec, args.num_workers, skip)
+    skipped = len(setup.videos) - len(videos)
+    return run_tasks(PROG, args, setup, writer, tasks, skipped, args.output or "")

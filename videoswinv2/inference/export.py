@@ -1,0 +1,153 @@
+"""A trained model for deployment: ONNX, through PyTorch's exporter, or a ``torch.export``
+ExportedProgram (``.pt2``), checked against PyTorch before it is kept.
+
+The exported function is the backbone's ``forward``: clips ``(B, 3, T, H, W)`` float32,
+normalised as in training, to logits ``(B, num_classes)``; T, H and W are fixed to the model's
+evaluation clip, B is dynamic. The file carries the package's metadata (model, class names,
+views) and the input's preprocessing (:mod:`videoswinv2.checkpoints.metadata`).
+
+How it is exported, and why:
+
+- ``torch.onnx.export(..., dynamo=True)``: the exporter PyTorch maintains. It traces the model
+  with ``torch.export``, which inlines the explicit kernel's custom ``autograd.Function`` (its
+  forward) and decomposes SDPA; the older TorchScript exporter cannot take the custom Function.
+- Attention runs as ``"sdpa"`` while exporting, whatever the checkpoint's ``attn_impl``: one
+  kernel (the one the tests export) for every model. Inside the trace the bias cache is bypassed
+  (the summed bias is constant-folded instead).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+
+from videoswinv2.checkpoints.metadata import PT2_EXTRA_FILE, preprocessing_strings
+from videoswinv2.inference.loading import LoadedModel
+
+FORMATS = ("onnx", "pt2")
+MAX_ABS_DIFF = 1e-4  # fp32 logits, exported vs eager
+INPUT_NAME, OUTPUT_NAME = "clips", "logits"
+
+
+class ExportError(RuntimeError):
+    """The exported model does not compute what the PyTorch model does (or cannot be run)."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    format: str
+    input_shape: tuple[int, ...]
+    max_abs_diff: float
+    batch_sizes: tuple[int, ...]
+    seconds: float
+
+
+def metadata_strings(loaded: LoadedModel) -> dict[str, str]:
+    """The package's metadata of ``loaded`` (as it runs: its classes and views) plus the
+    preprocessing of its input."""
+    hparams = loaded.module.hparams
+    views = asdict(loaded.views)
+    metadata = replace(
+        loaded.metadata,
+        model=hparams.model,
+        num_classes=hparams.num_classes,
+        model_kwargs=dict(hparams.model_kwargs or {}),
+        classes=tuple(loaded.classes),
+        views=views,
+    )
+    return {**metadata.to_strings(), **preprocessing_strings(views)}
+
+
+def _onnx_session(path: Path):
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ExportError(
+            "checking an ONNX file needs onnxruntime: pip install 'videoswinv2[export]'"
+        ) from None
+    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def _write(
+    model: torch.nn.Module, example: torch.Tensor, fmt: str, path: Path, strings: dict[str, str]
+) -> None:
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    dynamic_shapes = {"x": {0: batch}}
+    if fmt == "pt2":
+        program = torch.export.export(model, (example,), dynamic_shapes=dynamic_shapes)
+        torch.export.save(program, str(path), extra_files={PT2_EXTRA_FILE: json.dumps(strings)})
+        return
+    try:
+        import onnx
+    except ImportError:
+        raise ExportError(
+            "ONNX export needs onnx and onnxscript: pip install 'videoswinv2[export]'"
+        ) from None
+    for name in ("onnxscript", "onnx_ir"):  # their optimisers log a line per node at INFO
+        logging.getLogger(name).setLevel(logging.WARNING)
+    torch.onnx.export(
+        model,
+        (example,),
+        str(path),
+        dynamo=True,
+        input_names=[INPUT_NAME],
+        output_names=[OUTPUT_NAME],
+        dynamic_shapes=dynamic_shapes,
+        verbose=False,
+    )
+    proto = onnx.load(str(path))
+    for key, value in strings.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save(proto, str(path))
+
+
+def run_exported(path: Path, fmt: str, clips: torch.Tensor) -> torch.Tensor:
+    """Logits of an exported file for ``clips`` (onnxruntime on the CPU, or the loaded program)."""
+    if fmt == "onnx":
+        session = _onnx_session(path)
+        return torch.from_numpy(session.run(None, {session.get_inputs()[0].name: clips.numpy()})[0])
+    with torch.no_grad():
+        return torch.export.load(str(path)).module()(clips)
+
+
+def export_model(loaded: LoadedModel, fmt: str, output: str | os.PathLike, seed: int = 0) -> ExportResult:
+    """Export ``loaded`` to ``output`` and check it on random clips of two batch sizes against the
+    eager fp32 model; the file appears only if the largest difference is at most
+    :data:`MAX_ABS_DIFF` (else :class:`ExportError`)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+    started = time.perf_counter()
+    path = Path(output)
+    model = loaded.module.backbone.float().eval()
+    model.cache_attention_bias(False)
+    model.set_attn_impl("sdpa")
+    views = loaded.views
+    shape = (3, views.num_frames, views.crop_size, views.crop_size)
+    generator = torch.Generator().manual_seed(seed)
+    example = torch.randn(2, *shape, generator=generator)
+    temporary = path.with_name(f".{path.name}.tmp{path.suffix}")
+    try:
+        with torch.no_grad():
+            _write(model, example, fmt, temporary, metadata_strings(loaded))
+        diffs = []
+        for batch in (1, 3):  # not the traced batch: the dynamic dimension must hold
+            clips = torch.randn(batch, *shape, generator=generator)
+            with torch.no_grad():
+                expected = model(clips)
+            diffs.append(float((run_exported(temporary, fmt, clips) - expected).abs().max()))
+        if max(diffs) > MAX_ABS_DIFF:
+            raise ExportError(
+                f"the exported model's logits differ from PyTorch's by up to {max(diffs):.2e} "
+                f"(> {MAX_ABS_DIFF:g} allowed): {path} was not written"
+            )
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return ExportResult(path, fmt, (-1, *shape), max(diffs), (1, 3), time.perf_counter() - started)

@@ -1,0 +1,317 @@
+"""What ``videoswinv2 timeline`` writes: one row per window as windows finish, the merged segments
+of each video once all its windows are in, and a PNG of each video's class probabilities over
+time.
+
+For ``--output tl.csv``: ``tl.csv`` (``video,status,reason,window,start_s,end_s,top1_label,
+top1_prob,...``), ``tl.segments.csv`` (``video,status,reason,start_s,end_s,label,windows,
+mean_prob``) and ``tl_plots/<the video's path mirrored>.png`` (``.jsonl`` alike). A re-run
+continues: videos with segments and a picture are skipped, the finished windows of the others are
+kept and only the missing ones computed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import lightning.pytorch as pl
+from tqdm.auto import tqdm
+
+from videoswinv2.data.timeline import TimelineSpec, TimelineTask
+from videoswinv2.inference.inputs import mirrored_path
+from videoswinv2.inference.outputs import OK, RowFile, check_row_file, claim, is_jsonl, read_rows, resolved
+from videoswinv2.inference.writers import ResultWriter
+from videoswinv2.training.evaluation import FAILED, Result, RowSchema, row_top
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+SEGMENT_COLUMNS = ["video", "status", "reason", "start_s", "end_s", "label", "windows", "mean_prob"]
+
+
+@dataclass(frozen=True)
+class Window:
+    """A finished window: where it lies and its top-k ``(label, probability)``."""
+
+    index: int
+    start_s: float
+    end_s: float
+    top: tuple[tuple[str, float], ...]
+
+    @property
+    def centre(self) -> float:
+        return (self.start_s + self.end_s) / 2
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Consecutive windows with one top-1 label: ``[start_s, end_s)``, how many windows it holds
+    and the mean top-1 probability of those whose top-1 is ``label``."""
+
+    start_s: float
+    end_s: float
+    label: str
+    windows: int
+    mean_prob: float
+
+
+def merge_segments(windows: Sequence[Window], min_seconds: float = 0.0) -> list[Segment]:
+    """Segments of windows sorted by start.
+
+    Each window stands for the time around its centre: two segments meet half-way between the
+    centres of the last window of one and the first window of the next; the first starts where
+    its first window starts, the last ends where its last window ends. While a segment is shorter
+    than ``min_seconds`` (and there are two or more), the shortest joins its longer neighbour (the
+    earlier on a tie) and neighbours of one label merge.
+    """
+    if not windows:
+        return []
+    runs: list[list[Any]] = []  # [label, first window, last window]
+    for k, window in enumerate(windows):
+        if runs and runs[-1][0] == window.top[0][0]:
+            runs[-1][2] = k
+        else:
+            runs.append([window.top[0][0], k, k])
+
+    def bounds(run: list[Any]) -> tuple[float, float]:
+        first, last = run[1], run[2]
+        start = windows[0].start_s if first == 0 else (windows[first - 1].centre + windows[first].centre) / 2
+        end = (
+            windows[-1].end_s
+            if last == len(windows) - 1
+            else (windows[last].centre + windows[last + 1].centre) / 2
+        )
+        return start, end
+
+    def length(run: list[Any]) -> float:
+        start, end = bounds(run)
+        return end - start
+
+    while len(runs) > 1 and min(map(length, runs)) < min_seconds:
+        k = min(range(len(runs)), key=lambda j: (length(runs[j]), j))
+        neighbours = [j for j in (k - 1, k + 1) if 0 <= j < len(runs)]
+        into = max(neighbours, key=lambda j: (length(runs[j]), -j))
+        runs[into][1], runs[into][2] = min(runs[into][1], runs[k][1]), max(runs[into][2], runs[k][2])
+        del runs[k]
+        merged: list[list[Any]] = []
+        for run in runs:
+            if merged and merged[-1][0] == run[0]:
+                merged[-1][2] = run[2]
+            else:
+                merged.append(run)
+        runs = merged
+    segments = []
+    for label, first, last in runs:
+        own = [w.top[0][1] for w in windows[first : last + 1] if w.top[0][0] == label]
+        start, end = bounds([label, first, last])
+        segments.append(Segment(start, end, label, last - first + 1, sum(own) / len(own)))
+    return segments
+
+
+# Lines drawn per picture: the classes that are top-1 in the most windows.
+_CLASSES_DRAWN = 5
+
+
+def timeline_figure(video: str, windows: Sequence[Window], segments: Sequence[Segment]) -> Figure:
+    """Probabilities of the most frequent top-1 classes over time (window centres; a class below a
+    window's top-k is not drawn there), with the segments as a coloured band underneath."""
+    from matplotlib.figure import Figure
+
+    counts = Counter(w.top[0][0] for w in windows)
+    drawn = [label for label, _ in counts.most_common(_CLASSES_DRAWN)]
+    colours = {label: f"C{k}" for k, label in enumerate(drawn)}
+    fig = Figure(figsize=(10, 3.4), layout="constrained")
+    ax, band = fig.subplots(2, 1, sharex=True, height_ratios=[5, 1])
+    times = [w.centre for w in windows]
+    for label in drawn:
+        probs = [dict(w.top).get(label, float("nan")) for w in windows]
+        ax.plot(
+            times,
+            probs,
+            color=colours[label],
+            label=label,
+            linewidth=1.5,
+            marker="." if len(windows) < 60 else None,
+        )
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("probability")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    ax.grid(alpha=0.3)
+    end = max(w.end_s for w in windows)
+    ax.set_title(f"{Path(video).name}: {len(windows)} windows over {end:.1f} s", fontsize=10)
+    for segment in segments:
+        band.axvspan(segment.start_s, segment.end_s, color=colours.get(segment.label, "0.75"), linewidth=0)
+    band.set_yticks([])
+    band.set_ylabel("top-1", rotation=0, ha="right", va="center", fontsize=8)
+    band.set_xlim(0, end)
+    band.set_xlabel("time (s)")
+    return fig
+
+
+def estimated_windows(video: str, spec: TimelineSpec) -> int | None:
+    """Windows a video will give, from its container's duration (None when it says nothing)."""
+    import av
+
+    try:
+        with av.open(video) as container:
+            stream = container.streams.video[0]
+            rate = float(stream.average_rate or 0)
+            seconds = (
+                float(stream.duration * stream.time_base) if stream.duration else container.duration / 1e6
+            )
+    except Exception:  # noqa: BLE001  (only a progress-bar estimate)
+        return None
+    if not rate or not seconds:
+        return None
+    span = spec.clip.offsets(rate)[-1] / rate
+    return max(int((seconds - span) / spec.stride_s) + 2, 1)
+
+
+class TimelineWriter(ResultWriter):
+    """Window rows, segments and pictures of ``videoswinv2 timeline`` (see the module docstring);
+    with ``output`` None, each video's segments are printed when it is done.
+
+    Args:
+        output: the windows' ``.csv`` or ``.jsonl`` file (segments and pictures go beside it).
+        topk: classes per window row.
+        classes: class names of the model.
+        min_segment_s: shorter segments join a neighbour (:func:`merge_segments`).
+        progress: show a progress bar over windows.
+    """
+
+    tool = "videoswinv2 timeline"
+    unit = "window"
+
+    def __init__(
+        self,
+        output: str | None,
+        topk: int,
+        classes: Sequence[str],
+        spec: TimelineSpec,
+        min_segment_s: float = 0.0,
+        progress: bool = True,
+    ) -> None:
+        super().__init__(progress)
+        check_row_file(output)
+        self.schema = RowSchema(topk, windows=True)
+        self.classes, self.spec, self.min_segment_s = list(classes), spec, min_segment_s
+        self.file = self.segments = self.plots = None
+        if output is not None:
+            path = Path(output)
+            suffix = ".jsonl" if is_jsonl(path) else ".csv"
+            self.file = RowFile(path, self.schema.columns())
+            self.segments = RowFile(path.with_name(f"{path.stem}.segments{suffix}"), SEGMENT_COLUMNS)
+            self.plots = path.with_name(f"{path.stem}_plots")
+        self._windows: dict[str, list[Window]] = defaultdict(list)
+        self._parts: dict[str, set[int]] = defaultdict(set)
+        self._failed_videos: set[str] = set()
+
+    def plot_file(self, video: str) -> Path | None:
+        return None if self.plots is None else self.plots / mirrored_path(video, ".png")
+
+    def row_files(self) -> list[RowFile]:
+        return [f for f in (self.file, self.segments) if f is not None]
+
+    def _prepare(
+        self, settings: dict[str, Any], overwrite: bool, writes: bool
+    ) -> tuple[set[str], dict[str, frozenset[int]]]:
+        """Videos done (segments written and the picture there), and the windows done of others."""
+        if self.file is None:
+            return set(), {}
+        if writes:
+            also = [self.segments.path, self.plots]
+            if not claim(self.file.path, self.tool, settings, overwrite=overwrite, also=also):
+                self.file.reset()
+                self.segments.reset()
+                return set(), {}
+        done_video = lambda row: row["status"] == OK and self.plot_file(row["video"]).is_file()  # noqa: E731
+        segments = (
+            self.segments.keep(done_video)
+            if writes
+            else [r for r in read_rows(self.segments.path) if done_video(r)]
+        )
+        finished = {resolved(row["video"]) for row in segments}
+        ok = lambda row: row["status"] == OK  # noqa: E731
+        windows = self.file.keep(ok) if writes else [r for r in read_rows(self.file.path) if ok(r)]
+        skip: dict[str, set[int]] = defaultdict(set)
+        for row in windows:
+            key = resolved(row["video"])
+            if key not in finished:
+                self._windows[key].append(_window(row))
+                skip[key].add(int(row["window"]))
+        return finished, {key: frozenset(done) for key, done in skip.items()}
+
+    def lightning_settings(self, trainer: pl.Trainer) -> dict[str, Any]:
+        raise NotImplementedError("timelines run from `videoswinv2 timeline`, which prepares the writer")
+
+    def bar_total(self, trainer: pl.Trainer) -> int | None:
+        tasks = getattr(trainer.predict_dataloaders.dataset, "tasks", [])
+        todo = [
+            (task.video, len(task.skip))
+            for task in tasks
+            if isinstance(task, TimelineTask) and task.part == 0
+        ]
+        estimates = [estimated_windows(video, self.spec) for video, _ in todo]
+        return None if None in estimates else sum(e - skipped for e, (_, skipped) in zip(estimates, todo))
+
+    def count(self, results: list[Result]) -> int:
+        return sum(r.ok for r in results)
+
+    def write(self, results: list[Result], finished: list[Any]) -> None:
+        rows = []
+        jsonl = self.file is not None and is_jsonl(self.file.path)
+        for result in results:
+            item, key = result.item, resolved(result.item.video)  # internal state: by resolved path
+            if result.ok:
+                rows.append(self.schema.row(result, self.classes, jsonl))
+                top = tuple((self.classes[c], p) for c, p in result.top(self.schema.topk))
+                self._windows[key].append(Window(item.window, item.start_s, item.end_s, top))
+            elif key not in self._failed_videos:  # one row per video, however many parts failed
+                self._failed_videos.add(key)
+                self._windows.pop(key, None)
+                rows.append(self.schema.row(result, self.classes, jsonl))
+                self._write_segments(item.video, [], result.reason)
+        if self.file is not None:
+            self.file.write(rows)
+        for task in finished:
+            key = resolved(task.video)
+            self._parts[key].add(task.part)
+            if len(self._parts[key]) == task.parts and key not in self._failed_videos:
+                self._finish(task.video)
+
+    def _finish(self, video: str) -> None:
+        windows = sorted(self._windows.pop(resolved(video), []), key=lambda w: w.index)
+        segments = merge_segments(windows, self.min_segment_s)
+        self._write_segments(video, segments)
+        target = self.plot_file(video)
+        if target is not None and windows:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temporary = target.with_name(target.name + ".tmp.png")
+            timeline_figure(video, windows, segments).savefig(temporary, dpi=100)
+            os.replace(temporary, target)
+
+    def _write_segments(self, video: str, segments: list[Segment], reason: str = "") -> None:
+        if self.segments is None:
+            lines = [video] + [
+                f"  {s.start_s:8.2f} - {s.end_s:8.2f} s  {s.label}  ({s.mean_prob:.2f})" for s in segments
+            ]
+            tqdm.write("\n".join(lines + ([f"  failed: {reason}"] if reason else [])), file=sys.stdout)
+            return
+        if reason:
+            self.segments.write([{"video": video, "status": FAILED, "reason": reason}])
+            return
+        jsonl = is_jsonl(self.segments.path)
+        rows = [{"video": video, "status": OK, "reason": "", **asdict(s)} for s in segments]
+        for row in rows:
+            for key in ("start_s", "end_s", "mean_prob"):
+                row[key] = round(row[key], 3) if jsonl else f"{row[key]:.3f}"
+        self.segments.write(rows)
+
+
+def _window(row: dict[str, Any]) -> Window:
+    return Window(int(row["window"]), float(row["start_s"]), float(row["end_s"]), tuple(row_top(row)))
