@@ -1,10 +1,12 @@
 """``KineticsDataModule``: Kinetics-style video data for Lightning, sharded by the module itself.
 
 The module builds its own samplers, so the Trainer must run with
-``use_distributed_sampler=False``: training shuffles with a ``DistributedSampler`` (each video
-once per epoch over all ranks; a few repeated to even out the ranks), while validation and test
-give rank ``r`` the videos ``r, r + world, ...`` with no padding, so every video is evaluated
-exactly once however many devices there are.
+``use_distributed_sampler=False``: training shuffles with a :class:`ResumableSampler` (each video
+once per epoch over all ranks; a few repeated to even out the ranks; each sample's randomness
+from ``(seed, epoch, index)``) in a torchdata ``StatefulDataLoader``, whose position Lightning
+saves in every checkpoint, so a run resumed mid-epoch sees the batches an uninterrupted one
+would; validation and test give rank ``r`` the videos ``r, r + world, ...`` with no padding, so
+every video is evaluated exactly once however many devices there are.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ import dataclasses
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
+from torchdata.stateful_dataloader import StatefulDataLoader
 
 from videoswinv2.data.annotations import (
     VideoRecord,
@@ -29,6 +32,7 @@ from videoswinv2.data.annotations import (
 from videoswinv2.data.broken_videos import BrokenVideoLogger
 from videoswinv2.data.clip_planning import ClipSpec
 from videoswinv2.data.datasets import MultiViewDataset, VideoClipDataset, collate_clips, collate_videos
+from videoswinv2.data.sampling import ResumableSampler, ignore_job_signals
 from videoswinv2.data.synthetic import SyntheticSpec, make_synthetic_dataset
 from videoswinv2.data.transforms import EvalTransform, TrainTransform
 from videoswinv2.data.view_stream import view_loader
@@ -126,7 +130,8 @@ class KineticsDataModule(pl.LightningDataModule):
             batch_size: training (and single-clip validation) batch size per device.
             test_batch_size: multi-view batch size per device, in videos.
             num_workers: DataLoader worker processes per device.
-            seed: seed of the training shuffle; it must be the same on every rank.
+            seed: seed of the training order and augmentation (>= 0); it must be the same on
+                every rank.
             synthetic: generate this synthetic dataset into ``data_root`` on first use.
         """
         super().__init__()
@@ -142,6 +147,8 @@ class KineticsDataModule(pl.LightningDataModule):
         self.synthetic = synthetic
         self.classes = self._read_classes(class_names_file, synthetic)
         self.datasets: dict[str, Dataset] = {}
+        self._train_loader: StatefulDataLoader | None = None
+        self._train_loader_state: dict[str, Any] | None = None  # from a checkpoint, for the next loader
 
     @property
     def root(self) -> Path:
@@ -250,10 +257,15 @@ class KineticsDataModule(pl.LightningDataModule):
         return self.datasets[split]
 
     def _loader(
-        self, dataset: Dataset, sampler: Sampler[int], batch_size: int, collate_fn: Callable = collate_videos
+        self,
+        dataset: Dataset,
+        sampler: Sampler,
+        batch_size: int,
+        collate_fn: Callable = collate_videos,
+        loader_class: type[DataLoader] = DataLoader,
     ) -> DataLoader:
         workers = self.hparams.num_workers
-        return DataLoader(
+        return loader_class(
             dataset,
             batch_size=batch_size,
             sampler=sampler,
@@ -261,15 +273,31 @@ class KineticsDataModule(pl.LightningDataModule):
             collate_fn=collate_fn,
             pin_memory=torch.cuda.is_available(),
             persistent_workers=workers > 0,
+            worker_init_fn=ignore_job_signals if workers > 0 else None,
         )
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> StatefulDataLoader:
         dataset = self._dataset("train")
         rank, world = self._rank_and_world()
-        sampler = DistributedSampler(
-            dataset, num_replicas=world, rank=rank, shuffle=True, seed=self.hparams.seed
-        )
-        return self._loader(dataset, sampler, self.hparams.batch_size, collate_clips)
+        sampler = ResumableSampler(dataset, num_replicas=world, rank=rank, seed=self.hparams.seed)
+        loader = self._loader(dataset, sampler, self.hparams.batch_size, collate_clips, StatefulDataLoader)
+        if self._train_loader_state is not None:
+            loader.load_state_dict(self._train_loader_state)
+            self._train_loader_state = None
+        self._train_loader = loader
+        return loader
+
+    # Lightning saves a StatefulDataLoader's state in checkpoints itself, but restores it only into
+    # a loader created after the checkpoint's loop state is restored; reading
+    # `trainer.estimated_stepping_batches` in `configure_optimizers` (VideoClassifier's schedule
+    # does) creates it before that, and the state is silently dropped
+    # (Lightning-AI/pytorch-lightning#20550). Data module state is restored before either.
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"train_loader": self._train_loader.state_dict()} if self._train_loader is not None else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._train_loader_state = state_dict.get("train_loader")
 
     def _eval_loader(self, split: str, multi_view: bool) -> DataLoader:
         dataset = self._dataset(split)
