@@ -59,7 +59,9 @@ def use_the_old_way(cli: Any) -> None:
     def train_dataloader() -> DataLoader:
         dataset = data._dataset("train")
         rank, world = data._rank_and_world()
-        sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=data.hparams.seed)
+        sampler = DistributedSampler(
+            dataset, num_replicas=world, rank=rank, shuffle=True, seed=data.hparams.seed
+        )
         workers = data.hparams.num_workers
         return DataLoader(
             dataset,
@@ -72,7 +74,12 @@ def use_the_old_way(cli: Any) -> None:
         )
 
     data.train_dataloader = train_dataloader
-    for hook in ("on_train_batch_start", "on_before_optimizer_step", "lr_scheduler_step", "configure_callbacks"):
+    for hook in (
+        "on_train_batch_start",
+        "on_before_optimizer_step",
+        "lr_scheduler_step",
+        "configure_callbacks",
+    ):
         setattr(model, hook, types.MethodType(getattr(pl.LightningModule, hook), model))
     trainer.callbacks[:] = [
         c
@@ -146,7 +153,9 @@ def prepare_data(root: Path, train_per_class: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=5, help="rounds; each runs every variant once")
     parser.add_argument("--epochs", type=int, default=3, help="training epochs per run")
     parser.add_argument(
@@ -168,13 +177,24 @@ def main() -> None:
         for round_ in range(args.repeats):
             for variant in VARIANTS if round_ % 2 == 0 else VARIANTS[::-1]:
                 out, run_dir = Path(tmp) / f"{variant}{round_}.json", Path(tmp) / f"runs_{variant}{round_}"
-                command = [sys.executable, __file__, "--run", variant, "--out", str(out), "--out-dir", str(run_dir)]
+                command = [
+                    sys.executable,
+                    __file__,
+                    "--run",
+                    variant,
+                    "--out",
+                    str(out),
+                    "--out-dir",
+                    str(run_dir),
+                ]
                 command += ["--epochs", str(args.epochs), "--train-per-class", str(args.train_per_class)]
                 subprocess.run([*command, "--data-root", str(args.data_root)], check=True, cwd=REPO)
                 run = json.loads(out.read_text())
                 for key in run:
                     results[variant][key] += run[key][args.skip_first :]
-                print(f"round {round_ + 1} {variant}: epochs {', '.join(f'{t:.2f}' for t in run['epochs'])} s")
+                print(
+                    f"round {round_ + 1} {variant}: epochs {', '.join(f'{t:.2f}' for t in run['epochs'])} s"
+                )
     reference = statistics.median(results["before"]["epochs"])
     print(
         f"\nsmoke config, {args.train_per_class} training videos per class, {args.repeats} runs of "

@@ -6,8 +6,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import lightning.pytorch as pl
@@ -48,7 +52,9 @@ def _train_list(root: Path, broken: Path, out: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def train_list(data_synthetic_root, data_broken_videos, tmp_path_factory) -> Path:
-    return _train_list(data_synthetic_root, data_broken_videos["text"], tmp_path_factory.mktemp("lists") / "t.txt")
+    return _train_list(
+        data_synthetic_root, data_broken_videos["text"], tmp_path_factory.mktemp("lists") / "t.txt"
+    )
 
 
 def _batches(loader: Any) -> list[tuple[list[int], str]]:
@@ -93,6 +99,8 @@ def test_a_resumed_loader_continues_the_epoch_and_the_next(data_synthetic_root, 
     resumed.sampler.set_epoch(1)
     seen += _batches(resumed)
     assert seen == expected
+    with pytest.raises(ValueError, match="resume with --data.init_args.num_workers 2"):
+        loader(0, state)
 
 
 # -- the command line, killed and resumed --------------------------------------------------------
@@ -145,7 +153,9 @@ def interrupted(data_synthetic_root, train_list, tmp_path_factory) -> dict[str, 
     killed = _fit(chain, data_synthetic_root, train_list, "killed", *_signal_at(8, "SIGKILL"))
     ckpt = chain / "smoke" / "version_0" / "checkpoints" / "last.ckpt"
     killed_step = torch.load(ckpt, weights_only=True)["global_step"]
-    stopped = _fit(chain, data_synthetic_root, train_list, "stopped", "--ckpt_path=last", *_signal_at(12, "SIGTERM"))
+    stopped = _fit(
+        chain, data_synthetic_root, train_list, "stopped", "--ckpt_path=last", *_signal_at(12, "SIGTERM")
+    )
     stopped_step = torch.load(ckpt, weights_only=True)["global_step"]
     finished = check(_fit(chain, data_synthetic_root, train_list, "finished", "--ckpt_path=last"))
     return {
@@ -158,7 +168,9 @@ def interrupted(data_synthetic_root, train_list, tmp_path_factory) -> dict[str, 
         "finished": finished,
         "chain": {name: _records(chain / f"{name}.jsonl") for name in ("killed", "stopped", "finished")},
         "weights": [
-            torch.load(r / "smoke" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+            torch.load(r / "smoke" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)[
+                "state_dict"
+            ]
             for r in (full, chain)
         ],
     }
@@ -227,7 +239,9 @@ class _Watch(pl.Callback):
         self.after.append(self._state(trainer, pl_module))
 
 
-def _nan_fit(root: Path, train_list: Path, tmp_path: Path, nan_steps: tuple[int, ...], *callbacks: Any) -> Any:
+def _nan_fit(
+    root: Path, train_list: Path, tmp_path: Path, nan_steps: tuple[int, ...], *callbacks: Any
+) -> Any:
     module = _NaNAtSteps(num_classes=4, model_kwargs=TINY_MODEL, warmup_epochs=0.5, lr=1e-2)
     module.nan_steps = nan_steps
     data = KineticsDataModule(
@@ -272,7 +286,9 @@ def test_nan_steps_in_a_row_stop_the_run_naming_the_videos(data_synthetic_root, 
     checkpoints = ModelCheckpoint(dirpath=tmp_path, filename="last", every_n_train_steps=1)
     watch = _Watch()
     with pytest.raises(NonFiniteStepsError) as error:
-        _nan_fit(data_synthetic_root, train_list, tmp_path, (2, 3, 4, 5), NonFiniteSteps(3), checkpoints, watch)
+        _nan_fit(
+            data_synthetic_root, train_list, tmp_path, (2, 3, 4, 5), NonFiniteSteps(3), checkpoints, watch
+        )
     message = str(error.value)
     assert "\n" not in message and message.startswith("3 training steps in a row had a non-finite loss")
     assert "max_bad_steps=3" in message and "stopped at epoch 0, step 5" in message
@@ -311,3 +327,71 @@ def test_the_command_line_ends_a_run_of_nan_steps_in_one_line(
     assert code == 1
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("videoswinv2: error: 2 training steps in a row had a non-finite loss")
+
+
+def test_loader_workers_outlive_slurm_signals_and_never_hold_up_an_exit(
+    data_synthetic_root, train_list
+) -> None:
+    """SIGUSR1 (SLURM's time-limit warning goes to every process of a job) leaves the workers
+    running; a process that exits with its workers alive (they get SIGTERM from multiprocessing,
+    which they outlive by the grace period) still exits."""
+    script = f"""
+import os, signal, time
+from videoswinv2.data import KineticsDataModule
+data = KineticsDataModule({str(data_synthetic_root)!r}, train_annotations={str(train_list)!r}, num_workers=2,
+                          **{TINY_DATA!r})
+batches = iter(data.train_dataloader())
+next(batches)
+for worker in batches._workers:
+    os.kill(worker.pid, signal.SIGUSR1)
+time.sleep(1)
+assert all(worker.is_alive() for worker in batches._workers)
+next(batches)
+print("fine", flush=True)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0 and "fine" in result.stdout, result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGUSR1, signal.SIGTERM])
+def test_on_slurm_the_time_limit_signal_requeues_the_job(signum, tmp_path, monkeypatch, caplog) -> None:
+    """SIGUSR1 (``--signal=USR1@...``): save the step, ``scontrol requeue`` the job, exit 138;
+    SIGTERM (``scancel``, preemption): save and exit 143, never requeue."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    from videoswinv2.training import Preemption
+
+    calls = tmp_path / "scontrol_calls"
+    scontrol = tmp_path / "bin" / "scontrol"
+    scontrol.parent.mkdir()
+    scontrol.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    scontrol.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{scontrol.parent}:{os.environ['PATH']}")
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    saved: list[Path] = []
+    trainer = SimpleNamespace(  # what Preemption reads of a Trainer
+        _accelerator_connector=SimpleNamespace(cluster_environment=SLURMEnvironment(auto_requeue=True)),
+        strategy=SimpleNamespace(reduce_boolean_decision=lambda decision, all: decision),
+        received_sigterm=False,
+        is_global_zero=True,
+        current_epoch=2,
+        global_step=40,
+        checkpoint_callback=SimpleNamespace(dirpath=str(tmp_path / "checkpoints")),
+        save_checkpoint=saved.append,
+    )
+    preemption = Preemption()
+    preemption.on_train_batch_end(trainer, None, None, None, 0)  # no signal: goes on
+    assert not saved
+    preemption._note(signum, None)
+    with pytest.raises(SystemExit) as stop:
+        preemption.on_train_batch_end(trainer, None, None, None, 0)
+    assert stop.value.code == 128 + signum
+    assert saved == [tmp_path / "checkpoints" / "last.ckpt"]
+    if signum == signal.SIGUSR1:
+        assert calls.read_text().split() == ["requeue", "4242"]
+        assert "SIGUSR1: saved epoch 2, step 40" in caplog.text and "requeued SLURM job 4242" in caplog.text
+    else:
+        assert not calls.exists()
+        assert "run the same command with --ckpt_path last to continue" in caplog.text

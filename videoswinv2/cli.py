@@ -348,5 +348,6 @@ def _run_lightning_cli(args: list[str] | None, prog: str | None) -> int:
         return 1
     return 0
 
+
 if __name__ == "__main__":
     sys.exit(main())

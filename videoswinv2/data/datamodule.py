@@ -32,11 +32,12 @@ from videoswinv2.data.annotations import (
 from videoswinv2.data.broken_videos import BrokenVideoLogger
 from videoswinv2.data.clip_planning import ClipSpec
 from videoswinv2.data.datasets import MultiViewDataset, VideoClipDataset, collate_clips, collate_videos
-from videoswinv2.data.sampling import ResumableSampler, ignore_job_signals
+from videoswinv2.data.sampling import ResumableSampler
 from videoswinv2.data.synthetic import SyntheticSpec, make_synthetic_dataset
 from videoswinv2.data.transforms import EvalTransform, TrainTransform
 from videoswinv2.data.view_stream import view_loader
 from videoswinv2.data.views import EvalViews
+from videoswinv2.data.workers import outlive_job_signals
 
 log = logging.getLogger(__name__)
 
@@ -273,7 +274,7 @@ class KineticsDataModule(pl.LightningDataModule):
             collate_fn=collate_fn,
             pin_memory=torch.cuda.is_available(),
             persistent_workers=workers > 0,
-            worker_init_fn=ignore_job_signals if workers > 0 else None,
+            worker_init_fn=outlive_job_signals if workers > 0 else None,
         )
 
     def train_dataloader(self) -> StatefulDataLoader:
@@ -282,6 +283,13 @@ class KineticsDataModule(pl.LightningDataModule):
         sampler = ResumableSampler(dataset, num_replicas=world, rank=rank, seed=self.hparams.seed)
         loader = self._loader(dataset, sampler, self.hparams.batch_size, collate_clips, StatefulDataLoader)
         if self._train_loader_state is not None:
+            saved = _loader_workers(self._train_loader_state)
+            if saved != self.hparams.num_workers:
+                raise ValueError(
+                    f"num_workers is {self.hparams.num_workers}, but the checkpoint's training loader had "
+                    f"{saved} workers: resume with --data.init_args.num_workers {saved} (the loader's "
+                    "saved state records each worker)"
+                )
             loader.load_state_dict(self._train_loader_state)
             self._train_loader_state = None
         self._train_loader = loader
@@ -323,3 +331,10 @@ class KineticsDataModule(pl.LightningDataModule):
         paths = [video.path for video in self._videos("test")]
         batch_size = self.hparams.test_batch_size * views.num_views
         return view_loader(paths, views, batch_size, self.hparams.num_workers, rank=rank, world=world)
+
+
+def _loader_workers(state: dict[str, Any]) -> int:
+    """The worker count a ``StatefulDataLoader`` state was saved with (only multi-process
+    iterators keep snapshots, which name it)."""
+    snapshot = state.get("_snapshot")
+    return snapshot["_main_snapshot"]["_num_workers"] if snapshot else 0

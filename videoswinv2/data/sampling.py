@@ -12,7 +12,6 @@ which Lightning stores in every checkpoint: a run resumed mid-epoch continues th
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple
@@ -85,11 +84,3 @@ class ResumableSampler(DistributedSampler):
         self.set_epoch(epoch)
         self.position = position
         self._resume_at = (epoch, position)
-
-
-def ignore_job_signals(worker_id: int) -> None:
-    """DataLoader ``worker_init_fn``: SLURM signals every process of a job (SIGUSR1 before the
-    time limit, SIGTERM on preemption), and a worker killed by one would crash the main process
-    before it can save its checkpoint. The main process shuts its workers down itself."""
-    for signum in (signal.SIGTERM, signal.SIGUSR1):
-        signal.signal(signum, signal.SIG_IGN)
