@@ -395,3 +395,27 @@ def test_on_slurm_the_time_limit_signal_requeues_the_job(signum, tmp_path, monke
     else:
         assert not calls.exists()
         assert "run the same command with --ckpt_path last to continue" in caplog.text
+
+
+def test_every_rank_resumes_its_own_share_from_rank_0s_state() -> None:
+    """A checkpoint holds rank 0's loader state; each rank applies it to its own shard."""
+    from videoswinv2.data import ResumableSampler
+
+    def sampler(rank: int) -> ResumableSampler:
+        result = ResumableSampler(range(11), num_replicas=2, rank=rank, seed=3)
+        result.set_epoch(4)
+        return result
+
+    whole = {rank: list(sampler(rank)) for rank in (0, 1)}
+    indices = [key.index for keys in whole.values() for key in keys]
+    assert len(indices) == 12 and set(indices) == set(range(11))  # one repeated to even out the ranks
+    rank_0 = sampler(0)
+    keys = iter(rank_0)
+    for _ in range(3):
+        next(keys)
+    state = rank_0.state_dict()
+    for rank in (0, 1):
+        resumed = sampler(rank)
+        resumed.load_state_dict(state)
+        assert list(resumed) == whole[rank][3:]
+    assert state == {"epoch": 4, "position": 3}
