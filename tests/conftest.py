@@ -161,9 +161,10 @@ REPO = Path(__file__).resolve().parents[1]
 SMOKE_EPOCHS = 5
 
 
-def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    """``python -m videoswinv2 ARGS`` in a fresh process (as a user runs it), from the repo root."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def run_cli(*args: str, timeout: int = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``python -m videoswinv2 ARGS`` in a fresh process (as a user runs it), from the repo root,
+    with ``env`` added to the environment."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     result = subprocess.run(
         [sys.executable, "-m", "videoswinv2", *args],
         cwd=REPO,

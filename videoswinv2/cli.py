@@ -91,6 +91,8 @@ def _quiet_lightning() -> None:
     for pattern in (
         r"`isinstance\(treespec, LeafSpec\)` is deprecated",  # Lightning's own use of torch's pytree
         r"The dirpath has changed from",  # resuming into a new version folder is the normal case
+        r"Checkpoint directory .* exists and is not empty",  # so is continuing in the same one
+        r"'set_vital' is deprecated",  # torchdata's StatefulDataLoader calls it
         # Metrics are torchmetrics objects computed over all ranks; Lightning cannot tell.
         r"It is recommended to use `self\.log\(.*sync_dist=True\)`",
     ):
@@ -132,8 +134,22 @@ TRAINER_DEFAULTS: dict[str, Any] = {
             "init_args": {"monitor": "val/top1", "mode": "max"},
         },
         # last.ckpt, rewritten every epoch for resuming (`save_last` would not do: since
-        # Lightning 2.6 it writes last.ckpt only when a new best is saved).
-        {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"filename": "last"}},
+        # Lightning 2.6 it writes last.ckpt only when a new best is saved). Both last.ckpt
+        # writers overwrite the one file rather than adding last-v1.ckpt.
+        {
+            "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+            "init_args": {"filename": "last", "enable_version_counter": False},
+        },
+        # Long runs: last.ckpt also every 30 minutes within an epoch, so a kill -9 loses at most
+        # that (SIGTERM / SIGUSR1 save the current step themselves, see Preemption).
+        {
+            "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+            "init_args": {
+                "filename": "last",
+                "enable_version_counter": False,
+                "train_time_interval": "0:30:00",
+            },
+        },
     ],
 }
 
@@ -147,9 +163,11 @@ class VideoSwinCLI(LightningCLI):
     config, on the command line or by a ``--ckpt_path`` checkpoint must agree with it); errors end
     in one line naming the setting; ``test`` and
     ``validate`` of a checkpoint inside a run folder log into that run
-    (``RUN/test_<checkpoint name>/``); a run that fails before writing a checkpoint leaves no
-    version folder behind; output to a file or pipe gets the TQDM progress bar (Rich's draws
-    nothing there); ``fit`` ends by printing where the checkpoints went.
+    (``RUN/test_<checkpoint name>/``); ``fit --ckpt_path last`` continues the newest run of the
+    logger's folder in its own version folder; a run that fails before writing a checkpoint
+    leaves no version folder behind; output to a file or pipe gets the TQDM progress bar (Rich's
+    draws nothing there); every trainer gets a :class:`~videoswinv2.training.Preemption`
+    callback unless it has one; ``fit`` ends by printing where the checkpoints went.
     """
 
     def __init__(self, args: Sequence[str] | None = None, run: bool = True, prog: str | None = None) -> None:
@@ -228,13 +246,41 @@ class VideoSwinCLI(LightningCLI):
         # Only a fresh fit reads `pretrained`: a resumed one, test, validate and predict restore
         # the weights from their checkpoint.
         path = config.get("model.init_args.pretrained")
-        fresh_fit = self.subcommand == "fit" and config.get("ckpt_path") is None
+        resuming = config.get("ckpt_path") is not None
+        if self.subcommand == "fit" and config.get("ckpt_path") == "last":
+            resuming = self._continue_last_run(config)
+        fresh_fit = self.subcommand == "fit" and not resuming
         if fresh_fit and path is not None and not Path(path).exists():
             self.parser.error(
                 f"the pretrained checkpoint {path} does not exist: download it (see README) and set "
                 "--model.init_args.pretrained to its path, or to null to train from scratch"
             )
         self._log_into_evaluated_run(config)
+
+    def _continue_last_run(self, config: Any) -> bool:
+        """``fit --ckpt_path last``: resume from the newest ``checkpoints/last.ckpt`` of the
+        logger's runs (what a preempted or killed job left). A TensorBoardLogger logs on in that
+        run's version folder (it adds event files beside the old ones), where Lightning finds the
+        checkpoint; another logger, which may replace files in a folder it reuses (CSVLogger
+        deletes metrics.csv), gets a new version and the checkpoint's path. Returns whether there
+        is a checkpoint; without one (a job's first start) the fit starts a new run."""
+        logger = config.get("trainer.logger")
+        init_args = getattr(logger, "init_args", None)
+        if init_args is None or "save_dir" not in init_args:
+            return True  # Lightning looks for last.ckpt in the checkpoint folder it has
+        root = Path(init_args.save_dir, init_args.get("name") or "")
+        version = init_args.get("version")
+        if version is not None:
+            return (root / (version if isinstance(version, str) else f"version_{version}")).is_dir()
+        runs = root.glob("*/checkpoints/last.ckpt")
+        newest = max(runs, key=lambda path: path.stat().st_mtime, default=None)
+        if newest is None:
+            return False
+        if str(logger.class_path).endswith("TensorBoardLogger"):
+            init_args.version = newest.parent.parent.name
+        else:
+            config.ckpt_path = str(newest)
+        return True
 
     def _log_into_evaluated_run(self, config: Any) -> None:
         """``test`` / ``validate`` of ``RUN/checkpoints/X.ckpt`` log into ``RUN/<subcommand>_X``,
@@ -278,12 +324,16 @@ class VideoSwinCLI(LightningCLI):
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
         from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
 
+        from videoswinv2.training import Preemption
+
         configured = config.get("callbacks") or []
         configured = configured if isinstance(configured, list) else [configured]
         wants_bar = config.get("enable_progress_bar", True) is not False
         if wants_bar and not sys.stderr.isatty():
             if not any(isinstance(c, ProgressBar) for c in [*configured, *callbacks]):
                 callbacks = [*callbacks, TQDMProgressBar()]
+        if not any(isinstance(c, Preemption) for c in [*configured, *callbacks]):
+            callbacks = [*callbacks, Preemption()]
         return super()._instantiate_trainer(config, callbacks)
 
     def _run_subcommand(self, subcommand: str) -> None:
@@ -330,7 +380,7 @@ class VideoSwinCLI(LightningCLI):
                 lines.append(f"latest checkpoint: {callback.best_model_path}")
         if self.trainer.logger is not None:
             lines.append(f"logs: {self.trainer.log_dir}")
-        print("\n".join(lines))
+        print("\n".join(dict.fromkeys(lines)))  # two callbacks may write the same last.ckpt
 
 
 def _main_help(tools: dict[str, Tool]) -> str:
@@ -379,13 +429,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     # LightningCLI reads sys.argv itself when given none; passing it again makes it warn.
-    VideoSwinCLI(args=None if argv is None else args, prog="videoswinv2")
-    return 0
+    return _run_lightning_cli(None if argv is None else args, "videoswinv2")
 
 
 def lightning_main() -> int:
     """The ``lightning`` command: LightningCLI alone."""
-    VideoSwinCLI()
+    return _run_lightning_cli(None, None)
+
+
+def _run_lightning_cli(args: list[str] | None, prog: str | None) -> int:
+    """Run ``VideoSwinCLI``; a fit stopped by a run of non-finite steps ends in one line, exit 1."""
+    from videoswinv2.training import NonFiniteStepsError
+
+    try:
+        VideoSwinCLI(args=args, prog=prog)
+    except NonFiniteStepsError as error:
+        print(f"{prog or Path(sys.argv[0]).name}: error: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

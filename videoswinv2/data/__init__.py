@@ -40,6 +40,7 @@ from videoswinv2.data.datasets import (
     collate_videos,
 )
 from videoswinv2.data.decoding import DecoderName, VideoDecodeError, VideoReader, open_video
+from videoswinv2.data.sampling import ResumableSampler, SampleKey
 from videoswinv2.data.synthetic import (
     SYNTHETIC_CLASSES,
     SyntheticSpec,
@@ -67,6 +68,8 @@ __all__ = [
     "EvalTransform",
     "EvalViews",
     "KineticsDataModule",
+    "ResumableSampler",
+    "SampleKey",
     "ShardSampler",
     "SyntheticSpec",
     "TrainTransform",

@@ -1,10 +1,12 @@
 """``KineticsDataModule``: Kinetics-style video data for Lightning, sharded by the module itself.
 
 The module builds its own samplers, so the Trainer must run with
-``use_distributed_sampler=False``: training shuffles with a ``DistributedSampler`` (each video
-once per epoch over all ranks; a few repeated to even out the ranks), while validation and test
-give rank ``r`` the videos ``r, r + world, ...`` with no padding, so every video is evaluated
-exactly once however many devices there are.
+``use_distributed_sampler=False``: training shuffles with a :class:`ResumableSampler` (each video
+once per epoch over all ranks; a few repeated to even out the ranks; each sample's randomness
+from ``(seed, epoch, index)``) in a torchdata ``StatefulDataLoader``, whose position Lightning
+saves in every checkpoint, so a run resumed mid-epoch sees the batches an uninterrupted one
+would; validation and test give rank ``r`` the videos ``r, r + world, ...`` with no padding, so
+every video is evaluated exactly once however many devices there are.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Any, Literal
 import lightning.pytorch as pl
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
+from torchdata.stateful_dataloader import StatefulDataLoader
 
 from videoswinv2.data.annotation_formats import (
     SSV2_MIRRORED_CLASSES,
@@ -30,10 +33,12 @@ from videoswinv2.data.annotations import VideoRecord, read_class_names
 from videoswinv2.data.broken_videos import BrokenVideoLogger
 from videoswinv2.data.clip_planning import ClipPlacement, ClipSpec, Sampling, ShortVideo
 from videoswinv2.data.datasets import VideoClipDataset, collate_clips, collate_videos
+from videoswinv2.data.sampling import ResumableSampler
 from videoswinv2.data.synthetic import SyntheticSpec, make_synthetic_dataset
 from videoswinv2.data.transforms import EvalTransform, TrainTransform
 from videoswinv2.data.view_stream import VideoViews, video_tasks, view_loader
 from videoswinv2.data.views import EvalViews
+from videoswinv2.data.workers import outlive_job_signals
 from videoswinv2.errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -174,7 +179,8 @@ class KineticsDataModule(pl.LightningDataModule):
             batch_size: training (and single-clip validation) batch size per device.
             test_batch_size: multi-view batch size per device, in videos.
             num_workers: DataLoader worker processes per device.
-            seed: seed of the training shuffle; it must be the same on every rank.
+            seed: seed of the training order and augmentation (>= 0); it must be the same on
+                every rank.
             synthetic: generate this synthetic dataset into ``data_root`` on first use.
         """
         super().__init__()
@@ -192,6 +198,8 @@ class KineticsDataModule(pl.LightningDataModule):
         self.synthetic = synthetic
         self._classes: list[str] | None = None
         self.datasets: dict[str, Dataset | list[VideoViews]] = {}
+        self._train_loader: StatefulDataLoader | None = None
+        self._train_loader_state: dict[str, Any] | None = None  # from a checkpoint, for the next loader
 
     @property
     def root(self) -> Path:
@@ -342,10 +350,15 @@ class KineticsDataModule(pl.LightningDataModule):
         return self.datasets[split]
 
     def _loader(
-        self, dataset: Dataset, sampler: Sampler[int], batch_size: int, collate_fn: Callable = collate_videos
+        self,
+        dataset: Dataset,
+        sampler: Sampler,
+        batch_size: int,
+        collate_fn: Callable = collate_videos,
+        loader_class: type[DataLoader] = DataLoader,
     ) -> DataLoader:
         workers = self.hparams.num_workers
-        return DataLoader(
+        return loader_class(
             dataset,
             batch_size=batch_size,
             sampler=sampler,
@@ -353,15 +366,38 @@ class KineticsDataModule(pl.LightningDataModule):
             collate_fn=collate_fn,
             pin_memory=torch.cuda.is_available(),
             persistent_workers=workers > 0,
+            worker_init_fn=outlive_job_signals if workers > 0 else None,
         )
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> StatefulDataLoader:
         dataset = self._dataset("train")
         rank, world = self._rank_and_world()
-        sampler = DistributedSampler(
-            dataset, num_replicas=world, rank=rank, shuffle=True, seed=self.hparams.seed
-        )
-        return self._loader(dataset, sampler, self.hparams.batch_size, collate_clips)
+        sampler = ResumableSampler(dataset, num_replicas=world, rank=rank, seed=self.hparams.seed)
+        loader = self._loader(dataset, sampler, self.hparams.batch_size, collate_clips, StatefulDataLoader)
+        if self._train_loader_state is not None:
+            saved = _loader_workers(self._train_loader_state)
+            if saved != self.hparams.num_workers:
+                raise UsageError(
+                    f"num_workers is {self.hparams.num_workers}, but the checkpoint's training loader had "
+                    f"{saved} workers: resume with --data.init_args.num_workers {saved} (the loader's "
+                    "saved state records each worker)"
+                )
+            loader.load_state_dict(self._train_loader_state)
+            self._train_loader_state = None
+        self._train_loader = loader
+        return loader
+
+    # Lightning saves a StatefulDataLoader's state in checkpoints itself, but restores it only into
+    # a loader created after the checkpoint's loop state is restored; reading
+    # `trainer.estimated_stepping_batches` in `configure_optimizers` (VideoClassifier's schedule
+    # does) creates it before that, and the state is silently dropped
+    # (Lightning-AI/pytorch-lightning#20550). Data module state is restored before either.
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"train_loader": self._train_loader.state_dict()} if self._train_loader is not None else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._train_loader_state = state_dict.get("train_loader")
 
     def _eval_loader(self, split: str, multi_view: bool) -> DataLoader:
         dataset = self._dataset(split)
@@ -389,3 +425,10 @@ class KineticsDataModule(pl.LightningDataModule):
         tasks = video_tasks([video.path for video in self._videos("test")], views)
         batch_size = self.hparams.test_batch_size * views.num_views
         return view_loader(tasks, batch_size, self.hparams.num_workers, rank=rank, world=world)
+
+
+def _loader_workers(state: dict[str, Any]) -> int:
+    """The worker count a ``StatefulDataLoader`` state was saved with (only multi-process
+    iterators keep snapshots, which name it)."""
+    snapshot = state.get("_snapshot")
+    return snapshot["_main_snapshot"]["_num_workers"] if snapshot else 0

@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 from videoswinv2.data.annotations import VideoRecord
 from videoswinv2.data.clip_planning import ClipSpec, center_clip, train_clips
 from videoswinv2.data.decoding import DecoderName, VideoDecodeError, open_video
+from videoswinv2.data.sampling import SampleKey, seeded_rng
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,16 @@ class VideoClipDataset(Dataset[Sample]):
         position = {frame: k for k, frame in enumerate(unique)}
         return [self.transform(_select(frames, [position[i] for i in plan])) for plan in plans]
 
-    def __getitem__(self, index: int) -> Sample:
+    def __getitem__(self, key: int | SampleKey) -> Sample:
+        """The sample of video ``key``; with a :class:`SampleKey` (what the training sampler
+        yields), every random draw of the sample (clip starts, crop, flip, RandAugment, the
+        video replacing a broken one) comes from the key's seed, whichever worker loads it."""
+        if isinstance(key, SampleKey):
+            with seeded_rng(key.seed):
+                return self._sample(key.index)
+        return self._sample(key)
+
+    def _sample(self, index: int) -> Sample:
         broken: list[str] = []
         while True:
             record = self.videos[index]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any, Literal
@@ -17,10 +18,12 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from videoswinv2.checkpoints import load_pretrained
 from videoswinv2.checkpoints.metadata import LIGHTNING_KEY, ModelMetadata
+from videoswinv2.data.sampling import derive_seed
 from videoswinv2.models import create_model
 
 from .evaluation import Result, ViewGatherer, mean_class_accuracy
 from .mixing import mix_clips
+from .nonfinite import NonFiniteSteps
 from .optim import learning_rates, param_groups, warmup_cosine
 from .reports import TestReport
 
@@ -103,7 +106,8 @@ class VideoClassifier(L.LightningModule):
         self.train_metrics = _accuracies(num_classes, "train/")
         self.val_metrics = _accuracies(num_classes, "val/")
         self.test_metrics = _accuracies(num_classes, "test/")
-        self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
+        # A skipped non-finite step is reported by NonFiniteSteps; the epoch's mean leaves it out.
+        self.train_loss, self.val_loss = MeanMetric(nan_strategy="ignore"), MeanMetric()
         self.val_videos = SumMetric()  # summed over ranks: no rank may skip a collective alone
         self.val_confusion = MulticlassConfusionMatrix(num_classes)
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
@@ -135,7 +139,37 @@ class VideoClassifier(L.LightningModule):
         )
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True, batch_size=len(labels))
         self.log_dict(learning_rates(self.trainer.optimizers[0].param_groups), on_step=True, on_epoch=False)
+        self._loss = loss.detach()
         return loss
+
+    # -- steps that must not reach the weights ---------------------------------------------------
+    # bf16 has no GradScaler to skip a step whose gradients overflowed, so the module does: after
+    # backward, before Lightning clips the gradients (gradient_clip_val) and steps, a step whose
+    # loss or unclipped gradient norm is not finite on any rank drops its gradients, so AdamW
+    # changes no weight and no moment, and the schedule does not advance. NonFiniteSteps (added by
+    # configure_callbacks) counts and names these steps and stops a run of them.
+
+    skipped_step: tuple[float, float] | None = None  # (loss, gradient norm) of a skipped step
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self.skipped_step = None
+        # Mixup, drop path and dropout draw from the global generators. Seeded from the batch, a
+        # run resumed mid-epoch draws what an uninterrupted one does (checkpoints hold no
+        # generator state). PL_GLOBAL_SEED is the seed of seed_everything.
+        base = int(os.environ.get("PL_GLOBAL_SEED", 0))
+        torch.manual_seed(derive_seed(base, self.current_epoch, batch_idx, self.global_rank))
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        norm = torch.nn.utils.get_total_norm([p.grad for p in self.parameters() if p.grad is not None])
+        self.log("train/grad_norm", norm, on_step=True, on_epoch=False)
+        finite = bool(torch.isfinite(norm) & torch.isfinite(self._loss))
+        if self.trainer.strategy.reduce_boolean_decision(not finite, all=False):
+            self.skipped_step = (float(self._loss), float(norm))
+            optimizer.zero_grad(set_to_none=True)  # optimizers step only parameters with gradients
+
+    def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:
+        if self.skipped_step is None:
+            super().lr_scheduler_step(scheduler, metric)
 
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
@@ -220,7 +254,10 @@ class VideoClassifier(L.LightningModule):
         return {"results": self._stream_results(batch), "finished": batch["finished"]}
 
     def configure_callbacks(self) -> list[pl.Callback]:
-        return [TestReport()]
+        # A callback returned here replaces the trainer's of its type: one configured with other
+        # settings (NonFiniteSteps(max_bad_steps=...)) is kept.
+        own = [TestReport(), NonFiniteSteps()]
+        return [c for c in own if not any(type(t) is type(c) for t in self.trainer.callbacks)]
 
     # Metrics are computed and logged at epoch end on every rank: under DDP each rank sees its own
     # number of videos (no padding duplicates), so nothing collective may depend on a rank's batches.

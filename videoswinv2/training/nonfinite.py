@@ -1,0 +1,88 @@
+"""``NonFiniteSteps``: the report, and the stop, for training steps whose loss or gradient norm was
+not finite (the module skips their update; see ``VideoClassifier.on_before_optimizer_step``)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import lightning.pytorch as pl
+
+from videoswinv2.distributed import gather_lists
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteStepsError(RuntimeError):
+    """Too many training steps in a row had a non-finite loss or gradient norm."""
+
+
+class NonFiniteSteps(pl.Callback):
+    """Counts the steps the module skipped (its ``skipped_step``: ``(loss, gradient norm)`` of
+    the step, or None), logs the running total as ``train/skipped_steps`` and, for each one, a
+    warning naming the batch's videos (all ranks together). After ``max_bad_steps`` in a row the
+    fit stops with :class:`NonFiniteStepsError`, a one-line message naming the videos of the last
+    one; no checkpoint is written after it (the weights never took a bad update, but the data
+    position would have moved past the bad batches). The count survives a resume.
+    ``VideoClassifier`` adds one with the default limit unless the trainer has one.
+    """
+
+    def __init__(self, max_bad_steps: int = 20) -> None:
+        if max_bad_steps < 1:
+            raise ValueError(f"max_bad_steps must be >= 1, got {max_bad_steps}")
+        self.max_bad_steps = max_bad_steps
+        self.total = 0
+        self.in_a_row = 0
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        skipped = getattr(pl_module, "skipped_step", None)
+        if skipped is None:
+            self.in_a_row = 0
+        else:
+            self.total += 1
+            self.in_a_row += 1
+            self._report(trainer, skipped, batch)
+        pl_module.log("train/skipped_steps", float(self.total), on_step=True, on_epoch=False)
+
+    def _report(self, trainer: pl.Trainer, skipped: tuple[float, float], batch: Any) -> None:
+        # Every rank skipped this step (the decision is reduced over ranks): gather the videos.
+        videos = gather_lists(_video_paths(trainer, batch))
+        loss, norm = skipped
+        where = f"epoch {trainer.current_epoch}, step {trainer.global_step}"
+        names = ", ".join(dict.fromkeys(videos))  # each once, in batch order
+        if self.in_a_row >= self.max_bad_steps:
+            raise NonFiniteStepsError(
+                f"{self.in_a_row} training steps in a row had a non-finite loss or gradient norm "
+                f"(max_bad_steps={self.max_bad_steps}); stopped at {where}, keeping the last checkpoint "
+                f"written before them. The last bad batch's videos: {names}"
+            )
+        if trainer.is_global_zero:
+            log.warning(
+                "%s: loss %.4g, gradient norm %.4g: not finite, so this step updated no weight and no "
+                "learning rate (%d in a row, %d in all); its videos: %s",
+                where,
+                loss,
+                norm,
+                self.in_a_row,
+                self.total,
+                names,
+            )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"total": self.total, "in_a_row": self.in_a_row}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.total, self.in_a_row = state_dict["total"], state_dict["in_a_row"]
+
+
+def _video_paths(trainer: pl.Trainer, batch: Any) -> list[str]:
+    """The batch's videos (its ``index`` into the training dataset's ``videos``), or the indices
+    themselves where the dataset does not list paths."""
+    indices = batch.get("index") if isinstance(batch, dict) else None
+    if indices is None:
+        return []
+    videos = getattr(getattr(trainer.train_dataloader, "dataset", None), "videos", None)
+    indices = list(dict.fromkeys(indices.tolist()))  # clips_per_video repeats each video
+    return [videos[i].path if videos is not None else f"index {i}" for i in indices]

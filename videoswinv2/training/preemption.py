@@ -1,0 +1,112 @@
+"""``Preemption``: a fit told to stop (SIGTERM, or SLURM's warning before a time limit) saves the
+step it is at and exits cleanly; on SLURM the warning also requeues the job."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.fabric.plugins.environments import SLURMEnvironment
+
+log = logging.getLogger(__name__)
+
+
+class Preemption(pl.Callback):
+    """SIGTERM (a scheduler's preemption, ``scancel``, ``kill``) and SIGUSR1 (what
+    ``#SBATCH --signal=USR1@300`` sends 300 s before the time limit; another signal if
+    ``SLURMEnvironment(requeue_signal=...)`` says so) make a fit finish the training step it is
+    in, write ``last.ckpt`` beside the other checkpoints, and exit with code 128 + the signal's
+    number. On SLURM the time-limit signal also requeues the job (``scontrol requeue``) unless
+    ``SLURMEnvironment(auto_requeue=False)``; SIGTERM never does, so ``scancel`` stays final.
+    ``fit --ckpt_path last`` then continues from that step. The CLI adds this callback to every
+    trainer that lacks one.
+
+    Lightning's own handlers are replaced for the fit (it restores the previous ones when the fit
+    ends): its SIGUSR1 handler writes ``hpc_ckpt_N.ckpt`` from inside the signal handler, in the
+    middle of a step (so the data position is a batch ahead of the weights), a new file per
+    requeue, into ``default_root_dir``.
+
+    A signal that arrives during validation is acted on at the end of the next training step.
+    """
+
+    def __init__(self) -> None:
+        self._received: int | None = None
+
+    def _environment(self, trainer: pl.Trainer) -> Any:
+        # Lightning's own signal handling reads the cluster environment from here too.
+        return getattr(trainer._accelerator_connector, "cluster_environment", None)
+
+    def _requeue_signal(self, trainer: pl.Trainer) -> int:
+        environment = self._environment(trainer)
+        return getattr(environment, "requeue_signal", None) or signal.SIGUSR1
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Installed after Lightning's handlers (which the Trainer registers before this hook).
+        self._received = None
+        if threading.current_thread() is not threading.main_thread():
+            return  # only the main thread may set handlers (Lightning skips them there too)
+        for signum in {signal.SIGTERM, self._requeue_signal(trainer)}:
+            signal.signal(signum, self._note)
+
+    def _note(self, signum: int, frame: Any) -> None:
+        self._received = signum
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        # A SIGTERM from before on_train_start was seen by Lightning's handler.
+        received = self._received or (signal.SIGTERM if trainer.received_sigterm else None)
+        # Every rank must save and stop at the same step, whichever ranks got the signal.
+        if not trainer.strategy.reduce_boolean_decision(received is not None, all=False):
+            return
+        signum = signal.Signals(received or signal.SIGTERM)
+        path = self._checkpoint_path(trainer)
+        trainer.save_checkpoint(path)
+        if trainer.is_global_zero:
+            then = "run the same command with --ckpt_path last to continue"
+            if signum == self._requeue_signal(trainer) and self._requeue(trainer):
+                then = f"requeued SLURM job {_slurm_job_id()}, which continues from it"
+            log.warning(
+                "%s: saved epoch %d, step %d to %s; %s",
+                signum.name,
+                trainer.current_epoch,
+                trainer.global_step,
+                path,
+                then,
+            )
+        raise SystemExit(128 + signum)
+
+    @staticmethod
+    def _checkpoint_path(trainer: pl.Trainer) -> Path:
+        callback = trainer.checkpoint_callback
+        folder = getattr(callback, "dirpath", None)
+        if folder is None:
+            folder = Path(trainer.log_dir or trainer.default_root_dir) / "checkpoints"
+        return Path(folder) / "last.ckpt"
+
+    def _requeue(self, trainer: pl.Trainer) -> bool:
+        environment = self._environment(trainer)
+        if not isinstance(environment, SLURMEnvironment) or not environment.auto_requeue:
+            return False
+        try:
+            result = subprocess.run(["scontrol", "requeue", _slurm_job_id()], capture_output=True, text=True)
+        except FileNotFoundError:
+            log.warning("scontrol is not on the PATH: SLURM job %s was not requeued", _slurm_job_id())
+            return False
+        if result.returncode != 0:
+            log.warning("scontrol requeue %s failed: %s", _slurm_job_id(), result.stderr.strip())
+        return result.returncode == 0
+
+
+def _slurm_job_id() -> str:
+    """The job to requeue; an array task is ``ARRAYJOB_TASK``."""
+    array_job = os.environ.get("SLURM_ARRAY_JOB_ID")
+    if array_job is not None:
+        return f"{array_job}_{os.environ['SLURM_ARRAY_TASK_ID']}"
+    return os.environ["SLURM_JOB_ID"]
