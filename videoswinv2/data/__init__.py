@@ -33,6 +33,7 @@ from videoswinv2.data.transforms import (
     TrainTransform,
     normalize,
 )
+from videoswinv2.data.unlabelled import UnlabelledVideoDataModule, unlabelled_videos
 from videoswinv2.data.views import EvalViews
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "ShardSampler",
     "SyntheticSpec",
     "TrainTransform",
+    "UnlabelledVideoDataModule",
     "VideoClipDataset",
     "VideoDecodeError",
     "VideoReader",
@@ -69,4 +71,5 @@ __all__ = [
     "spread_clips",
     "train_clip",
     "train_clips",
+    "unlabelled_videos",
 ]

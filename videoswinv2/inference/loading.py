@@ -1,4 +1,5 @@
-"""The model a command runs: a Lightning checkpoint of ``VideoClassifier``, or a plain state dict.
+"""The model a command runs: a Lightning checkpoint of ``VideoClassifier`` (or, for features, of
+``MaskedVideoPretraining``), or a plain state dict.
 
 A Lightning checkpoint is loaded with ``VideoClassifier.load_from_checkpoint`` and brings its
 class names and evaluation views (the data module's saved settings). A plain state dict (a
@@ -19,6 +20,7 @@ from videoswinv2.checkpoints.io import CheckpointError, read_raw_checkpoint
 from videoswinv2.data.annotations import kinetics400_classes, read_class_names
 from videoswinv2.data.views import EvalViews
 from videoswinv2.training.module import CHECKPOINT_KEY, VideoClassifier
+from videoswinv2.training.pretraining import PRETRAINING_CHECKPOINT_KEY, MaskedVideoPretraining
 
 
 @dataclass
@@ -26,7 +28,7 @@ class LoadedModel:
     """A model ready for ``Trainer.predict``, its class names, the views it was evaluated with,
     and, when its classifier is known never to have been trained, why."""
 
-    module: VideoClassifier
+    module: VideoClassifier | MaskedVideoPretraining
     classes: list[str]
     views: EvalViews
     untrained_head: str | None = None
@@ -34,14 +36,15 @@ class LoadedModel:
 
 def _lightning_checkpoint(path: Path) -> dict[str, Any] | None:
     """The checkpoint dict (tensors memory-mapped) if ``path`` is a Lightning checkpoint of
-    ``VideoClassifier``, else None."""
+    ``VideoClassifier`` or ``MaskedVideoPretraining``, else None."""
     if path.suffix == ".safetensors" or not path.is_file():
         return None
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:
         return None  # not a checkpoint of ours: read_raw_checkpoint gives the precise error
-    return obj if isinstance(obj, dict) and CHECKPOINT_KEY in obj and "state_dict" in obj else None
+    ours = isinstance(obj, dict) and (CHECKPOINT_KEY in obj or PRETRAINING_CHECKPOINT_KEY in obj)
+    return obj if ours and "state_dict" in obj else None
 
 
 def _fresh_head(state_dict: dict[str, torch.Tensor], prefix: str = "") -> bool:
@@ -60,7 +63,19 @@ def load_model(
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     lightning_ckpt = _lightning_checkpoint(path)
     untrained = None
-    if lightning_ckpt is not None:
+    if lightning_ckpt is not None and PRETRAINING_CHECKPOINT_KEY in lightning_ckpt:
+        if need_head:
+            raise CheckpointError(
+                f"{path} is a masked-pretraining checkpoint: it has no classifier. Fine-tune it first "
+                f"(--model.init_args.pretrained {path}), or take its features with videoswinv2 extract-features"
+            )
+        # The encoder alone: features as the fine-tuned classifier's backbone would compute them.
+        module = MaskedVideoPretraining.load_from_checkpoint(
+            path, map_location="cpu", weights_only=True, compile=False
+        )
+        classes = []
+        views = EvalViews.from_datamodule(lightning_ckpt.get("datamodule_hyper_parameters") or {})
+    elif lightning_ckpt is not None:
         # A run trained with `compile` would compile again here, minutes before the first video
         # on CPU; predict and extract-features run the model as it is.
         module = VideoClassifier.load_from_checkpoint(
@@ -96,7 +111,7 @@ def load_model(
             )
         elif _fresh_head(state_dict):
             untrained = f"{path} holds a classifier that was never trained (its bias is still zero)"
-    num_classes = module.hparams.num_classes
+    num_classes = module.hparams.get("num_classes", 0)
     if classes_file is not None:
         classes = read_class_names(classes_file)
     if need_head and not classes:

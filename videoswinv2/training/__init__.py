@@ -1,3 +1,5 @@
 from .module import VideoClassifier
+from .pictures import ReconstructionPictures
+from .pretraining import MaskedVideoPretraining
 
-__all__ = ["VideoClassifier"]
+__all__ = ["MaskedVideoPretraining", "ReconstructionPictures", "VideoClassifier"]

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_warn
 from torchmetrics import MeanMetric, MetricCollection, SumMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from videoswinv2.checkpoints import load_pretrained
 from videoswinv2.distributed import gather_lists
 from videoswinv2.models import create_model
 
+from .backbone import BackboneModule
 from .evaluation import (
     VideoPrediction,
     average_view_probabilities,
@@ -28,7 +26,7 @@ from .evaluation import (
     write_predictions_csv,
 )
 from .mixing import mix_clips
-from .optim import learning_rates, param_groups, warmup_cosine
+from .optim import adamw_warmup_cosine, learning_rates, param_groups
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +42,7 @@ def _accuracies(num_classes: int, prefix: str) -> MetricCollection:
     return MetricCollection(metrics, prefix=prefix)
 
 
-class VideoClassifier(L.LightningModule):
+class VideoClassifier(BackboneModule):
     """Video action recognition with a 3D SwinV2 backbone.
 
     Batches are dicts from ``videoswinv2.data``: ``video`` ``(B, C, T, H, W)`` (one clip per
@@ -93,9 +91,6 @@ class VideoClassifier(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.backbone = create_model(model, num_classes=num_classes, **(model_kwargs or {}))
-        # True once the backbone holds weights to keep: `pretrained` loaded, or a checkpoint restored.
-        self._weights_loaded = False
-        self._compiled = False
         self.train_metrics = _accuracies(num_classes, "train/")
         self.val_metrics = _accuracies(num_classes, "val/")
         self.test_metrics = _accuracies(num_classes, "test/")
@@ -138,16 +133,14 @@ class VideoClassifier(L.LightningModule):
         groups = param_groups(
             self.backbone, lr=hp.lr, weight_decay=hp.weight_decay, backbone_lr_mult=hp.backbone_lr_mult
         )
-        optimizer = torch.optim.AdamW(groups, lr=hp.lr, betas=tuple(hp.betas))
-        total = self.trainer.estimated_stepping_batches
-        warmup = round(hp.warmup_epochs * total / max(self.trainer.max_epochs or 1, 1))
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer,
-            lambda step: warmup_cosine(
-                step, total_steps=total, warmup_steps=warmup, min_ratio=hp.min_lr_ratio
-            ),
+        return adamw_warmup_cosine(
+            self.trainer,
+            groups,
+            lr=hp.lr,
+            betas=hp.betas,
+            warmup_epochs=hp.warmup_epochs,
+            min_lr_ratio=hp.min_lr_ratio,
         )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     # -- evaluation -----------------------------------------------------------------------------
 
@@ -223,20 +216,7 @@ class VideoClassifier(L.LightningModule):
         # TensorBoard shows hp_metric beside the hyper-parameters (it stays -1 unless logged).
         self.log("hp_metric", values["val/top1"])
 
-    # The weights hold still through an evaluation or prediction loop, so each block's position
-    # bias + mask is added once per loop instead of once per forward (~9% of a CPU bf16 forward).
-
-    def on_validation_start(self) -> None:
-        self.backbone.cache_attention_bias(True)
-
-    def on_validation_end(self) -> None:
-        self.backbone.cache_attention_bias(False)
-
-    def on_predict_start(self) -> None:
-        self.backbone.cache_attention_bias(True)
-
-    def on_predict_end(self) -> None:
-        self.backbone.cache_attention_bias(False)
+    # Validation and prediction loops cache the attention bias (BackboneModule); so do tests.
 
     def on_test_start(self) -> None:
         self.backbone.cache_attention_bias(True)
@@ -248,31 +228,6 @@ class VideoClassifier(L.LightningModule):
 
     def on_test_end(self) -> None:
         self.backbone.cache_attention_bias(False)
-
-    def configure_model(self) -> None:
-        # Here rather than in the constructor, so that building or loading a model never compiles.
-        # Stage by stage, so that every entry point (forward, and forward_features, which
-        # predict_step calls) runs compiled.
-        if self.hparams.compile and not self._compiled:
-            for part in (self.backbone.patch_embed, *self.backbone.layers):
-                part.compile(fullgraph=True)
-            self._compiled = True
-
-    def setup(self, stage: str) -> None:
-        if stage == "fit" and self.trainer.strategy.restore_checkpoint_after_setup:
-            self._load_pretrained()
-        self._warn_about_input_size(stage)
-
-    def _warn_about_input_size(self, stage: str) -> None:
-        # Warned here, where the clip size is first known (the data module holds it).
-        data = getattr(self.trainer, "datamodule", None)
-        h = getattr(data, "hparams", {})
-        split = {"fit": "train", "validate": "val", "test": "test"}.get(stage)
-        if split is None or "num_frames" not in h or f"{split}_crop_size" not in h:
-            return
-        crop = h[f"{split}_crop_size"]
-        for problem in self.backbone.input_size_problems((h["num_frames"], crop, crop)):
-            rank_zero_warn(problem)
 
     def on_test_epoch_end(self) -> None:
         confusion = self.test_confusion.compute()
@@ -294,39 +249,6 @@ class VideoClassifier(L.LightningModule):
             len(predictions),
             ", ".join(map(str, [out_dir / "predictions.csv", *figures])),
         )
-
-    # -- where the weights come from -------------------------------------------------------------
-    # Lightning restores a `ckpt_path` after `setup` and, for most strategies, before
-    # `on_fit_start`; strategies that shard the model (FSDP, DeepSpeed) wrap it after `setup` and
-    # restore only after `on_fit_start`, so for them the weights are loaded before the wrapping
-    # (and a resumed fit reads `pretrained` too, then restores over it).
-
-    def on_fit_start(self) -> None:
-        if not self.trainer.strategy.restore_checkpoint_after_setup:
-            self._load_pretrained()
-
-    def _load_pretrained(self) -> None:
-        hp = self.hparams
-        if hp.pretrained is None or self._weights_loaded:
-            return
-        adopt = (hp.model_kwargs or {}).get("pretrained_window_sizes") is None
-        load_pretrained(self.backbone, hp.pretrained, temporal_init=hp.temporal_init, adopt_windows=adopt)
-        self._use_pretrained_window_sizes(self.backbone.pretrained_window_sizes)
-        self._weights_loaded = True
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # The windows the weights were trained with, whatever the config rebuilding the model says.
-        kwargs = checkpoint.get("hyper_parameters", {}).get("model_kwargs") or {}
-        if kwargs.get("pretrained_window_sizes") is not None:
-            self._use_pretrained_window_sizes(kwargs["pretrained_window_sizes"])
-        self._weights_loaded = True
-
-    def _use_pretrained_window_sizes(self, windows: Sequence[Any]) -> None:
-        """Set the backbone's windows and record them in the hyper-parameters, which every
-        checkpoint saves, so that ``load_from_checkpoint`` rebuilds the same model."""
-        self.backbone.set_pretrained_window_sizes(windows)
-        resolved = [list(w) for w in self.backbone.pretrained_window_sizes]
-        self.hparams.model_kwargs = {**(self.hparams.model_kwargs or {}), "pretrained_window_sizes": resolved}
 
     # -- what `videoswinv2 predict` needs from a checkpoint -------------------------------------------
     # The model is rebuilt from the hyper-parameters (which hold the resolved windows); only the
