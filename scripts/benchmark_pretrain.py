@@ -57,7 +57,7 @@ SMOKE_MODEL = dict(
     patch_size=[2, 4, 4],
     drop_path_rate=0.0,
 )
-RESULT_FIELDS = ("budget", "start", "seed", "top1", "pretrain_loss", "seconds")
+RESULT_FIELDS = ("budget", "steps", "start", "seed", "top1", "pretrain_loss", "seconds")
 
 
 # -- data --------------------------------------------------------------------------------------------
@@ -146,10 +146,16 @@ def pretrain(args: argparse.Namespace, root: Path, kind: str, ratio: float, seed
 
 
 def finetune_and_test(
-    args: argparse.Namespace, root: Path, per_class: int, seed: int, start: str, pretrained: Path | None
+    args: argparse.Namespace,
+    root: Path,
+    per_class: int,
+    steps: int,
+    seed: int,
+    start: str,
+    pretrained: Path | None,
 ) -> float:
-    """Fine-tune on ``per_class`` labelled videos per class for ``--finetune-steps`` steps; test top-1."""
-    folder = Path(args.out) / "finetune" / f"{start}_{per_class}_seed{seed}"
+    """Fine-tune on ``per_class`` labelled videos per class for ``steps`` steps; test top-1."""
+    folder = Path(args.out) / "finetune" / f"{start}_{per_class}_{steps}steps_seed{seed}"
     L.seed_everything(seed, verbose=False)
     annotations = labelled_subset(root, per_class, seed)
     data = KineticsDataModule(
@@ -161,7 +167,7 @@ def finetune_and_test(
         **clip_settings(args),
     )
     steps_per_epoch = math.ceil(4 * per_class / args.batch_size)
-    epochs = math.ceil(args.finetune_steps / steps_per_epoch)
+    epochs = math.ceil(steps / steps_per_epoch)
     module = VideoClassifier(
         num_classes=4,
         model_kwargs=SMOKE_MODEL,
@@ -170,7 +176,7 @@ def finetune_and_test(
         warmup_epochs=0.1 * epochs,  # a tenth of the steps
         label_smoothing=0.1,
     )
-    fit = trainer(args, folder, max_steps=args.finetune_steps, max_epochs=epochs)
+    fit = trainer(args, folder, max_steps=steps, max_epochs=epochs)
     fit.fit(module, data)
     return float(fit.test(module, data, verbose=False)[0]["test/top1"])
 
@@ -182,38 +188,45 @@ def accuracy(args: argparse.Namespace) -> None:
     results_file = out / "results.csv"
     done = {}
     if results_file.is_file():
-        done = {(r["budget"], r["start"], r["seed"]): r for r in csv.DictReader(results_file.open())}
+        done = {
+            (r["budget"], r["steps"], r["start"], r["seed"]): r for r in csv.DictReader(results_file.open())
+        }
     else:
         results_file.write_text(",".join(RESULT_FIELDS) + "\n")
 
-    def record(budget: int, start: str, seed: int, top1: float, loss: float, seconds: float) -> None:
-        row = dict(zip(RESULT_FIELDS, (budget, start, seed, f"{top1:.4f}", f"{loss:.4f}", f"{seconds:.0f}")))
-        done[(str(budget), start, str(seed))] = {k: str(v) for k, v in row.items()}
+    def record(key: tuple, top1: float, loss: float, seconds: float) -> None:
+        row = dict(zip(RESULT_FIELDS, (*key, f"{top1:.4f}", f"{loss:.4f}", f"{seconds:.0f}")))
+        done[tuple(map(str, key))] = {k: str(v) for k, v in row.items()}
         with results_file.open("a") as file:
             file.write(",".join(str(row[k]) for k in RESULT_FIELDS) + "\n")
-        print(f"budget {budget}/class, {start}, seed {seed}: test top-1 {top1:.3f} ({seconds:.0f} s)", flush=True)
+        budget, steps, start, seed = key
+        print(f"{budget}/class, {steps} steps, {start}, seed {seed}: test top-1 {top1:.3f}", flush=True)
 
     starts = ["scratch"] + [f"{kind}_{ratio}" for kind in args.masks for ratio in args.ratios]
+    runs = [(budget, steps) for budget in args.budgets for steps in args.finetune_steps]
     for seed in args.seeds:
         for start in starts:
-            pending = [b for b in args.budgets if (str(b), start, str(seed)) not in done]
+            pending = [(b, n) for b, n in runs if (str(b), str(n), start, str(seed)) not in done]
             if not pending:
                 continue
             ckpt, loss, began = None, math.nan, time.perf_counter()
             if start != "scratch":
                 kind, ratio = start.split("_")
                 ckpt, loss = pretrain(args, root, kind, float(ratio), seed)
-            pretrain_seconds = time.perf_counter() - began
-            for budget in pending:
+                print(
+                    f"pretrained {start}, seed {seed}: loss {loss:.4f} ({time.perf_counter() - began:.0f} s)"
+                )
+            for budget, steps in pending:
                 began = time.perf_counter()
-                top1 = finetune_and_test(args, root, budget, seed, start, ckpt)
-                record(budget, start, seed, top1, loss, pretrain_seconds + time.perf_counter() - began)
-    print_table(done, starts, args)
+                top1 = finetune_and_test(args, root, budget, steps, seed, start, ckpt)
+                record((budget, steps, start, seed), top1, loss, time.perf_counter() - began)
+    for steps in args.finetune_steps:
+        print_table(done, starts, steps, args)
 
 
-def print_table(done: dict, starts: list[str], args: argparse.Namespace) -> None:
+def print_table(done: dict, starts: list[str], steps: int, args: argparse.Namespace) -> None:
     print(
-        f"\ntest top-1 after {args.finetune_steps} fine-tuning steps, mean +- std over seeds "
+        f"\ntest top-1 after {steps} fine-tuning steps, mean +- std over seeds "
         f"{args.seeds} (per seed); pretrained starts: {args.pretrain_epochs} epochs on "
         f"{4 * args.train_per_class} unlabelled videos"
     )
@@ -222,7 +235,11 @@ def print_table(done: dict, starts: list[str], args: argparse.Namespace) -> None
     for budget in args.budgets:
         cells, means = [], {}
         for start in starts:
-            values = [float(done[k]["top1"]) for k in sorted(done) if k[:2] == (str(budget), start)]
+            values = [
+                float(done[key]["top1"])
+                for key in sorted(done)
+                if key[:3] == (str(budget), str(steps), start) and int(key[3]) in args.seeds
+            ]
             if not values:
                 cells.append("-")
                 continue
@@ -241,7 +258,9 @@ def print_table(done: dict, starts: list[str], args: argparse.Namespace) -> None
 
 
 def step_cost(args: argparse.Namespace) -> None:
-    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(
+        args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    )
     kwargs = SMOKE_MODEL if args.model == "smoke" else {}
     name = "videoswinv2_tiny" if args.model == "smoke" else args.model
     torch.manual_seed(0)
@@ -300,20 +319,24 @@ def step_cost(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", default="runs/benchmark_pretrain", help="data, checkpoints and results.csv")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--budgets", type=int, nargs="+", default=[4, 8], help="labelled videos per class")
     parser.add_argument("--masks", nargs="+", default=["cube", "tube"], choices=["cube", "tube"])
     parser.add_argument("--ratios", type=float, nargs="+", default=[0.6], help="mask ratios to pretrain with")
-    parser.add_argument("--train-per-class", type=int, default=64, help="unlabelled training videos per class")
+    parser.add_argument(
+        "--train-per-class", type=int, default=64, help="unlabelled training videos per class"
+    )
     parser.add_argument("--test-per-class", type=int, default=25)
     parser.add_argument("--size", type=int, default=32, help="frame size of the generated videos (px)")
     parser.add_argument("--frames", type=int, default=8, help="frames per clip (interval 2)")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--pretrain-epochs", type=int, default=10)
+    parser.add_argument("--pretrain-epochs", type=int, default=30)
     parser.add_argument("--pretrain-lr", type=float, default=1e-3)
-    parser.add_argument("--finetune-steps", type=int, default=100)
+    parser.add_argument("--finetune-steps", type=int, nargs="+", default=[50, 100])
     parser.add_argument("--finetune-lr", type=float, default=1e-3)
     parser.add_argument("--workers", type=int, default=0, help="decoding processes")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's); 1 on a shared machine")
@@ -321,14 +344,21 @@ def main() -> None:
     step = parser.add_argument_group("step cost")
     step.add_argument("--step-cost", action="store_true", help="time the steps instead of measuring accuracy")
     step.add_argument("--model", default="smoke", help="smoke (configs/smoke.yaml's model) or a model name")
-    step.add_argument("--shape", type=int, nargs=5, default=[8, 3, 16, 64, 64], metavar=("B", "C", "T", "H", "W"))
+    step.add_argument(
+        "--shape", type=int, nargs=5, default=[8, 3, 16, 64, 64], metavar=("B", "C", "T", "H", "W")
+    )
     step.add_argument("--bf16", action="store_true", help="bf16 autocast")
     step.add_argument("--rounds", type=int, default=5)
     step.add_argument("--steps", type=int, default=5)
     step.add_argument("--warmup", type=int, default=2)
     args = parser.parse_args()
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)  # one line per run is enough
-    for message in ("exceeds every stage", "isinstance\\(treespec", "Total length of", "`weights_only` was not set"):
+    for message in (
+        "exceeds every stage",
+        "isinstance\\(treespec",
+        "Total length of",
+        "`weights_only` was not set",
+    ):
         warnings.filterwarnings("ignore", message=f".*{message}")
     if args.threads:
         torch.set_num_threads(args.threads)

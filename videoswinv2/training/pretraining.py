@@ -204,7 +204,7 @@ class MaskedVideoPretraining(BackboneModule):
         super().setup(stage)
         # Checked before the first step: a clip that does not divide into units would stop there.
         h = getattr(getattr(self.trainer, "datamodule", None), "hparams", {})
-        for split in ("train", "val"):
+        for split in ("train", "val") if h.get("val_annotations") else ("train",):
             if "num_frames" in h and f"{split}_crop_size" in h:
                 crop = h[f"{split}_crop_size"]
                 self.unit_grid((h["num_frames"], crop, crop))
