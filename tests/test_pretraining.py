@@ -259,6 +259,21 @@ def test_pretraining_on_a_nested_folder_of_mixed_containers_skips_and_reports_th
     assert f"epoch 0 train: skipped {skipped} broken videos: {root / 'c' / 'broken.mp4'}\n" in caplog.text
 
 
+def test_validation_scores_the_reconstruction_on_the_same_masks_every_time(data_synthetic_root):
+    clip = dict(num_frames=4, train_crop_size=32, val_short_side=32, val_crop_size=32, num_workers=0)
+    data = UnlabelledVideoDataModule(
+        data_root=str(data_synthetic_root), videos="train", val_videos="test", **clip
+    )
+    module = pretraining()
+    fit = trainer(
+        max_steps=-1, max_epochs=1, limit_train_batches=1, limit_val_batches=1, num_sanity_val_steps=0
+    )
+    fit.fit(module, data)
+    assert len(data.datasets["val"]) == 8 and "val/loss" in fit.callback_metrics
+    scores = [fit.validate(module, data, verbose=False)[0]["val/loss"] for _ in range(2)]
+    assert scores[0] == scores[1] > 0
+
+
 def test_annotation_files_give_their_videos_whatever_their_labels(data_synthetic_root, tmp_path):
     records = unlabelled_videos(data_synthetic_root / "annotations" / "train.csv", data_synthetic_root)
     assert len(records) == 16 and {r.label for r in records} == {NO_LABEL}

@@ -207,9 +207,15 @@ def test_logged_top1_is_the_fraction_of_correct_videos_on_an_imbalanced_split(da
     videos = [
         v
         for split in ("train", "val")
-        for v in read_annotations(data_synthetic_root / f"annotations/{split}.csv", data_synthetic_root, classes).videos
+        for v in read_annotations(
+            data_synthetic_root / f"annotations/{split}.csv", data_synthetic_root, classes
+        ).videos
     ]
-    chosen = [v for label, count in ((0, 6), (1, 2), (2, 2)) for v in [v for v in videos if v.label == label][:count]]
+    chosen = [
+        v
+        for label, count in ((0, 6), (1, 2), (2, 2))
+        for v in [v for v in videos if v.label == label][:count]
+    ]
     listing = tmp_path / "imbalanced.txt"
     listing.write_text("".join(f"{v.path} {v.label}\n" for v in chosen))
     data = KineticsDataModule(
