@@ -24,8 +24,12 @@ def test_print_config_works_for_every_config(config, capsys):
         main(["fit", "-c", str(config), "--print_config"])
     assert exit_info.value.code in (0, None)
     out = capsys.readouterr().out
-    assert "class_path: videoswinv2.training.VideoClassifier" in out
-    assert "class_path: videoswinv2.data.KineticsDataModule" in out
+    if "pretrain" in config.name:  # masked pretraining on unlabelled videos
+        model, data = "MaskedVideoPretraining", "UnlabelledVideoDataModule"
+    else:
+        model, data = "VideoClassifier", "KineticsDataModule"
+    assert f"class_path: videoswinv2.training.{model}" in out
+    assert f"class_path: videoswinv2.data.{data}" in out
     assert "use_distributed_sampler: false" in out
 
 

@@ -68,6 +68,30 @@ def test_a_bad_setting_ends_in_one_line_naming_it(capsys, option, value, expecte
     assert expected in last_error_line(capsys, "fit", "-c", SMOKE, option, value)
 
 
+@pytest.mark.parametrize("case", ["unknown label", "no data_root", "pretrained of another size"])
+def test_bad_input_found_when_a_run_starts_ends_in_one_line(case, data_synthetic_root, tmp_path, capsys):
+    args = ["--data.init_args.data_root", str(data_synthetic_root), "--data.init_args.synthetic", "null"]
+    args += ["--data.init_args.num_workers", "0", "--trainer.logger", "false", "--trainer.max_epochs", "1"]
+    if case == "unknown label":
+        csv = (data_synthetic_root / "annotations" / "train.csv").read_text().splitlines()
+        label = csv[1].split(",")[0]
+        (tmp_path / "train.csv").write_text("\n".join([csv[0], csv[1].replace(label, "no such class", 1)]))
+        args += ["--data.init_args.train_annotations", str(tmp_path / "train.csv")]
+        args += ["--data.init_args.class_names_file", "classes.txt"]
+        expected = f"error: {tmp_path / 'train.csv'}:2: unknown label 'no such class'"
+    elif case == "no data_root":
+        args = ["--data.init_args.data_root", "null", "--trainer.logger", "false"]
+        expected = "error: data_root is not set: pass --data.init_args.data_root DIR"
+    else:  # a 3D state dict of the tiny model, whose widths are not the smoke model's
+        torch.save(create_model("videoswinv2_tiny", num_classes=4).state_dict(), tmp_path / "tiny.pth")
+        args += ["--model.init_args.pretrained", str(tmp_path / "tiny.pth")]
+        expected = f"error: the pretrained checkpoint {tmp_path / 'tiny.pth'}: "
+    line = last_error_line(capsys, "fit", "-c", SMOKE, *args)
+    assert line.startswith(expected), line
+    if case == "pretrained of another size":
+        assert "embed_dim=96" in line and "embed_dim=32" in line and "videoswinv2_tiny" in line
+
+
 def test_an_unreadable_ckpt_path_is_one_line(tmp_path, capsys):
     text = tmp_path / "notes.ckpt"
     text.write_text("not a checkpoint\n")
@@ -92,29 +116,28 @@ def test_make_synthetic_help_shows_defaults(capsys):
     assert "(default: 24)" in capsys.readouterr().out
 
 
-def test_a_failed_start_leaves_no_version_folder(tmp_path):
+def test_a_failed_start_leaves_no_version_folder(tmp_path, capsys):
     runs = tmp_path / "runs"
     (runs / "smoke" / "version_0").mkdir(parents=True)  # an earlier run stays
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "classes.txt").write_text("a\nb\n")  # classes, but no annotations
-    with pytest.raises(FileNotFoundError, match="annotation file"):
-        main(
-            [
-                "fit",
-                "-c",
-                SMOKE,
-                "--data.init_args.data_root",
-                str(tmp_path / "empty"),
-                "--data.init_args.synthetic",
-                "null",
-                "--data.init_args.class_names_file",
-                "classes.txt",
-                "--trainer.logger.init_args.save_dir",
-                str(runs),
-                "--trainer.default_root_dir",
-                str(runs),
-            ]
-        )
+    line = last_error_line(
+        capsys,
+        "fit",
+        "-c",
+        SMOKE,
+        "--data.init_args.data_root",
+        str(tmp_path / "empty"),
+        "--data.init_args.synthetic",
+        "null",
+        "--data.init_args.class_names_file",
+        "classes.txt",
+        "--trainer.logger.init_args.save_dir",
+        str(runs),
+        "--trainer.default_root_dir",
+        str(runs),
+    )
+    assert line.startswith("error: annotation file ") and line.endswith("does not exist")
     assert sorted(p.name for p in (runs / "smoke").iterdir()) == ["version_0"]
 
 

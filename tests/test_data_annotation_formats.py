@@ -16,6 +16,7 @@ from videoswinv2.data import (
     read_annotations,
     read_class_names,
 )
+from videoswinv2.errors import UsageError
 
 UCF_CLASSES = ["ApplyEyeMakeup", "Archery", "YoYo"]  # classInd.txt order = label order
 
@@ -93,7 +94,7 @@ def test_ucf101_wrong_uses_are_errors_naming_file_line_and_format(tmp_path: Path
         ValueError, match=r"trainlist03\.txt:1: expected 'Class/v_Class_gGG_cCC\.avi \[label\]'"
     ):
         read_annotations(lists, videos, UCF_CLASSES, "ucf101", "train", split=3)
-    with pytest.raises(FileNotFoundError, match=r"trainlist04\.txt"):
+    with pytest.raises(UsageError, match=r"trainlist04\.txt"):
         read_annotations(lists, videos, UCF_CLASSES, "ucf101", "train", split=4)
 
 

@@ -14,6 +14,7 @@ from videoswinv2.data import (
     read_kinetics_csv,
     read_list_file,
 )
+from videoswinv2.errors import UsageError
 
 CLASSES = ["abseiling", "air drumming", "passing American football (in game)"]
 HEADER = "label,youtube_id,time_start,time_end,split,is_cc\n"
@@ -174,7 +175,7 @@ def test_unlabelled_kinetics_csv_is_refused(tmp_path: Path) -> None:
 
 
 def test_missing_annotation_file(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"nope\.csv"):
+    with pytest.raises(UsageError, match=r"nope\.csv"):
         read_annotations(tmp_path / "nope.csv", tmp_path, CLASSES)
 
 

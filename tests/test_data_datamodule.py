@@ -22,6 +22,7 @@ from videoswinv2.data import (
     ShardSampler,
     SyntheticSpec,
 )
+from videoswinv2.errors import UsageError
 
 SMALL = dict(  # the synthetic classes, clip and crop sizes for its 32 px videos
     class_names_file="classes.txt",
@@ -267,9 +268,9 @@ def test_classes_come_from_the_class_file_or_else_the_data(data_synthetic_root, 
     assert dm.classes == list(SYNTHETIC_CLASSES) and dm.num_classes == 4
     # No class file: the training CSV's labels, sorted, rather than Kinetics-400's 400 names.
     assert KineticsDataModule(str(data_synthetic_root)).classes == sorted(SYNTHETIC_CLASSES)
-    with pytest.raises(FileNotFoundError, match=r"nope\.txt"):
+    with pytest.raises(UsageError, match=r"nope\.txt"):
         assert KineticsDataModule(str(tmp_path), class_names_file="nope.txt").classes
-    with pytest.raises(FileNotFoundError, match="no class names file and no annotations"):
+    with pytest.raises(UsageError, match="no class names file and no annotations"):
         assert KineticsDataModule(str(tmp_path)).num_classes
 
 

@@ -32,7 +32,7 @@ LIGHTNING_COMMANDS = {
 }
 
 # Tools that skip what an earlier run finished, so that an interrupted run continues.
-RESUMABLE_TOOLS = ("predict", "extract-features", "prepare")
+RESUMABLE_TOOLS = ("predict", "extract-features", "timeline", "prepare")
 
 
 def _tools() -> dict[str, Tool]:

@@ -4,9 +4,11 @@
 views it is evaluated in (the fields of :class:`~videoswinv2.data.views.EvalViews`) and, for a
 ``videoswinv2 inflate`` output, the 2D checkpoint it came from. Where it lives:
 
-- a Lightning checkpoint of ``VideoClassifier``: the model in ``hyper_parameters`` (``model``,
-  ``num_classes``, ``model_kwargs``), class names and views under ``checkpoint["videoswinv2"]``
-  (checkpoints written before the views were recorded there: the data module's saved settings);
+- a Lightning checkpoint of ``VideoClassifier`` or ``MaskedVideoPretraining``: the model in
+  ``hyper_parameters`` (``model``, ``num_classes``, ``model_kwargs``), class names and views under
+  ``checkpoint["videoswinv2"]`` (checkpoints written before the views were recorded there: the
+  data module's saved settings); a pretraining checkpoint is also marked by
+  ``checkpoint["videoswinv2_pretraining"]``;
 - a safetensors header, ONNX ``metadata_props`` and the extra file ``videoswinv2.json`` of a
   ``.pt2``: string values (:meth:`ModelMetadata.to_strings`), JSON where not plain text; exported
   models add the input's preprocessing (:func:`preprocessing_strings`).
@@ -23,6 +25,7 @@ from typing import Any
 from .io import CheckpointError, PathLike
 
 LIGHTNING_KEY = "videoswinv2"  # a Lightning checkpoint's entry for what the hyper-parameters lack
+PRETRAINING_KEY = "videoswinv2_pretraining"  # marks a checkpoint of MaskedVideoPretraining (no classifier)
 PT2_EXTRA_FILE = "videoswinv2.json"  # the extra file of an exported .pt2 holding the strings
 _JSON_KEYS = ("model_kwargs", "pretrained_window_sizes", "classes", "views")
 
@@ -114,7 +117,7 @@ class ModelMetadata:
         )
 
     def lightning_entry(self) -> dict[str, Any]:
-        """What ``VideoClassifier.on_save_checkpoint`` stores under ``checkpoint["videoswinv2"]``."""
+        """What ``BackboneModule.on_save_checkpoint`` stores under ``checkpoint["videoswinv2"]``."""
         return {"classes": list(self.classes), "views": dict(self.views) if self.views else None}
 
     @classmethod

@@ -53,6 +53,7 @@ from videoswinv2.data.transforms import (
     TrainTransform,
     normalize,
 )
+from videoswinv2.data.unlabelled import UnlabelledVideoDataModule, unlabelled_videos
 from videoswinv2.data.views import EvalViews
 
 __all__ = [
@@ -73,6 +74,7 @@ __all__ = [
     "ShardSampler",
     "SyntheticSpec",
     "TrainTransform",
+    "UnlabelledVideoDataModule",
     "VideoClipDataset",
     "VideoDecodeError",
     "VideoReader",
@@ -101,4 +103,5 @@ __all__ = [
     "spread_clips",
     "train_clip",
     "train_clips",
+    "unlabelled_videos",
 ]

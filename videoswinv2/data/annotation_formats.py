@@ -84,7 +84,7 @@ def detect_format(source: str | Path) -> str:
             return "hmdb51"
         return "class_folders"
     if not source.is_file():
-        raise FileNotFoundError(f"annotation file {source} does not exist")
+        raise UsageError(f"annotation file {source} does not exist")
     if source.suffix.lower() == ".json":
         return "ssv2"
     if _UCF_LIST.fullmatch(source.name) and (source.parent / _UCF_CLASSES).is_file():
@@ -109,7 +109,7 @@ def _resolve(source: Path, annotation_format: str) -> str:
     if annotation_format == "auto":
         return detect_format(source)
     if not source.exists():
-        raise FileNotFoundError(f"annotation file {source} does not exist")
+        raise UsageError(f"annotation file {source} does not exist")
     return annotation_format
 
 
@@ -205,7 +205,7 @@ def read_ucf101(
             )
         source = source / f"{'train' if subset == 'train' else 'test'}list{split:02d}.txt"
         if not source.is_file():
-            raise FileNotFoundError(f"UCF101 split file {source} does not exist (split {split})")
+            raise UsageError(f"UCF101 split file {source} does not exist (split {split})")
     if subset == "train" and source.name.startswith("testlist"):
         raise UsageError(f"{source}: UCF101's test list, refused for training: train on its trainlist")
     labels = {name: i for i, name in enumerate(classes)}

@@ -239,13 +239,13 @@ class KineticsDataModule(pl.LightningDataModule):
         if self.synthetic is not None:
             return self.synthetic.classes  # the class file prepare_data writes holds the same
         if h.class_names_file is not None:
-            raise FileNotFoundError(f"class names file {self._path(h.class_names_file)} does not exist")
+            raise UsageError(f"class names file {self._path(h.class_names_file)} does not exist")
         sources = [h[f"{split}_annotations"] for split in ("train", "val", "test")]
         given = [self._path(source) for source in sources if source is not None]
         for source in given:
             if source.exists():
                 return dataset_classes(source, h.annotation_format, h.split)
-        raise FileNotFoundError(
+        raise UsageError(
             f"no class names file and no annotations to take the classes from: "
             f"{', '.join(map(str, given)) or 'no split given'} (check data_root)"
         )

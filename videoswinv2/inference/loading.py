@@ -1,4 +1,5 @@
-"""The model a command runs: a Lightning checkpoint of ``VideoClassifier``, or a plain state dict.
+"""The model a command runs: a Lightning checkpoint of ``VideoClassifier`` (or, for features, of
+``MaskedVideoPretraining``), or a plain state dict.
 
 What a file says about its model (name, arguments, class names, views) is read by
 :mod:`videoswinv2.checkpoints.metadata`. A Lightning checkpoint is loaded with
@@ -17,10 +18,11 @@ from typing import Any
 import torch
 
 from videoswinv2.checkpoints.io import CheckpointError, read_raw_checkpoint
-from videoswinv2.checkpoints.metadata import LIGHTNING_KEY, ModelMetadata
+from videoswinv2.checkpoints.metadata import LIGHTNING_KEY, PRETRAINING_KEY, ModelMetadata
 from videoswinv2.data.annotations import kinetics400_classes, read_class_names
 from videoswinv2.data.views import EvalViews
 from videoswinv2.training.module import VideoClassifier
+from videoswinv2.training.pretraining import MaskedVideoPretraining
 
 
 @dataclass
@@ -28,7 +30,7 @@ class LoadedModel:
     """A model ready for ``Trainer.predict``, its class names, the views it was evaluated with,
     when its classifier is known never to have been trained, why, and what its file records."""
 
-    module: VideoClassifier
+    module: VideoClassifier | MaskedVideoPretraining
     classes: list[str]
     views: EvalViews
     untrained_head: str | None = None
@@ -37,7 +39,7 @@ class LoadedModel:
 
 def _lightning_checkpoint(path: Path) -> dict[str, Any] | None:
     """The checkpoint dict (tensors memory-mapped) if ``path`` is a Lightning checkpoint of
-    ``VideoClassifier``, else None."""
+    ``VideoClassifier`` or ``MaskedVideoPretraining``, else None."""
     if path.suffix == ".safetensors" or not path.is_file():
         return None
     try:
@@ -69,12 +71,17 @@ def load_model(
             raise ValueError(
                 f"--model {model} disagrees with {path}, a {metadata.model} checkpoint: drop --model"
             )
+        pretraining = PRETRAINING_KEY in lightning_ckpt
+        if pretraining and need_head:
+            raise CheckpointError(
+                f"{path} is a masked-pretraining checkpoint: it has no classifier. Fine-tune it first "
+                f"(--model.init_args.pretrained {path}), or take its features with videoswinv2 extract-features"
+            )
+        module_class = MaskedVideoPretraining if pretraining else VideoClassifier
         # A run trained with `compile` would compile again here, minutes before the first video
         # on CPU; predict and extract-features run the model as it is.
-        module = VideoClassifier.load_from_checkpoint(
-            path, map_location="cpu", weights_only=True, compile=False
-        )
-        if _fresh_head(lightning_ckpt["state_dict"], "backbone."):
+        module = module_class.load_from_checkpoint(path, map_location="cpu", weights_only=True, compile=False)
+        if not pretraining and _fresh_head(lightning_ckpt["state_dict"], "backbone."):
             untrained = f"{path} holds a classifier that was never trained (its bias is still zero)"
     else:
         raw = read_raw_checkpoint(path)
@@ -103,7 +110,7 @@ def load_model(
         elif _fresh_head(state_dict):
             untrained = f"{path} holds a classifier that was never trained (its bias is still zero)"
     views = EvalViews(**metadata.views) if metadata.views else EvalViews()
-    num_classes = module.hparams.num_classes
+    num_classes = module.hparams.get("num_classes", 0)  # a pretraining module has no classifier
     classes = read_class_names(classes_file) if classes_file is not None else list(metadata.classes)
     if need_head and not classes:
         if num_classes != 400:

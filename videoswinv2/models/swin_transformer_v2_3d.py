@@ -607,10 +607,24 @@ class SwinTransformerV2_3D(nn.Module):
                 f"expected a floating-point clip, got dtype {x.dtype} (normalise uint8 frames first)"
             )
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C, T, H, W) -> (B, C', T', H', W')``, after the final LayerNorm."""
+    def forward_features(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, mask_token: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``(B, C, T, H, W) -> (B, C', T', H', W')``, after the final LayerNorm.
+
+        Masked modelling (SimMIM): ``mask`` ``(B, T', H', W')`` bool over the patch-embedding
+        tokens; where it is True the embedding is replaced by ``mask_token`` ``(embed_dim,)``
+        before the first stage, so the rest of the network is the classifier's, unchanged.
+        """
         self._check_input(x)
         x = self.patch_embed(x)
+        if mask is not None:
+            if mask_token is None or mask.shape != x.shape[:4]:
+                raise ValueError(
+                    f"a mask needs a mask_token and the token grid's shape {tuple(x.shape[:4])}, "
+                    f"got mask {tuple(mask.shape)}"
+                )
+            x = torch.where(mask.unsqueeze(-1), mask_token.to(x.dtype), x)
         for stage in self.layers:
             x = stage(x)
         return rearrange(self.norm(x), "b t h w c -> b c t h w")

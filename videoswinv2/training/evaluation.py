@@ -2,7 +2,8 @@
 timeline window), and the one row schema every output of it is written in.
 
 ``lightning test`` (metrics, ``predictions.csv``), ``videoswinv2 predict``, ``extract-features``
-and ``timeline`` all run views through ``VideoClassifier``, which gathers them with a
+and ``timeline`` all run views through ``VideoClassifier`` (features: also ``MaskedVideoPretraining``),
+which gathers them with a
 :class:`ViewGatherer`: once all views of an item are in, their softmax probabilities are averaged
 and the result made. A video that could not be read is a result too (status ``failed`` with the
 reason), so every output records broken videos the same way.
@@ -39,7 +40,7 @@ class Result:
         stacked = {key: torch.stack([view[key] for view in views]) for key in views[0]}
         return cls(
             item,
-            probs=stacked["probs"].mean(0),
+            probs=stacked["probs"].mean(0) if "probs" in stacked else None,
             features=stacked.get("features"),
             feature_map=stacked.get("feature_map"),
         )

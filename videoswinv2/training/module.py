@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Sequence
-from dataclasses import asdict
 from typing import Any, Literal
 
-import lightning as L
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
@@ -16,15 +12,12 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torchmetrics import MeanMetric, MetricCollection, SumMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from videoswinv2.checkpoints import load_pretrained
-from videoswinv2.checkpoints.metadata import LIGHTNING_KEY, ModelMetadata
-from videoswinv2.data.sampling import derive_seed
 from videoswinv2.models import create_model
 
-from .evaluation import Result, ViewGatherer, mean_class_accuracy
+from .backbone import BackboneModule
+from .evaluation import Result, mean_class_accuracy
 from .mixing import mix_clips
-from .nonfinite import NonFiniteSteps
-from .optim import learning_rates, param_groups, warmup_cosine
+from .optim import adamw_warmup_cosine, learning_rates, param_groups
 from .reports import TestReport
 
 
@@ -37,7 +30,7 @@ def _accuracies(num_classes: int, prefix: str) -> MetricCollection:
     return MetricCollection(metrics, prefix=prefix)
 
 
-class VideoClassifier(L.LightningModule):
+class VideoClassifier(BackboneModule):
     """Video action recognition with a 3D SwinV2 backbone; the defaults are Video Swin's
     Kinetics-400 recipe for the tiny model (ImageNet-1K weights).
 
@@ -100,9 +93,6 @@ class VideoClassifier(L.LightningModule):
         self.backbone = create_model(
             model, num_classes=num_classes, **{**self.MODEL_DEFAULTS, **(model_kwargs or {})}
         )
-        # True once the backbone holds weights to keep: `pretrained` loaded, or a checkpoint restored.
-        self._weights_loaded = False
-        self._compiled = False
         self.train_metrics = _accuracies(num_classes, "train/")
         self.val_metrics = _accuracies(num_classes, "val/")
         self.test_metrics = _accuracies(num_classes, "test/")
@@ -111,7 +101,6 @@ class VideoClassifier(L.LightningModule):
         self.val_videos = SumMetric()  # summed over ranks: no rank may skip a collective alone
         self.val_confusion = MulticlassConfusionMatrix(num_classes)
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
-        self._gatherer = ViewGatherer()
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         """``(B, C, T, H, W)`` -> logits ``(B, num_classes)``."""
@@ -139,78 +128,23 @@ class VideoClassifier(L.LightningModule):
         )
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True, batch_size=len(labels))
         self.log_dict(learning_rates(self.trainer.optimizers[0].param_groups), on_step=True, on_epoch=False)
-        self._loss = loss.detach()
         return loss
-
-    # -- steps that must not reach the weights ---------------------------------------------------
-    # bf16 has no GradScaler to skip a step whose gradients overflowed, so the module does: after
-    # backward, before Lightning clips the gradients (gradient_clip_val) and steps, a step whose
-    # loss or unclipped gradient norm is not finite on any rank drops its gradients, so AdamW
-    # changes no weight and no moment, and the schedule does not advance. NonFiniteSteps (added by
-    # configure_callbacks) counts and names these steps and stops a run of them.
-
-    skipped_step: tuple[float, float] | None = None  # (loss, gradient norm) of a skipped step
-
-    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        self.skipped_step = None
-        # Mixup, drop path and dropout draw from the global generators. Seeded from the batch, a
-        # run resumed mid-epoch draws what an uninterrupted one does (checkpoints hold no
-        # generator state). PL_GLOBAL_SEED is the seed of seed_everything.
-        base = int(os.environ.get("PL_GLOBAL_SEED", 0))
-        torch.manual_seed(derive_seed(base, self.current_epoch, batch_idx, self.global_rank))
-
-    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        norm = torch.nn.utils.get_total_norm([p.grad for p in self.parameters() if p.grad is not None])
-        self.log("train/grad_norm", norm, on_step=True, on_epoch=False)
-        finite = bool(torch.isfinite(norm) & torch.isfinite(self._loss))
-        if self.trainer.strategy.reduce_boolean_decision(not finite, all=False):
-            self.skipped_step = (float(self._loss), float(norm))
-            optimizer.zero_grad(set_to_none=True)  # optimizers step only parameters with gradients
-
-    def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:
-        if self.skipped_step is None:
-            super().lr_scheduler_step(scheduler, metric)
 
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
         groups = param_groups(
             self.backbone, lr=hp.lr, weight_decay=hp.weight_decay, backbone_lr_mult=hp.backbone_lr_mult
         )
-        optimizer = torch.optim.AdamW(groups, lr=hp.lr, betas=tuple(hp.betas))
-        total = self.trainer.estimated_stepping_batches
-        warmup = round(hp.warmup_epochs * total / max(self.trainer.max_epochs or 1, 1))
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer,
-            lambda step: warmup_cosine(
-                step, total_steps=total, warmup_steps=warmup, min_ratio=hp.min_lr_ratio
-            ),
+        return adamw_warmup_cosine(
+            self.trainer,
+            groups,
+            lr=hp.lr,
+            betas=hp.betas,
+            warmup_epochs=hp.warmup_epochs,
+            min_lr_ratio=hp.min_lr_ratio,
         )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     # -- evaluation: views -> one Result per video (or timeline window) ----------------------------
-
-    # Set by videoswinv2.inference.FeatureWriter(feature_map=True): the maps are large, so the
-    # results hold them only when a writer asks.
-    predict_feature_map: bool = False
-
-    def _view_outputs(self, clips: torch.Tensor, max_views: int | None = None) -> dict[str, torch.Tensor]:
-        """Views ``(b, C, T, H, W)`` -> per-view ``probs`` ``(b, K)`` softmax, ``features``
-        ``(b, C')`` pooled pre-logits and, with ``predict_feature_map``, ``feature_map``
-        ``(b, C', T', H', W')``; float32 on the CPU, ``max_views`` views per model call."""
-        outputs: list[dict[str, torch.Tensor]] = []
-        for chunk in clips.split(max_views or len(clips)):
-            maps = self.backbone.forward_features(chunk)
-            pooled = self.backbone.forward_head(maps, pre_logits=True)
-            out = {"probs": self.backbone.head(pooled).float().softmax(-1), "features": pooled.float()}
-            if self.predict_feature_map:
-                out["feature_map"] = maps.float()
-            outputs.append(out)
-        return {key: torch.cat([out[key] for out in outputs]).cpu() for key in outputs[0]}
-
-    def _stream_results(self, batch: dict[str, Any], max_views: int | None = None) -> list[Result]:
-        """The results a ``ViewStream`` batch completes (finished items, then failed videos)."""
-        outputs = self._view_outputs(batch["video"], max_views) if len(batch["video"]) else {}
-        return self._gatherer.batch_results(batch, outputs)
 
     def _evaluate(
         self, batch: dict[str, Any]
@@ -245,19 +179,8 @@ class VideoClassifier(L.LightningModule):
             self.test_confusion(probs, labels)
         return results
 
-    def predict_step(
-        self, batch: dict[str, Any], batch_idx: int = 0, dataloader_idx: int = 0
-    ) -> dict[str, list]:
-        """A ``ViewStream`` batch -> ``results``: the :class:`Result` of every item (video, or
-        timeline window) whose last view it holds, and of every video that failed; ``finished``:
-        the stream's tasks that ended with it. The writers of ``videoswinv2.inference`` write them."""
-        return {"results": self._stream_results(batch), "finished": batch["finished"]}
-
     def configure_callbacks(self) -> list[pl.Callback]:
-        # A callback returned here replaces the trainer's of its type: one configured with other
-        # settings (NonFiniteSteps(max_bad_steps=...)) is kept.
-        own = [TestReport(), NonFiniteSteps()]
-        return [c for c in own if not any(type(t) is type(c) for t in self.trainer.callbacks)]
+        return [*super().configure_callbacks(), *self._unless_configured(TestReport())]
 
     # Metrics are computed and logged at epoch end on every rank: under DDP each rank sees its own
     # number of videos (no padding duplicates), so nothing collective may depend on a rank's batches.
@@ -285,22 +208,7 @@ class VideoClassifier(L.LightningModule):
         # TensorBoard shows hp_metric beside the hyper-parameters (it stays -1 unless logged).
         self.log("hp_metric", values["val/top1"])
 
-    # The weights hold still through an evaluation or prediction loop, so each block's position
-    # bias + mask is added once per loop instead of once per forward (~9% of a CPU bf16 forward).
-
-    def on_validation_start(self) -> None:
-        self.backbone.cache_attention_bias(True)
-        self._gatherer.reset()
-
-    def on_validation_end(self) -> None:
-        self.backbone.cache_attention_bias(False)
-
-    def on_predict_start(self) -> None:
-        self.backbone.cache_attention_bias(True)
-        self._gatherer.reset()
-
-    def on_predict_end(self) -> None:
-        self.backbone.cache_attention_bias(False)
+    # Validation and prediction loops also cache the attention bias (BackboneModule).
 
     def on_test_start(self) -> None:
         self.backbone.cache_attention_bias(True)
@@ -314,31 +222,6 @@ class VideoClassifier(L.LightningModule):
     def on_test_end(self) -> None:
         self.backbone.cache_attention_bias(False)
 
-    def configure_model(self) -> None:
-        # Here rather than in the constructor, so that building or loading a model never compiles.
-        # Stage by stage, so that every entry point (forward, and forward_features, which
-        # predict_step calls) runs compiled.
-        if self.hparams.compile and not self._compiled:
-            for part in (self.backbone.patch_embed, *self.backbone.layers):
-                part.compile(fullgraph=True)
-            self._compiled = True
-
-    def setup(self, stage: str) -> None:
-        if stage == "fit" and self.trainer.strategy.restore_checkpoint_after_setup:
-            self._load_pretrained()
-        self._warn_about_input_size(stage)
-
-    def _warn_about_input_size(self, stage: str) -> None:
-        # Warned here, where the clip size is first known (the data module holds it).
-        data = getattr(self.trainer, "datamodule", None)
-        h = getattr(data, "hparams", {})
-        split = {"fit": "train", "validate": "val", "test": "test"}.get(stage)
-        if split is None or "num_frames" not in h or f"{split}_crop_size" not in h:
-            return
-        crop = h[f"{split}_crop_size"]
-        for problem in self.backbone.input_size_problems((h["num_frames"], crop, crop)):
-            rank_zero_warn(problem)
-
     def on_test_epoch_end(self) -> None:
         values = {
             **self.test_metrics.compute(),
@@ -347,48 +230,3 @@ class VideoClassifier(L.LightningModule):
         self.test_metrics.reset()
         self.test_confusion.reset()
         self.log_dict(values)
-
-    # -- where the weights come from -------------------------------------------------------------
-    # Lightning restores a `ckpt_path` after `setup` and, for most strategies, before
-    # `on_fit_start`; strategies that shard the model (FSDP, DeepSpeed) wrap it after `setup` and
-    # restore only after `on_fit_start`, so for them the weights are loaded before the wrapping
-    # (and a resumed fit reads `pretrained` too, then restores over it).
-
-    def on_fit_start(self) -> None:
-        if not self.trainer.strategy.restore_checkpoint_after_setup:
-            self._load_pretrained()
-
-    def _load_pretrained(self) -> None:
-        hp = self.hparams
-        if hp.pretrained is None or self._weights_loaded:
-            return
-        adopt = (hp.model_kwargs or {}).get("pretrained_window_sizes") is None
-        load_pretrained(self.backbone, hp.pretrained, temporal_init=hp.temporal_init, adopt_windows=adopt)
-        self._use_pretrained_window_sizes(self.backbone.pretrained_window_sizes)
-        self._weights_loaded = True
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # The windows the weights were trained with, whatever the config rebuilding the model says.
-        kwargs = checkpoint.get("hyper_parameters", {}).get("model_kwargs") or {}
-        if kwargs.get("pretrained_window_sizes") is not None:
-            self._use_pretrained_window_sizes(kwargs["pretrained_window_sizes"])
-        self._weights_loaded = True
-
-    def _use_pretrained_window_sizes(self, windows: Sequence[Any]) -> None:
-        """Set the backbone's windows and record them in the hyper-parameters, which every
-        checkpoint saves, so that ``load_from_checkpoint`` rebuilds the same model."""
-        self.backbone.set_pretrained_window_sizes(windows)
-        resolved = [list(w) for w in self.backbone.pretrained_window_sizes]
-        self.hparams.model_kwargs = {**(self.hparams.model_kwargs or {}), "pretrained_window_sizes": resolved}
-
-    # -- what `videoswinv2 predict` needs from a checkpoint -------------------------------------------
-    # The model is rebuilt from the hyper-parameters (which hold the resolved windows); the class
-    # names and evaluation views live in the data module, so they are saved beside them.
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        views = getattr(datamodule, "test_views", None)
-        metadata = ModelMetadata(
-            classes=tuple(getattr(datamodule, "classes", None) or ()), views=asdict(views) if views else None
-        )
-        checkpoint[LIGHTNING_KEY] = metadata.lightning_entry()

@@ -1,5 +1,5 @@
 """``NonFiniteSteps``: the report, and the stop, for training steps whose loss or gradient norm was
-not finite (the module skips their update; see ``VideoClassifier.on_before_optimizer_step``)."""
+not finite (the module skips their update; see ``BackboneModule.on_before_optimizer_step``)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ class NonFiniteSteps(pl.Callback):
     fit stops with :class:`NonFiniteStepsError`, a one-line message naming the videos of the last
     one; no checkpoint is written after it (the weights never took a bad update, but the data
     position would have moved past the bad batches). The count survives a resume.
-    ``VideoClassifier`` adds one with the default limit unless the trainer has one.
+    ``VideoClassifier`` and ``MaskedVideoPretraining`` add one with the default limit unless the
+    trainer has one.
     """
 
     def __init__(self, max_bad_steps: int = 20) -> None:

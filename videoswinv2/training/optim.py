@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 import os
+from typing import Any
 
+import lightning as L
+import torch
 from torch import nn
 
 # Besides norms and biases, SwinV2's own parameters that must not be pulled towards zero.
@@ -72,3 +75,25 @@ def warmup_cosine(step: int, *, total_steps: int, warmup_steps: int, min_ratio: 
         return (step + 1) / warmup_steps
     progress = min((step - warmup_steps) / max(total_steps - warmup_steps, 1), 1.0)
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def adamw_warmup_cosine(
+    trainer: L.Trainer,
+    groups: list[dict],
+    *,
+    lr: float,
+    betas: tuple[float, float],
+    warmup_epochs: float,
+    min_lr_ratio: float,
+) -> dict[str, Any]:
+    """What ``configure_optimizers`` returns: AdamW over ``groups`` and :func:`warmup_cosine`
+    stepped every optimiser step, over the trainer's whole run (``warmup_epochs`` may be a
+    fraction)."""
+    optimizer = torch.optim.AdamW(groups, lr=lr, betas=tuple(betas))
+    total = trainer.estimated_stepping_batches
+    warmup = round(warmup_epochs * total / max(trainer.max_epochs or 1, 1))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: warmup_cosine(step, total_steps=total, warmup_steps=warmup, min_ratio=min_lr_ratio),
+    )
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -1,0 +1,110 @@
+"""``UnlabelledVideoDataModule``: clips of unlabelled videos, for self-supervised pretraining.
+
+The videos are every video under a folder (any nesting) or every video an annotation file lists,
+its labels ignored; everything else is ``KineticsDataModule``'s training pipeline: decoding,
+``clips_per_video``, augmentation, broken-video skipping and DDP sharding.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from videoswinv2.data.annotation_formats import dataset_classes, detect_format, read_annotations
+from videoswinv2.data.annotations import VIDEO_EXTENSIONS, VideoRecord, find_videos
+from videoswinv2.data.datamodule import KineticsDataModule
+from videoswinv2.data.synthetic import make_synthetic_dataset
+from videoswinv2.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+NO_LABEL = -1  # what batches carry as `label`: a loss that used it would fail, not learn noise
+
+
+def unlabelled_videos(source: str | Path, root: str | Path) -> list[VideoRecord]:
+    """The videos of ``source``, labelled :data:`NO_LABEL`: a folder is searched recursively
+    (sorted, hidden files skipped); a file is read as any annotation file of a single file
+    ``read_annotations`` takes (a Kinetics CSV, ``path label`` lines, an SSv2 JSON; paths relative
+    to ``root``), whatever its labels."""
+    source = Path(source)
+    if source.is_dir():
+        paths = [str(source / video) for video in find_videos(source)]
+    elif source.is_file():
+        kind = detect_format(source)
+        classes = _list_label_names(source) if kind == "list" else dataset_classes(source, kind)
+        paths = [video.path for video in read_annotations(source, root, classes, kind).videos]
+    else:
+        raise UsageError(f"{source} does not exist: give a folder of videos or an annotation file")
+    if not paths:
+        raise UsageError(
+            f"{source} holds no videos ({'/'.join(VIDEO_EXTENSIONS)}), or none of the files it lists exist"
+        )
+    return [VideoRecord(path, NO_LABEL) for path in paths]
+
+
+def _list_label_names(annotations: Path) -> list[str]:
+    """Names for every label index of a ``path label`` list, so that reading it checks its rows
+    and finds its videos whatever the labels."""
+    rows = [line.split() for line in annotations.read_text(encoding="utf-8-sig").splitlines()]
+    last = [row[-1] for row in rows if len(row) >= 2]
+    return [str(i) for i in range(max((int(t) for t in last if t.isdigit()), default=0) + 1)]
+
+
+class UnlabelledVideoDataModule(KineticsDataModule):
+    """Training clips (and optionally validation clips) of unlabelled videos.
+
+    Batches are ``KineticsDataModule``'s training batches, ``video`` ``(B * clips_per_video, C,
+    T, H, W)``, with ``label`` :data:`NO_LABEL`. Every other argument (``num_frames``,
+    ``train_crop_size``, ``clips_per_video``, ``batch_size``, ``synthetic``, ...) is
+    ``KineticsDataModule``'s; its ``test_*`` settings are the views ``videoswinv2
+    extract-features`` uses for a checkpoint trained on this module.
+
+    Args:
+        data_root: the folder of videos; relative paths below are relative to it.
+        videos: a folder (searched recursively) or an annotation file (labels ignored) naming the
+            videos to train on; default: every video under ``data_root``, or, where ``synthetic``
+            generated a dataset there, its training split.
+        val_videos: the same, for validation (the reconstruction loss on fixed masks); none by
+            default.
+        **kwargs: ``KineticsDataModule``'s clip, augmentation and loader settings. ``synthetic``
+            generates a dataset into ``data_root`` only when that folder is missing or empty; a
+            folder holding your own videos is read as it is.
+    """
+
+    def __init__(
+        self,
+        data_root: str | None = None,
+        videos: str | None = None,
+        val_videos: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            data_root=data_root,
+            train_annotations=videos,
+            val_annotations=val_videos,
+            test_annotations=None,
+            class_names_file=None,
+            **kwargs,
+        )
+        # Under LightningCLI the hyper-parameters are this class's arguments as configured; the
+        # parent's setup reads its split settings from them.
+        self.hparams.update(train_annotations=videos, val_annotations=val_videos, test_annotations=None)
+
+    def _read_classes(self) -> list[str]:
+        return []  # no labels
+
+    def prepare_data(self) -> None:
+        root = self.root
+        if self.synthetic is not None and not (root.is_dir() and any(root.iterdir())):
+            log.info("writing the synthetic dataset %s into %s", self.synthetic, root)
+            make_synthetic_dataset(root, self.synthetic)
+
+    def _videos(self, split: str) -> list[VideoRecord]:
+        source = self.hparams[f"{split}_annotations"]
+        if source is not None:
+            return unlabelled_videos(self._path(source), self.root)
+        if split == "train":
+            generated = self.synthetic is not None and (self.root / "classes.txt").is_file()
+            return unlabelled_videos(self.root / "train" if generated else self.root, self.root)
+        raise UsageError(f"no {split}_videos given, so there is no {split} split")
