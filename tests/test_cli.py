@@ -33,48 +33,34 @@ def test_print_config_works_for_every_config(config, capsys):
     assert "use_distributed_sampler: false" in out
 
 
+def _last_error_line(capsys, *argv: str) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(argv))
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+CPU_32 = ("--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.precision", "32-true")
+
+
 @pytest.mark.parametrize("config", K400_CONFIGS, ids=lambda p: p.name)
-def test_k400_configs_stop_at_once_naming_the_option_to_set(config, tmp_path):
-    result = run_cli(
-        "fit",
-        "-c",
-        str(config),
-        "--model.init_args.pretrained",
-        "null",
-        "--trainer.accelerator",
-        "cpu",
-        "--trainer.devices",
-        "1",
-        "--trainer.strategy",
-        "auto",
-        "--trainer.precision",
-        "32-true",
-        "--trainer.logger",
-        "false",
-        timeout=120,
+def test_k400_configs_stop_at_once_naming_the_option_to_set(config, capsys):
+    line = _last_error_line(
+        capsys,
+        *("fit", "-c", str(config), "--model.init_args.pretrained", "null", *CPU_32),
+        *("--trainer.strategy", "auto", "--trainer.logger", "false"),
     )
-    assert result.returncode != 0
-    assert "--data.init_args.data_root" in result.stderr.strip().splitlines()[-1]
+    assert "--data.init_args.data_root" in line
 
 
-def test_missing_2d_checkpoint_names_the_option(tmp_path):
-    result = run_cli(
-        "fit",
-        "-c",
-        "configs/k400_tiny.yaml",
-        "--data.init_args.data_root",
-        str(tmp_path),
-        "--trainer.accelerator",
-        "cpu",
-        "--trainer.devices",
-        "1",
-        "--trainer.logger",
-        "false",
-        timeout=120,
+def test_missing_2d_checkpoint_names_the_option(tmp_path, capsys):
+    line = _last_error_line(
+        capsys,
+        *("fit", "-c", str(REPO / "configs" / "k400_tiny.yaml"), "--data.init_args.data_root", str(tmp_path)),
+        *CPU_32,
+        *("--trainer.logger", "false"),
     )
-    assert result.returncode != 0
-    last_line = result.stderr.strip().splitlines()[-1]
-    assert "--model.init_args.pretrained" in last_line and "swinv2_tiny_patch4_window8_256.pth" in last_line
+    assert "--model.init_args.pretrained" in line and "swinv2_tiny_patch4_window8_256.pth" in line
 
 
 def _touch(path: Path) -> None:
