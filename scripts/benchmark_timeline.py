@@ -262,6 +262,9 @@ def latency_part(args: argparse.Namespace, folder: Path) -> None:
     model.set_attn_impl("auto")
     model.cache_attention_bias(True)  # as predict runs it
     options = onnxruntime.SessionOptions()
+    # onnxruntime's threads spin for a while after each run by default, taking the cores from
+    # the PyTorch variant that runs next in this process.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if args.threads:  # the same number of threads for both runtimes
         torch.set_num_threads(args.threads)
         options.intra_op_num_threads = args.threads

@@ -23,6 +23,7 @@ from videoswinv2.models.swin_transformer_v2_3d import SwinTransformerV2_3D
 
 from .evaluation import Result, ViewGatherer
 from .nonfinite import NonFiniteSteps
+from .optim import adamw_warmup_cosine
 
 
 class BackboneModule(L.LightningModule):
@@ -68,6 +69,23 @@ class BackboneModule(L.LightningModule):
         crop = h[f"{split}_crop_size"]
         for problem in self.backbone.input_size_problems((h["num_frames"], crop, crop)):
             rank_zero_warn(problem)
+
+    # -- optimisation: AdamW over the subclass's parameter groups, warmup + cosine per step ------
+
+    def optimizer_groups(self) -> list[dict[str, Any]]:
+        """AdamW parameter groups (with their ``lr`` and ``weight_decay``)."""
+        raise NotImplementedError
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        hp = self.hparams
+        return adamw_warmup_cosine(
+            self.trainer,
+            self.optimizer_groups(),
+            lr=hp.lr,
+            betas=hp.betas,
+            warmup_epochs=hp.warmup_epochs,
+            min_lr_ratio=hp.min_lr_ratio,
+        )
 
     # -- views -> one Result per video (or timeline window) ---------------------------------------
     # Test, multi-view validation and prediction batches come from a ViewStream: views of several

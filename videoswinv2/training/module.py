@@ -17,7 +17,7 @@ from videoswinv2.models import create_model
 from .backbone import BackboneModule
 from .evaluation import Result, mean_class_accuracy
 from .mixing import mix_clips
-from .optim import adamw_warmup_cosine, learning_rates, param_groups
+from .optim import learning_rates, param_groups
 from .reports import TestReport
 
 
@@ -130,18 +130,10 @@ class VideoClassifier(BackboneModule):
         self.log_dict(learning_rates(self.trainer.optimizers[0].param_groups), on_step=True, on_epoch=False)
         return loss
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def optimizer_groups(self) -> list[dict[str, Any]]:
         hp = self.hparams
-        groups = param_groups(
+        return param_groups(
             self.backbone, lr=hp.lr, weight_decay=hp.weight_decay, backbone_lr_mult=hp.backbone_lr_mult
-        )
-        return adamw_warmup_cosine(
-            self.trainer,
-            groups,
-            lr=hp.lr,
-            betas=hp.betas,
-            warmup_epochs=hp.warmup_epochs,
-            min_lr_ratio=hp.min_lr_ratio,
         )
 
     # -- evaluation: views -> one Result per video (or timeline window) ----------------------------

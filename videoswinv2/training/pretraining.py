@@ -32,7 +32,7 @@ from .masking import (
     patch_statistics,
     random_unit_mask,
 )
-from .optim import adamw_warmup_cosine, learning_rates, param_groups
+from .optim import learning_rates, param_groups
 
 Triple = tuple[int, int, int]
 
@@ -185,18 +185,10 @@ class MaskedVideoPretraining(BackboneModule):
         loss = self.reconstruct(clips, self.random_mask(clips, generator)).loss
         self.log("val/loss", loss, prog_bar=True, batch_size=len(clips))
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def optimizer_groups(self) -> list[dict[str, Any]]:
         hp = self.hparams
         # The decoder plays the head's part; the mask token (1-D) is not weight-decayed (SimMIM).
-        groups = param_groups(self, lr=hp.lr, weight_decay=hp.weight_decay, head_prefix="decoder.")
-        return adamw_warmup_cosine(
-            self.trainer,
-            groups,
-            lr=hp.lr,
-            betas=hp.betas,
-            warmup_epochs=hp.warmup_epochs,
-            min_lr_ratio=hp.min_lr_ratio,
-        )
+        return param_groups(self, lr=hp.lr, weight_decay=hp.weight_decay, head_prefix="decoder.")
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
