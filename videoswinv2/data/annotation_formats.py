@@ -36,6 +36,7 @@ from videoswinv2.data.annotations import (
     KINETICS_CSV_COLUMNS,
     Annotations,
     VideoRecord,
+    existing_videos,
     index_videos,
     kinetics400_classes,
     read_class_folders,
@@ -209,7 +210,7 @@ def read_ucf101(
     if subset == "train" and source.name.startswith("testlist"):
         raise UsageError(f"{source}: UCF101's test list, refused for training: train on its trainlist")
     labels = {name: i for i, name in enumerate(classes)}
-    videos, missing, listed = [], [], 0
+    listed: list[tuple[Path, int]] = []
     for number, line in enumerate(source.read_text(encoding="utf-8-sig").splitlines(), start=1):
         parts = line.split()
         if not parts:
@@ -227,14 +228,8 @@ def read_ucf101(
                     f"{where}: label {parts[1]!r} disagrees with the folder {folder!r}, class "
                     f"{labels[folder] + 1} of {_UCF_CLASSES} (UCF101 labels are 1-based)"
                 )
-        listed += 1
-        video = root / parts[0]
-        if video.is_file():
-            videos.append(VideoRecord(str(video), labels[folder]))
-        else:
-            missing.append(str(video))
-    report_missing(source, missing, listed)
-    return Annotations(videos, missing)
+        listed.append((root / parts[0], labels[folder]))
+    return existing_videos(source, listed)
 
 
 # -- HMDB51 ---------------------------------------------------------------------------------------
@@ -267,7 +262,7 @@ def read_hmdb51(
     source, root = Path(source), Path(root)
     labels = {name: i for i, name in enumerate(classes)}
     wanted = _HMDB_FLAGS[subset]
-    videos, missing, listed = [], [], 0
+    listed: list[tuple[Path, int]] = []
     for name, path in _hmdb_split_files(source, split).items():
         if name not in labels:
             raise UsageError(f"{path}: class {name!r} is not among the {len(classes)} classes")
@@ -281,14 +276,8 @@ def read_hmdb51(
                 )
             if parts[1] != wanted:
                 continue
-            listed += 1
-            video = root / name / parts[0]
-            if video.is_file():
-                videos.append(VideoRecord(str(video), labels[name]))
-            else:
-                missing.append(str(video))
-    report_missing(source, missing, listed)
-    return Annotations(videos, missing)
+            listed.append((root / name / parts[0], labels[name]))
+    return existing_videos(source, listed)
 
 
 # -- Something-Something V2 -----------------------------------------------------------------------

@@ -134,6 +134,19 @@ def report_missing(source: Path, missing: list[str], listed: int) -> None:
         )
 
 
+def existing_videos(source: Path, listed: list[tuple[Path, int]]) -> Annotations:
+    """The ``(video file, label)`` pairs ``source`` lists whose file exists; the others are left
+    out and reported once."""
+    videos, missing = [], []
+    for video, label in listed:
+        if video.is_file():
+            videos.append(VideoRecord(str(video), label))
+        else:
+            missing.append(str(video))
+    report_missing(source, missing, len(listed))
+    return Annotations(videos, missing)
+
+
 def _is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file()
 
@@ -156,7 +169,7 @@ def read_class_folders(root: str | Path, classes: list[str]) -> Annotations:
 def read_list_file(path: str | Path, root: str | Path, classes: list[str]) -> Annotations:
     """``path label_index`` per line (mmaction2 / pytorchvideo); the path may contain spaces."""
     path, root = Path(path), Path(root)
-    videos, missing, listed = [], [], 0
+    listed: list[tuple[Path, int]] = []
     for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         if not line.strip():
             continue
@@ -174,14 +187,8 @@ def read_list_file(path: str | Path, root: str | Path, classes: list[str]) -> An
             ) from None
         if not 0 <= label < len(classes):
             raise UsageError(f"{path}:{number}: label {label} is outside the {len(classes)} classes")
-        listed += 1
-        video = root / parts[0]
-        if video.is_file():
-            videos.append(VideoRecord(str(video), label))
-        else:
-            missing.append(str(video))
-    report_missing(path, missing, listed)
-    return Annotations(videos, missing)
+        listed.append((root / parts[0], label))
+    return existing_videos(path, listed)
 
 
 def kinetics_file_stem(youtube_id: str, time_start: int, time_end: int) -> str:
