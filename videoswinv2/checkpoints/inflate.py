@@ -51,7 +51,12 @@ _MAX_LISTED = 10  # keys listed per section of an error before "... and N more"
 
 
 class InflationError(ValueError):
-    """The checkpoint does not fit the 3D model; the message names every offending key."""
+    """The checkpoint does not fit the 3D model; the message names every offending key and
+    ``summary`` says the same in one line, without the lists of keys."""
+
+    def __init__(self, message: str, summary: str | None = None) -> None:
+        super().__init__(message)
+        self.summary = summary or message.splitlines()[0]
 
 
 @dataclass
@@ -156,7 +161,7 @@ def inflate_state_dict(
         else:
             unexpected.append(key)
     if missing or unexpected or mismatched:
-        raise InflationError(_error_message(ckpt, target_state_dict, missing, unexpected, mismatched))
+        raise InflationError(*_error_message(ckpt, target_state_dict, missing, unexpected, mismatched))
     return inflated, report
 
 
@@ -258,21 +263,25 @@ def _error_message(
     missing: list[str],
     unexpected: list[str],
     mismatched: list[str],
-) -> str:
+) -> tuple[str, str]:
+    """The error's message (statements, then the offending keys) and its one-line summary."""
     verb = "load" if ckpt.is_3d else "inflate"
-    lines = [f"cannot {verb} {ckpt.source} ({ckpt.layout} layout) into this model:"]
+    statements = [f"cannot {verb} {ckpt.source} ({ckpt.layout} layout) into this model"]
+    lines = [f"{statements[0]}:"]
     try:
         model_arch = infer_architecture(target)
     except CheckpointError:  # a target that is not a SwinV2 state dict: the key lists say enough
         model_arch = None
     if model_arch is not None:
         lines += [f"  checkpoint: {ckpt.describe()}", f"  model:      {model_arch.describe()}"]
+        statements += [f"checkpoint: {ckpt.describe()}", f"model: {model_arch.describe()}"]
         if model_arch.describe() != ckpt.describe():
             from videoswinv2.models.factory import ARCHITECTURE_FIELDS, closest_variant
 
             name, overrides = closest_variant(**{key: getattr(ckpt, key) for key in ARCHITECTURE_FIELDS})
             call = ", ".join([repr(name), *(f"{key}={value}" for key, value in overrides.items())])
             lines.append(f"  -> the checkpoint fits create_model({call})")
+            statements.append(f"-> the checkpoint fits create_model({call})")
     for title, keys in (
         ("missing from the checkpoint", missing),
         ("in the checkpoint, not in the model", unexpected),
@@ -284,7 +293,7 @@ def _error_message(
         lines.append(f"  shape mismatches ({len(mismatched)}):")
         details = [_mismatch(k, ckpt.state_dict[k], target[k]) for k in mismatched]
         lines += [f"    {line}" for line in _first_of(details)]
-    return "\n".join(lines)
+    return "\n".join(lines), "; ".join(statements)
 
 
 def _mismatch(key: str, tensor: Tensor, target: Tensor) -> str:

@@ -213,8 +213,10 @@ class BackboneModule(L.LightningModule):
         adopt = (hp.model_kwargs or {}).get("pretrained_window_sizes") is None
         try:
             load_pretrained(self.backbone, hp.pretrained, temporal_init=hp.temporal_init, adopt_windows=adopt)
-        except (CheckpointError, InflationError) as error:
-            raise UsageError(f"the pretrained checkpoint {hp.pretrained}: {_summary(error)}") from error
+        except InflationError as error:
+            raise UsageError(f"the pretrained checkpoint {hp.pretrained}: {error.summary}") from error
+        except CheckpointError as error:  # one line already
+            raise UsageError(f"the pretrained checkpoint {hp.pretrained}: {error}") from error
         self._use_pretrained_window_sizes(self.backbone.pretrained_window_sizes)
         self._weights_loaded = True
 
@@ -231,13 +233,3 @@ class BackboneModule(L.LightningModule):
         self.backbone.set_pretrained_window_sizes(windows)
         resolved = [list(w) for w in self.backbone.pretrained_window_sizes]
         self.hparams.model_kwargs = {**(self.hparams.model_kwargs or {}), "pretrained_window_sizes": resolved}
-
-
-def _summary(error: Exception) -> str:
-    """A checkpoint error's message in one line: its statements without the lists of keys."""
-    lines = str(error).splitlines()
-    kept = [lines[0].rstrip(":")]
-    kept += [
-        " ".join(line.split()) for line in lines[1:] if not line.startswith("    ") and not line.endswith(":")
-    ]
-    return "; ".join(kept)
