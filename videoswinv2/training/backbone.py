@@ -129,19 +129,15 @@ class BackboneModule(L.LightningModule):
     # The weights hold still through an evaluation or prediction loop, so each block's position
     # bias + mask is added once per loop instead of once per forward (~9% of a CPU bf16 forward).
 
-    def on_validation_start(self) -> None:
+    def _start_evaluation(self) -> None:
         self.backbone.cache_attention_bias(True)
-        self._gatherer.reset()
+        self._gatherer.reset()  # items of a loop cut short by limit_*_batches
 
-    def on_validation_end(self) -> None:
+    def _end_evaluation(self) -> None:
         self.backbone.cache_attention_bias(False)
 
-    def on_predict_start(self) -> None:
-        self.backbone.cache_attention_bias(True)
-        self._gatherer.reset()
-
-    def on_predict_end(self) -> None:
-        self.backbone.cache_attention_bias(False)
+    on_validation_start = on_test_start = on_predict_start = _start_evaluation
+    on_validation_end = on_test_end = on_predict_end = _end_evaluation
 
     # -- steps that must not reach the weights ---------------------------------------------------
     # bf16 has no GradScaler to skip a step whose gradients overflowed, so the module does: after

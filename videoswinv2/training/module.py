@@ -200,19 +200,13 @@ class VideoClassifier(BackboneModule):
         # TensorBoard shows hp_metric beside the hyper-parameters (it stays -1 unless logged).
         self.log("hp_metric", values["val/top1"])
 
-    # Validation and prediction loops also cache the attention bias (BackboneModule).
-
     def on_test_start(self) -> None:
-        self.backbone.cache_attention_bias(True)
-        self._gatherer.reset()
+        super().on_test_start()  # the bias cache of evaluation loops
         if self.trainer.ckpt_path is None and self.global_step == 0 and not self._weights_loaded:
             rank_zero_warn(
                 "testing a model that was neither trained nor loaded from a checkpoint: its classifier is "
                 "random, so the scores mean nothing. Pass --ckpt_path RUN/checkpoints/last.ckpt"
             )
-
-    def on_test_end(self) -> None:
-        self.backbone.cache_attention_bias(False)
 
     def on_test_epoch_end(self) -> None:
         values = {
