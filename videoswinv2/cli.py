@@ -114,7 +114,7 @@ def _quiet_lightning() -> None:
 
 # The Kinetics recipe's trainer settings (Video Swin's, but bf16 and gradient clipping: see the
 # README's recipe table); configs state only what differs. A config adds callbacks with
-# `callbacks+:` (a plain `callbacks:` list replaces the two checkpoints).
+# `callbacks+:` (a plain `callbacks:` list replaces the three checkpoints).
 TRAINER_DEFAULTS: dict[str, Any] = {
     # KineticsDataModule shards every split itself so that evaluation sees each video once.
     "use_distributed_sampler": False,

@@ -342,7 +342,8 @@ class KineticsDataModule(pl.LightningDataModule):
     def _multi_view(self, videos: list[VideoRecord]) -> list[VideoViews]:
         """Each video in the test views, with its label and its position in the split: what a
         ``ViewStream`` runs (the model gathers the views of each video)."""
-        return [VideoViews(video.path, self.test_views, video.label, i) for i, video in enumerate(videos)]
+        views = self.test_views
+        return [VideoViews(video.path, views, video.label, i) for i, video in enumerate(videos)]
 
     def _dataset(self, split: str) -> Dataset | list[VideoViews]:
         if split not in self.datasets:
