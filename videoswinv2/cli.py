@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import gc
 import logging
 import re
 import shutil
@@ -409,9 +410,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         )
         add_arguments(parser)
+        interrupted = False
         try:
             result = run(parser.parse_args(args[1:]))
         except KeyboardInterrupt:
+            interrupted = True
+        if interrupted:
+            # Out of the except block the interrupted frames are gone, and with them the
+            # DataLoader iterators, which shut their workers down: nothing a worker prints on its
+            # way out lands after the line below.
+            gc.collect()
             again = ": rerun the same command to continue" if args[0] in RESUMABLE_TOOLS else ""
             print(f"\nvideoswinv2 {args[0]}: interrupted{again}", file=sys.stderr)
             return 130
