@@ -19,17 +19,17 @@ from timm.models.swin_transformer_v2 import SwinTransformerV2
 
 from videoswinv2 import create_model
 from videoswinv2.checkpoints import inflate_state_dict, read_2d_checkpoint, save_state_dict
-from videoswinv2.models import MODEL_CONFIGS
+from videoswinv2.record import VARIANTS
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="videoswinv2_base", choices=sorted(MODEL_CONFIGS))
+    parser.add_argument("--model", default="videoswinv2_base", choices=sorted(VARIANTS))
     parser.add_argument("--format", default="pth", choices=("pth", "safetensors"))
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    variant = MODEL_CONFIGS[args.model]
+    variant = VARIANTS[args.model]
     state_dict = SwinTransformerV2(img_size=256, window_size=16, num_classes=1000, **variant).state_dict()
     model = create_model(args.model)
     steps: dict[str, list[float]] = {"read": [], "inflate": [], "load": [], "total": []}

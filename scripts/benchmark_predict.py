@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from videoswinv2.data.synthetic import write_mp4
-from videoswinv2.data.views import EvalViews
+from videoswinv2.data.views import load_views
 from videoswinv2.inference import (
     PredictionWriter,
     cpu_flags,
@@ -53,6 +53,7 @@ from videoswinv2.inference import (
     video_tasks,
 )
 from videoswinv2.inference.engine import resolve_accelerator
+from videoswinv2.record import EvalViews
 from videoswinv2.training.module import VideoClassifier
 
 
@@ -65,7 +66,7 @@ def old_predict(module: VideoClassifier, videos: list[str], views: EvalViews) ->
     module.backbone.set_attn_impl("explicit" if device.type == "cpu" else "auto")
     with torch.no_grad():
         for video in videos:
-            clips = views.load(video)
+            clips = load_views(views, video)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 chunks = clips.to(device).split(6)
                 probs = torch.cat([module.backbone(chunk).float().softmax(-1) for chunk in chunks]).mean(0)

@@ -85,8 +85,7 @@ def write_checkpoint(path: Path, model: str) -> None:
     """A random model of ``model``'s preset with its views recorded (what ``timeline`` reads)."""
     from videoswinv2 import create_model
     from videoswinv2.checkpoints import save_state_dict
-    from videoswinv2.checkpoints.metadata import ModelMetadata
-    from videoswinv2.data.views import EvalViews
+    from videoswinv2.record import EvalViews, ModelRecord
 
     kwargs, frames, interval, crop = MODELS[model]
     torch.manual_seed(0)
@@ -100,7 +99,7 @@ def write_checkpoint(path: Path, model: str) -> None:
         num_clips=1, num_frames=frames, frame_interval=interval, short_side=crop, crop_size=crop
     )
     classes = tuple(f"class_{k:03d}" for k in range(400))
-    metadata = ModelMetadata("videoswinv2_tiny", 400, kwargs, classes, asdict(views))
+    metadata = ModelRecord("videoswinv2_tiny", 400, kwargs, classes, asdict(views))
     save_state_dict(backbone.state_dict(), path, metadata.to_strings())
 
 

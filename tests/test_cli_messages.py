@@ -14,7 +14,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from videoswinv2 import create_model
 from videoswinv2.cli import main
-from videoswinv2.data import KineticsDataModule, kinetics400_classes
+from videoswinv2.data import KineticsDataModule
+from videoswinv2.record import kinetics400_classes
 from videoswinv2.training import VideoClassifier
 from videoswinv2.training.optim import learning_rates, param_groups
 from videoswinv2.training.reports import confusion_matrix_figure, per_class_accuracy_figure

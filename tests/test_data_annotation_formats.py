@@ -12,11 +12,11 @@ from videoswinv2.data import (
     VideoRecord,
     dataset_classes,
     detect_format,
-    kinetics400_classes,
     read_annotations,
     read_class_names,
 )
 from videoswinv2.errors import UsageError
+from videoswinv2.record import kinetics400_classes
 
 UCF_CLASSES = ["ApplyEyeMakeup", "Archery", "YoYo"]  # classInd.txt order = label order
 

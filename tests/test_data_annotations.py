@@ -7,7 +7,6 @@ import pytest
 
 from videoswinv2.data import (
     VideoRecord,
-    kinetics400_classes,
     read_annotations,
     read_class_folders,
     read_class_names,
@@ -15,6 +14,7 @@ from videoswinv2.data import (
     read_list_file,
 )
 from videoswinv2.errors import UsageError
+from videoswinv2.record import kinetics400_classes
 
 CLASSES = ["abseiling", "air drumming", "passing American football (in game)"]
 HEADER = "label,youtube_id,time_start,time_end,split,is_cc\n"

@@ -7,11 +7,8 @@ from torch.utils.data import DataLoader
 
 import videoswinv2.data.datasets as datasets
 from videoswinv2.data import (
-    VIDEO_SWIN_MEAN,
-    VIDEO_SWIN_STD,
     ClipSpec,
     EvalTransform,
-    EvalViews,
     TrainTransform,
     VideoClipDataset,
     VideoRecord,
@@ -21,14 +18,16 @@ from videoswinv2.data import (
     spread_clips,
     train_clips,
 )
+from videoswinv2.data.views import decode_views, load_views
+from videoswinv2.record import INPUT_MEAN, INPUT_STD, EvalViews
 
 DECODERS = ["pyav", "decord"]
 
 
 def _pixels(video: torch.Tensor) -> torch.Tensor:
     """Undo the normalisation: ``(..., C, T, H, W)`` float -> ``(..., T, H, W, C)`` 0..255."""
-    mean = torch.tensor(VIDEO_SWIN_MEAN).view(3, 1, 1, 1)
-    std = torch.tensor(VIDEO_SWIN_STD).view(3, 1, 1, 1)
+    mean = torch.tensor(INPUT_MEAN).view(3, 1, 1, 1)
+    std = torch.tensor(INPUT_STD).view(3, 1, 1, 1)
     return rearrange(video * std + mean, "... c t h w -> ... t h w c").round().clamp(0, 255)
 
 
@@ -100,9 +99,10 @@ def test_multi_view_order_is_clip_major(
     # of the upright frames, not top/centre/bottom of the stored ones.
     if rotation:
         data_numbered_video = data_make_numbered_video(tmp_path / "phone.mp4", 90, rotation=rotation)
-    views = EvalViews(
-        num_clips=3, num_frames=4, frame_interval=3, short_side=64, crop_size=64, decoder=decoder
-    ).load(str(data_numbered_video))
+    views = load_views(
+        EvalViews(num_clips=3, num_frames=4, frame_interval=3, short_side=64, crop_size=64, decoder=decoder),
+        str(data_numbered_video),
+    )
     assert views.shape == (9, 3, 4, 64, 64)
     clips = spread_clips(90, 30.0, ClipSpec(4, 3), 3)
     assert [clip[0] for clip in clips] == [0, 40, 80]
@@ -190,9 +190,9 @@ def test_segment_sampling_on_a_numbered_webm(data_make_numbered_video, data_fram
     centres = [(first + last) // 2 for first, last in bounds]
     assert data_frame_numbers(val[0]["video"]) == centres
     views = EvalViews(num_clips=1, num_frames=8, sampling="segments", short_side=64, crop_size=64)
-    frames, clips = views.decode(str(path))
+    frames, clips = decode_views(views, str(path))
     assert data_frame_numbers(frames[clips[0]].permute(0, 2, 3, 1)) == centres  # the test views too
-    assert views.load(str(path)).shape == (3, 3, 8, 64, 64)
+    assert load_views(views, str(path)).shape == (3, 3, 8, 64, 64)
 
 
 def test_test_views_place_clips_and_loop_as_configured(data_numbered_video, data_frame_numbers) -> None:
@@ -200,7 +200,7 @@ def test_test_views_place_clips_and_loop_as_configured(data_numbered_video, data
     # per part, so mmaction's two clips start at int(2.75) = 2 and int(8.25) = 8.
     def numbers(**settings) -> list[list[int]]:
         views = EvalViews(**{"num_clips": 2, "num_frames": 40, "short_side": 64, "crop_size": 64, **settings})
-        frames, clips = views.decode(str(data_numbered_video))  # (U, C, 64, 120) uint8, (2, T)
+        frames, clips = decode_views(views, str(data_numbered_video))  # (U, C, 64, 120) uint8, (2, T)
         return [data_frame_numbers(frames[clip].permute(0, 2, 3, 1)) for clip in clips]
 
     assert numbers() == [list(range(0, 80, 2)), list(range(11, 90, 2))]  # first to last start (90 - 79)

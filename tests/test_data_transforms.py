@@ -4,13 +4,12 @@ import pytest
 import torch
 
 from videoswinv2.data import (
-    VIDEO_SWIN_MEAN,
-    VIDEO_SWIN_STD,
     EvalTransform,
     TrainTransform,
     normalize,
 )
 from videoswinv2.data.transforms import resize_short_side, three_crop_views, three_crop_windows
+from videoswinv2.record import INPUT_MEAN, INPUT_STD
 
 
 def _columns(t: int, h: int, w: int) -> torch.Tensor:
@@ -25,8 +24,8 @@ def test_normalize_values_and_layout() -> None:
     out = normalize(clip)
     assert out.shape == (3, 2, 4, 5) and out.dtype == torch.float32  # (C, T, H, W)
     for c in range(3):
-        assert out[c, 0].unique().item() == pytest.approx(-VIDEO_SWIN_MEAN[c] / VIDEO_SWIN_STD[c])
-    assert out[0, 1].unique().item() == pytest.approx((255 - VIDEO_SWIN_MEAN[0]) / VIDEO_SWIN_STD[0])
+        assert out[c, 0].unique().item() == pytest.approx(-INPUT_MEAN[c] / INPUT_STD[c])
+    assert out[0, 1].unique().item() == pytest.approx((255 - INPUT_MEAN[0]) / INPUT_STD[0])
 
 
 def test_train_transform_output_and_same_crop_on_every_frame() -> None:
@@ -63,7 +62,7 @@ def test_eval_transform_resizes_the_short_side_and_crops_the_centre() -> None:
     out = EvalTransform(short_side=64, crop_size=32)(frames)
     assert out.shape == (3, 3, 32, 32)
     # Centre crop of a 128-wide resized frame: columns 48..79, i.e. source columns ~96..159.
-    first_pixel = out[0, 0, 0, 0] * VIDEO_SWIN_STD[0] + VIDEO_SWIN_MEAN[0]
+    first_pixel = out[0, 0, 0, 0] * INPUT_STD[0] + INPUT_MEAN[0]
     assert 94 <= first_pixel <= 99
 
 

@@ -11,11 +11,10 @@ import torch
 import videoswinv2.inference.export as export
 from videoswinv2 import create_model
 from videoswinv2.checkpoints import save_state_dict
-from videoswinv2.checkpoints.metadata import ModelMetadata, read_strings
+from videoswinv2.checkpoints.records import read_strings
 from videoswinv2.cli import main
-from videoswinv2.data.transforms import VIDEO_SWIN_MEAN, VIDEO_SWIN_STD
-from videoswinv2.data.views import EvalViews
 from videoswinv2.inference import load_model
+from videoswinv2.record import INPUT_MEAN, INPUT_STD, EvalViews, ModelRecord
 
 KWARGS = {"embed_dim": 16, "depths": [1, 1], "num_heads": [2, 4], "window_size": [2, 4, 4]}
 VIEWS = EvalViews(num_clips=1, num_frames=4, short_side=32, crop_size=32)
@@ -33,29 +32,29 @@ def tiny_checkpoint(tmp_path_factory):
                 parameter.normal_(1.0, 0.2)
             elif name == "head.fc.bias":
                 parameter.normal_()
-    metadata = ModelMetadata("videoswinv2_tiny", 3, KWARGS, ("run", "jump", "sit"), asdict(VIEWS))
+    metadata = ModelRecord("videoswinv2_tiny", 3, KWARGS, ("run", "jump", "sit"), asdict(VIEWS))
     path = tmp_path_factory.mktemp("tiny") / "tiny.safetensors"
     save_state_dict(model.state_dict(), path, metadata.to_strings())
     return path
 
 
 def test_metadata_round_trips_through_strings_and_reads_old_files():
-    metadata = ModelMetadata(
+    metadata = ModelRecord(
         "videoswinv2_base", 400, {"pretrained_window_sizes": [12, 12, 12, 6], "drop_path_rate": 0.2},
         ("a", "b"), asdict(VIEWS), source="swinv2.pth", temporal_init="average",
     )  # fmt: skip
     strings = metadata.to_strings()
     assert strings["pretrained_window_sizes"] == "[12, 12, 12, 6]"  # as inflate outputs always had it
-    assert ModelMetadata.from_strings(strings) == metadata
+    assert ModelRecord.from_strings(strings) == metadata
     old_inflate_header = {
         "model": "videoswinv2_tiny",
         "num_classes": "400",
         "pretrained_window_sizes": "null",
     }
-    assert ModelMetadata.from_strings(old_inflate_header).pretrained_window_sizes is None
+    assert ModelRecord.from_strings(old_inflate_header).pretrained_window_sizes is None
     old_lightning = {"hyper_parameters": {"model": "videoswinv2_tiny", "num_classes": 3}, "videoswinv2": {"classes": ["x"]},
                      "datamodule_hyper_parameters": {"num_test_clips": 2, "num_frames": 16}}  # fmt: skip
-    read = ModelMetadata.from_file_entries(old_lightning)
+    read = ModelRecord.from_file_entries(old_lightning)
     assert read.classes == ("x",) and read.views["num_clips"] == 2 and read.views["crop_size"] == 224
 
 
@@ -72,7 +71,7 @@ def test_export_runs_like_pytorch_for_any_batch_and_carries_its_metadata(fmt, ti
     assert expected.std() > 0.1  # the comparison is not between two near-constant outputs
 
     strings = read_strings(out)
-    metadata = ModelMetadata.from_strings(strings)
+    metadata = ModelRecord.from_strings(strings)
     assert (metadata.model, metadata.classes, metadata.num_classes) == (
         "videoswinv2_tiny",
         ("run", "jump", "sit"),
@@ -80,7 +79,7 @@ def test_export_runs_like_pytorch_for_any_batch_and_carries_its_metadata(fmt, ti
     )
     assert EvalViews(**metadata.views) == VIEWS
     preprocessing = json.loads(strings["preprocessing"])
-    assert (preprocessing["mean"], preprocessing["std"]) == (list(VIDEO_SWIN_MEAN), list(VIDEO_SWIN_STD))
+    assert (preprocessing["mean"], preprocessing["std"]) == (list(INPUT_MEAN), list(INPUT_STD))
     assert (preprocessing["num_frames"], preprocessing["crop_size"]) == (4, 32)
 
 

@@ -15,7 +15,7 @@ import torch
 from conftest import REPO, check, run_cli
 
 from videoswinv2.cli import main
-from videoswinv2.data.views import EvalViews
+from videoswinv2.data.views import load_views
 from videoswinv2.inference import (
     ViewStream,
     choose_precision,
@@ -25,6 +25,7 @@ from videoswinv2.inference import (
     read_rows,
     video_tasks,
 )
+from videoswinv2.record import EvalViews
 
 SMOKE_CLASSES = {"moving down slowly", "moving up slowly", "moving down quickly"}
 _RESULTS: dict[str, Path] = {}  # outputs one test leaves for a later one
@@ -102,7 +103,7 @@ def test_view_stream_batches_views_across_videos_and_reports_broken_ones(data_sy
             assert index == len(got.setdefault(item.video, []))  # views arrive in order
             got[item.video].append(view)
     for video in videos:
-        torch.testing.assert_close(torch.stack(got[video]), views.load(video), rtol=0, atol=0)
+        torch.testing.assert_close(torch.stack(got[video]), load_views(views, video), rtol=0, atol=0)
 
 
 def test_views_are_validated():
@@ -278,7 +279,7 @@ def test_features_equal_the_models_pooled_pre_logits_and_separate_the_classes(sm
     loaded = load_model(smoke_run["ckpt"], need_head=False)
     video = str(test[0])
     with torch.no_grad():
-        views = loaded.views.load(video)
+        views = load_views(loaded.views, video)
         expected = loaded.module.backbone.forward_head(
             loaded.module.backbone.forward_features(views), pre_logits=True
         ).mean(0)
@@ -351,7 +352,7 @@ def test_predict_refuses_a_plain_state_dict_without_model_and_names_the_option(t
 def test_an_inflated_checkpoint_warns_that_its_head_was_never_trained(tmp_path, data_sample_videos, capsys):
     from videoswinv2 import create_model
     from videoswinv2.checkpoints import save_state_dict
-    from videoswinv2.data import kinetics400_classes
+    from videoswinv2.record import kinetics400_classes
 
     state_dict = create_model("videoswinv2_tiny").state_dict()
     save_state_dict(state_dict, tmp_path / "inflated.safetensors", {"source": "swinv2_tiny.pth"})

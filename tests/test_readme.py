@@ -19,8 +19,7 @@ import torch
 
 from videoswinv2 import cli, create_model
 from videoswinv2.checkpoints import save_state_dict
-from videoswinv2.checkpoints.metadata import ModelMetadata
-from videoswinv2.data.views import EvalViews
+from videoswinv2.record import EvalViews, ModelRecord
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text(encoding="utf-8")
@@ -144,7 +143,7 @@ def smoke_onnx(tmp_path) -> Path:
 
     kwargs = {"embed_dim": 16, "depths": [1, 1], "num_heads": [2, 4], "window_size": [2, 4, 4]}
     views = EvalViews(num_clips=1, num_frames=4, short_side=32, crop_size=32)
-    metadata = ModelMetadata("videoswinv2_tiny", 3, kwargs, ("run", "jump", "sit"), asdict(views))
+    metadata = ModelRecord("videoswinv2_tiny", 3, kwargs, ("run", "jump", "sit"), asdict(views))
     model = create_model("videoswinv2_tiny", num_classes=3, **kwargs)
     save_state_dict(model.state_dict(), tmp_path / "tiny.safetensors", metadata.to_strings())
     export_model(load_model(tmp_path / "tiny.safetensors"), "onnx", tmp_path / "smoke.onnx")

@@ -14,9 +14,9 @@ from videoswinv2.cli import main
 from videoswinv2.data.clip_planning import ClipSpec
 from videoswinv2.data.decoding import DECODERS, open_video
 from videoswinv2.data.timeline import TimelineSpec, TimelineTask, plan_windows, timeline_tasks
-from videoswinv2.data.transforms import VIDEO_SWIN_MEAN, VIDEO_SWIN_STD
 from videoswinv2.inference.inputs import mirrored_path
 from videoswinv2.inference.timeline import Window, merge_segments
+from videoswinv2.record import INPUT_MEAN, INPUT_STD
 
 CLIP = ClipSpec(num_frames=4, frame_interval=3)  # a span of 10 frames
 
@@ -38,7 +38,7 @@ def test_windows_start_every_stride_and_the_last_one_ends_on_the_last_frame():
 def _frames_of_views(views: torch.Tensor) -> torch.Tensor:
     """Three crops ``(3, C, T, 64, 64)`` of 64x120 frames, normalised -> the whole frames
     ``(T, 64, 120, C)`` uint8 (left crop: columns 0-63, right crop: columns 56-119)."""
-    mean, std = torch.tensor(VIDEO_SWIN_MEAN), torch.tensor(VIDEO_SWIN_STD)
+    mean, std = torch.tensor(INPUT_MEAN), torch.tensor(INPUT_STD)
     pixels = views.permute(0, 2, 3, 4, 1) * std + mean  # (3, T, H, W, C)
     whole = torch.cat([pixels[0], pixels[2][:, :, 8:]], dim=2)
     return whole.round().clamp(0, 255).to(torch.uint8)

@@ -7,3 +7,7 @@ class UsageError(ValueError):
     """A setting or input file to change; the commands report it in one line and exit 2.
 
     A ``ValueError``, so library callers catching those keep working."""
+
+
+class CheckpointError(ValueError):
+    """A file that cannot be used as the checkpoint it was given as; the message says why."""

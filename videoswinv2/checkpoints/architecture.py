@@ -18,8 +18,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from videoswinv2.record import ModelRecord
+
 from .io import CheckpointError
-from .metadata import ModelMetadata
 
 __all__ = [
     "Architecture",
@@ -149,9 +150,9 @@ def pretrained_windows_from_metadata(
     metadata: Mapping[str, Any] | None, num_stages: int
 ) -> tuple[WindowSize, ...] | None:
     """Per-stage windows a 3D checkpoint of this package records beside its tensors (see
-    :mod:`.metadata`: a ``videoswinv2 inflate`` safetensors header, or a ``VideoClassifier``
+    :mod:`videoswinv2.record`: a ``videoswinv2 inflate`` safetensors header, or a ``VideoClassifier``
     Lightning checkpoint's ``model_kwargs``). None when it records none (or not one per stage)."""
-    windows = ModelMetadata.from_file_entries(metadata).pretrained_window_sizes
+    windows = ModelRecord.from_file_entries(metadata).pretrained_window_sizes
     if not isinstance(windows, (list, tuple)) or len(windows) != num_stages:
         return None
     return tuple(w if isinstance(w, int) else tuple(int(v) for v in w) for w in windows)

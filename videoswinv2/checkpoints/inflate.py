@@ -26,6 +26,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from videoswinv2.record import ARCHITECTURE_FIELDS, closest_variant
+
 from .architecture import WindowSize, infer_architecture
 from .checkpoint import Checkpoint, read_checkpoint
 from .io import CheckpointError, PathLike
@@ -276,8 +278,6 @@ def _error_message(
         lines += [f"  checkpoint: {ckpt.describe()}", f"  model:      {model_arch.describe()}"]
         statements += [f"checkpoint: {ckpt.describe()}", f"model: {model_arch.describe()}"]
         if model_arch.describe() != ckpt.describe():
-            from videoswinv2.models.factory import ARCHITECTURE_FIELDS, closest_variant
-
             name, overrides = closest_variant(**{key: getattr(ckpt, key) for key in ARCHITECTURE_FIELDS})
             call = ", ".join([repr(name), *(f"{key}={value}" for key, value in overrides.items())])
             lines.append(f"  -> the checkpoint fits create_model({call})")

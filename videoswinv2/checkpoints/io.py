@@ -24,6 +24,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from videoswinv2.errors import CheckpointError
+
 __all__ = ["CheckpointError", "RawCheckpoint", "read_raw_checkpoint", "unwrap_state_dict", "save_state_dict"]
 
 PathLike = str | os.PathLike
@@ -37,10 +39,6 @@ HF_WEIGHT_FILES = (
 )
 # Keys under which training scripts nest the weights (official Swin: 'model'; Lightning: 'state_dict').
 WRAPPER_KEYS = ("model", "state_dict", "module")
-
-
-class CheckpointError(ValueError):
-    """A file that cannot be used as a 2D SwinV2 checkpoint; the message says why."""
 
 
 @dataclass(frozen=True)

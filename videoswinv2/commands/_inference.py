@@ -12,13 +12,13 @@ from typing import Any
 from videoswinv2.checkpoints.io import CheckpointError
 from videoswinv2.data.decoding import DECODERS
 from videoswinv2.data.view_stream import Task
-from videoswinv2.data.views import EvalViews
 from videoswinv2.inference.engine import keep_freed_memory, predict_videos, resolve_accelerator
 from videoswinv2.inference.inputs import collect_videos
 from videoswinv2.inference.loading import LoadedModel, load_model
 from videoswinv2.inference.outputs import file_sha256
 from videoswinv2.inference.precision import PRECISIONS, choose_precision, cpu_flags
 from videoswinv2.inference.writers import ResultWriter
+from videoswinv2.record import EvalViews
 
 INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
 

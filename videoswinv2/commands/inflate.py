@@ -17,7 +17,15 @@ from videoswinv2.checkpoints import (
     read_2d_checkpoint,
     save_state_dict,
 )
-from videoswinv2.checkpoints.metadata import ModelMetadata
+from videoswinv2.models import create_model
+from videoswinv2.record import (
+    ARCHITECTURE_FIELDS,
+    VARIANTS,
+    ModelRecord,
+    closest_variant,
+    list_models,
+    variant_differences,
+)
 
 __all__ = ["add_arguments", "parse_window_sizes", "run"]
 
@@ -93,9 +101,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Inflate ``args.src`` into a ``args.model`` state dict at ``args.dst``; print the report. Exit code."""
-    # Lazily: the model factory imports the checkpoints package.
-    from videoswinv2.models.factory import ARCHITECTURE_FIELDS, MODEL_CONFIGS, create_model, list_models
-
     # Checked first: reading and inflating take a while, and nothing the user has may be replaced.
     src, dst = Path(args.src), Path(args.dst)
     if dst.exists() and src.exists() and dst.resolve() == src.resolve():
@@ -108,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         return _error(f"cannot write {dst}: the folder {dst.parent} does not exist", USAGE)
     if not src.exists():
         return _error(f"{src}: no such checkpoint file or folder", USAGE)
-    if args.model not in MODEL_CONFIGS:
+    if args.model not in VARIANTS:
         return _error(f"unknown model {args.model!r}: choose one of {', '.join(list_models())}", USAGE)
     overrides = {k: getattr(args, k) for k in ARCHITECTURE_FIELDS if getattr(args, k) is not None}
     try:
@@ -129,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         model.load_state_dict(state_dict, strict=True)  # the file must load exactly like this
     except ValueError as err:  # CheckpointError, InflationError
         return _error(str(err), FAILED)
-    metadata = ModelMetadata(
+    metadata = ModelRecord(
         model=args.model,
         num_classes=args.num_classes,
         model_kwargs={**overrides, "pretrained_window_sizes": windows},
@@ -154,8 +159,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _architecture_mismatch(ckpt: Checkpoint, model: str, overrides: dict[str, Any]) -> str | None:
     """Why ``ckpt`` cannot fit ``model`` with ``overrides``, naming the flags that would fit, or None."""
-    from videoswinv2.models.factory import ARCHITECTURE_FIELDS, closest_variant, variant_differences
-
     held = {key: getattr(ckpt, key) for key in ARCHITECTURE_FIELDS}
     differs = variant_differences(model, overrides, **held)
     if not differs:

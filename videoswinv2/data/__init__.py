@@ -15,7 +15,6 @@ from videoswinv2.data.annotation_formats import (
 from videoswinv2.data.annotations import (
     Annotations,
     VideoRecord,
-    kinetics400_classes,
     read_class_folders,
     read_class_names,
     read_kinetics_csv,
@@ -47,27 +46,23 @@ from videoswinv2.data.synthetic import (
     make_synthetic_dataset,
 )
 from videoswinv2.data.transforms import (
-    VIDEO_SWIN_MEAN,
-    VIDEO_SWIN_STD,
     EvalTransform,
     TrainTransform,
     normalize,
 )
 from videoswinv2.data.unlabelled import UnlabelledVideoDataModule, unlabelled_videos
-from videoswinv2.data.views import EvalViews
+from videoswinv2.data.views import load_views
 
 __all__ = [
     "ANNOTATION_FORMATS",
     "SSV2_MIRRORED_CLASSES",
     "SYNTHETIC_CLASSES",
-    "VIDEO_SWIN_MEAN",
-    "VIDEO_SWIN_STD",
     "Annotations",
     "BrokenVideoLogger",
     "ClipSpec",
     "DecoderName",
     "EvalTransform",
-    "EvalViews",
+    "load_views",
     "KineticsDataModule",
     "ResumableSampler",
     "SampleKey",
@@ -86,7 +81,6 @@ __all__ = [
     "dataset_classes",
     "detect_format",
     "evaluation_clips",
-    "kinetics400_classes",
     "make_synthetic_dataset",
     "normalize",
     "open_video",

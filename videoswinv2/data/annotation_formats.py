@@ -38,7 +38,6 @@ from videoswinv2.data.annotations import (
     VideoRecord,
     existing_videos,
     index_videos,
-    kinetics400_classes,
     read_class_folders,
     read_class_names,
     read_kinetics_csv,
@@ -46,6 +45,7 @@ from videoswinv2.data.annotations import (
     report_missing,
 )
 from videoswinv2.errors import UsageError
+from videoswinv2.record import kinetics400_classes
 
 log = logging.getLogger(__name__)
 

@@ -59,13 +59,6 @@ def find_videos(root: Path, suffixes: Iterable[str] = VIDEO_EXTENSIONS) -> Itera
                 yield Path(folder, name).relative_to(root)
 
 
-def kinetics400_classes() -> list[str]:
-    """The 400 Kinetics-400 class names in their standard (alphabetical) order."""
-    from torchvision.models._meta import _KINETICS400_CATEGORIES
-
-    return list(_KINETICS400_CATEGORIES)
-
-
 _NUMBERED = re.compile(r"(\d+)\s+(\S.*)")
 
 

@@ -37,9 +37,10 @@ from videoswinv2.data.sampling import ResumableSampler
 from videoswinv2.data.synthetic import SyntheticSpec, make_synthetic_dataset
 from videoswinv2.data.transforms import EvalTransform, TrainTransform
 from videoswinv2.data.view_stream import VideoViews, video_tasks, view_loader
-from videoswinv2.data.views import EvalViews
+from videoswinv2.data.views import check_views
 from videoswinv2.data.workers import outlive_job_signals
 from videoswinv2.errors import UsageError
+from videoswinv2.record import EvalViews
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +195,7 @@ class KineticsDataModule(pl.LightningDataModule):
             self.hparams["synthetic"] = dataclasses.asdict(synthetic)
         self._data_root = data_root
         self.clip = ClipSpec(num_frames, frame_interval, target_fps, frame_sampling, short_video)
-        EvalViews.from_datamodule(self.hparams)  # checks the test settings now, not at the first test
+        check_views(self.test_views)  # checks the test settings now, not at the first test
         self.synthetic = synthetic
         self._classes: list[str] | None = None
         self.datasets: dict[str, Dataset | list[VideoViews]] = {}

@@ -28,7 +28,8 @@ from videoswinv2.data.clip_planning import ClipSpec
 from videoswinv2.data.decoding import DecoderName, VideoDecodeError, open_video
 from videoswinv2.data.transforms import normalize, resize_short_side, three_crop_windows
 from videoswinv2.data.view_stream import Finished, Item
-from videoswinv2.data.views import EvalViews
+from videoswinv2.data.views import clip_spec
+from videoswinv2.record import EvalViews
 
 CROP_CHOICES = (1, 3)
 
@@ -55,7 +56,7 @@ class TimelineSpec:
     @classmethod
     def from_views(cls, views: EvalViews, stride_s: float, crops: int = 1) -> TimelineSpec:
         """The clip, sizes and decoder of a model's evaluation views."""
-        return cls(views.clip, stride_s, views.short_side, views.crop_size, crops, views.decoder)
+        return cls(clip_spec(views), stride_s, views.short_side, views.crop_size, crops, views.decoder)
 
 
 def plan_windows(total: int, fps: float, clip: ClipSpec, stride_s: float) -> list[list[int]]:

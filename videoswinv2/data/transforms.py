@@ -12,12 +12,10 @@ from einops import rearrange
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-# Video Swin (mmaction2) normalisation, on the 0..255 scale.
-VIDEO_SWIN_MEAN = (123.675, 116.28, 103.53)
-VIDEO_SWIN_STD = (58.395, 57.12, 57.375)
+from videoswinv2.record import INPUT_MEAN, INPUT_STD
 
-_SCALE = torch.tensor([1.0 / s for s in VIDEO_SWIN_STD]).view(3, 1, 1, 1)
-_SHIFT = torch.tensor([-m / s for m, s in zip(VIDEO_SWIN_MEAN, VIDEO_SWIN_STD, strict=True)]).view(3, 1, 1, 1)
+_SCALE = torch.tensor([1.0 / s for s in INPUT_STD]).view(3, 1, 1, 1)
+_SHIFT = torch.tensor([-m / s for m, s in zip(INPUT_MEAN, INPUT_STD, strict=True)]).view(3, 1, 1, 1)
 
 
 def as_video(frames: torch.Tensor) -> tv_tensors.Video:

@@ -24,7 +24,8 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from videoswinv2.data.decoding import VideoDecodeError
-from videoswinv2.data.views import EvalViews
+from videoswinv2.data.views import iter_clip_views
+from videoswinv2.record import EvalViews
 
 ViewBatch = dict[str, Any]
 
@@ -87,7 +88,7 @@ class VideoViews:
 
     def __iter__(self) -> Iterator[tuple[Item, torch.Tensor]]:
         item = self.failure_item()
-        for three in self.views.iter_clip_views(self.video):
+        for three in iter_clip_views(self.views, self.video):
             yield item, three
 
 

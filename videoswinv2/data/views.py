@@ -1,125 +1,63 @@
-"""``EvalViews``: how a video is seen at evaluation time, in one place.
-
-The data module's test set, a checkpoint (through the data module's saved hyper-parameters) and
-``videoswinv2 predict`` / ``extract-features`` all build their views from this one dataclass: N
-temporal clips spread over the video, each resized to ``short_side`` and cut into three square
+"""Reading a video by its :class:`~videoswinv2.record.EvalViews`: the data module's test set,
+multi-view validation and ``videoswinv2 predict`` / ``extract-features`` all see a video this way:
+N temporal clips spread over the video, each resized to ``short_side`` and cut into three square
 crops along the long side, so ``3 * N`` views per video.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, fields
-from typing import Any
+from collections.abc import Iterator
 
 import torch
 
-from videoswinv2.data.clip_planning import ClipPlacement, ClipSpec, Sampling, ShortVideo, evaluation_clips
-from videoswinv2.data.decoding import DECODERS, DecoderName, open_video
+from videoswinv2.data.clip_planning import ClipSpec, evaluation_clips
+from videoswinv2.data.decoding import DECODERS, open_video
 from videoswinv2.data.transforms import resize_short_side, three_crop_views
-
-CROPS_PER_CLIP = 3
-
-# KineticsDataModule's argument -> EvalViews field: the test split's view settings.
-_DATAMODULE_ARGUMENTS = {
-    "num_test_clips": "num_clips",
-    "num_frames": "num_frames",
-    "frame_interval": "frame_interval",
-    "target_fps": "target_fps",
-    "test_short_side": "short_side",
-    "test_crop_size": "crop_size",
-    "decoder": "decoder",
-    "frame_sampling": "sampling",
-    "short_video": "short_video",
-    "test_clip_placement": "clip_placement",
-}
+from videoswinv2.record import EvalViews
 
 
-@dataclass(frozen=True)
-class EvalViews:
-    """``num_clips`` clips of ``num_frames`` frames (one every ``frame_interval``, counted at
-    ``target_fps`` if given, or one per segment with ``sampling="segments"``), placed as
-    ``clip_placement`` says (see :func:`~videoswinv2.data.clip_planning.evaluation_clips`), short
-    side resized to ``short_side``, three ``crop_size`` crops each."""
+def clip_spec(views: EvalViews) -> ClipSpec:
+    """The clip of each view."""
+    return ClipSpec(
+        views.num_frames, views.frame_interval, views.target_fps, views.sampling, views.short_video
+    )
 
-    num_clips: int = 4
-    num_frames: int = 32
-    frame_interval: int = 2
-    target_fps: float | None = None
-    short_side: int = 224
-    crop_size: int = 224
-    decoder: DecoderName = "pyav"
-    sampling: Sampling = "interval"
-    short_video: ShortVideo = "repeat_last"
-    clip_placement: ClipPlacement = "uniform"
 
-    def __post_init__(self) -> None:
-        for name in ("num_clips", "num_frames", "frame_interval", "short_side", "crop_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.crop_size > self.short_side:
-            raise ValueError(f"crop_size {self.crop_size} is larger than short_side {self.short_side}")
-        if self.decoder not in DECODERS:
-            raise ValueError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
-        evaluation_clips(1, 30.0, self.clip, self.num_clips, self.clip_placement)  # checks the rest
+def check_views(views: EvalViews) -> EvalViews:
+    """``views``, once its decoder, sampling and placement names are known ones (ValueError)."""
+    if views.decoder not in DECODERS:
+        raise ValueError(f"decoder must be one of {DECODERS}, got {views.decoder!r}")
+    evaluation_clips(1, 30.0, clip_spec(views), views.num_clips, views.clip_placement)  # checks the rest
+    return views
 
-    @property
-    def clip(self) -> ClipSpec:
-        return ClipSpec(
-            self.num_frames, self.frame_interval, self.target_fps, self.sampling, self.short_video
+
+def decode_views(views: EvalViews, path: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode what the views of ``path`` need, each frame once even where clips overlap.
+
+    Returns the resized frames ``(U, C, H, W)`` uint8 (short side ``short_side``) and the clips as
+    indices into them, ``(num_clips, num_frames)``. Raises
+    :class:`~videoswinv2.data.decoding.VideoDecodeError` if the video cannot be read.
+    """
+    with open_video(path, views.decoder) as reader:
+        clips = evaluation_clips(
+            reader.num_frames, reader.fps, clip_spec(views), views.num_clips, views.clip_placement
         )
+        unique = sorted({i for clip in clips for i in clip})
+        frames = resize_short_side(reader.read(unique), views.short_side)
+    position = {frame: k for k, frame in enumerate(unique)}
+    return frames, torch.tensor([[position[i] for i in clip] for clip in clips])
 
-    @property
-    def num_views(self) -> int:
-        return CROPS_PER_CLIP * self.num_clips
 
-    @classmethod
-    def from_datamodule(cls, hparams: Mapping[str, Any]) -> EvalViews:
-        """The test views of ``KineticsDataModule`` hyper-parameters (the data module's, or those a
-        Lightning checkpoint saved); settings not given take the data module's defaults."""
-        from videoswinv2.data.datamodule import KineticsDataModule
+def load_views(views: EvalViews, path: str) -> torch.Tensor:
+    """All views of ``path``: ``(V, C, T, crop, crop)`` float, clip-major (clip0-crop0,
+    clip0-crop1, clip0-crop2, clip1-crop0, ...), normalised."""
+    frames, clips = decode_views(views, path)
+    return three_crop_views(frames, clips, views.crop_size)
 
-        defaults = inspect.signature(KineticsDataModule).parameters
-        return cls(
-            **{
-                ours: hparams.get(theirs, defaults[theirs].default)
-                for theirs, ours in _DATAMODULE_ARGUMENTS.items()
-            }
-        )
 
-    def overridden(self, **changes: Any) -> EvalViews:
-        """A copy with the fields in ``changes`` that are not None replaced."""
-        known = {f.name for f in fields(self)}
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        values.update({k: v for k, v in changes.items() if v is not None and k in known})
-        return EvalViews(**values)
-
-    def decode(self, path: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Decode what the views of ``path`` need, each frame once even where clips overlap.
-
-        Returns the resized frames ``(U, C, H, W)`` uint8 (short side ``short_side``) and the
-        clips as indices into them, ``(num_clips, num_frames)``. Raises
-        :class:`~videoswinv2.data.decoding.VideoDecodeError` if the video cannot be read.
-        """
-        with open_video(path, self.decoder) as reader:
-            clips = evaluation_clips(
-                reader.num_frames, reader.fps, self.clip, self.num_clips, self.clip_placement
-            )
-            unique = sorted({i for clip in clips for i in clip})
-            frames = resize_short_side(reader.read(unique), self.short_side)
-        position = {frame: k for k, frame in enumerate(unique)}
-        return frames, torch.tensor([[position[i] for i in clip] for clip in clips])
-
-    def load(self, path: str) -> torch.Tensor:
-        """All views of ``path``: ``(V, C, T, crop, crop)`` float, clip-major (clip0-crop0,
-        clip0-crop1, clip0-crop2, clip1-crop0, ...), normalised."""
-        frames, clips = self.decode(path)
-        return three_crop_views(frames, clips, self.crop_size)
-
-    def iter_clip_views(self, path: str) -> Iterator[torch.Tensor]:
-        """The same views as :meth:`load`, one clip's ``(3, C, T, crop, crop)`` at a time, so
-        memory holds the decoded frames and one clip's views whatever ``num_clips`` is."""
-        frames, clips = self.decode(path)
-        for clip in clips:
-            yield three_crop_views(frames, clip[None], self.crop_size)
+def iter_clip_views(views: EvalViews, path: str) -> Iterator[torch.Tensor]:
+    """The same views as :func:`load_views`, one clip's ``(3, C, T, crop, crop)`` at a time, so
+    memory holds the decoded frames and one clip's views whatever ``num_clips`` is."""
+    frames, clips = decode_views(views, path)
+    for clip in clips:
+        yield three_crop_views(frames, clip[None], views.crop_size)

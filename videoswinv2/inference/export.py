@@ -4,7 +4,7 @@ ExportedProgram (``.pt2``), checked against PyTorch before it is kept.
 The exported function is the backbone's ``forward``: clips ``(B, 3, T, H, W)`` float32,
 normalised as in training, to logits ``(B, num_classes)``; T, H and W are fixed to the model's
 evaluation clip, B is dynamic. The file carries the package's metadata (model, class names,
-views) and the input's preprocessing (:mod:`videoswinv2.checkpoints.metadata`).
+views) and the input's preprocessing (:mod:`videoswinv2.record`).
 
 How it is exported, and why:
 
@@ -27,8 +27,8 @@ from pathlib import Path
 
 import torch
 
-from videoswinv2.checkpoints.metadata import PT2_EXTRA_FILE, preprocessing_strings
 from videoswinv2.inference.loading import LoadedModel
+from videoswinv2.record import PT2_EXTRA_FILE, preprocessing_strings
 
 FORMATS = ("onnx", "pt2")
 MAX_ABS_DIFF = 1e-4  # fp32 logits, exported vs eager
@@ -55,7 +55,7 @@ def metadata_strings(loaded: LoadedModel) -> dict[str, str]:
     hparams = loaded.module.hparams
     views = asdict(loaded.views)
     metadata = replace(
-        loaded.metadata,
+        loaded.record,
         model=hparams.model,
         num_classes=hparams.num_classes,
         model_kwargs=dict(hparams.model_kwargs or {}),

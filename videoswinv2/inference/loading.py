@@ -1,26 +1,25 @@
 """The model a command runs: a Lightning checkpoint of ``VideoClassifier`` (or, for features, of
 ``MaskedVideoPretraining``), or a plain state dict.
 
-What a file says about its model (name, arguments, class names, views) is read by
-:mod:`videoswinv2.checkpoints.metadata`. A Lightning checkpoint is loaded with
+What a file says about its model (name, arguments, class names, views) is its
+:class:`~videoswinv2.record.ModelRecord`, read by :mod:`videoswinv2.checkpoints.records`. A Lightning checkpoint is loaded with
 ``VideoClassifier.load_from_checkpoint`` and brings its class names and evaluation views. A plain
 state dict (a ``videoswinv2 inflate`` output, ``.pth`` or ``.safetensors``) needs the model name
 (``--model``, or the name its safetensors header carries); its views are those the header
-records, else the data module's defaults.
+records, else the default views (the Kinetics recipe's).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from videoswinv2.checkpoints.io import CheckpointError, read_raw_checkpoint
-from videoswinv2.checkpoints.metadata import LIGHTNING_KEY, PRETRAINING_KEY, ModelMetadata
-from videoswinv2.data.annotations import kinetics400_classes, read_class_names
-from videoswinv2.data.views import EvalViews
+from videoswinv2.checkpoints.records import read_lightning_checkpoint
+from videoswinv2.data.annotations import read_class_names
+from videoswinv2.record import EvalViews, ModelRecord, kinetics400_classes
 from videoswinv2.training.module import VideoClassifier
 from videoswinv2.training.pretraining import MaskedVideoPretraining
 
@@ -34,19 +33,7 @@ class LoadedModel:
     classes: list[str]
     views: EvalViews
     untrained_head: str | None = None
-    metadata: ModelMetadata = field(default_factory=ModelMetadata)
-
-
-def _lightning_checkpoint(path: Path) -> dict[str, Any] | None:
-    """The checkpoint dict (tensors memory-mapped) if ``path`` is a Lightning checkpoint of
-    ``VideoClassifier`` or ``MaskedVideoPretraining``, else None."""
-    if path.suffix == ".safetensors" or not path.is_file():
-        return None
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:
-        return None  # not a checkpoint of ours: read_raw_checkpoint gives the precise error
-    return obj if isinstance(obj, dict) and LIGHTNING_KEY in obj and "state_dict" in obj else None
+    record: ModelRecord = field(default_factory=ModelRecord)
 
 
 def _fresh_head(state_dict: dict[str, torch.Tensor], prefix: str = "") -> bool:
@@ -63,15 +50,15 @@ def load_model(
     path = Path(ckpt)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    lightning_ckpt = _lightning_checkpoint(path)
+    lightning_ckpt = read_lightning_checkpoint(path)
     untrained = None
     if lightning_ckpt is not None:
-        metadata = ModelMetadata.from_lightning(lightning_ckpt)
-        if model is not None and model != metadata.model:
+        record = ModelRecord.from_lightning(lightning_ckpt)
+        if model is not None and model != record.model:
             raise ValueError(
-                f"--model {model} disagrees with {path}, a {metadata.model} checkpoint: drop --model"
+                f"--model {model} disagrees with {path}, a {record.model} checkpoint: drop --model"
             )
-        pretraining = PRETRAINING_KEY in lightning_ckpt
+        pretraining = record.pretraining
         if pretraining and need_head:
             raise CheckpointError(
                 f"{path} is a masked-pretraining checkpoint: it has no classifier. Fine-tune it first "
@@ -87,12 +74,12 @@ def load_model(
         raw = read_raw_checkpoint(path)
         state_dict = raw.tensors
         # Only a safetensors header records the model (`videoswinv2 inflate` writes it there).
-        metadata = (
-            ModelMetadata.from_strings(raw.metadata, str(path))
+        record = (
+            ModelRecord.from_strings(raw.metadata, str(path))
             if path.suffix == ".safetensors"
-            else ModelMetadata()
+            else ModelRecord()
         )
-        name = model or metadata.model
+        name = model or record.model
         if name is None:
             raise CheckpointError(f"{path} is a plain state dict: say which model it is with --model")
         if "head.fc.weight" not in state_dict:
@@ -100,22 +87,22 @@ def load_model(
                 f"{path} has no head.fc.weight: it is not a videoswinv2 classifier state dict"
             )
         num_classes = state_dict["head.fc.weight"].shape[0]
-        module = VideoClassifier(name, num_classes=num_classes, model_kwargs=dict(metadata.model_kwargs))
+        module = VideoClassifier(name, num_classes=num_classes, model_kwargs=dict(record.model_kwargs))
         module.backbone.load_state_dict(state_dict, strict=True)
-        if metadata.source is not None:
+        if record.source is not None:
             untrained = (
-                f"{path} was inflated from the 2D image checkpoint {metadata.source}: its classifier "
+                f"{path} was inflated from the 2D image checkpoint {record.source}: its classifier "
                 "was never trained on video classes"
             )
         elif _fresh_head(state_dict):
             untrained = f"{path} holds a classifier that was never trained (its bias is still zero)"
-    views = EvalViews(**metadata.views) if metadata.views else EvalViews()
+    views = record.eval_views
     num_classes = module.hparams.get("num_classes", 0)  # a pretraining module has no classifier
-    classes = read_class_names(classes_file) if classes_file is not None else list(metadata.classes)
+    classes = read_class_names(classes_file) if classes_file is not None else list(record.classes)
     if need_head and not classes:
         if num_classes != 400:
             raise ValueError(f"the model has {num_classes} classes: name them with --classes FILE")
         classes = kinetics400_classes()
     if need_head and len(classes) != num_classes:
         raise ValueError(f"{len(classes)} class names for a model with {num_classes} classes")
-    return LoadedModel(module.eval(), classes, views, untrained, metadata)
+    return LoadedModel(module.eval(), classes, views, untrained, record)

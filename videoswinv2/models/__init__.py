@@ -1,8 +1,10 @@
-from .factory import MODEL_CONFIGS, create_model, list_models
+from videoswinv2.record import VARIANTS, list_models
+
+from .factory import create_model
 from .swin_transformer_v2_3d import SwinTransformerV2_3D, SwinV2Block3D, WindowAttention3D
 
 __all__ = [
-    "MODEL_CONFIGS",
+    "VARIANTS",
     "SwinTransformerV2_3D",
     "SwinV2Block3D",
     "WindowAttention3D",

@@ -16,10 +16,10 @@ from lightning.pytorch.utilities import rank_zero_warn
 from videoswinv2.checkpoints import load_pretrained
 from videoswinv2.checkpoints.inflate import InflationError
 from videoswinv2.checkpoints.io import CheckpointError
-from videoswinv2.checkpoints.metadata import LIGHTNING_KEY, ModelMetadata
 from videoswinv2.data.sampling import derive_seed
 from videoswinv2.errors import UsageError
 from videoswinv2.models.swin_transformer_v2_3d import SwinTransformerV2_3D
+from videoswinv2.record import LIGHTNING_KEY, ModelRecord
 
 from .evaluation import Result, ViewGatherer
 from .nonfinite import NonFiniteSteps
@@ -187,7 +187,7 @@ class BackboneModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
         views = getattr(datamodule, "test_views", None)
-        metadata = ModelMetadata(
+        metadata = ModelRecord(
             classes=tuple(getattr(datamodule, "classes", None) or ()), views=asdict(views) if views else None
         )
         checkpoint[LIGHTNING_KEY] = metadata.lightning_entry()
@@ -218,9 +218,9 @@ class BackboneModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # The windows the weights were trained with, whatever the config rebuilding the model says.
-        kwargs = checkpoint.get("hyper_parameters", {}).get("model_kwargs") or {}
-        if kwargs.get("pretrained_window_sizes") is not None:
-            self._use_pretrained_window_sizes(kwargs["pretrained_window_sizes"])
+        windows = ModelRecord.from_lightning(checkpoint).pretrained_window_sizes
+        if windows is not None:
+            self._use_pretrained_window_sizes(windows)
         self._weights_loaded = True
 
     def _use_pretrained_window_sizes(self, windows: Sequence[Any]) -> None:

@@ -11,7 +11,7 @@ from einops import rearrange
 from lightning.pytorch.loggers import TensorBoardLogger
 from torchvision.utils import make_grid, save_image
 
-from videoswinv2.data.transforms import VIDEO_SWIN_MEAN, VIDEO_SWIN_STD
+from videoswinv2.record import INPUT_MEAN, INPUT_STD
 
 # Masked regions are drawn mid-grey.
 _MASKED_GREY = 0.5
@@ -19,8 +19,8 @@ _MASKED_GREY = 0.5
 
 def to_pixels(clips: torch.Tensor) -> torch.Tensor:
     """Normalised ``(B, C, T, H, W)`` clips back to 0..1 pixels (Video Swin mean and std undone)."""
-    mean = clips.new_tensor(VIDEO_SWIN_MEAN).view(1, 3, 1, 1, 1) / 255
-    std = clips.new_tensor(VIDEO_SWIN_STD).view(1, 3, 1, 1, 1) / 255
+    mean = clips.new_tensor(INPUT_MEAN).view(1, 3, 1, 1, 1) / 255
+    std = clips.new_tensor(INPUT_STD).view(1, 3, 1, 1, 1) / 255
     return (clips * std + mean).clamp(0, 1)
 
 

@@ -18,8 +18,8 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from videoswinv2.checkpoints.metadata import PRETRAINING_KEY
 from videoswinv2.models import create_model
+from videoswinv2.record import PRETRAINING_KEY
 
 from .backbone import BackboneModule
 from .masking import (
