@@ -4,6 +4,7 @@ record is a leaf: no torch."""
 from __future__ import annotations
 
 import ast
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -75,3 +76,13 @@ def test_the_data_module_has_the_records_view_defaults() -> None:
     defaults = inspect.signature(KineticsDataModule).parameters
     for argument, field in DATAMODULE_VIEW_ARGUMENTS.items():
         assert defaults[argument].default == getattr(EvalViews, field), argument
+
+
+def test_the_architecture_picture_shows_the_imports_of_the_code() -> None:
+    from PIL import Image
+
+    spec = importlib.util.spec_from_file_location("import_graph", REPO / "docs" / "import_graph.py")
+    import_graph = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(import_graph)
+    drawn = Image.open(import_graph.OUT).text["Description"]
+    assert drawn == import_graph.edges_text(import_graph.layer_edges()), "run: python docs/import_graph.py"

@@ -262,14 +262,16 @@ def test_drop_path_is_active_in_training_only():
     assert not torch.allclose(model(x), model(x))
 
 
-def test_mask_and_table_cache_stays_bounded():
-    from videoswinv2.models import swin_transformer_v2_3d as swin
-
-    model = tiny_model().eval()
+def test_mask_and_table_cache_is_the_models_own_and_stays_bounded_in_bytes():
+    model, other = tiny_model().eval(), tiny_model().eval()
+    model.constants.max_bytes = 200_000
+    assert all(block.attn.constants is model.constants for stage in model.layers for block in stage.blocks)
     with torch.no_grad():
         for size in range(12, 60, 2):  # 24 input sizes, each with its own masks
             model(torch.randn(1, 3, 2, size, size))
-    assert len(swin._device_cache) <= swin._DEVICE_CACHE_SIZE
+    assert 0 < model.constants.nbytes <= 200_000 and other.constants.nbytes == 0
+    model.constants.clear()
+    assert model.constants.nbytes == 0
 
 
 def test_pretrained_windows_default_to_none_per_stage_and_can_be_set_later():
@@ -290,10 +292,7 @@ def test_pretrained_windows_default_to_none_per_stage_and_can_be_set_later():
 
 
 def test_a_forward_under_inference_mode_leaves_nothing_that_breaks_training():
-    from videoswinv2.models import swin_transformer_v2_3d as swin
-
-    swin._device_cache.clear()  # the inference-mode forward below builds every cached tensor
-    model = randomise_(tiny_model())
+    model = randomise_(tiny_model())  # a fresh cache: the inference-mode forward builds every tensor
     x = torch.randn(1, 3, 4, 24, 24)
     with torch.inference_mode():
         model.eval()(x)

@@ -17,7 +17,6 @@ from torch.utils.data import DataLoader
 
 from videoswinv2 import create_model
 from videoswinv2.checkpoints import InflationError, load_pretrained, read_checkpoint, save_state_dict
-from videoswinv2.models import swin_transformer_v2_3d
 from videoswinv2.training import VideoClassifier
 
 # A 2-stage model on 4 x 32 x 32 clips: tokens 2 x 8 x 8, then 2 x 4 x 4.
@@ -180,13 +179,14 @@ def test_a_trained_model_is_rebuilt_from_its_checkpoint_alone(trained_run, offic
 def test_validate_then_fit_in_one_process(official_2d):
     """validate / test / predict run under inference_mode; the coordinate tables, indices and
     masks they cache must still serve a training step afterwards."""
-    swin_transformer_v2_3d._device_cache.clear()  # so that validate builds the cached tensors
+    # A fresh model: validate builds the cached tensors.
     module, run = classifier(pretrained=str(official_2d)), trainer(max_steps=2, limit_val_batches=None)
     run.validate(module, clips())
     seen = BackboneAtFirstStep()
     trainer(max_steps=2, callbacks=[seen]).fit(module, clips())
     assert seen.windows == WINDOWS_2D  # the pretrained weights were loaded by the fit
-    assert not any(t.is_inference() for t in swin_transformer_v2_3d._device_cache.values() if t is not None)
+    cached = module.backbone.constants.tensors()
+    assert cached and not any(t.is_inference() for t in cached)
 
 
 class RestoreAfterSetup(SingleDeviceStrategy):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import lightning.pytorch as pl
 import torch
@@ -70,28 +71,41 @@ def predict_videos(
     Returns the trainer, whose ``is_global_zero`` says which process may report. Ctrl-C raises
     ``KeyboardInterrupt`` once the writer has closed its files (Lightning itself would exit 1).
     """
-    for name in ("lightning.pytorch", "lightning.fabric"):  # "GPU available: ..." is noise here
-        logging.getLogger(name).setLevel(logging.WARNING)
-    trainer = pl.Trainer(
-        accelerator=accelerator,
-        devices=devices,
-        strategy="ddp" if devices > 1 else "auto",
-        precision=LIGHTNING_PRECISION[precision],
-        callbacks=[writer],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,  # the writer's bar counts videos, Lightning's would count batches
-        enable_model_summary=False,
-        use_distributed_sampler=False,  # the stream shards the videos itself
-    )
-    data = VideoListData(tasks, batch_size or default_batch_size(accelerator), num_workers)
-    handler = signal.getsignal(signal.SIGINT)
+    with _lightning_quiet():  # "GPU available: ..." is noise here
+        trainer = pl.Trainer(
+            accelerator=accelerator,
+            devices=devices,
+            strategy="ddp" if devices > 1 else "auto",
+            precision=LIGHTNING_PRECISION[precision],
+            callbacks=[writer],
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,  # the writer's bar counts videos, Lightning's would count batches
+            enable_model_summary=False,
+            use_distributed_sampler=False,  # the stream shards the videos itself
+        )
+        data = VideoListData(tasks, batch_size or default_batch_size(accelerator), num_workers)
+        handler = signal.getsignal(signal.SIGINT)
+        try:
+            trainer.predict(module, datamodule=data, return_predictions=False)
+        except SystemExit:
+            if trainer.interrupted:  # Lightning's answer to Ctrl-C: callbacks told, then exit(1)
+                raise KeyboardInterrupt from None
+            raise
+        finally:
+            signal.signal(signal.SIGINT, handler)  # Lightning ignores further Ctrl-C after the first
+        return trainer
+
+
+@contextlib.contextmanager
+def _lightning_quiet() -> Iterator[None]:
+    """Lightning's loggers at WARNING while inside; their levels as they were afterwards."""
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
     try:
-        trainer.predict(module, datamodule=data, return_predictions=False)
-    except SystemExit:
-        if trainer.interrupted:  # Lightning's answer to Ctrl-C: callbacks told, then exit(1)
-            raise KeyboardInterrupt from None
-        raise
+        yield
     finally:
-        signal.signal(signal.SIGINT, handler)  # Lightning ignores further Ctrl-C after the first
-    return trainer
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from videoswinv2 import __version__
+from videoswinv2.training.evaluation import FAILED, OK
 
-OK, FAILED = "ok", "failed"
 RECORD_SUFFIX = ".videoswinv2.json"
 
 

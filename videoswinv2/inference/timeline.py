@@ -24,9 +24,9 @@ from tqdm.auto import tqdm
 
 from videoswinv2.data.timeline import TimelineSpec, TimelineTask
 from videoswinv2.inference.inputs import mirrored_path
-from videoswinv2.inference.outputs import OK, RowFile, check_row_file, claim, is_jsonl, read_rows, resolved
+from videoswinv2.inference.outputs import RowFile, check_row_file, claim, is_jsonl, read_rows, resolved
 from videoswinv2.inference.writers import ResultWriter
-from videoswinv2.training.evaluation import FAILED, Result, RowSchema, row_top
+from videoswinv2.training.evaluation import FAILED, OK, Result, RowSchema, row_top
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

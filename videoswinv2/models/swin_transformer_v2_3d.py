@@ -105,32 +105,47 @@ def shifted_window_mask(feat_size: Triple, window: Triple, shift: Triple) -> tor
     return (mask.float() * MASKED_LOGIT).unsqueeze(1)
 
 
-# Masks of a 32x224x224 clip reach ~80 MB, so the cache is bounded (least recently used goes).
-_DEVICE_CACHE_SIZE = 32
-_device_cache: OrderedDict[tuple, torch.Tensor | None] = OrderedDict()
+class ConstantCache:
+    """Tensors that follow from shapes alone (coordinate tables, index maps, shifted-window masks),
+    built once per (function, arguments, device) and shared by the blocks of one model.
 
-
-def _on_device(fn, *args, device: torch.device) -> torch.Tensor | None:
-    """``fn(*args)`` built once per (arguments, device) and kept there while recently used.
-
-    The cached tensor is shared by every later call, so it is built as a plain constant: outside
-    ``inference_mode`` (an inference tensor could never be saved for backward by a later training
-    step) and without autograd history.
+    Bounded in bytes: the masks of a 32x224x224 clip reach ~80 MB, so the least recently used
+    tensors go once ``max_bytes`` is passed. Each tensor is built as a plain constant: outside
+    ``inference_mode`` (an inference tensor could never be saved for backward by a later
+    training step) and without autograd history. Inside a compiled graph the cache is bypassed:
+    the graph computes (or constant-folds) the tensor itself, and filling the cache during the
+    first compiled step would force a recompile.
     """
-    if torch.compiler.is_compiling():
-        # A compiled graph computes (or constant-folds) it itself; the Python cache would break it.
-        value = fn(*args)
-        return None if value is None else value.to(device)
-    key = (fn.__name__, args, device)
-    if key in _device_cache:
-        _device_cache.move_to_end(key)
-        return _device_cache[key]
-    with torch.inference_mode(False), torch.no_grad():
-        value = fn(*args)
-        _device_cache[key] = None if value is None else value.to(device)
-    if len(_device_cache) > _DEVICE_CACHE_SIZE:
-        _device_cache.popitem(last=False)
-    return _device_cache[key]
+
+    def __init__(self, max_bytes: int = 256 * 2**20) -> None:
+        self.max_bytes = max_bytes
+        self._tensors: OrderedDict[tuple, torch.Tensor | None] = OrderedDict()
+
+    def get(self, fn, *args, device: torch.device) -> torch.Tensor | None:
+        """``fn(*args)`` on ``device``, from the cache when it is there."""
+        if torch.compiler.is_compiling():
+            value = fn(*args)
+            return None if value is None else value.to(device)
+        key = (fn.__name__, args, device)
+        if key in self._tensors:
+            self._tensors.move_to_end(key)
+            return self._tensors[key]
+        with torch.inference_mode(False), torch.no_grad():
+            value = fn(*args)
+            self._tensors[key] = None if value is None else value.to(device)
+        while self.nbytes > self.max_bytes and len(self._tensors) > 1:
+            self._tensors.popitem(last=False)
+        return self._tensors[key]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.nbytes for t in self._tensors.values() if t is not None)
+
+    def tensors(self) -> list[torch.Tensor]:
+        return [t for t in self._tensors.values() if t is not None]
+
+    def clear(self) -> None:
+        self._tensors.clear()
 
 
 class _SummedBias(NamedTuple):
@@ -138,7 +153,7 @@ class _SummedBias(NamedTuple):
 
     mask: torch.Tensor | None
     pretrained_window: Triple
-    cpb_versions: tuple[int, ...]
+    cpb_weights: tuple[torch.Tensor, ...]
     bias: torch.Tensor
 
 
@@ -179,11 +194,12 @@ class WindowAttention3D(nn.Module):
         # (window, dtype, device, autocast) -> summed bias; None while off (see
         # SwinTransformerV2_3D.cache_attention_bias).
         self.bias_cache: dict[tuple, _SummedBias] | None = None
+        self.constants = ConstantCache()  # the model's own replaces it (SwinTransformerV2_3D)
 
     def position_bias(self, window: Triple, device: torch.device) -> torch.Tensor:
         """Continuous position bias of an effective window, ``(heads, N, N)``."""
-        table = _on_device(relative_coords_table, window, self.pretrained_window, device=device)
-        index = _on_device(relative_position_index, window, device=device)
+        table = self.constants.get(relative_coords_table, window, self.pretrained_window, device=device)
+        index = self.constants.get(relative_position_index, window, device=device)
         bias = self.cpb_mlp(table.to(self.cpb_mlp[0].weight.dtype))  # ((2Wt-1)(2Wh-1)(2Ww-1), heads)
         bias = bias.index_select(0, index.flatten()).view(*index.shape, self.num_heads)
         return 16 * torch.sigmoid(bias.permute(2, 0, 1))
@@ -202,20 +218,22 @@ class WindowAttention3D(nn.Module):
         ):
             return self.position_bias(window, device).to(dtype), None if mask is None else mask.to(dtype)
         key = (window, dtype, device, torch.is_autocast_enabled(device.type))
-        # In-place updates of the weights (optimizer steps, load_state_dict) bump their versions.
-        versions = tuple(p._version for p in self.cpb_mlp.parameters())
         cached = self.bias_cache.get(key)
         if (
             cached is None
             or cached.mask is not mask
-            or (cached.pretrained_window, cached.cpb_versions) != (self.pretrained_window, versions)
+            or cached.pretrained_window != self.pretrained_window
+            # The MLP is small (~0.1% of the logits' size): comparing it catches every change of
+            # the weights (optimizer steps, load_state_dict, writes through .data).
+            or not all(map(torch.equal, cached.cpb_weights, self.cpb_mlp.parameters()))
         ):
             # A plain tensor (not an inference one): later no-grad passes outside inference_mode use it.
             with torch.inference_mode(False), torch.no_grad():
                 bias = self.position_bias(window, device).to(dtype)
                 # Contiguous: the broadcast sum comes out in a stride order the kernels would copy.
                 summed = bias if mask is None else (bias + mask.to(dtype)).contiguous()
-            cached = self.bias_cache[key] = _SummedBias(mask, self.pretrained_window, versions, summed)
+                weights = tuple(p.detach().clone() for p in self.cpb_mlp.parameters())
+            cached = self.bias_cache[key] = _SummedBias(mask, self.pretrained_window, weights, summed)
         return cached.bias, None
 
     def forward(self, x: torch.Tensor, window: Triple, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -306,7 +324,7 @@ class SwinV2Block3D(nn.Module):
         windows = rearrange(
             x, "b (nt wt) (nh wh) (nw ww) c -> b (nt nh nw) (wt wh ww) c", wt=wt, wh=wh, ww=ww
         )
-        mask = _on_device(shifted_window_mask, feat, window, shift, device=x.device)
+        mask = self.attn.constants.get(shifted_window_mask, feat, window, shift, device=x.device)
         windows = self.attn(windows, window, mask)
         x = rearrange(
             windows,
@@ -509,6 +527,10 @@ class SwinTransformerV2_3D(nn.Module):
                     nn.init.zeros_(norm.weight)
                     nn.init.zeros_(norm.bias)
         self.set_grad_checkpointing(grad_checkpointing)
+        # Shape-only tensors (tables, masks) of every block, one bounded cache per model.
+        self.constants = ConstantCache()
+        for attn in self._window_attentions():
+            attn.constants = self.constants
 
     def set_pretrained_window_sizes(
         self, pretrained_window_sizes: Sequence[int | Sequence[int]] | None
@@ -541,8 +563,8 @@ class SwinTransformerV2_3D(nn.Module):
         (evaluation, inference): that addition is as large as the attention logits (~9% of a bf16
         CPU forward of 3 clips, tiny, 32x224). The sums are kept (~0.3 GB in bf16 for tiny at
         32x224; off frees them), and weights changed in place (optimizer, ``load_state_dict``)
-        are noticed; writes through ``.data`` are not, so keep it off while changing weights that
-        way."""
+        are noticed (each block compares its small position-bias MLP with the one the sums came
+        from)."""
         for attn in self._window_attentions():
             attn.bias_cache = {} if enable else None
 

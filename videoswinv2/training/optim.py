@@ -10,14 +10,12 @@ import lightning as L
 import torch
 from torch import nn
 
-# Besides norms and biases, SwinV2's own parameters that must not be pulled towards zero.
-NO_DECAY_KEYWORDS = ("logit_scale", "cpb_mlp", "q_bias", "v_bias")
 
-
-def decays(name: str, param: nn.Parameter) -> bool:
-    """Whether weight decay applies: not to norms and biases (1-D), nor to SwinV2's attention
-    temperature, continuous-position-bias MLP and q/v biases."""
-    return param.ndim > 1 and not any(k in name for k in NO_DECAY_KEYWORDS)
+def no_decay_keywords(model: nn.Module) -> set[str]:
+    """What the model's parts say must not be pulled towards zero besides norms and biases (timm's
+    ``no_weight_decay_keywords``: SwinV2's attention temperature, position-bias MLP, q/v biases)."""
+    parts = (m for m in model.modules() if hasattr(m, "no_weight_decay_keywords"))
+    return set().union(*(m.no_weight_decay_keywords() for m in parts))
 
 
 def param_groups(
@@ -34,10 +32,12 @@ def param_groups(
     Swin uses 0.1 for a backbone inflated from image weights. Empty groups are left out; each
     group carries its ``name`` for logging.
     """
+    keywords = no_decay_keywords(model)
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if param.requires_grad:
-            groups.setdefault((name.startswith(head_prefix), decays(name, param)), []).append(param)
+            decays = param.ndim > 1 and not any(k in name for k in keywords)
+            groups.setdefault((name.startswith(head_prefix), decays), []).append(param)
     result = []
     for (is_head, decay), params in sorted(groups.items()):
         result.append(
