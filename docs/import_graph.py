@@ -9,11 +9,15 @@ written into the PNG's ``Description`` text, so a test can tell a stale picture.
 from __future__ import annotations
 
 import sys
-import tomllib
 from pathlib import Path
 
 import grimp
 import matplotlib
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: import-linter depends on tomli there
+    import tomli as tomllib
 
 matplotlib.use("Agg")
 import matplotlib.patches  # noqa: E402
