@@ -60,6 +60,31 @@ def test_predict_never_touches_a_file_it_did_not_write(name, content, smoke_run,
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]
 
 
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_files_beside_the_output_are_the_users_unless_they_are_its_rank_files(
+    overwrite, smoke_run, videos, tmp_path, capsys
+) -> None:
+    output = tmp_path / "p.csv"
+    assert _run("predict", smoke_run, *videos[:1], "--output", str(output)) == 0
+    mine = {
+        "p.csv.ranking.txt": "notes\n",
+        "p.csv.rank-notes.txt": "more notes\n",
+        "p.csv.rank1": "not rows of predict, though named like a rank file\n",
+        "p.csv.rank2.bak": "a backup\n",
+    }
+    for name, text in mine.items():
+        (tmp_path / name).write_text(text)
+    # A rank file a killed run on several devices left: the rows of this output, so it is ours.
+    header = output.read_text().splitlines()[0]
+    (tmp_path / "p.csv.rank0").write_text(header + "\n")
+    extra = ["--overwrite"] if overwrite else []
+    assert _run("predict", smoke_run, *videos, "--output", str(output), *extra) == 0
+    for name, text in mine.items():
+        assert (tmp_path / name).read_text() == text, name
+    assert not (tmp_path / "p.csv.rank0").exists()
+    assert len(read_rows(output)) == len(videos)
+
+
 def test_a_rerun_with_other_settings_is_refused_and_overwrite_redoes_everything(
     smoke_run, videos, tmp_path, capsys
 ):

@@ -198,3 +198,25 @@ def test_timeline_prints_segments_without_output_and_refuses_a_folder(
     assert lines[0] == str(long_video) and len(lines) == 2 and "0.00 -    15.00 s" in lines[1]
     assert _timeline(smoke_run, str(long_video), "--stride-seconds", "3", "--output", str(tmp_path)) == 2
     assert "is a folder" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "words"),
+    [
+        ("--stride-seconds", "inf", "must be a finite number"),
+        ("--stride-seconds", "nan", "must be a finite number"),
+        ("--stride-seconds", "0", "must be > 0"),
+        ("--min-segment-seconds", "inf", "must be a finite number"),
+        ("--min-segment-seconds", "nan", "must be a finite number"),
+        ("--min-segment-seconds", "-3", "must be >= 0"),
+    ],
+)
+def test_seconds_that_are_not_finite_or_out_of_range_are_refused_before_any_work(
+    option, value, words, tmp_path, capsys
+) -> None:
+    args = ["timeline", str(tmp_path / "v.mp4"), "--ckpt", str(tmp_path / "c.ckpt"), "--stride-seconds", "1"]
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, option, value])
+    assert exit_.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert option in last and words in last

@@ -14,6 +14,7 @@ import argparse
 from videoswinv2.commands._inference import (
     add_inference_arguments,
     guarded,
+    non_negative_float,
     positive_float,
     positive_int,
     prepare,
@@ -42,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--min-segment-seconds",
-        type=float,
+        type=non_negative_float,
         default=0.0,
         help="segments shorter than this join their longer neighbour (default 0: none)",
     )

@@ -19,6 +19,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -159,8 +160,18 @@ def read_rows(path: Path, columns: Sequence[str] | None = None) -> list[dict[str
     return rows
 
 
-def _part_files(path: Path) -> list[Path]:
-    return sorted(path.parent.glob(f"{path.name}.rank*"))
+def _part_files(path: Path, columns: Sequence[str] | None) -> list[Path]:
+    """The rank files a run on several devices wrote for ``path``: named exactly ``NAME.rankR``
+    and holding this output's rows. Any other file beside it is the user's and stays."""
+    parts = []
+    for candidate in path.parent.iterdir() if path.parent.is_dir() else ():
+        if re.fullmatch(re.escape(path.name) + r"\.rank\d+", candidate.name):
+            try:
+                read_rows(candidate, columns)
+            except OutputError:
+                continue
+            parts.append(candidate)
+    return sorted(parts)
 
 
 class RowFile:
@@ -175,7 +186,7 @@ class RowFile:
     def keep(self, done: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
         """Merge what the ranks of an interrupted run left, keep the rows for which ``done`` holds
         (the rest is redone), rewrite the file with them and return them."""
-        parts = _part_files(self.path)
+        parts = _part_files(self.path, self.columns)
         rows = [row for file in [self.path, *parts] for row in read_rows(file, self.columns)]
         kept = [row for row in rows if done(row)]
         temporary = self.path.with_name(self.path.name + ".tmp")
@@ -189,7 +200,7 @@ class RowFile:
 
     def reset(self) -> list[dict[str, Any]]:
         """Start afresh (the rows of an earlier run go); returns no rows."""
-        for old in [self.path, *_part_files(self.path)]:
+        for old in [self.path, *_part_files(self.path, self.columns)]:
             old.unlink(missing_ok=True)
         return []
 
@@ -221,7 +232,7 @@ class RowFile:
 
     def merge_parts(self) -> None:
         """Append the rank files' rows to ``path`` (rank 0, after every rank closed its file)."""
-        parts = _part_files(self.path)
+        parts = _part_files(self.path, self.columns)
         if not parts:
             return
         self._open(self.path, "a")
