@@ -234,15 +234,16 @@ def api_index(package: Package) -> str:
 # -- the command line, from its parsers -----------------------------------------------------------
 
 # Run in a subprocess (the package's imports stay out of MkDocs' process): prints JSON with the
-# `--help` of the `videoswinv2` command, of each command it lists, of `lightning predict`, and of
-# every LightningModule / LightningDataModule the subpackages export (`--model.help CLASS`).
+# `--help` of the `videoswinv2` command, of each command it lists, of `lightning predict`, of
+# every LightningModule / LightningDataModule the subpackages export (`--model.help CLASS`), and
+# the whole config of configs/smoke.yaml as `--print_config` shows it.
 _HELP_SCRIPT = r"""
 import contextlib, importlib, inspect, io, json, pkgutil, re, sys
 import lightning.pytorch as pl
 import videoswinv2
 from videoswinv2 import cli
 
-def capture(function, argv, prog):
+def capture(function, argv, prog, expect="usage:"):
     sys.argv = [prog, *argv]
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -250,8 +251,8 @@ def capture(function, argv, prog):
             function(argv) if function is cli.main else function()
         except SystemExit:
             pass
-    if not out.getvalue().startswith("usage:"):
-        raise SystemExit(f"{prog} {' '.join(argv)} printed no help: {err.getvalue()[-2000:]}")
+    if expect not in out.getvalue().split("\n", 1)[0]:
+        raise SystemExit(f"{prog} {' '.join(argv)} printed no {expect!r}: {err.getvalue()[-2000:]}")
     return out.getvalue()
 
 main_help = capture(cli.main, ["--help"], "videoswinv2")
@@ -276,7 +277,9 @@ for info in pkgutil.iter_modules(videoswinv2.__path__):
             help = capture(cli.main, ["fit", f"--{kind}.help", path], "videoswinv2")
             classes[kind].append({"class_path": path, "doc": doc.split("\n\n")[0], "help": help})
 lightning_predict = capture(cli.lightning_main, ["predict", "--help"], "lightning")
-print(json.dumps({"main": main_help, "commands": commands, "classes": classes, "lightning_predict": lightning_predict}))
+smoke = capture(cli.main, ["fit", "-c", "configs/smoke.yaml", "--print_config"], "videoswinv2", "# lightning")
+print(json.dumps({"main": main_help, "commands": commands, "classes": classes,
+                  "lightning_predict": lightning_predict, "smoke_config": smoke}))
 """
 
 
@@ -380,13 +383,28 @@ def cli_index(parsers: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# -- the configs -----------------------------------------------------------------------------------
+
+
+def configs_markdown(root: Path) -> str:
+    """Every file of ``configs/``, each in a folded block."""
+    lines = []
+    for path in sorted((root / "configs").glob("*.yaml")):
+        text = path.read_text(encoding="utf-8").rstrip()
+        lines += [f'??? example "`configs/{path.name}`"', "", "    ```yaml"]
+        lines += [f"    {line}".rstrip() for line in text.splitlines()]
+        lines += ["    ```", ""]
+    return "\n".join(lines)
+
+
 # -- the hooks ------------------------------------------------------------------------------------
 
 _state: dict[str, Any] = {}
 
 
 def _sources_stamp(root: Path) -> tuple:
-    return tuple(sorted((str(p), p.stat().st_mtime_ns) for p in (root / PACKAGE).rglob("*.py")))
+    sources = [*(root / PACKAGE).rglob("*.py"), *(root / "configs").glob("*.yaml")]
+    return tuple(sorted((str(p), p.stat().st_mtime_ns) for p in sources))
 
 
 def _expand_nav(items: list[Any], sections: dict[str, list[Any]]) -> list[Any]:
@@ -409,7 +427,7 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     if _state.get("stamp") != stamp:  # `mkdocs serve` rebuilds: read the parsers again only on change
         package = Package(root)
         parsers = read_parsers(root)
-        _state.update(stamp=stamp, package=package, parsers=parsers)
+        _state.update(stamp=stamp, package=package, parsers=parsers, root=root)
     package, parsers = _state["package"], _state["parsers"]
     _state["pages"] = {
         **{api_page(m, package): api_markdown(m, package) for m in package.modules},
@@ -432,36 +450,61 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
     return files
 
 
-_SHORT_REFERENCE = re.compile(r"\[(`?)([A-Za-z_][A-Za-z0-9_.]*)\1\]\[\]")
+# [name][] / [`name`][] / [text][name], where name is not a full path (full paths are autorefs' own)
+_SHORT_REFERENCE = re.compile(r"\[([^\]\n]+)\]\[([A-Za-z_][A-Za-z0-9_.]*)?\]")
 
 
 def _resolve(name: str, page: Page) -> str | None:
+    """The full path of a short name (its last dotted parts), or None if the package has none."""
     package: Package = _state["package"]
     parts = name.split(".")
     for cut in range(len(parts), 0, -1):
         found = package.lookup(".".join(parts[:cut]))
         if len(found) > 1:
-            raise PluginError(f"{page.file.src_uri}: [{name}][] could be any of {', '.join(found)}")
+            raise PluginError(
+                f"{page.file.src_uri}: [{name}] could be any of {', '.join(found)}: "
+                "write more of its path ([data.timeline][], [inference.timeline][])"
+            )
         if found:
             return ".".join([found[0], *parts[cut:]])
     return None
+
+
+def short_references(markdown: str, page: Page) -> str:
+    """Rewrite the short references of a page into autorefs' (objects) or page links (modules)."""
+    package: Package = _state["package"]
+
+    def link(match: re.Match) -> str:
+        text, name = match.groups()
+        name = name or text.strip("`")
+        if name.startswith(PACKAGE + ".") or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", name):
+            return match.group(0)
+        target = _resolve(name, page)
+        if target is None:
+            return match.group(0)  # autorefs reports it if it resolves nowhere
+        if target in package.modules:
+            here = posixpath.dirname(page.file.src_uri)
+            return f"[{text}]({posixpath.relpath(api_page(target, package), here)})"
+        return f"[{text}][{target}]"
+
+    # Code blocks are left as they are.
+    parts = re.split(r"(^```.*?^```[^\n]*$)", markdown, flags=re.S | re.M)
+    return "".join(part if i % 2 else _SHORT_REFERENCE.sub(link, part) for i, part in enumerate(parts))
 
 
 def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
     markers = {
         "<!-- generated: modules -->": lambda: api_index(_state["package"]),
         "<!-- generated: commands -->": lambda: cli_index(_state["parsers"]),
+        "<!-- generated: configs -->": lambda: configs_markdown(_state["root"]),
+        "<!-- generated: smoke config -->": lambda: _fenced(_state["parsers"]["smoke_config"]).replace(
+            "```text", "```yaml", 1
+        ),
     }
     for marker, make in markers.items():
         if marker in markdown:
             markdown = markdown.replace(marker, make())
-
-    def link(match: re.Match) -> str:
-        tick, name = match.groups()
-        target = _resolve(name, page)
-        return match.group(0) if target is None else f"[{tick}{name}{tick}][{target}]"
-
-    return _SHORT_REFERENCE.sub(link, markdown)
+    return short_references(markdown, page)
 
 
 def on_page_content(html: str, page: Page, config: MkDocsConfig, files: Files) -> str:
