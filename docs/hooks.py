@@ -397,6 +397,35 @@ def configs_markdown(root: Path) -> str:
     return "\n".join(lines)
 
 
+# -- the benchmark results ----------------------------------------------------------------------
+
+
+def benchmark_results(docs_dir: Path) -> str:
+    """Each ``docs/benchmarks/*.results.md``: the page that includes it, and whether a script wrote
+    it (with the date and machine of the run) or it holds figures carried over from the README."""
+    folder = docs_dir / "benchmarks"
+    pages = {
+        include: (page.name, page.read_text(encoding="utf-8").split("\n", 1)[0].lstrip("# "))
+        for page in sorted(folder.glob("*.md"))
+        if not page.name.endswith(".results.md")
+        for include in re.findall(r'^--8<-- "benchmarks/([^"]+)"', page.read_text(encoding="utf-8"), re.M)
+    }
+    lines = ["| results | page | where they come from |", "|---|---|---|"]
+    for path in sorted(folder.glob("*.results.md")):
+        text = path.read_text(encoding="utf-8")
+        measured = re.search(r"^Measured on (\S+) on (.*?), by `", text, flags=re.M)
+        if text.startswith("<!-- Written by scripts/docs_output.py") and measured:
+            state = f"written by the script on {measured.group(1)} ({measured.group(2)})"
+        elif text.startswith("<!-- Carried over"):
+            state = "carried over from the README, not yet regenerated"
+        else:
+            state = "not measured yet"
+        page = pages.get(path.name)
+        shown = f"[{page[1]}]({page[0]})" if page else "included by no page"
+        lines.append(f"| `{path.name}` | {shown} | {state} |")
+    return "\n".join(lines) + "\n"
+
+
 # -- the hooks ------------------------------------------------------------------------------------
 
 _state: dict[str, Any] = {}
@@ -497,6 +526,7 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
         "<!-- generated: modules -->": lambda: api_index(_state["package"]),
         "<!-- generated: commands -->": lambda: cli_index(_state["parsers"]),
         "<!-- generated: configs -->": lambda: configs_markdown(_state["root"]),
+        "<!-- generated: benchmark results -->": lambda: benchmark_results(Path(config.docs_dir)),
         "<!-- generated: smoke config -->": lambda: _fenced(_state["parsers"]["smoke_config"]).replace(
             "```text", "```yaml", 1
         ),
