@@ -40,6 +40,9 @@ hooks = _load(REPO / "docs" / "hooks.py", "docs_hooks")
 def test_the_site_builds_strictly_and_offline(tmp_path) -> None:
     site = tmp_path / "site"
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "PYTHONPATH": str(REPO)}
+    # Offline: any fetch (web fonts, object inventories, CDN scripts) would go to a dead proxy.
+    dead = "http://127.0.0.1:9"
+    env.update(HTTP_PROXY=dead, HTTPS_PROXY=dead, http_proxy=dead, https_proxy=dead, NO_PROXY="", no_proxy="")
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
         cwd=REPO,
