@@ -22,6 +22,7 @@ time / wall time (about 1.0 when nothing runs extra threads).
 
     python scripts/benchmark_data.py [--sizes 640x360 1280x720] [--samples 4] [--json out.json]
     python scripts/benchmark_data.py --dataset ssv2 [--videos 8 --samples 16 --rounds 3]
+    python scripts/benchmark_data.py --samples 6 --rounds 3 --docs docs/benchmarks   # into the docs
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ import av
 import numpy as np
 import torch
 import torch.nn.functional as F
+from docs_output import DocsResults
+from matplotlib.figure import Figure
 from torch.utils.data import DataLoader, Dataset
 
 from videoswinv2.data import (
@@ -332,6 +335,9 @@ def main() -> None:
     )
     parser.add_argument("--work-dir", type=Path, help="keep the generated videos here (reused if present)")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--docs", type=Path, metavar="FOLDER", help="also write the tables and a plot there (docs/benchmarks)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     sizes, seconds, fps, codec = RAW[args.dataset]
@@ -440,6 +446,89 @@ def main() -> None:
         )
     if args.json:
         args.json.write_text(json.dumps({"clips": results, "workers": scaling}, indent=2))
+    if args.docs:
+        docs_results(args, results, scaling).write(args.docs)
+
+
+def docs_results(args: argparse.Namespace, results: list[dict], scaling: list[dict]) -> DocsResults:
+    """The documentation's tables (ms of CPU per training clip, package pipeline with the bare
+    decoder in brackets; DataLoader workers) and a plot of the pipeline's cost."""
+    docs = DocsResults("data" if args.dataset == "kinetics" else f"data-{args.dataset}")
+    ks = sorted({r["k"] for r in results})
+    sets = list(dict.fromkeys(r["videos"] for r in results))
+    decoders = list(dict.fromkeys(r["decoder"] for r in results))
+    cell = {(r["videos"], r["decoder"], r["k"]): r for r in results}
+    clips = "32 frames by segments" if SPECS[args.dataset].sampling == "segments" else "32 x 2 frames"
+    docs.text(
+        f"ms of CPU per training clip ({clips}, random resized crop 224, flip, normalised; one thread), "
+        f"package pipeline with the bare decoder reading the same frames in brackets; "
+        f"k = `clips_per_video`; {args.videos} videos per size, median of {args.rounds} rounds; "
+        f"cores = CPU cores to feed {CLIPS_PER_SECOND} clips/s:"
+    )
+    header = [
+        "videos",
+        "decoder",
+        *(f"k={k}" for k in ks),
+        f"cores at {CLIPS_PER_SECOND} clips/s (k={ks[0]} -> k={ks[-1]})",
+    ]
+    rows = []
+    for name in sets:
+        for decoder in decoders:
+            cells, cores = [], []
+            for k in ks:
+                r = cell.get((name, decoder, k))
+                if r is None:
+                    cells.append("")
+                    continue
+                pipeline, bare = r["pipeline_ms"], r["bare_ms"]
+                if pipeline != pipeline:  # NaN: measured bare only
+                    cells.append(f"- ({bare:.0f})")
+                    continue
+                cells.append(f"{pipeline:.0f} ({bare:.0f})")
+                cores.append(CLIPS_PER_SECOND * pipeline / 1000)
+            rows.append(
+                [name, decoder, *cells, f"{cores[0]:.1f} -> {cores[-1]:.1f}" if cores else "bare only"]
+            )
+    docs.table(header, rows)
+    if scaling:
+        docs.text("DataLoader workers (PyAV, wall clock; one torch thread and one decoder thread each):")
+        docs.table(
+            ["videos", "k", "workers", "clips/s", "per worker", "CPU time / wall time per worker"],
+            [
+                [
+                    s["videos"],
+                    s["k"],
+                    s["workers"],
+                    f"{s['clips_per_s']:.1f}",
+                    f"{s['per_worker']:.1f}",
+                    f"{s['cpu_over_wall']:.2f}",
+                ]
+                for s in scaling
+            ],
+        )
+    plotted = [
+        d
+        for d in decoders
+        if any(cell[key]["pipeline_ms"] == cell[key]["pipeline_ms"] for key in cell if key[1] == d)
+    ]
+    figure = Figure(figsize=(4.2 * max(1, len(plotted)), 3.6))
+    axes_list = figure.subplots(1, max(1, len(plotted)), sharey=True, squeeze=False)[0]
+    width = 0.8 / len(ks)
+    for axes, decoder in zip(axes_list, plotted):
+        for j, k in enumerate(ks):
+            positions = [g + (j - (len(ks) - 1) / 2) * width for g in range(len(sets))]
+            values = [
+                cell[(n, decoder, k)]["pipeline_ms"] if (n, decoder, k) in cell else float("nan")
+                for n in sets
+            ]
+            axes.bar(positions, values, width, label=f"k={k}")
+        axes.set_xticks(list(range(len(sets))), [n.replace(" ", "\n", 1) for n in sets], fontsize=8)
+        axes.set_title(f"{decoder}: package pipeline", fontsize=10)
+        axes.grid(axis="y", alpha=0.3)
+    axes_list[0].set_ylabel("ms of CPU per training clip")
+    axes_list[0].legend(fontsize=8)
+    docs.figure(figure, "ms of CPU per training clip, raw and prepared videos, k clips per decode")
+    return docs
 
 
 if __name__ == "__main__":

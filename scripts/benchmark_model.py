@@ -5,6 +5,8 @@
     python scripts/benchmark_model.py --device cpu --models videoswinv2_tiny --shape 1 3 4 64 64 \\
         --attn-impls explicit sdpa --rounds 2 --steps 1 --warmup 1
 
+--docs FOLDER (docs/benchmarks) also writes the tables and a plot of clips/s for the documentation.
+
 One step: forward, cross-entropy against random labels, backward, AdamW step, zero_grad; under bf16
 autocast on CUDA (on CPU fp32, or bf16 autocast with --bf16). Variants per size: our model for each
 --attn-impls kernel (on CUDA "sdpa" forced onto one --sdpa-backend, so a fallback is an error, not a
@@ -38,6 +40,7 @@ from dataclasses import dataclass, field
 import torch
 import torch._dynamo
 import torch.nn.functional as F
+from docs_output import DocsResults, bar_figure
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
@@ -127,6 +130,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--peak-tflops", type=float, help="peak TFLOP/s for MFU (default: by GPU name)")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast on CPU too (always on CUDA)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument(
+        "--docs", metavar="FOLDER", help="also write the tables and a plot there (docs/benchmarks)"
+    )
     return parser.parse_args()
 
 
@@ -346,7 +352,7 @@ def print_ratios(variants: list[Variant], batch: int) -> None:
         )
 
 
-def run_size(name: str, args: argparse.Namespace, device: torch.device, peak: float | None) -> None:
+def run_size(name: str, args: argparse.Namespace, device: torch.device, peak: float | None) -> list[Variant]:
     torch.compiler.reset()  # compiled code and recompile counts of the previous size
     variants = make_variants(name, args, device)
     for round_ in range(args.rounds):
@@ -358,6 +364,97 @@ def run_size(name: str, args: argparse.Namespace, device: torch.device, peak: fl
     print_table(variants, args.shape[0], peak)
     print_ratios(variants, args.shape[0])
     print()
+    return variants
+
+
+def docs_results(
+    sizes: dict[str, list[Variant]], args: argparse.Namespace, device: torch.device, peak: float | None
+) -> DocsResults:
+    """The documentation's table per size (with each variant against torchvision's eager peer)
+    and a plot of clips/s."""
+    batch = args.shape[0]
+    docs = DocsResults("model")
+    dtype = "bf16 autocast" if uses_bf16(device, args.bf16) else "fp32"
+    docs.text(
+        f"{device_name(device)}, clips of shape {tuple(args.shape)}, {dtype}, {args.rounds} rounds of "
+        f"{args.warmup} warm-up + {args.steps} timed training steps, peak TFLOP/s for MFU {fmt(peak)}"
+        + (f"; SDPA forced onto the {args.sdpa_backend} kernel" if device.type == "cuda" else "")
+        + ":"
+    )
+    labels, medians, lows, highs = [], [], [], []
+    for variants in sizes.values():
+        peer = next((v for v in variants if v.peer and not v.compiled and v.step_s), None)
+        rows = []
+        for v in variants:
+            if not v.step_s:
+                rows.append(
+                    [
+                        v.name,
+                        f"{v.cost.params_m:.1f}",
+                        fmt(v.cost.fwd_gmacs_per_clip),
+                        f"failed: {v.failure}",
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                    ]
+                )
+                continue
+            rates = clips_per_s(v, batch)
+            step_s = statistics.median(v.step_s)
+            mfu = v.cost.train_flops / step_s / (peak * 1e12) * 100 if v.cost.train_flops and peak else None
+            versus = ["", ""]
+            if peer is not None and v is not peer:
+                memory = max(v.peak_gib) / max(peer.peak_gib)
+                versus = [
+                    f"{statistics.median(rates) / statistics.median(clips_per_s(peer, batch)):.2f}x",
+                    "" if math.isnan(memory) else f"{memory:.2f}x",
+                ]
+            rows.append(
+                [
+                    v.name,
+                    f"{v.cost.params_m:.1f}",
+                    fmt(v.cost.fwd_gmacs_per_clip),
+                    f"{statistics.median(rates):.2f} ({min(rates):.2f}-{max(rates):.2f})",
+                    f"{step_s * 1e3:.1f}",
+                    fmt(max(v.peak_gib), ".2f"),
+                    fmt(mfu),
+                    *versus,
+                ]
+            )
+            labels.append(v.name)
+            medians.append(statistics.median(rates))
+            lows.append(min(rates))
+            highs.append(max(rates))
+        peer_name = peer.name if peer else "peer"
+        docs.table(
+            [
+                "variant",
+                "params (M)",
+                "fwd GMACs/clip",
+                "clips/s median (min-max)",
+                "step ms",
+                "peak GiB",
+                "MFU %",
+                f"clips/s vs {peer_name}",
+                f"peak memory vs {peer_name}",
+            ],
+            rows,
+        )
+    if labels:
+        docs.figure(
+            bar_figure(
+                labels,
+                medians,
+                low=lows,
+                high=highs,
+                ylabel="training clips/s (median, min-max)",
+                title=f"{device_name(device)}, {tuple(args.shape)}, {dtype}",
+            ),
+            "training clips/s of each variant",
+        )
+    return docs
 
 
 def main() -> None:
@@ -384,8 +481,9 @@ def main() -> None:
         print(
             f"videoswinv2 activation checkpointing {'per stage' if len(flags) > 1 else 'all stages'}: {flags}"
         )
-    for name in args.models:
-        run_size(name, args, device, peak)
+    sizes = {name: run_size(name, args, device, peak) for name in args.models}
+    if args.docs:
+        docs_results(sizes, args, device, peak).write(args.docs)
 
 
 if __name__ == "__main__":

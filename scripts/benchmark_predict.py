@@ -22,6 +22,7 @@ than a random model's).
 
     python scripts/benchmark_predict.py                      # 20 videos, 4x3 views of 32x224
     python scripts/benchmark_predict.py --videos 2 --views 1 --num-frames 8 --repeats 1   # quick check
+    python scripts/benchmark_predict.py --videos 4 --views 4 --docs docs/benchmarks   # into the docs
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from docs_output import DocsResults, bar_figure
 
 from videoswinv2.data.synthetic import write_mp4
 from videoswinv2.data.views import load_views
@@ -193,6 +195,9 @@ def main() -> None:
     parser.add_argument("--model", help="with a plain state dict --ckpt")
     parser.add_argument("--json", help="also write the figures here")
     parser.add_argument(
+        "--docs", metavar="FOLDER", help="also write the table and a plot there (docs/benchmarks)"
+    )
+    parser.add_argument(
         "--variants",
         nargs="+",
         choices=VARIANTS,
@@ -244,25 +249,72 @@ def main() -> None:
                     outputs[name] = result["probs"]
                 print(f"  repeat {repeat + 1} {name:<26} {times[name][-1]:8.1f} s", flush=True)
 
+    report(args, views, times, outputs, distinct)
+
+
+def report(
+    args: argparse.Namespace,
+    views: EvalViews,
+    times: dict[str, list[float]],
+    outputs: dict[str, dict[str, list[float]]],
+    distinct: int,
+) -> None:
+    """Print the table and bf16's agreement with fp32; with ``--json`` / ``--docs`` also write them."""
     rates = {name: [args.videos / t for t in ts] for name, ts in times.items()}
     reference = statistics.median(rates[args.variants[0]])
     print(f"\n{'variant':<26} {'videos/s':>9} {'min-max':>17} {'vs ' + args.variants[0]:>12}")
     for name, values in rates.items():
         median = statistics.median(values)
         print(f"{name:<26} {median:9.3f} {min(values):8.3f}-{max(values):<8.3f} {median / reference:11.2f}x")
-
-    if not {"engine-32", "engine-bf16"} <= outputs.keys():
-        return
-    fp32, bf16 = outputs["engine-32"], outputs["engine-bf16"]
-    same_top1 = sum(int(np.argmax(fp32[v]) == np.argmax(bf16[v])) for v in fp32)
-    max_diff = max(float(np.abs(np.subtract(fp32[v], bf16[v])).max()) for v in fp32)
-    print(
-        f"\nbf16 vs fp32: same top-1 on {same_top1}/{len(fp32)} videos ({distinct} distinct), "
-        f"max |probability difference| {max_diff:.2e} (probabilities rounded to 1e-6 in the rows)"
-    )
+    agreement, same_top1, max_diff = None, None, None
+    if {"engine-32", "engine-bf16"} <= outputs.keys():
+        fp32, bf16 = outputs["engine-32"], outputs["engine-bf16"]
+        same_top1 = sum(int(np.argmax(fp32[v]) == np.argmax(bf16[v])) for v in fp32)
+        max_diff = max(float(np.abs(np.subtract(fp32[v], bf16[v])).max()) for v in fp32)
+        agreement = (
+            f"bf16 vs fp32: same top-1 on {same_top1}/{len(fp32)} videos ({distinct} distinct), "
+            f"max |probability difference| {max_diff:.2e} (probabilities rounded to 1e-6 in the rows)"
+        )
+        print(f"\n{agreement}")
     if args.json:
         summary = {"args": vars(args), "seconds": times, "same_top1": same_top1, "max_prob_diff": max_diff}
         Path(args.json).write_text(json.dumps(summary, indent=2))
+    if not args.docs:
+        return
+    docs = DocsResults("predict")
+    docs.text(
+        f"{args.videos} videos, {views.num_views} views of {args.num_frames}x{args.size} each, "
+        f"{'a checkpoint' if args.ckpt else 'videoswinv2_tiny (random weights)'}, engine with "
+        f"{args.num_workers} workers and {args.batch_size or 'its default'} views per forward; every run "
+        f"in a fresh process, {args.repeats} alternating rounds:"
+    )
+    docs.table(
+        ["variant", "seconds per round", "videos/s (min-max)", f"vs {args.variants[0]}"],
+        [
+            [
+                name,
+                ", ".join(f"{t:.1f}" for t in times[name]),
+                f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})",
+                f"{statistics.median(values) / reference:.2f}x",
+            ]
+            for name, values in rates.items()
+        ],
+    )
+    if agreement:
+        docs.text(agreement + ".")
+    names = list(rates)
+    docs.figure(
+        bar_figure(
+            names,
+            [statistics.median(rates[n]) for n in names],
+            low=[min(rates[n]) for n in names],
+            high=[max(rates[n]) for n in names],
+            ylabel="videos/s (median, min-max)",
+            title=f"videoswinv2 predict, {views.num_views} views of {args.num_frames}x{args.size} per video",
+        ),
+        "videos per second of each variant",
+    )
+    docs.write(args.docs)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ the per-round ratios). It needs a quiet machine.
 
     python scripts/benchmark_pretrain.py --out runs/benchmark_pretrain [--seeds 0 1 2] [--threads 1]
     python scripts/benchmark_pretrain.py --step-cost [--device cuda --model videoswinv2_base --shape 8 3 16 224 224 --bf16]
+
+--docs FOLDER (docs/benchmarks) also writes the tables and a plot for the documentation.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
+from docs_output import DocsResults, bar_figure, grouped_bar_figure
 
 from videoswinv2.data import (
     KineticsDataModule,
@@ -220,18 +223,48 @@ def accuracy(args: argparse.Namespace) -> None:
                 began = time.perf_counter()
                 top1 = finetune_and_test(args, root, budget, steps, seed, start, ckpt)
                 record((budget, steps, start, seed), top1, loss, time.perf_counter() - began)
-    for steps in args.finetune_steps:
-        print_table(done, starts, steps, args)
+    tables = [print_table(done, starts, steps, args) for steps in args.finetune_steps]
+    if args.docs:
+        accuracy_docs(tables, starts, args).write(args.docs)
 
 
-def print_table(done: dict, starts: list[str], steps: int, args: argparse.Namespace) -> None:
-    print(
-        f"\ntest top-1 after {steps} fine-tuning steps, mean +- std over seeds "
+def accuracy_docs(tables: list[tuple], starts: list[str], args: argparse.Namespace) -> DocsResults:
+    """The documentation's tables (one per number of fine-tuning steps) and a plot of the means."""
+    docs = DocsResults("pretrain" if len(args.ratios) == 1 else "pretrain-ratios")
+    groups, means, spreads = [], {start: [] for start in starts}, {start: [] for start in starts}
+    for steps, (title, header, rows, stats) in zip(args.finetune_steps, tables):
+        docs.text(title + ":")
+        docs.table(header, rows)
+        for budget in args.budgets:
+            groups.append(f"{steps} steps, {budget}/class")
+            for start in starts:
+                mean, spread = stats.get((budget, start), (math.nan, 0.0))
+                means[start].append(mean)
+                spreads[start].append(spread)
+    docs.figure(
+        grouped_bar_figure(
+            groups,
+            means,
+            errors=spreads,
+            ylabel="test top-1 (mean, std over seeds)",
+            title="fine-tuning from masked pretraining vs from scratch, few labels",
+        ),
+        "test top-1 after fine-tuning, per start",
+    )
+    return docs
+
+
+def print_table(done: dict, starts: list[str], steps: int, args: argparse.Namespace) -> tuple:
+    """Print one table; returns its title, header, rows and (budget, start) -> (mean, std)."""
+    title = (
+        f"test top-1 after {steps} fine-tuning steps, mean +- std over seeds "
         f"{args.seeds} (per seed); pretrained starts: {args.pretrain_epochs} epochs on "
         f"{4 * args.train_per_class} unlabelled videos"
     )
+    print(f"\n{title}")
     header = ["labels/class"] + starts + [f"{s} - scratch" for s in starts[1:]]
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+    rows, stats = [], {}
     for budget in args.budgets:
         cells, means = [], {}
         for start in starts:
@@ -245,6 +278,7 @@ def print_table(done: dict, starts: list[str], steps: int, args: argparse.Namesp
                 continue
             means[start] = statistics.mean(values)
             spread = statistics.stdev(values) if len(values) > 1 else 0.0
+            stats[(budget, start)] = (means[start], spread)
             per_seed = ", ".join(f"{v:.2f}" for v in values)
             cells.append(f"{means[start]:.3f} +- {spread:.3f} ({per_seed})")
         gains = [
@@ -252,6 +286,8 @@ def print_table(done: dict, starts: list[str], steps: int, args: argparse.Namesp
             for s in starts[1:]
         ]
         print(f"| {budget} | " + " | ".join(cells + gains) + " |")
+        rows.append([budget, *cells, *gains])
+    return title, header, rows, stats
 
 
 # -- step cost ----------------------------------------------------------------------------------------
@@ -301,21 +337,52 @@ def step_cost(args: argparse.Namespace) -> None:
         order = list(optimizers) if round_ % 2 == 0 else list(reversed(optimizers))  # alternate
         for variant in order:
             times[variant].append(run(variant, args.steps))
-    ratios = [p / s for p, s in zip(times["pretraining"], times["supervised"])]
-    print(
+    setting = (
         f"{name} {'(smoke config) ' if args.model == 'smoke' else ''}on {tuple(args.shape)}, {device.type}, "
         f"{'bf16 autocast' if args.bf16 else 'fp32'}, {torch.get_num_threads()} threads; "
         f"{args.rounds} alternating rounds of {args.steps} steps"
     )
+    step_cost_report(setting, times, args)
+
+
+def step_cost_report(setting: str, times: dict[str, list[float]], args: argparse.Namespace) -> None:
+    """Print the step times and their ratio; with ``--docs``, also write them and a plot."""
+    ratios = [p / s for p, s in zip(times["pretraining"], times["supervised"])]
+    ratio = (
+        f"pretraining / supervised: {statistics.median(ratios):.3f}x "
+        f"(per round {min(ratios):.3f} .. {max(ratios):.3f})"
+    )
+    print(setting)
     for variant, values in times.items():
         print(
             f"  {variant:<12} {1000 * statistics.median(values):8.1f} ms per step "
             f"(rounds {', '.join(f'{1000 * v:.1f}' for v in values)})"
         )
-    print(
-        f"  pretraining / supervised: {statistics.median(ratios):.3f}x "
-        f"(per round {min(ratios):.3f} .. {max(ratios):.3f})"
+    print(f"  {ratio}")
+    if not args.docs:
+        return
+    docs = DocsResults("pretrain-step-cost")
+    docs.text(setting + ":")
+    docs.table(
+        ["step", "ms per step, median", "rounds (ms)"],
+        [
+            [variant, f"{1000 * statistics.median(values):.1f}", ", ".join(f"{1000 * v:.1f}" for v in values)]
+            for variant, values in times.items()
+        ],
     )
+    docs.text(ratio + ".")
+    docs.figure(
+        bar_figure(
+            list(times),
+            [1000 * statistics.median(v) for v in times.values()],
+            low=[1000 * min(v) for v in times.values()],
+            high=[1000 * max(v) for v in times.values()],
+            ylabel="ms per optimiser step (median, min-max over rounds)",
+            title=setting.split(";")[0],
+        ),
+        "a pretraining step against a supervised step",
+    )
+    docs.write(args.docs)
 
 
 def main() -> None:
@@ -351,6 +418,9 @@ def main() -> None:
     step.add_argument("--rounds", type=int, default=5)
     step.add_argument("--steps", type=int, default=5)
     step.add_argument("--warmup", type=int, default=2)
+    parser.add_argument(
+        "--docs", metavar="FOLDER", help="also write the tables and a plot there (docs/benchmarks)"
+    )
     args = parser.parse_args()
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)  # one line per run is enough
     for message in (

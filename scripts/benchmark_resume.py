@@ -23,6 +23,7 @@ than the difference being measured.
 
     python scripts/benchmark_resume.py                # 5 rounds of 3 epochs, the last 2 of each timed
     python scripts/benchmark_resume.py --repeats 1 --epochs 2 --train-per-class 20   # quick check
+    python scripts/benchmark_resume.py --docs docs/benchmarks   # the table and plot of the docs
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 import yaml
+from docs_output import DocsResults, bar_figure
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "smoke.yaml"
@@ -170,6 +172,9 @@ def main() -> None:
         "--checkpoint-every", type=int, default=8, help="steps between step checkpoints (resumable)"
     )
     parser.add_argument("--data-root", type=Path, help="the synthetic data (default: a temporary folder)")
+    parser.add_argument(
+        "--docs", type=Path, metavar="FOLDER", help="also write the table and a plot there (docs/benchmarks)"
+    )
     parser.add_argument("--run", choices=VARIANTS, help=argparse.SUPPRESS)  # one run, in a child
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--out-dir", help=argparse.SUPPRESS)
@@ -203,20 +208,50 @@ def main() -> None:
                 print(
                     f"round {round_ + 1} {variant}: epochs {', '.join(f'{t:.2f}' for t in run['epochs'])} s"
                 )
+    report(results, args)
+
+
+def report(results: dict[str, dict[str, list[float]]], args: argparse.Namespace) -> None:
+    """Print the table; with ``--docs``, also write it and a plot into the documentation."""
     reference = statistics.median(results["before"]["epochs"])
-    print(
-        f"\nsmoke config, {args.train_per_class} training videos per class, {args.repeats} runs of "
+    setting = (
+        f"smoke config, {args.train_per_class} training videos per class, {args.repeats} runs of "
         f"{args.epochs} epochs, the first {args.skip_first} of each left out"
     )
-    print("| variant | epoch s, median (min-max) | step checkpoints s per epoch | vs before |")
-    print("|---|---|---|---|")
+    header = ["variant", "epoch s, median (min-max)", "step checkpoints s per epoch", "vs before"]
+    rows = []
     for variant in VARIANTS:
         epochs, saving = results[variant]["epochs"], results[variant]["checkpoints"]
         median = statistics.median(epochs)
-        print(
-            f"| {variant} | {median:.2f} ({min(epochs):.2f}-{max(epochs):.2f}) | "
-            f"{statistics.median(saving):.3f} | {median / reference:.3f}x |"
+        rows.append(
+            [
+                variant,
+                f"{median:.2f} ({min(epochs):.2f}-{max(epochs):.2f})",
+                f"{statistics.median(saving):.3f}",
+                f"{median / reference:.3f}x",
+            ]
         )
+    print(f"\n{setting}")
+    print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    if args.docs:
+        docs = DocsResults("resume")
+        docs.text(setting + ":")
+        docs.table(header, rows)
+        medians = [statistics.median(results[v]["epochs"]) for v in VARIANTS]
+        docs.figure(
+            bar_figure(
+                list(VARIANTS),
+                medians,
+                low=[min(results[v]["epochs"]) for v in VARIANTS],
+                high=[max(results[v]["epochs"]) for v in VARIANTS],
+                ylabel="seconds per training epoch (median, min-max)",
+                title="smoke config: loading before exact resume vs resumable with step checkpoints",
+            ),
+            "epoch time before exact resume and with it",
+        )
+        docs.write(args.docs)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ Models are random (seeded), post-norm weights ~1 so that every block counts.
     python scripts/benchmark_timeline.py                               # 2 and 10 min, tiny 32x2 224
     python scripts/benchmark_timeline.py --minutes 0.2 --memory-minutes 0.4 --repeats 1 \\
         --model smoke --latency-rounds 2 --latency-crop 64 --latency-frames 8   # a quick check
+
+--docs FOLDER (docs/benchmarks) also writes each part's table and plot for the documentation.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
+from docs_output import DocsResults, bar_figure
 
 # The two model sizes: videoswinv2_tiny at Video Swin's clip, and configs/smoke.yaml's model.
 MODELS = {
@@ -215,29 +218,63 @@ def timeline_part(args: argparse.Namespace, folder: Path) -> None:
             print(
                 f"  round {round_ + 1} {variant}: {r['windows']} windows in {r['seconds']:.1f} s", flush=True
             )
+    long_run = run_child(args, "timeline", long, ckpt)
+    timeline_report(args, runs, long_run)
+
+
+def timeline_report(args: argparse.Namespace, runs: dict[str, list[dict]], long_run: dict) -> None:
+    """Print the timeline part's table and memory line; with ``--docs``, also write them and a plot."""
     rates = {v: [r["windows"] / r["seconds"] for r in runs[v]] for v in VARIANTS}
-    print(f"\n{args.minutes:g}-minute 640x360 video, {args.model} model, stride half a window, {args.workers} workers, "
-          f"precision {args.precision}, gop {args.gop}, {args.repeats} rounds")  # fmt: skip
-    print(
-        "| variant | windows | windows/s (min-max) | vs seek-3crops | vs seek-1crop | peak RSS main / worker (MB) |"
+    setting = (
+        f"{args.minutes:g}-minute 640x360 video, {args.model} model, stride half a window, "
+        f"{args.workers} workers, precision {args.precision}, gop {args.gop}, {args.repeats} rounds"
     )
-    print("|---|---|---|---|---|---|")
+    header = ["variant", "windows", "windows/s (min-max)", "vs seek-3crops", "vs seek-1crop",
+              "peak RSS main / worker (MB)"]  # fmt: skip
+    rows = []
     for variant in VARIANTS:
         median = statistics.median(rates[variant])
         rss = max(r["rss"] for r in runs[variant]) / 2**20
         worker = max(r["worker_rss"] for r in runs[variant]) / 2**20
-        print(
-            f"| {variant} | {runs[variant][0]['windows']} | {spread(rates[variant])} | "
-            f"{median / statistics.median(rates['seek-3crops']):.2f}x | "
-            f"{median / statistics.median(rates['seek-1crop']):.2f}x | {rss:.0f} / {worker:.0f} |"
+        rows.append(
+            [
+                variant,
+                str(runs[variant][0]["windows"]),
+                spread(rates[variant]),
+                f"{median / statistics.median(rates['seek-3crops']):.2f}x",
+                f"{median / statistics.median(rates['seek-1crop']):.2f}x",
+                f"{rss:.0f} / {worker:.0f}",
+            ]
         )
-    long_run = run_child(args, "timeline", long, ckpt)
     short_rss = max(r["rss"] for r in runs["timeline"])
-    print(
-        f"\ntimeline peak RSS: {args.memory_minutes:g} min {long_run['rss'] / 2**20:.0f} MB "
+    memory = (
+        f"timeline peak RSS: {args.memory_minutes:g} min {long_run['rss'] / 2**20:.0f} MB "
         f"(worker {long_run['worker_rss'] / 2**20:.0f} MB) vs {args.minutes:g} min {short_rss / 2**20:.0f} MB: "
         f"{long_run['rss'] / short_rss:.3f}x ({long_run['windows']} windows, {long_run['windows'] / long_run['seconds']:.3g}/s)"
     )
+    print(f"\n{setting}")
+    print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    print(f"\n{memory}")
+    if not args.docs:
+        return
+    docs = DocsResults("timeline")
+    docs.text(setting + ":")
+    docs.table(header, rows)
+    docs.text(memory[0].upper() + memory[1:] + ".")
+    docs.figure(
+        bar_figure(
+            list(VARIANTS),
+            [statistics.median(rates[v]) for v in VARIANTS],
+            low=[min(rates[v]) for v in VARIANTS],
+            high=[max(rates[v]) for v in VARIANTS],
+            ylabel="windows/s (median, min-max)",
+            title=setting.split(", stride")[0],
+        ),
+        "windows per second of the timeline against one clip per window",
+    )
+    docs.write(args.docs)
 
 
 def latency_part(args: argparse.Namespace, folder: Path) -> None:
@@ -254,9 +291,11 @@ def latency_part(args: argparse.Namespace, folder: Path) -> None:
     )
     started = time.perf_counter()
     result = export_model(loaded, "onnx", folder / "tiny.onnx")
-    print(
-        f"\nexported videoswinv2_tiny to ONNX in {time.perf_counter() - started:.0f} s (check: {result.max_abs_diff:.1e})"
+    exported = (
+        f"exported videoswinv2_tiny to ONNX in {time.perf_counter() - started:.0f} s "
+        f"(its own check: {result.max_abs_diff:.1e})"
     )
+    print(f"\n{exported}")
     model = loaded.module.backbone.eval()
     model.set_attn_impl("auto")
     model.cache_attention_bias(True)  # as predict runs it
@@ -294,17 +333,45 @@ def latency_part(args: argparse.Namespace, folder: Path) -> None:
             started = time.perf_counter()
             variants[name]()
             times[name].append((time.perf_counter() - started) * 1000)
+    latency_report(args, times, diffs, exported)
+
+
+def latency_report(
+    args: argparse.Namespace, times: dict[str, list[float]], diffs: dict[str, float], exported: str
+) -> None:
+    """Print the latency table; with ``--docs``, also write it and a plot."""
     shape = f"1x3x{args.latency_frames}x{args.latency_crop}x{args.latency_crop}"
-    print(
-        f"per-clip latency, videoswinv2_tiny, clip {shape}, {args.latency_rounds} alternating rounds, {torch.get_num_threads()} threads"
+    setting = (
+        f"per-clip latency, videoswinv2_tiny, clip {shape}, {args.latency_rounds} alternating rounds, "
+        f"{torch.get_num_threads()} threads"
     )
-    print("| variant | ms per clip (min-max) | vs eager fp32 | max abs logit diff to eager fp32 |")
-    print("|---|---|---|---|")
+    header = ["variant", "ms per clip (min-max)", "vs eager fp32", "max abs logit diff to eager fp32"]
     base = statistics.median(times["PyTorch eager fp32"])
-    for name in variants:
-        print(
-            f"| {name} | {spread(times[name])} | {base / statistics.median(times[name]):.2f}x | {diffs[name]:.1e} |"
-        )
+    rows = [
+        [name, spread(values), f"{base / statistics.median(values):.2f}x", f"{diffs[name]:.1e}"]
+        for name, values in times.items()
+    ]
+    print(setting)
+    print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    if not args.docs:
+        return
+    docs = DocsResults("export-latency")
+    docs.text(setting[0].upper() + setting[1:] + "; " + exported + ":")
+    docs.table(header, rows)
+    docs.figure(
+        bar_figure(
+            list(times),
+            [statistics.median(v) for v in times.values()],
+            low=[min(v) for v in times.values()],
+            high=[max(v) for v in times.values()],
+            ylabel="ms per clip (median, min-max)",
+            title=f"videoswinv2_tiny, one {shape} clip",
+        ),
+        "per-clip latency of the ONNX export and of PyTorch",
+    )
+    docs.write(args.docs)
 
 
 def main() -> None:
@@ -329,6 +396,9 @@ def main() -> None:
         "--threads", type=int, help="threads of PyTorch and onnxruntime in the latency part (default: theirs)"
     )
     parser.add_argument("--skip", choices=("timeline", "latency"), action="append", default=[])
+    parser.add_argument(
+        "--docs", metavar="FOLDER", help="also write the tables and plots there (docs/benchmarks)"
+    )
     parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--video", help=argparse.SUPPRESS)
     parser.add_argument("--ckpt", help=argparse.SUPPRESS)

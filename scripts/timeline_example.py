@@ -1,5 +1,6 @@
-"""The README's timeline picture: a model trained by ``configs/smoke.yaml`` run along a video
-whose motion changes class every few seconds, with the true segments printed beside the found ones.
+"""The timeline picture of the README and the docs (``docs/images/timeline_example.png``): a
+model trained by ``configs/smoke.yaml`` run along a video whose motion changes class every few
+seconds, with the true segments printed beside the found ones.
 
     lightning fit -c configs/smoke.yaml
     python scripts/timeline_example.py --ckpt runs/smoke/version_0/checkpoints/last.ckpt
@@ -33,7 +34,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--ckpt", required=True, help="a checkpoint of configs/smoke.yaml's model")
-    parser.add_argument("--out", default=str(Path(__file__).with_name("timeline_example.png")))
+    parser.add_argument(
+        "--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "images" / "timeline_example.png")
+    )
     parser.add_argument("--stride-seconds", default="0.5")
     args = parser.parse_args()
     rng = np.random.default_rng(1)

@@ -114,7 +114,7 @@ def _quiet_lightning() -> None:
 
 
 # The Kinetics recipe's trainer settings (Video Swin's, but bf16 and gradient clipping: see the
-# README's recipe table); configs state only what differs. A config adds callbacks with
+# recipe table of docs/reference/datasets.md); configs state only what differs. A config adds callbacks with
 # `callbacks+:` (a plain `callbacks:` list replaces the three checkpoints).
 TRAINER_DEFAULTS: dict[str, Any] = {
     # KineticsDataModule shards every split itself so that evaluation sees each video once.
@@ -253,7 +253,7 @@ class VideoSwinCLI(LightningCLI):
         fresh_fit = self.subcommand == "fit" and not resuming
         if fresh_fit and path is not None and not Path(path).exists():
             self.parser.error(
-                f"the pretrained checkpoint {path} does not exist: download it (see README) and set "
+                f"the pretrained checkpoint {path} does not exist: download it (see docs/workflows/start-from-2d-weights.md) and set "
                 "--model.init_args.pretrained to its path, or to null to train from scratch"
             )
         self._log_into_evaluated_run(config)
