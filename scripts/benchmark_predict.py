@@ -41,16 +41,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from videoswinv2.data.synthetic import write_mp4
-from videoswinv2.data.views import EvalViews
+from videoswinv2.data import EvalViews, load_views
+from videoswinv2.data.offline.synthetic import write_mp4
 from videoswinv2.inference import (
     PredictionWriter,
     cpu_flags,
     keep_freed_memory,
     load_model,
+    multi_view_tasks,
     predict_videos,
     read_rows,
-    video_tasks,
 )
 from videoswinv2.inference.engine import resolve_accelerator
 from videoswinv2.training.module import VideoClassifier
@@ -65,7 +65,7 @@ def old_predict(module: VideoClassifier, videos: list[str], views: EvalViews) ->
     module.backbone.set_attn_impl("explicit" if device.type == "cpu" else "auto")
     with torch.no_grad():
         for video in videos:
-            clips = views.load(video)
+            clips = load_views(views, video)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 chunks = clips.to(device).split(6)
                 probs = torch.cat([module.backbone(chunk).float().softmax(-1) for chunk in chunks]).mean(0)
@@ -125,7 +125,7 @@ def engine_run(
     writer = PredictionWriter(str(out), topk=len(classes), classes=classes, progress=False)
     predict_videos(
         module,
-        video_tasks(videos, views),
+        multi_view_tasks(videos, views),
         writer,
         batch_size=args.batch_size,
         num_workers=args.num_workers,

@@ -15,15 +15,15 @@ import torch
 from conftest import REPO, check, run_cli
 
 from videoswinv2.cli import main
-from videoswinv2.data.views import EvalViews
+from videoswinv2.data import EvalViews, load_views
 from videoswinv2.inference import (
     ViewStream,
     choose_precision,
     collect_videos,
     load_model,
     mirrored_path,
+    multi_view_tasks,
     read_rows,
-    video_tasks,
 )
 
 SMOKE_CLASSES = {"moving down slowly", "moving up slowly", "moving down quickly"}
@@ -90,7 +90,7 @@ def test_view_stream_batches_views_across_videos_and_reports_broken_ones(data_sy
     broken = tmp_path / "broken.mp4"
     broken.write_text("not a video")
     views = EvalViews(num_clips=2, num_frames=4, short_side=32, crop_size=32)
-    stream = ViewStream(video_tasks([videos[0], str(broken), *videos[1:]], views), batch_size=4)
+    stream = ViewStream(multi_view_tasks([videos[0], str(broken), *videos[1:]], views), batch_size=4)
     batches = list(stream)
     assert [len(b["video"]) for b in batches] == [4, 4, 4, 4, 2]  # 3 videos x 6 views, across videos
     assert [item.video for b in batches for item, _ in b["failed"]] == [str(broken)]
@@ -102,7 +102,7 @@ def test_view_stream_batches_views_across_videos_and_reports_broken_ones(data_sy
             assert index == len(got.setdefault(item.video, []))  # views arrive in order
             got[item.video].append(view)
     for video in videos:
-        torch.testing.assert_close(torch.stack(got[video]), views.load(video), rtol=0, atol=0)
+        torch.testing.assert_close(torch.stack(got[video]), load_views(views, video), rtol=0, atol=0)
 
 
 def test_views_are_validated():
@@ -278,7 +278,7 @@ def test_features_equal_the_models_pooled_pre_logits_and_separate_the_classes(sm
     loaded = load_model(smoke_run["ckpt"], need_head=False)
     video = str(test[0])
     with torch.no_grad():
-        views = loaded.views.load(video)
+        views = load_views(loaded.views, video)
         expected = loaded.module.backbone.forward_head(
             loaded.module.backbone.forward_features(views), pre_logits=True
         ).mean(0)
@@ -410,7 +410,7 @@ def test_prediction_adds_each_blocks_bias_and_mask_once_and_frees_them(smoke_run
     loaded = load_model(smoke_run["ckpt"])
     videos = [str(p) for p in sorted((smoke_run["root"] / "data" / "test").iterdir())[:4]]
     writer = CacheRecorder(str(tmp_path / "out.csv"), classes=loaded.classes, progress=False)
-    predict_videos(loaded.module, video_tasks(videos, loaded.views), writer, batch_size=3, num_workers=0)
+    predict_videos(loaded.module, multi_view_tasks(videos, loaded.views), writer, batch_size=3, num_workers=0)
     assert len(seen) >= 3
     assert all(len(sums) == 1 for sums in seen[0])  # one window size and dtype per block
     assert all(batch == seen[0] for batch in seen)  # the same tensors, reused by every batch

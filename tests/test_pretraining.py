@@ -17,8 +17,10 @@ from torchvision.io import decode_png, read_file
 
 from videoswinv2.cli import main
 from videoswinv2.data import (
+    EvalViews,
     SyntheticSpec,
     UnlabelledVideoDataModule,
+    load_views,
     make_synthetic_dataset,
     unlabelled_videos,
 )
@@ -212,9 +214,7 @@ def test_extract_features_takes_the_encoder_and_predict_refuses_it(
     assert main(["extract-features", *args, "--output", str(tmp_path)]) == 0
     saved = np.load(tmp_path / mirrored_path(video, ".npy"))
     module = MaskedVideoPretraining.load_from_checkpoint(pretrained_ckpt).eval()
-    from videoswinv2.data import EvalViews
-
-    clips_ = EvalViews(num_clips=1, num_frames=4, short_side=32, crop_size=32).load(video)
+    clips_ = load_views(EvalViews(num_clips=1, num_frames=4, short_side=32, crop_size=32), video)
     with torch.no_grad():
         expected = module.backbone.forward_head(module.backbone.forward_features(clips_), pre_logits=True)
     assert saved.shape == (32,)  # 16 channels x 2 stages

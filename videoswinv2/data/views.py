@@ -9,15 +9,12 @@ crops along the long side, so ``3 * N`` views per video.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-import torch
-
 from videoswinv2.data.clip_planning import ClipPlacement, ClipSpec, Sampling, ShortVideo, evaluation_clips
-from videoswinv2.data.decoding import DECODERS, DecoderName, open_video
-from videoswinv2.data.transforms import resize_short_side, three_crop_views
+from videoswinv2.data.decoding import DECODERS, DecoderName
 
 CROPS_PER_CLIP = 3
 
@@ -94,32 +91,3 @@ class EvalViews:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values.update({k: v for k, v in changes.items() if v is not None and k in known})
         return EvalViews(**values)
-
-    def decode(self, path: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Decode what the views of ``path`` need, each frame once even where clips overlap.
-
-        Returns the resized frames ``(U, C, H, W)`` uint8 (short side ``short_side``) and the
-        clips as indices into them, ``(num_clips, num_frames)``. Raises
-        :class:`~videoswinv2.data.decoding.VideoDecodeError` if the video cannot be read.
-        """
-        with open_video(path, self.decoder) as reader:
-            clips = evaluation_clips(
-                reader.num_frames, reader.fps, self.clip, self.num_clips, self.clip_placement
-            )
-            unique = sorted({i for clip in clips for i in clip})
-            frames = resize_short_side(reader.read(unique), self.short_side)
-        position = {frame: k for k, frame in enumerate(unique)}
-        return frames, torch.tensor([[position[i] for i in clip] for clip in clips])
-
-    def load(self, path: str) -> torch.Tensor:
-        """All views of ``path``: ``(V, C, T, crop, crop)`` float, clip-major (clip0-crop0,
-        clip0-crop1, clip0-crop2, clip1-crop0, ...), normalised."""
-        frames, clips = self.decode(path)
-        return three_crop_views(frames, clips, self.crop_size)
-
-    def iter_clip_views(self, path: str) -> Iterator[torch.Tensor]:
-        """The same views as :meth:`load`, one clip's ``(3, C, T, crop, crop)`` at a time, so
-        memory holds the decoded frames and one clip's views whatever ``num_clips`` is."""
-        frames, clips = self.decode(path)
-        for clip in clips:
-            yield three_crop_views(frames, clip[None], self.crop_size)
