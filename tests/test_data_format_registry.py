@@ -12,13 +12,13 @@ from conftest import REPO
 
 from videoswinv2.cli import main
 from videoswinv2.data import (
-    FORMATS,
     SYNTHETIC_CLASSES,
     dataset_classes,
     detect_format,
     read_annotations,
     register_format,
 )
+from videoswinv2.data.formats import FORMATS
 
 
 @pytest.fixture

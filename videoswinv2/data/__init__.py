@@ -21,7 +21,6 @@ from videoswinv2.data.clip_planning import (
     train_clip,
     train_clips,
 )
-from videoswinv2.data.clip_reading import read_clips
 from videoswinv2.data.datamodule import KineticsDataModule, ShardSampler, VideoDataModule
 from videoswinv2.data.datasets import (
     VideoClipDataset,
@@ -29,14 +28,7 @@ from videoswinv2.data.datasets import (
     collate_videos,
 )
 from videoswinv2.data.decoding import DecoderName, VideoDecodeError, VideoReader, open_video
-from videoswinv2.data.formats import (
-    FORMATS,
-    dataset_classes,
-    detect_format,
-    format_names,
-    read_annotations,
-    register_format,
-)
+from videoswinv2.data.formats import dataset_classes, detect_format, read_annotations, register_format
 from videoswinv2.data.formats.class_folders import read_class_folders
 from videoswinv2.data.formats.hmdb51 import read_hmdb51
 from videoswinv2.data.formats.kinetics_csv import read_kinetics_csv
@@ -57,11 +49,10 @@ from videoswinv2.data.transforms import (
     normalize,
 )
 from videoswinv2.data.unlabelled import UnlabelledVideoDataModule, unlabelled_videos
-from videoswinv2.data.view_stream import MultiViewTask, load_views, view_clips
+from videoswinv2.data.view_stream import load_views
 from videoswinv2.data.views import EvalViews
 
 __all__ = [
-    "FORMATS",
     "SSV2_MIRRORED_CLASSES",
     "SYNTHETIC_CLASSES",
     "VIDEO_SWIN_MEAN",
@@ -74,7 +65,6 @@ __all__ = [
     "EvalTransform",
     "EvalViews",
     "KineticsDataModule",
-    "MultiViewTask",
     "ResumableSampler",
     "SampleKey",
     "ShardSampler",
@@ -93,7 +83,6 @@ __all__ = [
     "dataset_classes",
     "detect_format",
     "evaluation_clips",
-    "format_names",
     "kinetics400_classes",
     "load_views",
     "make_synthetic_dataset",
@@ -101,7 +90,6 @@ __all__ = [
     "open_video",
     "random_segment_clip",
     "read_annotations",
-    "read_clips",
     "read_class_folders",
     "read_class_names",
     "read_hmdb51",
@@ -115,5 +103,4 @@ __all__ = [
     "train_clip",
     "train_clips",
     "unlabelled_videos",
-    "view_clips",
 ]

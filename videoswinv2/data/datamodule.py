@@ -191,11 +191,7 @@ class VideoDataModule(pl.LightningDataModule):
         _check_counts(self.hparams)
         check_format(annotation_format)
         # What each split is read from (None: there is no such split), as given to this class.
-        self.split_sources: dict[Subset, str | None] = {
-            "train": train_annotations,
-            "val": val_annotations,
-            "test": test_annotations,
-        }
+        self.split_sources = {"train": train_annotations, "val": val_annotations, "test": test_annotations}
         if isinstance(synthetic, dict):  # as hparams hold it, e.g. when rebuilt from a checkpoint
             synthetic = SyntheticSpec(**synthetic)
         if synthetic is not None:

@@ -1,25 +1,15 @@
-"""The annotation layouts of the datasets people train and fine-tune on, as their archives unpack:
-one module per format, one registry, and the entry points that read any of them.
-
-``annotation_format`` names the layout of a split's annotation source:
-
-- ``kinetics_csv``: the official Kinetics-400/600/700 CSV (``label,youtube_id,...``);
-- ``list``: ``path label_index`` lines (mmaction2 / pytorchvideo);
-- ``class_folders``: a folder of class folders (``train/<class>/<video>``);
-- ``ucf101``: ``ucfTrainTestlist/`` (or one of its lists);
-- ``hmdb51``: ``testTrainMulti_7030_splits/``;
-- ``ssv2``: Something-Something V2's ``train.json`` / ``validation.json``;
-- ``auto``: the one layout a source can be (a ``.json`` file is SSv2's, a folder holding
-  ``classInd.txt`` UCF101's, ...), see :func:`detect_format`.
+"""Dataset annotation formats: one module each (``kinetics_csv``, ``list``, ``class_folders``,
+``ucf101``, ``hmdb51``, ``ssv2``; see each for its layout as the archive unpacks), one registry,
+and the entry points that read any of them. ``annotation_format: auto`` takes the one format a
+source can be (a ``.json`` file is SSv2's, a folder holding ``classInd.txt`` UCF101's, ...).
 
 A source that does not match its format is a ``UsageError`` (a ``ValueError``) naming the file,
 the line (or JSON entry) and the format expected. Lists without labels (UCF101's test lists used
 for training, SSv2's ``test.json``, a Kinetics test CSV without labels) are refused the same way.
 
-Adding a format is one module that defines an :class:`AnnotationFormat` and one entry: in
-:data:`FORMATS` below for a format of the package, or, from your own code, a call of
-:func:`register_format` before the data module is built (for the command line: in the script
-that then calls ``videoswinv2.cli.main()``).
+Adding a format is one module defining an :class:`AnnotationFormat` plus one entry: in
+:data:`FORMATS` for the package's own, else a :func:`register_format` call before the data module
+is built (for the command line: in the script that then calls ``videoswinv2.cli.main()``).
 """
 
 from __future__ import annotations
@@ -32,17 +22,8 @@ from videoswinv2.errors import UsageError
 
 # By name; `auto` asks the formats with a `detect` in this order (registered ones last), and reads
 # a source none of them claims as class folders (a folder) or a list (a file).
-FORMATS: dict[str, AnnotationFormat] = {
-    f.name: f
-    for f in (
-        ucf101.FORMAT,
-        hmdb51.FORMAT,
-        ssv2.FORMAT,
-        kinetics_csv.FORMAT,
-        class_folders.FORMAT,
-        list_file.FORMAT,
-    )
-}
+_BUILT_IN = (ucf101, hmdb51, ssv2, kinetics_csv, class_folders, list_file)
+FORMATS: dict[str, AnnotationFormat] = {module.FORMAT.name: module.FORMAT for module in _BUILT_IN}
 
 
 def register_format(annotation_format: AnnotationFormat) -> AnnotationFormat:
@@ -53,15 +34,10 @@ def register_format(annotation_format: AnnotationFormat) -> AnnotationFormat:
     return annotation_format
 
 
-def format_names() -> tuple[str, ...]:
-    """What ``annotation_format`` may be: ``auto`` and the registered formats."""
-    return ("auto", *FORMATS)
-
-
 def check_format(name: str) -> str:
-    """``name``, if it is one of :func:`format_names`; a ``UsageError`` listing them otherwise."""
-    if name not in format_names():
-        raise UsageError(f"annotation_format must be one of {format_names()}, got {name!r}")
+    """``name``, if it is ``auto`` or a registered format; a ``UsageError`` listing them otherwise."""
+    if name != "auto" and name not in FORMATS:
+        raise UsageError(f"annotation_format must be one of {('auto', *FORMATS)}, got {name!r}")
     return name
 
 
@@ -113,15 +89,3 @@ def dataset_classes(source: str | Path, annotation_format: str = "auto", split: 
     ``path label_index`` list names no classes: Kinetics-400's are assumed, with a warning."""
     source = Path(source)
     return _resolve(source, annotation_format).classes(source, split)
-
-
-__all__ = [
-    "FORMATS",
-    "AnnotationFormat",
-    "check_format",
-    "dataset_classes",
-    "detect_format",
-    "format_names",
-    "read_annotations",
-    "register_format",
-]

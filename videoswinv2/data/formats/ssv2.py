@@ -27,12 +27,6 @@ SSV2_MIRRORED_CLASSES: tuple[tuple[str, str], ...] = (
 )
 
 
-def ssv2_label(template: str) -> str:
-    """The class of a row: its template without the brackets ("Pushing [something] from left to
-    right" -> "Pushing something from left to right")."""
-    return template.replace("[", "").replace("]", "")
-
-
 def read_ssv2(source: str | Path, root: str | Path, classes: list[str]) -> Annotations:
     """SSv2's ``train.json`` / ``validation.json``; videos ``root/<id>.<any video suffix>``."""
     source, root = Path(source), Path(root)
@@ -60,7 +54,7 @@ def read_ssv2(source: str | Path, root: str | Path, classes: list[str]) -> Annot
                 f"{where} (id {row['id']}): no label: an unlabelled list (SSv2's test.json has no public "
                 "labels) cannot train or test; use validation.json"
             )
-        label = ssv2_label(str(row["template"]))
+        label = str(row["template"]).replace("[", "").replace("]", "")  # "Pushing [something] ..."
         if label not in labels:
             raise UsageError(
                 f"{where} (id {row['id']}): class {label!r} is not in {_SSV2_CLASSES}'s {len(classes)}"
