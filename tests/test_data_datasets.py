@@ -21,8 +21,8 @@ from videoswinv2.data import (
     open_video,
     spread_clips,
     train_clips,
-    view_clips,
 )
+from videoswinv2.data.view_stream import view_clips
 
 DECODERS = ["pyav", "decord"]
 
