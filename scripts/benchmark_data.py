@@ -56,7 +56,7 @@ from videoswinv2.data import (
 )
 from videoswinv2.data.clip_planning import train_clips
 from videoswinv2.data.decoding import DECODERS
-from videoswinv2.data.preparing import PrepareSettings, prepare_video
+from videoswinv2.data.offline.prepare import PrepareSettings, prepare_video
 
 # The clips each dataset's recipe trains on, and its raw videos: (size, seconds, fps, codec).
 SPECS = {

@@ -43,16 +43,16 @@ import numpy as np
 import torch
 from docs_output import DocsResults, bar_figure
 
-from videoswinv2.data.synthetic import write_mp4
-from videoswinv2.data.views import load_views
+from videoswinv2.data import load_views
+from videoswinv2.data.offline.synthetic import write_mp4
 from videoswinv2.inference import (
     PredictionWriter,
     cpu_flags,
     keep_freed_memory,
     load_model,
+    multi_view_tasks,
     predict_videos,
     read_rows,
-    video_tasks,
 )
 from videoswinv2.inference.engine import resolve_accelerator
 from videoswinv2.record import EvalViews
@@ -128,7 +128,7 @@ def engine_run(
     writer = PredictionWriter(str(out), topk=len(classes), classes=classes, progress=False)
     predict_videos(
         module,
-        video_tasks(videos, views),
+        multi_view_tasks(videos, views),
         writer,
         batch_size=args.batch_size,
         num_workers=args.num_workers,

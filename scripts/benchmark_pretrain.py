@@ -1,6 +1,6 @@
 """Masked video pretraining (``MaskedVideoPretraining``) against training from scratch, with few labels.
 
-Accuracy (the default): on the synthetic motion dataset (``videoswinv2.data.synthetic``: 4
+Accuracy (the default): on the synthetic motion dataset (``videoswinv2.data.offline.synthetic``: 4
 classes told apart by motion only), the smoke config's model is
 
 1. pretrained on the unlabelled training videos (all of them, labels never read), once per mask

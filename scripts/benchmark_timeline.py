@@ -128,10 +128,11 @@ class SeekWindows:
         return Finished(self.video, self.part, self.parts)
 
     def __iter__(self) -> Iterator:
+        from videoswinv2.data.clip_planning import plan_windows, window_times
         from videoswinv2.data.decoding import open_video
-        from videoswinv2.data.timeline import TimelineTask, plan_windows, window_times
+        from videoswinv2.data.timeline import TimelineTask
         from videoswinv2.data.transforms import resize_short_side, three_crop_windows
-        from videoswinv2.data.view_stream import Item
+        from videoswinv2.data.view_stream import Item, WindowSpan
 
         spec, size = self.spec, self.spec.crop_size
         shaping = TimelineTask(self.video, spec)  # the same normalisation and crops
@@ -143,11 +144,8 @@ class SeekWindows:
                 if spec.crops == 1:
                     top, left = three_crop_windows(*clip.shape[-2:], size)[1]
                     clip = clip[..., top : top + size, left : left + size]
-                start_s, end_s = window_times(windows[k], reader.fps, reader.num_frames, spec.clip)
-                yield (
-                    Item(self.video, spec.crops, window=k, start_s=start_s, end_s=end_s),
-                    shaping.window_views(clip),
-                )
+                span = WindowSpan(k, *window_times(windows[k], reader.fps, reader.num_frames, spec.clip))
+                yield Item(self.video, spec.crops, window=span), shaping.window_views(clip)
 
 
 def child(args: argparse.Namespace) -> None:

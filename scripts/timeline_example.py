@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from videoswinv2.cli import main as videoswinv2
-from videoswinv2.data.synthetic import SYNTHETIC_CLASSES, render_video, write_mp4
+from videoswinv2.data.offline.synthetic import SYNTHETIC_CLASSES, render_video, write_mp4
 from videoswinv2.inference.inputs import mirrored_path
 
 # (class, seconds) of the example video.

@@ -1,4 +1,4 @@
-"""Clip planning: which frame indices make the train, val and test clips."""
+"""Clip planning: which frame indices make the train, val and test clips and the timeline windows."""
 
 import numpy as np
 import pytest
@@ -15,6 +15,7 @@ from videoswinv2.data import (
     train_clip,
     train_clips,
 )
+from videoswinv2.data.clip_planning import plan_windows
 
 
 def test_offsets_and_span() -> None:
@@ -195,3 +196,24 @@ def test_short_videos_loop_when_asked() -> None:
     assert center_clip(20, 30.0, long_enough) == center_clip(20, 30.0, ClipSpec(6, 2))  # no change
     with pytest.raises(ValueError, match="short_video must be one of"):
         ClipSpec(short_video="wrap")
+
+
+WINDOW_CLIP = ClipSpec(num_frames=4, frame_interval=3)  # a span of 10 frames
+
+
+def test_timeline_windows_start_every_stride_and_the_last_one_ends_on_the_last_frame():
+    windows = plan_windows(103, 10.0, WINDOW_CLIP, stride_s=0.5)  # stride 5 frames
+    assert [w[0] for w in windows] == [*range(0, 95, 5), 93]  # 93: the tail after the window at 90
+    assert all(w == list(range(w[0], w[0] + 10, 3)) for w in windows)
+    assert [w[0] for w in plan_windows(100, 10.0, WINDOW_CLIP, 0.5)][
+        -1
+    ] == 90  # ends on the last frame: no extra
+    assert plan_windows(100, 10.0, WINDOW_CLIP, 3.0) == [[s, s + 3, s + 6, s + 9] for s in (0, 30, 60, 90)]
+    assert plan_windows(5, 10.0, WINDOW_CLIP, 0.5) == [
+        [0, 3, 4, 4]
+    ]  # shorter than a window: last frame repeated
+    assert plan_windows(103, 7.5, WINDOW_CLIP, 0.5)[1][0] == 4  # floor(3.75 + 0.5)
+    with pytest.raises(ValueError, match="shorter than one frame"):
+        plan_windows(100, 10.0, WINDOW_CLIP, 0.05)
+    with pytest.raises(ValueError, match="frame rate is unknown"):
+        plan_windows(100, 0.0, WINDOW_CLIP, 1.0)

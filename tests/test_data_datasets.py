@@ -14,11 +14,12 @@ from videoswinv2.data import (
     VideoRecord,
     collate_clips,
     collate_videos,
+    load_views,
     open_video,
     spread_clips,
     train_clips,
 )
-from videoswinv2.data.views import decode_views, load_views
+from videoswinv2.data.view_stream import view_clips
 from videoswinv2.record import INPUT_MEAN, INPUT_STD, EvalViews
 
 DECODERS = ["pyav", "decord"]
@@ -190,8 +191,8 @@ def test_segment_sampling_on_a_numbered_webm(data_make_numbered_video, data_fram
     centres = [(first + last) // 2 for first, last in bounds]
     assert data_frame_numbers(val[0]["video"]) == centres
     views = EvalViews(num_clips=1, num_frames=8, sampling="segments", short_side=64, crop_size=64)
-    frames, clips = decode_views(views, str(path))
-    assert data_frame_numbers(frames[clips[0]].permute(0, 2, 3, 1)) == centres  # the test views too
+    [clip] = view_clips(views, str(path))
+    assert data_frame_numbers(clip.permute(0, 2, 3, 1)) == centres  # the test views too
     assert load_views(views, str(path)).shape == (3, 3, 8, 64, 64)
 
 
@@ -200,8 +201,8 @@ def test_test_views_place_clips_and_loop_as_configured(data_numbered_video, data
     # per part, so mmaction's two clips start at int(2.75) = 2 and int(8.25) = 8.
     def numbers(**settings) -> list[list[int]]:
         views = EvalViews(**{"num_clips": 2, "num_frames": 40, "short_side": 64, "crop_size": 64, **settings})
-        frames, clips = decode_views(views, str(data_numbered_video))  # (U, C, 64, 120) uint8, (2, T)
-        return [data_frame_numbers(frames[clip].permute(0, 2, 3, 1)) for clip in clips]
+        clips = view_clips(views, str(data_numbered_video))  # each (T, C, 64, 120) uint8
+        return [data_frame_numbers(clip.permute(0, 2, 3, 1)) for clip in clips]
 
     assert numbers() == [list(range(0, 80, 2)), list(range(11, 90, 2))]  # first to last start (90 - 79)
     assert numbers(clip_placement="segment_centres") == [list(range(2, 82, 2)), list(range(8, 88, 2))]

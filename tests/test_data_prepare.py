@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from videoswinv2.cli import main
 from videoswinv2.data import KineticsDataModule, open_video
-from videoswinv2.data.preparing import PrepareSettings, output_size, prepare_dataset
+from videoswinv2.data.offline.prepare import PrepareSettings, output_size, prepare_dataset
 
 
 def test_output_size_keeps_the_aspect_and_never_upscales() -> None:
@@ -235,7 +235,7 @@ def test_fifos_are_reported_and_symlinked_folders_followed(data_make_numbered_vi
 
 
 def test_ctrl_c_exits_130_and_leaves_no_partial_file(data_make_numbered_video, tmp_path, capsys, monkeypatch):
-    import videoswinv2.data.preparing as preparing
+    import videoswinv2.data.offline.prepare as preparing
 
     src, dst = tmp_path / "src", tmp_path / "dst"
     src.mkdir()

@@ -14,7 +14,7 @@ from videoswinv2.data import (
     read_annotations,
     read_class_names,
 )
-from videoswinv2.data.synthetic import render_video
+from videoswinv2.data.offline.synthetic import render_video
 
 
 def test_layout_and_annotations(data_synthetic_root) -> None:

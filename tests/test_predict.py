@@ -15,15 +15,15 @@ import torch
 from conftest import REPO, check, run_cli
 
 from videoswinv2.cli import main
-from videoswinv2.data.views import load_views
+from videoswinv2.data import load_views
 from videoswinv2.inference import (
     ViewStream,
     choose_precision,
     collect_videos,
     load_model,
     mirrored_path,
+    multi_view_tasks,
     read_rows,
-    video_tasks,
 )
 from videoswinv2.record import EvalViews
 
@@ -91,7 +91,7 @@ def test_view_stream_batches_views_across_videos_and_reports_broken_ones(data_sy
     broken = tmp_path / "broken.mp4"
     broken.write_text("not a video")
     views = EvalViews(num_clips=2, num_frames=4, short_side=32, crop_size=32)
-    stream = ViewStream(video_tasks([videos[0], str(broken), *videos[1:]], views), batch_size=4)
+    stream = ViewStream(multi_view_tasks([videos[0], str(broken), *videos[1:]], views), batch_size=4)
     batches = list(stream)
     assert [len(b["video"]) for b in batches] == [4, 4, 4, 4, 2]  # 3 videos x 6 views, across videos
     assert [item.video for b in batches for item, _ in b["failed"]] == [str(broken)]
@@ -411,7 +411,7 @@ def test_prediction_adds_each_blocks_bias_and_mask_once_and_frees_them(smoke_run
     loaded = load_model(smoke_run["ckpt"])
     videos = [str(p) for p in sorted((smoke_run["root"] / "data" / "test").iterdir())[:4]]
     writer = CacheRecorder(str(tmp_path / "out.csv"), classes=loaded.classes, progress=False)
-    predict_videos(loaded.module, video_tasks(videos, loaded.views), writer, batch_size=3, num_workers=0)
+    predict_videos(loaded.module, multi_view_tasks(videos, loaded.views), writer, batch_size=3, num_workers=0)
     assert len(seen) >= 3
     assert all(len(sums) == 1 for sums in seen[0])  # one window size and dtype per block
     assert all(batch == seen[0] for batch in seen)  # the same tensors, reused by every batch

@@ -19,11 +19,13 @@ from videoswinv2.cli import main
 from videoswinv2.data import (
     SyntheticSpec,
     UnlabelledVideoDataModule,
+    load_views,
     make_synthetic_dataset,
     unlabelled_videos,
 )
 from videoswinv2.data.unlabelled import NO_LABEL
 from videoswinv2.inference.inputs import mirrored_path
+from videoswinv2.record import EvalViews
 from videoswinv2.training import MaskedVideoPretraining, ReconstructionPictures, VideoClassifier
 from videoswinv2.training.masking import expand_mask, masked_l1, normalize_patches, random_unit_mask
 
@@ -212,9 +214,6 @@ def test_extract_features_takes_the_encoder_and_predict_refuses_it(
     assert main(["extract-features", *args, "--output", str(tmp_path)]) == 0
     saved = np.load(tmp_path / mirrored_path(video, ".npy"))
     module = MaskedVideoPretraining.load_from_checkpoint(pretrained_ckpt).eval()
-    from videoswinv2.data import load_views
-    from videoswinv2.record import EvalViews
-
     clips_ = load_views(EvalViews(num_clips=1, num_frames=4, short_side=32, crop_size=32), video)
     with torch.no_grad():
         expected = module.backbone.forward_head(module.backbone.forward_features(clips_), pre_logits=True)

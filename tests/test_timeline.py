@@ -13,26 +13,12 @@ import torch
 from videoswinv2.cli import main
 from videoswinv2.data.clip_planning import ClipSpec
 from videoswinv2.data.decoding import DECODERS, open_video
-from videoswinv2.data.timeline import TimelineSpec, TimelineTask, plan_windows, timeline_tasks
+from videoswinv2.data.timeline import TimelineSpec, TimelineTask, timeline_tasks
 from videoswinv2.inference.inputs import mirrored_path
 from videoswinv2.inference.timeline import Window, merge_segments
 from videoswinv2.record import INPUT_MEAN, INPUT_STD
 
 CLIP = ClipSpec(num_frames=4, frame_interval=3)  # a span of 10 frames
-
-
-def test_windows_start_every_stride_and_the_last_one_ends_on_the_last_frame():
-    windows = plan_windows(103, 10.0, CLIP, stride_s=0.5)  # stride 5 frames
-    assert [w[0] for w in windows] == [*range(0, 95, 5), 93]  # 93: the tail after the window at 90
-    assert all(w == list(range(w[0], w[0] + 10, 3)) for w in windows)
-    assert [w[0] for w in plan_windows(100, 10.0, CLIP, 0.5)][-1] == 90  # ends on the last frame: no extra
-    assert plan_windows(100, 10.0, CLIP, 3.0) == [[s, s + 3, s + 6, s + 9] for s in (0, 30, 60, 90)]
-    assert plan_windows(5, 10.0, CLIP, 0.5) == [[0, 3, 4, 4]]  # shorter than a window: last frame repeated
-    assert plan_windows(103, 7.5, CLIP, 0.5)[1][0] == 4  # floor(3.75 + 0.5)
-    with pytest.raises(ValueError, match="shorter than one frame"):
-        plan_windows(100, 10.0, CLIP, 0.05)
-    with pytest.raises(ValueError, match="frame rate is unknown"):
-        plan_windows(100, 0.0, CLIP, 1.0)
 
 
 def _frames_of_views(views: torch.Tensor) -> torch.Tensor:
@@ -63,10 +49,11 @@ def test_each_window_holds_the_frames_its_start_and_end_name(
     windows = list(TimelineTask(video, spec))
     assert len(windows) == 20 and sorted(decoded) == list(range(103))  # every frame decoded once
     for k, (item, views) in enumerate(windows):
-        assert item.window == k and views.shape == (3, 3, 4, 64, 64)
-        first, end = round(item.start_s * 10), round(item.end_s * 10)
+        assert item.window.number == k and views.shape == (3, 3, 4, 64, 64)
+        first, end = round(item.window.start_s * 10), round(item.window.end_s * 10)
         assert data_frame_numbers(_frames_of_views(views)) == list(range(first, end, 3))
-    assert (windows[-1][0].start_s, windows[-1][0].end_s) == (9.3, 10.3)  # the last frame is 102
+    last = windows[-1][0].window
+    assert (last.start_s, last.end_s) == (9.3, 10.3)  # the last frame is 102
     centre = list(TimelineTask(video, TimelineSpec(CLIP, 0.5, 64, 64, crops=1, decoder=decoder)))
     assert all(torch.equal(one[1][0], three[1][1]) for one, three in zip(centre, windows))
 
@@ -74,7 +61,7 @@ def test_each_window_holds_the_frames_its_start_and_end_name(
     # frame 50, the first of window 10); windows done already are skipped.
     parts = timeline_tasks([video], spec, workers=2, skip={str(Path(video).resolve()): frozenset({12})})
     decoded.clear()
-    got = [item.window for task in parts for item, _ in task]
+    got = [item.window.number for task in parts for item, _ in task]
     assert got == [k for k in range(20) if k != 12]
     assert decoded == [*range(0, 55), *range(50, 103)]
 
@@ -84,7 +71,7 @@ def test_a_short_video_gives_one_window_that_repeats_its_last_frame(
 ):
     video = str(data_make_numbered_video(tmp_path / "short.mp4", 6, fps=10))
     [(item, views)] = list(TimelineTask(video, TimelineSpec(CLIP, 1.0, 64, 64, crops=3)))
-    assert (item.start_s, item.end_s) == (0.0, 0.6)
+    assert (item.window.start_s, item.window.end_s) == (0.0, 0.6)
     assert data_frame_numbers(_frames_of_views(views)) == [0, 3, 5, 5]
 
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from videoswinv2 import create_model
-from videoswinv2.data.view_stream import Item
+from videoswinv2.data.view_stream import Item, WindowSpan
 from videoswinv2.training.evaluation import Result, RowSchema, ViewGatherer, row_top
 from videoswinv2.training.mixing import mix_clips, smooth_one_hot
 from videoswinv2.training.optim import param_groups, warmup_cosine
@@ -138,7 +138,7 @@ def test_views_arriving_over_batches_make_one_result_per_item():
 def test_one_row_schema_for_tests_predictions_and_timelines():
     classes = ["a", "b", "c"]
     result = Result(
-        Item("v.mp4", 3, label=2, window=4, start_s=1.5, end_s=3.25), probs=torch.tensor([0.6, 0.3, 0.1])
+        Item("v.mp4", 3, label=2, window=WindowSpan(4, 1.5, 3.25)), probs=torch.tensor([0.6, 0.3, 0.1])
     )
     labelled = RowSchema(2, labelled=True)
     assert labelled.columns() == [

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 from videoswinv2.commands._inference import add_inference_arguments, guarded, prepare, run_tasks
-from videoswinv2.data.view_stream import video_tasks
+from videoswinv2.data.view_stream import multi_view_tasks
 from videoswinv2.inference.outputs import resolved
 from videoswinv2.inference.writers import FeatureWriter
 
@@ -44,5 +44,5 @@ def _run(args: argparse.Namespace) -> int:
     videos = [video for video in setup.videos if resolved(video) not in done]
     skipped = len(setup.videos) - len(videos)
     return run_tasks(
-        PROG, args, setup, writer, video_tasks(videos, setup.views), skipped, str(writer.index.path)
+        PROG, args, setup, writer, multi_view_tasks(videos, setup.views), skipped, str(writer.index.path)
     )

@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from videoswinv2.data.synthetic import SPLITS, SYNTHETIC_CLASSES, SyntheticSpec, make_synthetic_dataset
+from videoswinv2.data.offline.synthetic import (
+    SPLITS,
+    SYNTHETIC_CLASSES,
+    SyntheticSpec,
+    make_synthetic_dataset,
+)
 
 __all__ = ["add_arguments", "run"]
 

@@ -18,7 +18,7 @@ from videoswinv2.commands._inference import (
     run_tasks,
     warn_untrained,
 )
-from videoswinv2.data.view_stream import video_tasks
+from videoswinv2.data.view_stream import multi_view_tasks
 from videoswinv2.inference.outputs import resolved
 from videoswinv2.inference.writers import PredictionWriter
 
@@ -48,4 +48,6 @@ def _run(args: argparse.Namespace) -> int:
     warn_untrained(PROG, setup)
     videos = [video for video in setup.videos if resolved(video) not in done]
     skipped = len(setup.videos) - len(videos)
-    return run_tasks(PROG, args, setup, writer, video_tasks(videos, setup.views), skipped, args.output or "")
+    return run_tasks(
+        PROG, args, setup, writer, multi_view_tasks(videos, setup.views), skipped, args.output or ""
+    )

@@ -1,4 +1,4 @@
-"""``videoswinv2 prepare SRC DST``: a training copy of a dataset folder (see ``videoswinv2.data.preparing``)."""
+"""``videoswinv2 prepare SRC DST``: a training copy of a dataset folder (see ``videoswinv2.data.offline.prepare``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from videoswinv2.data.preparing import PrepareSettings, prepare_dataset, summary
+from videoswinv2.data.offline.prepare import PrepareSettings, prepare_dataset, summary
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -1,24 +1,12 @@
-"""Video data: annotations (Kinetics, UCF101, HMDB51, Something-Something V2, class folders),
-clip planning, decoding, transforms, datasets, the Lightning DataModule and a synthetic motion
-dataset."""
+"""Video data: annotation formats (Kinetics, UCF101, HMDB51, Something-Something V2, class
+folders, and any registered one), clip planning, decoding, clip reading, transforms, datasets, the
+Lightning DataModule, and offline tools (re-encoding, a synthetic motion dataset)."""
 
-from videoswinv2.data.annotation_formats import (
-    ANNOTATION_FORMATS,
-    SSV2_MIRRORED_CLASSES,
-    dataset_classes,
-    detect_format,
-    read_annotations,
-    read_hmdb51,
-    read_ssv2,
-    read_ucf101,
-)
 from videoswinv2.data.annotations import (
+    AnnotationFormat,
     Annotations,
     VideoRecord,
-    read_class_folders,
     read_class_names,
-    read_kinetics_csv,
-    read_list_file,
 )
 from videoswinv2.data.broken_videos import BrokenVideoLogger
 from videoswinv2.data.clip_planning import (
@@ -32,37 +20,43 @@ from videoswinv2.data.clip_planning import (
     train_clip,
     train_clips,
 )
-from videoswinv2.data.datamodule import KineticsDataModule, ShardSampler
+from videoswinv2.data.datamodule import KineticsDataModule, ShardSampler, VideoDataModule
 from videoswinv2.data.datasets import (
     VideoClipDataset,
     collate_clips,
     collate_videos,
 )
 from videoswinv2.data.decoding import DecoderName, VideoDecodeError, VideoReader, open_video
-from videoswinv2.data.sampling import ResumableSampler, SampleKey
-from videoswinv2.data.synthetic import (
+from videoswinv2.data.formats import dataset_classes, detect_format, read_annotations, register_format
+from videoswinv2.data.formats.class_folders import read_class_folders
+from videoswinv2.data.formats.hmdb51 import read_hmdb51
+from videoswinv2.data.formats.kinetics_csv import read_kinetics_csv
+from videoswinv2.data.formats.list_file import read_list_file
+from videoswinv2.data.formats.ssv2 import SSV2_MIRRORED_CLASSES, read_ssv2
+from videoswinv2.data.formats.ucf101 import read_ucf101
+from videoswinv2.data.offline.synthetic import (
     SYNTHETIC_CLASSES,
     SyntheticSpec,
     make_synthetic_dataset,
 )
+from videoswinv2.data.sampling import ResumableSampler, SampleKey
 from videoswinv2.data.transforms import (
     EvalTransform,
     TrainTransform,
     normalize,
 )
 from videoswinv2.data.unlabelled import UnlabelledVideoDataModule, unlabelled_videos
-from videoswinv2.data.views import load_views
+from videoswinv2.data.view_stream import load_views
 
 __all__ = [
-    "ANNOTATION_FORMATS",
     "SSV2_MIRRORED_CLASSES",
     "SYNTHETIC_CLASSES",
+    "AnnotationFormat",
     "Annotations",
     "BrokenVideoLogger",
     "ClipSpec",
     "DecoderName",
     "EvalTransform",
-    "load_views",
     "KineticsDataModule",
     "ResumableSampler",
     "SampleKey",
@@ -71,6 +65,7 @@ __all__ = [
     "TrainTransform",
     "UnlabelledVideoDataModule",
     "VideoClipDataset",
+    "VideoDataModule",
     "VideoDecodeError",
     "VideoReader",
     "VideoRecord",
@@ -81,6 +76,7 @@ __all__ = [
     "dataset_classes",
     "detect_format",
     "evaluation_clips",
+    "load_views",
     "make_synthetic_dataset",
     "normalize",
     "open_video",
@@ -93,6 +89,7 @@ __all__ = [
     "read_list_file",
     "read_ssv2",
     "read_ucf101",
+    "register_format",
     "segment_centred_clips",
     "spread_clips",
     "train_clip",

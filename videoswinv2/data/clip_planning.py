@@ -11,6 +11,13 @@ clip repeat its last frame (``short_video="repeat_last"``) or start over from it
 instead cuts the whole video into ``num_frames`` equal segments and takes one frame of each: a
 random one in training, the middle one in evaluation; ``frame_interval`` does not apply.
 
+Timeline windows (``videoswinv2 timeline``) are clips starting every ``stride_s`` seconds: window
+``i`` starts at frame ``floor(i * stride_s * fps + 0.5)`` and covers ``[start_s, end_s)`` =
+``[start / fps, (start + span) / fps)``. Windows are placed while a whole one fits; if frames
+remain after the last, one more window ends on the last frame (its start then lies off the stride
+grid); a video shorter than one window gives a single window from frame 0 whose missing frames
+repeat the last one, as test clips do, and whose ``end_s`` is the video's end.
+
 Random functions take an optional ``torch.Generator``, so a caller can make each draw depend on a
 seed of its own.
 """
@@ -18,6 +25,7 @@ seed of its own.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -221,3 +229,34 @@ def evaluation_clips(
     if placement == "segment_centres":
         return segment_centred_clips(total, fps, spec, num_clips)
     return spread_clips(total, fps, spec, num_clips)
+
+
+# -- timeline windows ----------------------------------------------------------------------------
+
+
+def plan_windows(total: int, fps: float, clip: ClipSpec, stride_s: float) -> list[list[int]]:
+    """Frame indices of each timeline window of a ``total``-frame video at ``fps`` (see the
+    module docstring). Raises ``ValueError`` when the frame rate is unknown or the stride is
+    under one frame."""
+    if total < 1:
+        raise ValueError("the video has no frames")
+    if not fps > 0:
+        raise ValueError("the frame rate is unknown, so windows cannot be placed in seconds")
+    stride = stride_s * fps
+    if stride < 1:
+        raise ValueError(f"a stride of {stride_s:g} s is shorter than one frame at {fps:g} fps")
+    offsets = clip.offsets(fps)
+    span = offsets[-1] + 1
+    starts: list[int] = []
+    while (start := math.floor(len(starts) * stride + 0.5)) + span <= total:
+        starts.append(start)
+    if not starts:
+        starts = [0]
+    elif starts[-1] + span < total:
+        starts.append(total - span)
+    return [[min(start + offset, total - 1) for offset in offsets] for start in starts]
+
+
+def window_times(frames: Sequence[int], fps: float, total: int, clip: ClipSpec) -> tuple[float, float]:
+    """``(start_s, end_s)`` of a window whose frames are ``frames``."""
+    return frames[0] / fps, min(frames[0] + clip.span(fps), total) / fps

@@ -1,4 +1,5 @@
-"""``KineticsDataModule``: Kinetics-style video data for Lightning, sharded by the module itself.
+"""``VideoDataModule`` (also ``KineticsDataModule``): labelled video datasets for Lightning,
+sharded by the module itself.
 
 The module builds its own samplers, so the Trainer must run with
 ``use_distributed_sampler=False``: training shuffles with a :class:`ResumableSampler` (each video
@@ -23,20 +24,16 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchdata.stateful_dataloader import StatefulDataLoader
 
-from videoswinv2.data.annotation_formats import (
-    SSV2_MIRRORED_CLASSES,
-    AnnotationFormat,
-    dataset_classes,
-    read_annotations,
-)
-from videoswinv2.data.annotations import VideoRecord, read_class_names
+from videoswinv2.data.annotations import Subset, VideoRecord, read_class_names
 from videoswinv2.data.broken_videos import BrokenVideoLogger
 from videoswinv2.data.clip_planning import ClipPlacement, ClipSpec, Sampling, ShortVideo
 from videoswinv2.data.datasets import VideoClipDataset, collate_clips, collate_videos
+from videoswinv2.data.formats import check_format, dataset_classes, read_annotations
+from videoswinv2.data.formats.ssv2 import SSV2_MIRRORED_CLASSES
+from videoswinv2.data.offline.synthetic import SyntheticSpec, make_synthetic_dataset
 from videoswinv2.data.sampling import ResumableSampler
-from videoswinv2.data.synthetic import SyntheticSpec, make_synthetic_dataset
 from videoswinv2.data.transforms import EvalTransform, TrainTransform
-from videoswinv2.data.view_stream import VideoViews, video_tasks, view_loader
+from videoswinv2.data.view_stream import MultiViewTask, multi_view_tasks, view_loader
 from videoswinv2.data.views import check_views
 from videoswinv2.data.workers import outlive_job_signals
 from videoswinv2.errors import UsageError
@@ -82,9 +79,10 @@ def _check_counts(settings: Any) -> None:
         )
 
 
-class KineticsDataModule(pl.LightningDataModule):
-    """Train / val / test loaders over the annotations of Kinetics, UCF101, HMDB51, SSv2 or class
-    folders (see ``videoswinv2.data.annotation_formats``); its defaults are the Kinetics recipe.
+class VideoDataModule(pl.LightningDataModule):
+    """Train / val / test loaders over the annotations of Kinetics, UCF101, HMDB51, SSv2, class
+    folders or any registered format (see ``videoswinv2.data.formats``); its defaults are the
+    Kinetics recipe.
 
     Paths are relative to ``data_root`` unless absolute. ``classes`` (and ``num_classes``) are
     known before ``setup``: the class names file's, else the dataset's own (read on first use). Batches are dicts: ``video``
@@ -92,6 +90,10 @@ class KineticsDataModule(pl.LightningDataModule):
     repeated per clip; ``(B, V, C, T, H, W)`` for test, and for val with ``val_views``),
     ``label`` and ``index`` ``(B,)``, and ``broken`` (paths skipped). With ``synthetic`` set,
     ``prepare_data`` writes that synthetic dataset into an empty or missing ``data_root``.
+
+    A module that finds its videos another way overrides :meth:`read_classes` and
+    :meth:`split_videos` (as ``UnlabelledVideoDataModule`` does); everything else (clips,
+    augmentation, loaders, sharding, resuming) is this one's.
     """
 
     def __init__(
@@ -101,12 +103,12 @@ class KineticsDataModule(pl.LightningDataModule):
         val_annotations: str | None = "annotations/val.csv",
         test_annotations: str | None = "annotations/test.csv",
         class_names_file: str | None = None,
-        annotation_format: AnnotationFormat = "auto",
+        annotation_format: str = "auto",
         split: int = 1,
         video_dir: str | None = None,
         decoder: Literal["pyav", "decord"] = "pyav",
-        num_frames: int = 32,
-        frame_interval: int = 2,
+        num_frames: int = EvalViews.num_frames,
+        frame_interval: int = EvalViews.frame_interval,
         target_fps: float | None = None,
         frame_sampling: Sampling = "interval",
         short_video: ShortVideo = "repeat_last",
@@ -120,9 +122,9 @@ class KineticsDataModule(pl.LightningDataModule):
         val_short_side: int = 256,
         val_crop_size: int = 224,
         val_views: bool = False,
-        test_short_side: int = 224,
-        test_crop_size: int = 224,
-        num_test_clips: int = 4,
+        test_short_side: int = EvalViews.short_side,
+        test_crop_size: int = EvalViews.crop_size,
+        num_test_clips: int = EvalViews.num_clips,
         test_clip_placement: ClipPlacement = "uniform",
         batch_size: int = 8,
         test_batch_size: int = 1,
@@ -144,7 +146,8 @@ class KineticsDataModule(pl.LightningDataModule):
                 ``synthetic``, else the dataset's own (see ``dataset_classes``) from the first
                 split given.
             annotation_format: "auto" (detected where only one layout fits), "kinetics_csv",
-                "list", "class_folders", "ucf101", "hmdb51" or "ssv2".
+                "list", "class_folders", "ucf101", "hmdb51", "ssv2" or a format registered with
+                ``videoswinv2.data.formats.register_format``.
             split: the official split (1-3) a UCF101 or HMDB51 split folder gives.
             video_dir: folder of the videos, relative to ``data_root`` (e.g. ``UCF-101``); the
                 annotations' video paths are relative to it. Default: ``data_root``.
@@ -187,6 +190,9 @@ class KineticsDataModule(pl.LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
         _check_counts(self.hparams)
+        check_format(annotation_format)
+        # What each split is read from (None: there is no such split), as given to this class.
+        self.split_sources = {"train": train_annotations, "val": val_annotations, "test": test_annotations}
         if isinstance(synthetic, dict):  # as hparams hold it, e.g. when rebuilt from a checkpoint
             synthetic = SyntheticSpec(**synthetic)
         if synthetic is not None:
@@ -198,9 +204,10 @@ class KineticsDataModule(pl.LightningDataModule):
         check_views(self.test_views)  # checks the test settings now, not at the first test
         self.synthetic = synthetic
         self._classes: list[str] | None = None
-        self.datasets: dict[str, Dataset | list[VideoViews]] = {}
+        self.datasets: dict[str, Dataset | list[MultiViewTask]] = {}
         self._train_loader: StatefulDataLoader | None = None
         self._train_loader_state: dict[str, Any] | None = None  # from a checkpoint, for the next loader
+        self._train_loader_workers: int | None = None  # the worker count that state was saved with
 
     @property
     def root(self) -> Path:
@@ -225,7 +232,7 @@ class KineticsDataModule(pl.LightningDataModule):
     def classes(self) -> list[str]:
         """The class names in label order (read on first use)."""
         if self._classes is None:
-            self._classes = self._read_classes()
+            self._classes = self.read_classes()
         return self._classes
 
     @property
@@ -233,7 +240,9 @@ class KineticsDataModule(pl.LightningDataModule):
         """The number of classes: what the model's head must output (the CLI links the two)."""
         return len(self.classes)
 
-    def _read_classes(self) -> list[str]:
+    def read_classes(self) -> list[str]:
+        """The class names in label order: the class names file's, else the synthetic dataset's,
+        else those the first split's annotations define (``dataset_classes``)."""
         h = self.hparams
         if h.class_names_file is not None and self._path(h.class_names_file).is_file():
             return read_class_names(self._path(h.class_names_file))
@@ -241,8 +250,7 @@ class KineticsDataModule(pl.LightningDataModule):
             return self.synthetic.classes  # the class file prepare_data writes holds the same
         if h.class_names_file is not None:
             raise UsageError(f"class names file {self._path(h.class_names_file)} does not exist")
-        sources = [h[f"{split}_annotations"] for split in ("train", "val", "test")]
-        given = [self._path(source) for source in sources if source is not None]
+        given = [self._path(source) for source in self.split_sources.values() if source is not None]
         for source in given:
             if source.exists():
                 return dataset_classes(source, h.annotation_format, h.split)
@@ -265,9 +273,11 @@ class KineticsDataModule(pl.LightningDataModule):
             return self.trainer.global_rank, self.trainer.world_size
         return 0, 1
 
-    def _videos(self, split: str) -> list[VideoRecord]:
+    def split_videos(self, split: Subset) -> list[VideoRecord]:
+        """The videos of ``split`` with their labels (indices into :attr:`classes`), read from
+        its annotations in ``annotation_format``; a ``UsageError`` if there are none."""
         h = self.hparams
-        source = h[f"{split}_annotations"]
+        source = self.split_sources[split]
         if source is None:
             raise UsageError(f"no {split}_annotations given, so there is no {split} split")
         videos = read_annotations(
@@ -283,12 +293,9 @@ class KineticsDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.trainer is not None:
             _, world = self._rank_and_world()
-            # Lightning reaches into a private attribute here too; its public flag is only an
-            # argument of Trainer.__init__.
-            connector = getattr(self.trainer, "_accelerator_connector", None)
-            if world > 1 and getattr(connector, "use_distributed_sampler", False):
+            if world > 1 and _lightning_replaces_samplers(self.trainer):
                 raise ValueError(
-                    "KineticsDataModule shards the data itself; create the Trainer with "
+                    f"{type(self).__name__} shards the data itself; create the Trainer with "
                     "use_distributed_sampler=False (Lightning's sampler pads evaluation)"
                 )
             if not any(isinstance(c, BrokenVideoLogger) for c in self.trainer.callbacks):
@@ -297,7 +304,7 @@ class KineticsDataModule(pl.LightningDataModule):
         if stage in ("fit", None) and "train" not in self.datasets:
             self._warn_about_mirrored_classes()
             self.datasets["train"] = VideoClipDataset(
-                self._videos("train"),
+                self.split_videos("train"),
                 mode="train",
                 clip=self.clip,
                 decoder=h.decoder,
@@ -311,20 +318,20 @@ class KineticsDataModule(pl.LightningDataModule):
                     rand_augment_magnitude=h.rand_augment_magnitude,
                 ),
             )
-        fit_without_val = stage == "fit" and h.val_annotations is None
+        fit_without_val = stage == "fit" and self.split_sources["val"] is None
         if stage in ("fit", "validate", None) and "val" not in self.datasets and not fit_without_val:
             if h.val_views:
-                self.datasets["val"] = self._multi_view(self._videos("val"))
+                self.datasets["val"] = self._multi_view_tasks(self.split_videos("val"))
             else:
                 self.datasets["val"] = VideoClipDataset(
-                    self._videos("val"),
+                    self.split_videos("val"),
                     mode="val",
                     clip=self.clip,
                     decoder=h.decoder,
                     transform=EvalTransform(h.val_short_side, h.val_crop_size),
                 )
         if stage in ("test", None) and "test" not in self.datasets:
-            self.datasets["test"] = self._multi_view(self._videos("test"))
+            self.datasets["test"] = self._multi_view_tasks(self.split_videos("test"))
 
     def _warn_about_mirrored_classes(self) -> None:
         mirrored = [pair for pair in SSV2_MIRRORED_CLASSES if set(pair) <= set(self.classes)]
@@ -340,13 +347,13 @@ class KineticsDataModule(pl.LightningDataModule):
         """The views each test (and predict) video is seen in."""
         return EvalViews.from_datamodule(self.hparams)
 
-    def _multi_view(self, videos: list[VideoRecord]) -> list[VideoViews]:
+    def _multi_view_tasks(self, videos: list[VideoRecord]) -> list[MultiViewTask]:
         """Each video in the test views, with its label and its position in the split: what a
         ``ViewStream`` runs (the model gathers the views of each video)."""
         views = self.test_views
-        return [VideoViews(video.path, views, video.label, i) for i, video in enumerate(videos)]
+        return [MultiViewTask(video.path, views, video.label, i) for i, video in enumerate(videos)]
 
-    def _dataset(self, split: str) -> Dataset | list[VideoViews]:
+    def _dataset(self, split: str) -> Dataset | list[MultiViewTask]:
         if split not in self.datasets:
             self.setup({"train": "fit", "val": "validate", "test": "test"}[split])
         return self.datasets[split]
@@ -377,8 +384,8 @@ class KineticsDataModule(pl.LightningDataModule):
         sampler = ResumableSampler(dataset, num_replicas=world, rank=rank, seed=self.hparams.seed)
         loader = self._loader(dataset, sampler, self.hparams.batch_size, collate_clips, StatefulDataLoader)
         if self._train_loader_state is not None:
-            saved = _loader_workers(self._train_loader_state)
-            if saved != self.hparams.num_workers:
+            saved = self._train_loader_workers
+            if saved is not None and saved != self.hparams.num_workers:
                 raise UsageError(
                     f"num_workers is {self.hparams.num_workers}, but the checkpoint's training loader had "
                     f"{saved} workers: resume with --data.init_args.num_workers {saved} (the loader's "
@@ -393,13 +400,21 @@ class KineticsDataModule(pl.LightningDataModule):
     # a loader created after the checkpoint's loop state is restored; reading
     # `trainer.estimated_stepping_batches` in `configure_optimizers` (VideoClassifier's schedule
     # does) creates it before that, and the state is silently dropped
-    # (Lightning-AI/pytorch-lightning#20550). Data module state is restored before either.
+    # (Lightning-AI/pytorch-lightning#20550). Data module state is restored before either. The
+    # worker count is saved beside it: the loader's state records each worker, and resumes only
+    # with as many (checkpoints from before it was saved are not checked).
 
     def state_dict(self) -> dict[str, Any]:
-        return {"train_loader": self._train_loader.state_dict()} if self._train_loader is not None else {}
+        if self._train_loader is None:
+            return {}
+        return {
+            "train_loader": self._train_loader.state_dict(),
+            "num_workers": self._train_loader.num_workers,
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._train_loader_state = state_dict.get("train_loader")
+        self._train_loader_workers = state_dict.get("num_workers")
 
     def _eval_loader(self, split: str, multi_view: bool) -> DataLoader:
         dataset = self._dataset(split)
@@ -411,7 +426,7 @@ class KineticsDataModule(pl.LightningDataModule):
         return self._loader(dataset, ShardSampler(len(dataset), rank, world), h.batch_size)
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
-        if self.hparams.val_annotations is None:
+        if self.split_sources["val"] is None:
             return []  # no validation split: Lightning skips validation
         return self._eval_loader("val", self.hparams.val_views)
 
@@ -424,13 +439,17 @@ class KineticsDataModule(pl.LightningDataModule):
         ``videoswinv2.inference.PredictionWriter`` in the trainer's callbacks."""
         rank, world = self._rank_and_world()
         views = self.test_views
-        tasks = video_tasks([video.path for video in self._videos("test")], views)
+        tasks = multi_view_tasks([video.path for video in self.split_videos("test")], views)
         batch_size = self.hparams.test_batch_size * views.num_views
         return view_loader(tasks, batch_size, self.hparams.num_workers, rank=rank, world=world)
 
 
-def _loader_workers(state: dict[str, Any]) -> int:
-    """The worker count a ``StatefulDataLoader`` state was saved with (only multi-process
-    iterators keep snapshots, which name it)."""
-    snapshot = state.get("_snapshot")
-    return snapshot["_main_snapshot"]["_num_workers"] if snapshot else 0
+def _lightning_replaces_samplers(trainer: pl.Trainer) -> bool:
+    """Whether the Trainer was created with ``use_distributed_sampler=True``, which would wrap the
+    evaluation samplers in Lightning's padding ``DistributedSampler``. Lightning 2.6 keeps the
+    flag only on its private accelerator connector; no public attribute holds it."""
+    return getattr(getattr(trainer, "_accelerator_connector", None), "use_distributed_sampler", False)
+
+
+# Every config names the module by its first name.
+KineticsDataModule = VideoDataModule

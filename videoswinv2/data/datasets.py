@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 
 from videoswinv2.data.annotations import VideoRecord
 from videoswinv2.data.clip_planning import ClipSpec, center_clip, train_clips
+from videoswinv2.data.clip_reading import read_clips
 from videoswinv2.data.decoding import DecoderName, VideoDecodeError, open_video
 from videoswinv2.data.sampling import SampleKey, seeded_rng
 
@@ -72,13 +73,12 @@ class VideoClipDataset(Dataset[Sample]):
 
     def _load(self, index: int) -> torch.Tensor | list[torch.Tensor]:
         with open_video(self.videos[index].path, self.decoder) as reader:
+            total, fps = reader.num_frames, reader.fps
             if self.mode == "val":
-                return self.transform(reader.read(center_clip(reader.num_frames, reader.fps, self.clip)))
-            plans = train_clips(reader.num_frames, reader.fps, self.clip, self.clips_per_video)
-            unique = sorted({i for plan in plans for i in plan})
-            frames = reader.read(unique)  # (U, H, W, C): one pass over the video for every clip
-        position = {frame: k for k, frame in enumerate(unique)}
-        return [self.transform(_select(frames, [position[i] for i in plan])) for plan in plans]
+                [clip] = read_clips(reader, [center_clip(total, fps, self.clip)])
+                return self.transform(clip)
+            plans = train_clips(total, fps, self.clip, self.clips_per_video)
+            return [self.transform(clip) for clip in read_clips(reader, plans)]
 
     def __getitem__(self, key: int | SampleKey) -> Sample:
         """The sample of video ``key``; with a :class:`SampleKey` (what the training sampler
@@ -108,15 +108,6 @@ class VideoClipDataset(Dataset[Sample]):
                 index = int(torch.randint(len(self.videos), (1,)))
                 continue
             return {"video": video, "label": record.label, "index": index, "broken": broken}
-
-
-def _select(frames: torch.Tensor, positions: list[int]) -> torch.Tensor:
-    """``frames[positions]``, as a view where the positions are evenly spaced (copying the
-    frames would cost about as much as converting their colours)."""
-    step = positions[1] - positions[0] if len(positions) > 1 else 1
-    if step > 0 and positions == list(range(positions[0], positions[-1] + 1, step)):
-        return frames[positions[0] : positions[-1] + 1 : step]
-    return frames[positions]
 
 
 _warned: set[str] = set()

@@ -7,7 +7,7 @@ index from ``r``) and yields :class:`SampleKey` s: the video's index and a seed 
 crop, flip, RandAugment, the video replacing a broken one) from that seed, so a sample's pixels
 depend neither on the number of DataLoader workers nor on which worker loads it. The sampler's
 ``state_dict`` (epoch, position) is part of torchdata's ``StatefulDataLoader`` state, which
-``KineticsDataModule`` keeps in every checkpoint: a run resumed mid-epoch continues the same order.
+``VideoDataModule`` keeps in every checkpoint: a run resumed mid-epoch continues the same order.
 """
 
 from __future__ import annotations

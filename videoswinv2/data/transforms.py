@@ -90,24 +90,18 @@ def three_crop_windows(height: int, width: int, crop_size: int) -> list[tuple[in
     return [(along, across) if portrait else (across, along) for along in alongs]
 
 
-def three_crop_views(frames: torch.Tensor, clips: torch.Tensor, crop_size: int) -> torch.Tensor:
-    """Normalised views of several clips sharing frames, clip-major, three crops per clip.
+def three_crop_views(clip: torch.Tensor, crop_size: int) -> torch.Tensor:
+    """A clip's three square crops (:func:`three_crop_windows`), normalised: ``(T, C, H, W)``
+    uint8 -> ``(3, C, T, crop, crop)`` float32.
 
-    ``frames`` ``(U, C, H, W)`` uint8 holds each needed frame once; ``clips`` ``(N, T)`` indexes
-    into it. Returns ``(N * 3, C, T, crop, crop)`` float32 (clip0-crop0, clip0-crop1, ...).
-    Each frame is de-interleaved once and each view written straight into the output, which is
+    The frames are de-interleaved once and each view written straight into the output, which is
     about 1.6x faster than stacking uint8 crops and normalising the stack.
     """
-    windows = three_crop_windows(*frames.shape[-2:], crop_size)
-    source = rearrange(frames.as_subclass(torch.Tensor), "u c h w -> c u h w").contiguous()
-    count, length = clips.shape
-    out = torch.empty(count * len(windows), source.shape[0], length, crop_size, crop_size)
-    for n, clip in enumerate(clips):
-        frames_of_clip = source[:, clip]  # (C, T, H, W)
-        for k, (top, left) in enumerate(windows):
-            out[n * len(windows) + k].copy_(
-                frames_of_clip[..., top : top + crop_size, left : left + crop_size]
-            )
+    windows = three_crop_windows(*clip.shape[-2:], crop_size)
+    source = rearrange(clip.as_subclass(torch.Tensor), "t c h w -> c t h w").contiguous()
+    out = torch.empty(len(windows), *source.shape[:2], crop_size, crop_size)
+    for k, (top, left) in enumerate(windows):
+        out[k].copy_(source[..., top : top + crop_size, left : left + crop_size])
     return torch.addcmul(_SHIFT, out, _SCALE, out=out)
 
 

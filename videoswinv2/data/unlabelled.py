@@ -1,8 +1,9 @@
 """``UnlabelledVideoDataModule``: clips of unlabelled videos, for self-supervised pretraining.
 
 The videos are every video under a folder (any nesting) or every video an annotation file lists,
-its labels ignored; everything else is ``KineticsDataModule``'s training pipeline: decoding,
-``clips_per_video``, augmentation, broken-video skipping and DDP sharding.
+its labels ignored; everything else is ``VideoDataModule``'s training pipeline: decoding,
+``clips_per_video``, augmentation, broken-video skipping and DDP sharding. The module is
+``VideoDataModule`` with its two reading hooks (``read_classes``, ``split_videos``) replaced.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from videoswinv2.data.annotation_formats import dataset_classes, detect_format, read_annotations
-from videoswinv2.data.annotations import VIDEO_EXTENSIONS, VideoRecord, find_videos
-from videoswinv2.data.datamodule import KineticsDataModule
-from videoswinv2.data.synthetic import make_synthetic_dataset
+from videoswinv2.data.annotations import VIDEO_EXTENSIONS, Subset, VideoRecord, find_videos
+from videoswinv2.data.datamodule import VideoDataModule
+from videoswinv2.data.formats import dataset_classes, detect_format, read_annotations
+from videoswinv2.data.offline.synthetic import make_synthetic_dataset
 from videoswinv2.errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -51,13 +52,13 @@ def _list_label_names(annotations: Path) -> list[str]:
     return [str(i) for i in range(max((int(t) for t in last if t.isdigit()), default=0) + 1)]
 
 
-class UnlabelledVideoDataModule(KineticsDataModule):
+class UnlabelledVideoDataModule(VideoDataModule):
     """Training clips (and optionally validation clips) of unlabelled videos.
 
-    Batches are ``KineticsDataModule``'s training batches, ``video`` ``(B * clips_per_video, C,
+    Batches are ``VideoDataModule``'s training batches, ``video`` ``(B * clips_per_video, C,
     T, H, W)``, with ``label`` :data:`NO_LABEL`. Every other argument (``num_frames``,
     ``train_crop_size``, ``clips_per_video``, ``batch_size``, ``synthetic``, ...) is
-    ``KineticsDataModule``'s; its ``test_*`` settings are the views ``videoswinv2
+    ``VideoDataModule``'s; its ``test_*`` settings are the views ``videoswinv2
     extract-features`` uses for a checkpoint trained on this module.
 
     Args:
@@ -67,7 +68,7 @@ class UnlabelledVideoDataModule(KineticsDataModule):
             generated a dataset there, its training split.
         val_videos: the same, for validation (the reconstruction loss on fixed masks); none by
             default.
-        **kwargs: ``KineticsDataModule``'s clip, augmentation and loader settings. ``synthetic``
+        **kwargs: ``VideoDataModule``'s clip, augmentation and loader settings. ``synthetic``
             generates a dataset into ``data_root`` only when that folder is missing or empty; a
             folder holding your own videos is read as it is.
     """
@@ -87,11 +88,8 @@ class UnlabelledVideoDataModule(KineticsDataModule):
             class_names_file=None,
             **kwargs,
         )
-        # Under LightningCLI the hyper-parameters are this class's arguments as configured; the
-        # parent's setup reads its split settings from them.
-        self.hparams.update(train_annotations=videos, val_annotations=val_videos, test_annotations=None)
 
-    def _read_classes(self) -> list[str]:
+    def read_classes(self) -> list[str]:
         return []  # no labels
 
     def prepare_data(self) -> None:
@@ -100,8 +98,8 @@ class UnlabelledVideoDataModule(KineticsDataModule):
             log.info("writing the synthetic dataset %s into %s", self.synthetic, root)
             make_synthetic_dataset(root, self.synthetic)
 
-    def _videos(self, split: str) -> list[VideoRecord]:
-        source = self.hparams[f"{split}_annotations"]
+    def split_videos(self, split: Subset) -> list[VideoRecord]:
+        source = self.split_sources[split]
         if source is not None:
             return unlabelled_videos(self._path(source), self.root)
         if split == "train":

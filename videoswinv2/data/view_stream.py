@@ -1,8 +1,8 @@
 """Batches of views over a list of videos, decoded in DataLoader workers.
 
 What is evaluated is a list of *tasks*: a video seen in its evaluation views
-(:class:`VideoViews`, for ``test``, ``predict`` and ``extract-features``), or a stretch of a video
-cut into timeline windows (:class:`videoswinv2.data.timeline.TimelineTask`). A task yields
+(:class:`MultiViewTask`, for ``test``, ``predict`` and ``extract-features``), or a stretch of a
+video cut into timeline windows (:class:`videoswinv2.data.timeline.TimelineTask`). A task yields
 ``(Item, views)`` pairs: an :class:`Item` is what one result is about (a video, or one window of
 it) and ``views`` ``(v, C, T, H, W)`` some or all of its views, in order.
 
@@ -17,35 +17,45 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, NamedTuple, Protocol
 
 import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from videoswinv2.data.decoding import VideoDecodeError
-from videoswinv2.data.views import iter_clip_views
+from videoswinv2.data.clip_planning import evaluation_clips
+from videoswinv2.data.clip_reading import read_clips
+from videoswinv2.data.decoding import VideoDecodeError, open_video
+from videoswinv2.data.transforms import resize_short_side, three_crop_views
+from videoswinv2.data.views import clip_spec
 from videoswinv2.record import EvalViews
 
 ViewBatch = dict[str, Any]
+
+
+class WindowSpan(NamedTuple):
+    """Where a timeline window lies in its video: window ``number``, covering ``[start_s, end_s)``
+    seconds."""
+
+    number: int
+    start_s: float
+    end_s: float
 
 
 class Item(NamedTuple):
     """What one result is about: a video in its evaluation views, or one window of a video.
 
     ``num_views`` views make the result (their softmax is averaged). ``label`` and ``index`` (the
-    video's position in a dataset) are -1 when unknown; ``window``, ``start_s`` and ``end_s``
-    (seconds, the window covers ``[start_s, end_s)``) place a timeline window in its video.
-    (Named tuples, not dataclasses: Lightning moves batches to the device through them.)
+    video's position in a dataset) are -1 when unknown; ``window`` places a timeline window in its
+    video. (Named tuples, not dataclasses: Lightning moves batches to the device through them.)
     """
 
     video: str
     num_views: int
     label: int = -1
     index: int = -1
-    window: int = -1
-    start_s: float | None = None  # not NaN: items are dict keys, and NaN != NaN once unpickled
-    end_s: float | None = None
+    window: WindowSpan | None = None
 
 
 class Finished(NamedTuple):
@@ -71,9 +81,27 @@ class Task(Protocol):
         """``(item, views)`` with ``views`` ``(v, C, T, H, W)`` float, normalised."""
 
 
+def view_clips(views: EvalViews, path: str) -> Iterator[torch.Tensor]:
+    """The clips of ``path`` that ``views`` are cut from, short side resized: each ``(T, C, H, W)``
+    uint8, every frame decoded and resized once. Raises :class:`VideoDecodeError` for a video
+    that cannot be read."""
+    with open_video(path, views.decoder) as reader:
+        clips = evaluation_clips(
+            reader.num_frames, reader.fps, clip_spec(views), views.num_clips, views.clip_placement
+        )
+        return read_clips(reader, clips, partial(resize_short_side, short_side=views.short_side))
+
+
+def load_views(views: EvalViews, path: str) -> torch.Tensor:
+    """All views of ``path``: ``(V, C, T, crop, crop)`` float, clip-major (clip0-crop0,
+    clip0-crop1, clip0-crop2, clip1-crop0, ...), normalised."""
+    return torch.cat([three_crop_views(clip, views.crop_size) for clip in view_clips(views, path)])
+
+
 @dataclass(frozen=True)
-class VideoViews:
-    """A video in its evaluation views (``3 * num_clips``), yielded one clip's three at a time."""
+class MultiViewTask:
+    """A video in its evaluation views (``3 * num_clips``), yielded one clip's three at a time, so
+    memory holds the decoded frames and one clip's views whatever ``num_clips`` is."""
 
     video: str
     views: EvalViews
@@ -88,8 +116,8 @@ class VideoViews:
 
     def __iter__(self) -> Iterator[tuple[Item, torch.Tensor]]:
         item = self.failure_item()
-        for three in iter_clip_views(self.views, self.video):
-            yield item, three
+        for clip in view_clips(self.views, self.video):
+            yield item, three_crop_views(clip, self.views.crop_size)
 
 
 def failure_reason(path: str, error: Exception) -> str:
@@ -173,9 +201,9 @@ def view_loader(
     )
 
 
-def video_tasks(videos: Sequence[str], views: EvalViews) -> list[VideoViews]:
+def multi_view_tasks(videos: Sequence[str], views: EvalViews) -> list[MultiViewTask]:
     """Unlabelled videos in their evaluation views (what ``predict`` runs)."""
-    return [VideoViews(video, views) for video in videos]
+    return [MultiViewTask(video, views) for video in videos]
 
 
 class VideoListData(pl.LightningDataModule):

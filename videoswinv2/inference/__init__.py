@@ -7,7 +7,13 @@ and written by a writer callback (:mod:`.writers`, :mod:`.timeline`) into output
 what produced them (:mod:`.outputs`). :mod:`.export` writes a model as ONNX or ``.pt2``.
 """
 
-from videoswinv2.data.view_stream import VideoListData, VideoViews, ViewStream, video_tasks, view_loader
+from videoswinv2.data.view_stream import (
+    MultiViewTask,
+    VideoListData,
+    ViewStream,
+    multi_view_tasks,
+    view_loader,
+)
 from videoswinv2.inference.engine import keep_freed_memory, predict_videos
 from videoswinv2.inference.inputs import collect_videos, mirrored_path
 from videoswinv2.inference.loading import LoadedModel, load_model
@@ -23,7 +29,7 @@ __all__ = [
     "PredictionWriter",
     "TimelineWriter",
     "VideoListData",
-    "VideoViews",
+    "MultiViewTask",
     "ViewStream",
     "choose_precision",
     "collect_videos",
@@ -34,6 +40,6 @@ __all__ = [
     "mirrored_path",
     "predict_videos",
     "read_rows",
-    "video_tasks",
+    "multi_view_tasks",
     "view_loader",
 ]

@@ -270,7 +270,7 @@ class TimelineWriter(ResultWriter):
             if result.ok:
                 rows.append(self.schema.row(result, self.classes, jsonl))
                 top = tuple((self.classes[c], p) for c, p in result.top(self.schema.topk))
-                self._windows[key].append(Window(item.window, item.start_s, item.end_s, top))
+                self._windows[key].append(Window(*item.window, top))
             elif key not in self._failed_videos:  # one row per video, however many parts failed
                 self._failed_videos.add(key)
                 self._windows.pop(key, None)

@@ -126,10 +126,10 @@ class RowSchema:
         if self.labelled:
             row["label"] = classes[item.label] if item.label >= 0 else ""
             row["correct"] = int(top[0][0] == item.label) if top else ""
-        if self.windows and item.window >= 0:
-            row["window"] = item.window
+        if self.windows and item.window is not None:
+            row["window"] = item.window.number
             row["start_s"], row["end_s"] = (
-                round(t, 3) if jsonl else f"{t:.3f}" for t in (item.start_s, item.end_s)
+                round(t, 3) if jsonl else f"{t:.3f}" for t in (item.window.start_s, item.window.end_s)
             )
         elif self.windows:
             row.update(dict.fromkeys(WINDOW_COLUMNS, ""))

@@ -193,8 +193,9 @@ class MaskedVideoPretraining(BackboneModule):
     def setup(self, stage: str) -> None:
         super().setup(stage)
         # Checked before the first step: a clip that does not divide into units would stop there.
-        h = getattr(getattr(self.trainer, "datamodule", None), "hparams", {})
-        for split in ("train", "val") if h.get("val_annotations") else ("train",):
+        data = getattr(self.trainer, "datamodule", None)
+        h = getattr(data, "hparams", {})
+        for split in ("train", "val") if getattr(data, "split_sources", {}).get("val") else ("train",):
             if "num_frames" in h and f"{split}_crop_size" in h:
                 crop = h[f"{split}_crop_size"]
                 self.unit_grid((h["num_frames"], crop, crop))

@@ -28,7 +28,7 @@ import av
 import numpy as np
 from tqdm.auto import tqdm
 
-from videoswinv2.data.annotations import KINETICS_CSV_COLUMNS, kinetics_file_stem
+from videoswinv2.data.formats.kinetics_csv import KINETICS_CSV_COLUMNS, kinetics_file_stem
 
 SYNTHETIC_CLASSES = ("moving down slowly", "moving up slowly", "moving down quickly", "moving up quickly")
 # Pixels per frame at 64 px (scaled with the frame size), per pair of classes.
