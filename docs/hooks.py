@@ -87,7 +87,7 @@ class Package:
         for module, tree in self.trees.items():
             self.paths.append(module)
             self.docs[module] = ast.get_docstring(tree)
-            for name, node in self._defined(tree).items():
+            for name, node in self.defined(tree).items():
                 self.paths.append(f"{module}.{name}")
                 self.docs[f"{module}.{name}"] = (
                     ast.get_docstring(node)
@@ -96,7 +96,8 @@ class Package:
                 )
 
     @staticmethod
-    def _defined(tree: ast.Module) -> dict[str, ast.stmt]:
+    def defined(tree: ast.Module) -> dict[str, ast.stmt]:
+        """The public names a module defines at its top level."""
         found: dict[str, ast.stmt] = {}
         for node in tree.body:
             if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -135,7 +136,7 @@ class Package:
         for _ in range(10):
             if module not in self.trees:
                 return None
-            if name in self._defined(self.trees[module]):
+            if name in self.defined(self.trees[module]):
                 return f"{module}.{name}"
             found = self._imported_from(module, name)
             if found is None:
@@ -168,9 +169,16 @@ def api_markdown(module: str, package: Package) -> str:
         return "\n".join(lines) + "\n"
     # A package's page: its docstring, the names it exports and its modules, each linked to the
     # page that documents it (so nothing is documented twice).
-    lines += ["    options:", "      members: false", "      show_root_heading: false", ""]
     here = posixpath.dirname(api_page(module, package))
     exported = [(name, package.resolve(module, name)) for name in package.exports(module)]
+    # A package that defines names itself (a registry in its __init__) documents just those.
+    own = list(package.defined(package.trees[module]))
+    lines += [
+        "    options:",
+        f"      members: {json.dumps(own) if own else 'false'}",
+        "      show_root_heading: false",
+        "",
+    ]
     if exported:
         example = next(
             (name for name, _ in exported if name[0].isupper() and not name.isupper()), exported[0][0]
