@@ -30,7 +30,6 @@ from videoswinv2.data.annotation_formats import (
     read_annotations,
 )
 from videoswinv2.data.annotations import VideoRecord, read_class_names
-from videoswinv2.data.broken_videos import BrokenVideoLogger
 from videoswinv2.data.clip_planning import ClipPlacement, ClipSpec, Sampling, ShortVideo
 from videoswinv2.data.datasets import VideoClipDataset, collate_clips, collate_videos
 from videoswinv2.data.sampling import ResumableSampler
@@ -290,8 +289,6 @@ class KineticsDataModule(pl.LightningDataModule):
                     "KineticsDataModule shards the data itself; create the Trainer with "
                     "use_distributed_sampler=False (Lightning's sampler pads evaluation)"
                 )
-            if not any(isinstance(c, BrokenVideoLogger) for c in self.trainer.callbacks):
-                self.trainer.callbacks.append(BrokenVideoLogger())
         h = self.hparams
         if stage in ("fit", None) and "train" not in self.datasets:
             self._warn_about_mirrored_classes()
