@@ -26,17 +26,10 @@ _STAGE_SPLITS = {"fit": "train", "validate": "val", "test": "test"}
 
 class BackboneModule(L.LightningModule):
     """Base of ``VideoClassifier`` and ``MaskedVideoPretraining``, which save hyper-parameters
-    holding ``model_kwargs``, ``pretrained``, ``temporal_init``, ``compile`` and the optimiser's
-    settings, then hand their backbone to :meth:`_compose`. The parts:
-
-    - ``evaluator`` (:class:`~videoswinv2.training.evaluation.ViewEvaluator`): views -> one
-      ``Result`` per video or timeline window, ``predict_step``, the bias cache of loops;
-    - ``weights`` (:class:`~videoswinv2.training.weights.PretrainedWeights`): ``pretrained``;
-    - ``step_guard`` (:class:`~videoswinv2.training.nonfinite.NonFiniteGuard`): non-finite steps;
-    - :func:`~videoswinv2.training.seeding.seed_training_step`: per-batch seeding;
-    - ``clip_geometry`` (:class:`~videoswinv2.training.geometry.ClipGeometry`): what the data
-      gives, checked against the backbone when a run starts.
-    """
+    (``model_kwargs``, ``pretrained``, ``temporal_init``, ``compile``, the optimiser's settings),
+    then hand their backbone to :meth:`_compose`. Its parts: ``evaluator`` (evaluation over views),
+    ``weights`` (``pretrained``), ``step_guard`` (non-finite steps), per-batch seeding and
+    ``clip_geometry`` (the data's clips, checked against the backbone when a run starts)."""
 
     backbone: SwinTransformerV2_3D
 

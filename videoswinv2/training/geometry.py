@@ -12,8 +12,7 @@ from videoswinv2.data import KineticsDataModule
 
 @dataclass(frozen=True)
 class ClipGeometry:
-    """Frames per clip and the square crop side of each split's clips (None: the data has no
-    such split). A module checks its backbone against it when a run starts."""
+    """Frames per clip and the square crop side of each split's clips (None: no such split)."""
 
     num_frames: int
     train_crop_size: int
@@ -27,8 +26,7 @@ class ClipGeometry:
 
     @classmethod
     def of(cls, data: pl.LightningDataModule) -> ClipGeometry | None:
-        """The geometry of a ``KineticsDataModule``'s clips (and its subclasses'); None for
-        another data module."""
+        """A ``KineticsDataModule``'s (or subclass's) clips; None for another data module."""
         if not isinstance(data, KineticsDataModule):
             return None
         h = data.hparams

@@ -35,7 +35,7 @@ class VideoClassifier(BackboneModule):
 
     Batches are dicts from ``videoswinv2.data``: in training and single-clip validation,
     ``video`` ``(B, C, T, H, W)`` (one clip per video), ``label`` and ``index`` (broken videos are
-    counted by the data module's ``BrokenVideoLogger``); in test, multi-view validation and
+    counted by the ``BrokenVideoLogger`` callback); in test, multi-view validation and
     prediction, batches of views from a ``ViewStream``, which the module gathers into one
     :class:`~videoswinv2.training.evaluation.Result` per video (or timeline window): test and
     predict steps return them, and callbacks write them (``TestReport``, one of the trainer's

@@ -20,27 +20,23 @@ class NonFiniteStepsError(RuntimeError):
 
 
 class NonFiniteGuard:
-    """Keeps a step whose loss or unclipped gradient norm is not finite on any rank from the
-    weights. bf16 has no GradScaler to skip a step whose gradients overflowed, so the module does:
-    :meth:`check` runs after backward, before Lightning clips the gradients
-    (``gradient_clip_val``) and steps, and drops the gradients of such a step, so AdamW changes
-    no weight and no moment; the module then leaves the schedule's step out while
-    :attr:`skipped` is set."""
+    """bf16 has no GradScaler to skip a step whose gradients overflowed, so the module does:
+    :meth:`check`, after backward and before Lightning clips the gradients and steps, drops the
+    gradients of a step whose loss or unclipped gradient norm is not finite on any rank, so AdamW
+    changes no weight and no moment; the module skips the schedule's step while :attr:`skipped`."""
 
     def __init__(self) -> None:
         self.skipped: tuple[float, float] | None = None  # (loss, gradient norm) of a skipped step
         self._loss = torch.tensor(0.0)
 
     def start(self) -> None:
-        """A new training step."""
         self.skipped = None
 
     def note_loss(self, loss: torch.Tensor) -> None:
         self._loss = loss.detach()
 
     def check(self, module: pl.LightningModule, optimizer: torch.optim.Optimizer) -> torch.Tensor:
-        """The step's gradient norm; the gradients are dropped where it or the loss is not finite
-        on any rank (every rank must decide alike)."""
+        """The step's gradient norm (every rank decides alike)."""
         norm = torch.nn.utils.get_total_norm([p.grad for p in module.parameters() if p.grad is not None])
         finite = bool(torch.isfinite(norm) & torch.isfinite(self._loss))
         if module.trainer.strategy.reduce_boolean_decision(not finite, all=False):

@@ -71,14 +71,11 @@ class MaskedVideoPretraining(BackboneModule):
     any, are ignored. T, H and W must be multiples of the mask unit.
 
     Args:
-        model: a name from ``videoswinv2.list_models()``.
-        model_kwargs: constructor overrides (``window_size``, ``patch_size``, ...); a
-            ``drop_path_rate`` here wins over the argument.
-        drop_path_rate: stochastic depth of the last block, rising linearly from 0 at the first.
+        model, model_kwargs, drop_path_rate, temporal_init, compile, clip_geometry: as
+            ``VideoClassifier``'s (the clip sizes are checked against the mask unit).
         pretrained: weights to start from, any checkpoint ``VideoClassifier(pretrained=)`` takes
             (an inflated 2D SwinV2 or SimMIM checkpoint, a video model); the mask token and the
             decoder always start fresh. Read once, when a fit starts from scratch.
-        temporal_init: how a 2D patch embedding is spread over time when inflating.
         mask_kind: ``cube`` (units masked at random in space and time) or ``tube`` (the same
             spatial units masked in every frame).
         mask_ratio: fraction of the units masked in every clip (of the spatial units for tubes).
@@ -89,9 +86,6 @@ class MaskedVideoPretraining(BackboneModule):
             mean and unit variance (MAE / VideoMAE), so that structure, not brightness, is learnt.
         lr: peak learning rate.
         warmup_epochs: linear warmup length; then cosine decay, stepped every optimiser step.
-        compile: compile the backbone's stages when a run starts (as ``VideoClassifier``).
-        clip_geometry: the clips the data gives; the command line links it from the data module
-            (their sizes are checked against the mask unit when a run starts).
     """
 
     def __init__(

@@ -16,11 +16,10 @@ from videoswinv2.models.swin_transformer_v2_3d import SwinTransformerV2_3D
 
 
 class PretrainedWeights:
-    """Reads the module's ``pretrained`` (with ``temporal_init``) into the backbone once, when a
-    fit starts from scratch: never when the module is rebuilt from its own checkpoint
-    (``load_from_checkpoint``, ``ckpt_path``). The windows the weights were trained with are
-    written into the hyper-parameters' ``model_kwargs``, which every checkpoint saves, so that
-    every checkpoint rebuilds the same model."""
+    """Reads the module's ``pretrained`` into the backbone once, when a fit starts from scratch:
+    never when the module is rebuilt from its own checkpoint (``load_from_checkpoint``,
+    ``ckpt_path``). The windows the weights were trained with go into the hyper-parameters'
+    ``model_kwargs``, which every checkpoint saves, so every checkpoint rebuilds the same model."""
 
     def __init__(self, backbone: SwinTransformerV2_3D, hparams: AttributeDict) -> None:
         self.backbone, self.hparams = backbone, hparams
@@ -28,7 +27,6 @@ class PretrainedWeights:
         self.loaded = False
 
     def load(self) -> None:
-        """Load ``pretrained``, unless there is none or the backbone's weights are kept."""
         hp = self.hparams
         if hp.pretrained is None or self.loaded:
             return
@@ -43,8 +41,7 @@ class PretrainedWeights:
         self.loaded = True
 
     def restored(self, checkpoint: dict[str, Any]) -> None:
-        """The module's own checkpoint was restored: its windows, whatever the config rebuilding
-        the model says."""
+        """The module's checkpoint was restored: its windows, whatever the rebuilding config says."""
         kwargs = checkpoint.get("hyper_parameters", {}).get("model_kwargs") or {}
         if kwargs.get("pretrained_window_sizes") is not None:
             self._use_windows(kwargs["pretrained_window_sizes"])
