@@ -248,7 +248,7 @@ def test_logged_top1_is_the_fraction_of_correct_videos_on_an_imbalanced_split(da
     with torch.no_grad():
         module.backbone.head.fc.weight.zero_()
         module.backbone.head.fc.bias.copy_(torch.tensor([5.0, 0.0, 0.0, 0.0]))
-    module.weights.loaded = True  # a deliberately fixed classifier, not a random one
+    module.pretrained_weights.loaded = True  # a deliberately fixed classifier, not a random one
     trainer = L.Trainer(
         accelerator="cpu",
         logger=CSVLogger(tmp_path),

@@ -238,25 +238,20 @@ class VideoSwinCLI(LightningCLI):
         root = Path(init_args.save_dir, init_args.get("name") or "")
         tensorboard = str(logger.class_path).endswith("TensorBoardLogger")
         run = continue_last_run(root, init_args.get("version"), reuses_folders=tensorboard)
-        if run is not None and run.version is not None:
-            init_args.version = run.version
-        if run is not None and run.ckpt_path is not None:
-            config.ckpt_path = run.ckpt_path
-        return run is not None
+        if run is None:
+            return False
+        init_args.version = run.version or init_args.get("version")
+        config.ckpt_path = run.ckpt_path or config.ckpt_path
+        return True
 
     def _log_into_evaluated_run(self, config: Any) -> None:
         """``test`` / ``validate`` of a run's checkpoint log into that run, unless the logger's
         version is set (see :func:`~videoswinv2.commands.run_folders.evaluated_run`)."""
         init_args = getattr(config.get("trainer.logger"), "init_args", None)
         run = evaluated_run(self.subcommand or "", config.get("ckpt_path"))
-        if (
-            run is None
-            or init_args is None
-            or "save_dir" not in init_args
-            or init_args.get("version") is not None
-        ):
-            return
-        init_args.save_dir, init_args.name, init_args.version = str(run[0]), "", run[1]
+        unversioned = init_args is not None and "save_dir" in init_args and init_args.get("version") is None
+        if run is not None and unversioned:
+            init_args.save_dir, init_args.name, init_args.version = str(run[0]), "", run[1]
 
     def instantiate_classes(self) -> None:
         try:

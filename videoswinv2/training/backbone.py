@@ -28,7 +28,7 @@ class BackboneModule(L.LightningModule):
     """Base of ``VideoClassifier`` and ``MaskedVideoPretraining``, which save hyper-parameters
     (``model_kwargs``, ``pretrained``, ``temporal_init``, ``compile``, the optimiser's settings),
     then hand their backbone to :meth:`_compose`. Its parts: ``evaluator`` (evaluation over views),
-    ``weights`` (``pretrained``), ``step_guard`` (non-finite steps), per-batch seeding and
+    ``pretrained_weights``, ``step_guard`` (non-finite steps), per-batch seeding and
     ``clip_geometry`` (the data's clips, checked against the backbone when a run starts)."""
 
     backbone: SwinTransformerV2_3D
@@ -37,7 +37,7 @@ class BackboneModule(L.LightningModule):
         self.backbone = backbone
         self.clip_geometry = clip_geometry
         self.evaluator = ViewEvaluator(backbone)
-        self.weights = PretrainedWeights(backbone, self.hparams)
+        self.pretrained_weights = PretrainedWeights(backbone, self.hparams)
         self.step_guard = NonFiniteGuard()
         self._compiled = False
 
@@ -52,7 +52,7 @@ class BackboneModule(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         if stage == "fit" and self.trainer.strategy.restore_checkpoint_after_setup:
-            self.weights.load()
+            self.pretrained_weights.load()
         size = self.clip_size(_STAGE_SPLITS.get(stage))
         for problem in self.backbone.input_size_problems(size) if size else ():
             rank_zero_warn(problem)
@@ -68,10 +68,10 @@ class BackboneModule(L.LightningModule):
 
     def on_fit_start(self) -> None:
         if not self.trainer.strategy.restore_checkpoint_after_setup:
-            self.weights.load()
+            self.pretrained_weights.load()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.weights.restored(checkpoint)
+        self.pretrained_weights.restored(checkpoint)
 
     # What `videoswinv2 predict` needs from a checkpoint: the model is rebuilt from the
     # hyper-parameters (which hold the resolved windows); the class names and evaluation views

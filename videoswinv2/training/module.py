@@ -150,11 +150,8 @@ class VideoClassifier(BackboneModule):
         if "item" not in batch:  # one clip per video: a result at once
             if len(batch["label"]) == 0:
                 return [], None, None
-            return (
-                [],
-                self.evaluator.outputs(batch["video"], max_views)["probs"].to(self.device),
-                batch["label"],
-            )
+            probs = self.evaluator.outputs(batch["video"], max_views)["probs"]
+            return [], probs.to(self.device), batch["label"]
         results = self.evaluator.results(batch, max_views)
         scored = [r for r in results if r.ok]
         if not scored:
@@ -206,7 +203,7 @@ class VideoClassifier(BackboneModule):
 
     def on_test_start(self) -> None:
         super().on_test_start()  # the bias cache of evaluation loops
-        if self.trainer.ckpt_path is None and self.global_step == 0 and not self.weights.loaded:
+        if self.trainer.ckpt_path is None and self.global_step == 0 and not self.pretrained_weights.loaded:
             rank_zero_warn(
                 "testing a model that was neither trained nor loaded from a checkpoint: its classifier is "
                 "random, so the scores mean nothing. Pass --ckpt_path RUN/checkpoints/last.ckpt"
