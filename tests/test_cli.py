@@ -92,6 +92,11 @@ def test_the_trainer_has_the_callbacks_print_config_lists(capsys):
     # All of them, but one NonFiniteSteps: the one added replaces the default (Lightning refuses two).
     assert sorted(built) == sorted([*DEFAULT_CALLBACKS, "PredictionWriter"])
     assert [c.max_bad_steps for c in cli.trainer.callbacks if isinstance(c, NonFiniteSteps)] == [3]
+    # Preemption ends the process when it has saved a step: the callbacks that act on it come first.
+    order = [type(c).__name__ for c in cli.trainer.callbacks]
+    assert order.index("Preemption") > max(
+        order.index(name) for name in set(listed) - {"Preemption", "ModelCheckpoint"}
+    )
     # The clip geometry follows the data module, as the class count does.
     assert cli.model.clip_geometry == ClipGeometry(
         num_frames=16, train_crop_size=64, val_crop_size=64, test_crop_size=64

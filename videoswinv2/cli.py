@@ -285,13 +285,15 @@ class VideoSwinCLI(LightningCLI):
         configured = config.get("callbacks") or []
         configured = configured if isinstance(configured, list) else [configured]
         # A run has one of each of these: a config's own (`callbacks+:`) replaces the default.
-        config["callbacks"] = _last_of_each(
-            configured, (Preemption, NonFiniteSteps, BrokenVideoLogger, TestReport)
-        )
+        kept = _last_of_each(configured, (Preemption, NonFiniteSteps, BrokenVideoLogger, TestReport))
         wants_bar = config.get("enable_progress_bar", True) is not False
         if wants_bar and not sys.stderr.isatty():
             if not any(isinstance(c, ProgressBar) for c in [*configured, *callbacks]):
                 callbacks = [*callbacks, TQDMProgressBar()]
+        # Preemption ends the process once it has saved a step, so it comes after every callback
+        # that acts on the step (the trainer puts the checkpoints after it).
+        config["callbacks"] = [c for c in kept if not isinstance(c, Preemption)]
+        callbacks = [*callbacks, *(c for c in kept if isinstance(c, Preemption))]
         return super()._instantiate_trainer(config, callbacks)
 
     def _run_subcommand(self, subcommand: str) -> None:
