@@ -102,6 +102,8 @@ class BackboneModule(L.LightningModule):
             min_lr_ratio=hp.min_lr_ratio,
         )
 
+    # -- every training step: seeded per batch, kept from the weights when not finite ------------
+
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         self.step_guard.start()
         seed_training_step(self.current_epoch, batch_idx, self.global_rank)
