@@ -55,7 +55,7 @@ def use_the_old_way(cli: Any) -> None:
     from torch.utils.data import DataLoader, DistributedSampler
 
     from videoswinv2.data.datasets import collate_clips
-    from videoswinv2.training import Preemption
+    from videoswinv2.training import NonFiniteSteps, Preemption
 
     data, model, trainer = cli.datamodule, cli.model, cli.trainer
 
@@ -77,14 +77,9 @@ def use_the_old_way(cli: Any) -> None:
         )
 
     data.train_dataloader = train_dataloader
-    for hook in (
-        "on_train_batch_start",
-        "on_before_optimizer_step",
-        "lr_scheduler_step",
-        "configure_callbacks",
-    ):
+    for hook in ("on_train_batch_start", "on_before_optimizer_step", "lr_scheduler_step"):
         setattr(model, hook, types.MethodType(getattr(pl.LightningModule, hook), model))
-    trainer.callbacks[:] = [c for c in trainer.callbacks if not isinstance(c, Preemption)]
+    trainer.callbacks[:] = [c for c in trainer.callbacks if not isinstance(c, (Preemption, NonFiniteSteps))]
 
 
 class EpochTimer(pl.Callback):

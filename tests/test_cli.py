@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from conftest import REPO, SMOKE_EPOCHS, check, run_cli
 
 from videoswinv2.cli import VideoSwinCLI, main
@@ -31,6 +32,75 @@ def test_print_config_works_for_every_config(config, capsys):
     assert f"class_path: videoswinv2.training.{model}" in out
     assert f"class_path: videoswinv2.data.{data}" in out
     assert "use_distributed_sampler: false" in out
+
+
+# The trainer's default callbacks (videoswinv2/trainer_defaults.yaml), in order.
+DEFAULT_CALLBACKS = [
+    *["ModelCheckpoint"] * 3,
+    "Preemption",
+    "NonFiniteSteps",
+    "BrokenVideoLogger",
+    "TestReport",
+]
+
+
+def _printed(capsys, config: Path, *args: str) -> dict:
+    with pytest.raises(SystemExit):
+        main(["fit", "-c", str(config), *args, "--print_config"])
+    return yaml.safe_load(capsys.readouterr().out)
+
+
+def _callbacks(printed: dict) -> list[str]:
+    return [c["class_path"].rsplit(".", 1)[1] for c in printed["trainer"]["callbacks"]]
+
+
+def test_print_config_shows_every_callback_and_the_models_dropouts(capsys):
+    base = _printed(capsys, REPO / "configs/k400_base.yaml")
+    assert _callbacks(base) == DEFAULT_CALLBACKS
+    assert (base["model"]["init_args"]["drop_rate"], base["model"]["init_args"]["drop_path_rate"]) == (
+        0.5,
+        0.2,
+    )
+    tiny = _printed(capsys, REPO / "configs/k400_tiny.yaml")["model"]["init_args"]
+    assert (tiny["drop_rate"], tiny["drop_path_rate"]) == (0.5, 0.1)  # the defaults, shown
+    for name in ("pretrain_base", "smoke_pretrain"):  # their own list keeps the run-wide callbacks
+        listed = _callbacks(_printed(capsys, REPO / f"configs/{name}.yaml"))
+        assert {"Preemption", "NonFiniteSteps", "BrokenVideoLogger"} <= set(listed), name
+        assert "val/top1" not in str(_printed(capsys, REPO / f"configs/{name}.yaml")["trainer"]["callbacks"])
+
+
+def test_the_trainer_has_the_callbacks_print_config_lists(capsys):
+    from lightning.pytorch.callbacks import ModelSummary
+    from lightning.pytorch.cli import SaveConfigCallback
+
+    from videoswinv2.training import ClipGeometry, NonFiniteSteps
+
+    smoke = REPO / "configs/smoke.yaml"
+    limit = [
+        "--trainer.callbacks+=videoswinv2.training.NonFiniteSteps",
+        "--trainer.callbacks.max_bad_steps=3",
+    ]
+    listed = _callbacks(_printed(capsys, smoke, *limit))
+    assert listed == [*DEFAULT_CALLBACKS, "PredictionWriter", "NonFiniteSteps"]
+    args = ["-c", str(smoke), *limit, "--trainer.enable_progress_bar=false", "--trainer.logger=false"]
+    cli = VideoSwinCLI(args=args, run=False)
+    built = [
+        type(c).__name__
+        for c in cli.trainer.callbacks
+        if not isinstance(c, (ModelSummary, SaveConfigCallback))
+    ]
+    # All of them, but one NonFiniteSteps: the one added replaces the default (Lightning refuses two).
+    assert sorted(built) == sorted([*DEFAULT_CALLBACKS, "PredictionWriter"])
+    assert [c.max_bad_steps for c in cli.trainer.callbacks if isinstance(c, NonFiniteSteps)] == [3]
+    # Preemption ends the process when it has saved a step: the callbacks that act on it come first.
+    order = [type(c).__name__ for c in cli.trainer.callbacks]
+    assert order.index("Preemption") > max(
+        order.index(name) for name in set(listed) - {"Preemption", "ModelCheckpoint"}
+    )
+    # The clip geometry follows the data module, as the class count does.
+    assert cli.model.clip_geometry == ClipGeometry(
+        num_frames=16, train_crop_size=64, val_crop_size=64, test_crop_size=64
+    )
 
 
 def _last_error_line(capsys, *argv: str) -> str:

@@ -198,6 +198,7 @@ def test_an_epoch_with_broken_videos_completes_and_reports_them(
             num_sanity_val_steps=0,
             use_distributed_sampler=False,
             default_root_dir=tmp_path,
+            callbacks=[BrokenVideoLogger()],  # one of the CLI's default callbacks
         )
         trainer.fit(model, datamodule=dm)
     assert "1 of 21 listed videos are missing" in caplog.text  # left out before training

@@ -270,7 +270,7 @@ def test_a_nan_step_updates_nothing_is_counted_and_the_run_goes_on(
     data_synthetic_root, train_list, tmp_path, caplog
 ) -> None:
     watch = _Watch()
-    trainer = _nan_fit(data_synthetic_root, train_list, tmp_path, (3,), watch)
+    trainer = _nan_fit(data_synthetic_root, train_list, tmp_path, (3,), NonFiniteSteps(), watch)
     assert trainer.global_step == 9  # the run went on to the end of the epoch
     weights_before, lr_before, schedule_before = watch.before[3]
     weights_after, lr_after, schedule_after = watch.after[3]

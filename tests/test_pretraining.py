@@ -17,6 +17,7 @@ from torchvision.io import decode_png, read_file
 
 from videoswinv2.cli import main
 from videoswinv2.data import (
+    BrokenVideoLogger,
     SyntheticSpec,
     UnlabelledVideoDataModule,
     load_views,
@@ -240,7 +241,7 @@ def test_pretraining_on_a_nested_folder_of_mixed_containers_skips_and_reports_th
         data_root=str(root), num_frames=4, frame_interval=2, train_crop_size=32, batch_size=6, num_workers=0
     )
     module = pretraining()
-    fit = trainer(max_steps=-1, max_epochs=1)
+    fit = trainer(max_steps=-1, max_epochs=1, callbacks=[BrokenVideoLogger()])  # a CLI default callback
     with caplog.at_level(logging.WARNING):
         fit.fit(module, data)
     videos = [Path(v.path).relative_to(root).as_posix() for v in data.datasets["train"].videos]

@@ -214,7 +214,7 @@ def test_logged_top1_is_the_fraction_of_correct_videos_on_an_imbalanced_split(da
     from lightning.pytorch.loggers import CSVLogger
 
     from videoswinv2.data import KineticsDataModule, read_annotations, read_class_names
-    from videoswinv2.training import VideoClassifier
+    from videoswinv2.training import TestReport, VideoClassifier
 
     classes = read_class_names(data_synthetic_root / "classes.txt")
     videos = [
@@ -248,10 +248,11 @@ def test_logged_top1_is_the_fraction_of_correct_videos_on_an_imbalanced_split(da
     with torch.no_grad():
         module.backbone.head.fc.weight.zero_()
         module.backbone.head.fc.bias.copy_(torch.tensor([5.0, 0.0, 0.0, 0.0]))
-    module._weights_loaded = True  # a deliberately fixed classifier, not a random one
+    module.pretrained_weights.loaded = True  # a deliberately fixed classifier, not a random one
     trainer = L.Trainer(
         accelerator="cpu",
         logger=CSVLogger(tmp_path),
+        callbacks=[TestReport()],  # one of the CLI's default callbacks
         use_distributed_sampler=False,
         enable_progress_bar=False,
         enable_model_summary=False,
@@ -262,3 +263,43 @@ def test_logged_top1_is_the_fraction_of_correct_videos_on_an_imbalanced_split(da
     assert metrics["test/top1"] == pytest.approx(sum(r["correct"] == "1" for r in rows) / len(rows))
     assert metrics["test/top1"] == pytest.approx(0.6)
     assert metrics["test/mean_class_accuracy"] == pytest.approx(1 / 3)
+
+
+def test_dropouts_are_arguments_and_model_kwargs_of_older_configs_still_win():
+    from videoswinv2.training import VideoClassifier
+
+    kwargs = dict(embed_dim=16, depths=(2,), num_heads=(2,), window_size=(2, 2, 2))
+
+    def dropouts(module: VideoClassifier) -> tuple[float, float]:
+        return module.backbone.head_drop.p, module.backbone.layers[-1].blocks[-1].drop_path1.p
+
+    assert dropouts(VideoClassifier(num_classes=3, model_kwargs=kwargs)) == pytest.approx((0.5, 0.1))
+    given = VideoClassifier(num_classes=3, model_kwargs=kwargs, drop_rate=0.2, drop_path_rate=0.3)
+    assert dropouts(given) == pytest.approx((0.2, 0.3))
+    older = {**kwargs, "drop_rate": 0.0, "drop_path_rate": 0.4}  # older configs and checkpoints
+    assert dropouts(VideoClassifier(num_classes=3, model_kwargs=older, drop_rate=0.2)) == pytest.approx(
+        (0.0, 0.4)
+    )
+
+
+def test_the_clip_geometry_follows_the_data_module_and_is_checked_when_a_run_starts(data_synthetic_root):
+    import lightning as L
+
+    from videoswinv2.data import KineticsDataModule
+    from videoswinv2.training import ClipGeometry, MaskedVideoPretraining, VideoClassifier
+
+    data = KineticsDataModule(
+        str(data_synthetic_root), val_annotations=None, num_frames=8, train_crop_size=48
+    )
+    assert ClipGeometry.of(data) == ClipGeometry(8, 48, None, 224)
+    assert ClipGeometry.of(L.LightningDataModule()) is None
+    kwargs = dict(embed_dim=16, depths=(2, 2), num_heads=(2, 4), window_size=(2, 4, 4))
+    geometry = ClipGeometry(num_frames=1, train_crop_size=64, val_crop_size=64)
+    classifier = VideoClassifier(num_classes=3, model_kwargs=kwargs, clip_geometry=geometry)
+    assert "clip_geometry" not in classifier.hparams  # the data's, not the model's: never saved
+    with pytest.warns(UserWarning, match="T = 1 is smaller than patch_size 2"):
+        classifier.setup("validate")
+    MaskedVideoPretraining(model_kwargs=kwargs, clip_geometry=ClipGeometry(4, 32)).setup("validate")
+    pretraining = MaskedVideoPretraining(model_kwargs=kwargs, clip_geometry=ClipGeometry(4, 32, 36))
+    with pytest.raises(ValueError, match="a 4x36x36 clip .* does not divide into mask units of 2x8x8"):
+        pretraining.setup("validate")  # the validation clips too, before the first step

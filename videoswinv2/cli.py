@@ -11,16 +11,17 @@ import difflib
 import gc
 import logging
 import re
-import shutil
 import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+import yaml
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from videoswinv2.cli_errors import concise_error, first_line, named_options
+from videoswinv2.commands.run_folders import continue_last_run, evaluated_run, remove_failed_run, runs_in
 from videoswinv2.errors import UsageError
 
 Tool = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], object]]
@@ -113,62 +114,24 @@ def _quiet_lightning() -> None:
         package.setLevel(logging.INFO)  # records still propagate: handlers on the root see them too
 
 
-# The Kinetics recipe's trainer settings (Video Swin's, but bf16 and gradient clipping: see the
-# recipe table of docs/reference/datasets.md); configs state only what differs. A config adds callbacks with
-# `callbacks+:` (a plain `callbacks:` list replaces the three checkpoints).
-TRAINER_DEFAULTS: dict[str, Any] = {
-    # KineticsDataModule shards every split itself so that evaluation sees each video once.
-    "use_distributed_sampler": False,
-    "max_epochs": 30,
-    "precision": "bf16-mixed",
-    "gradient_clip_val": 5.0,
-    "log_every_n_steps": 50,
-    "default_root_dir": "runs",
-    "logger": {
-        "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-        "init_args": {"save_dir": "runs"},
-    },
-    "callbacks": [
-        # the best epoch by val/top1
-        {
-            "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-            "init_args": {"monitor": "val/top1", "mode": "max"},
-        },
-        # last.ckpt, rewritten every epoch for resuming (`save_last` would not do: since
-        # Lightning 2.6 it writes last.ckpt only when a new best is saved). Both last.ckpt
-        # writers overwrite the one file rather than adding last-v1.ckpt.
-        {
-            "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-            "init_args": {"filename": "last", "enable_version_counter": False},
-        },
-        # Long runs: last.ckpt also every 30 minutes within an epoch, so a kill -9 loses at most
-        # that (SIGTERM / SIGUSR1 save the current step themselves, see Preemption).
-        {
-            "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-            "init_args": {
-                "filename": "last",
-                "enable_version_counter": False,
-                "train_time_interval": "0:30:00",
-            },
-        },
-    ],
-}
+# The trainer's defaults and default callbacks, which the parser shows (`--print_config`).
+TRAINER_DEFAULTS = Path(__file__).with_name("trainer_defaults.yaml")
 
 
 class VideoSwinCLI(LightningCLI):
     """LightningCLI in subclass mode: ``model: class_path:`` and ``data: class_path:`` in YAML
     pick the classes. A re-run in the same log directory overwrites its saved config.
 
-    Besides LightningCLI's behaviour: the trainer's defaults are :data:`TRAINER_DEFAULTS`; the
-    model's ``num_classes`` follows the data module's ``num_classes`` (a value given in the
-    config, on the command line or by a ``--ckpt_path`` checkpoint must agree with it); errors end
-    in one line naming the setting; ``test`` and
-    ``validate`` of a checkpoint inside a run folder log into that run
-    (``RUN/test_<checkpoint name>/``); ``fit --ckpt_path last`` continues the newest run of the
-    logger's folder in its own version folder; a run that fails before writing a checkpoint
-    leaves no version folder behind; output to a file or pipe gets the TQDM progress bar (Rich's
-    draws nothing there); every trainer gets a :class:`~videoswinv2.training.Preemption`
-    callback unless it has one; ``fit`` ends by printing where the checkpoints went.
+    Besides LightningCLI's behaviour: the trainer's defaults, callbacks included, are
+    :data:`TRAINER_DEFAULTS` (a config's own Preemption, NonFiniteSteps, BrokenVideoLogger or
+    TestReport replaces the default one); the model's ``num_classes`` follows the data module's
+    ``num_classes`` (a value given in the config, on the command line or by a ``--ckpt_path``
+    checkpoint must agree with it) and its ``clip_geometry`` the data module's clips; errors end
+    in one line naming the setting; the run folders follow ``videoswinv2.commands.run_folders``
+    (``test`` / ``validate`` of a run's checkpoint log into that run, ``fit --ckpt_path last``
+    continues the newest run, a run that fails before writing a checkpoint leaves no version
+    folder behind); output to a file or pipe gets the TQDM progress bar (Rich's draws nothing
+    there); ``fit`` ends by printing where the checkpoints went.
     """
 
     def __init__(self, args: Sequence[str] | None = None, run: bool = True, prog: str | None = None) -> None:
@@ -197,11 +160,18 @@ class VideoSwinCLI(LightningCLI):
         )
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        # Set here rather than through `trainer_defaults`, which would make the callbacks permanent.
-        parser.set_defaults({f"trainer.{key}": value for key, value in TRAINER_DEFAULTS.items()})
+        from videoswinv2.data.geometry import ClipGeometry
+
+        # Set here rather than through `trainer_defaults`, which would make the callbacks permanent
+        # and leave them out of --print_config.
+        defaults = yaml.safe_load(TRAINER_DEFAULTS.read_text(encoding="utf-8"))["trainer"]
+        parser.set_defaults({f"trainer.{key}": value for key, value in defaults.items()})
         # Applied when the data module exists: its class list may come from its files.
         parser.link_arguments(
             "data", "model.init_args.num_classes", compute_fn=self._num_classes, apply_on="instantiate"
+        )
+        parser.link_arguments(
+            "data", "model.init_args.clip_geometry", compute_fn=ClipGeometry.of, apply_on="instantiate"
         )
 
     def _num_classes(self, data: Any) -> int | None:
@@ -259,45 +229,29 @@ class VideoSwinCLI(LightningCLI):
         self._log_into_evaluated_run(config)
 
     def _continue_last_run(self, config: Any) -> bool:
-        """``fit --ckpt_path last``: resume from the newest ``checkpoints/last.ckpt`` of the
-        logger's runs (what a preempted or killed job left). A TensorBoardLogger logs on in that
-        run's version folder (it adds event files beside the old ones), where Lightning finds the
-        checkpoint; another logger, which may replace files in a folder it reuses (CSVLogger
-        deletes metrics.csv), gets a new version and the checkpoint's path. Returns whether there
-        is a checkpoint; without one (a job's first start) the fit starts a new run."""
+        """``fit --ckpt_path last``: whether there is a run to continue (see
+        :func:`~videoswinv2.commands.run_folders.continue_last_run`)."""
         logger = config.get("trainer.logger")
         init_args = getattr(logger, "init_args", None)
         if init_args is None or "save_dir" not in init_args:
             return True  # Lightning looks for last.ckpt in the checkpoint folder it has
         root = Path(init_args.save_dir, init_args.get("name") or "")
-        version = init_args.get("version")
-        if version is not None:
-            return (root / (version if isinstance(version, str) else f"version_{version}")).is_dir()
-        runs = root.glob("*/checkpoints/last.ckpt")
-        newest = max(runs, key=lambda path: path.stat().st_mtime, default=None)
-        if newest is None:
+        tensorboard = str(logger.class_path).endswith("TensorBoardLogger")
+        run = continue_last_run(root, init_args.get("version"), reuses_folders=tensorboard)
+        if run is None:
             return False
-        if str(logger.class_path).endswith("TensorBoardLogger"):
-            init_args.version = newest.parent.parent.name
-        else:
-            config.ckpt_path = str(newest)
+        init_args.version = run.version or init_args.get("version")
+        config.ckpt_path = run.ckpt_path or config.ckpt_path
         return True
 
     def _log_into_evaluated_run(self, config: Any) -> None:
-        """``test`` / ``validate`` of ``RUN/checkpoints/X.ckpt`` log into ``RUN/<subcommand>_X``,
-        beside the training run, unless the logger's version is set."""
-        ckpt = config.get("ckpt_path")
-        logger = config.get("trainer.logger")
-        if self.subcommand not in ("test", "validate") or not ckpt or "://" in ckpt:
-            return
-        if Path(ckpt).parent.name != "checkpoints" or not hasattr(logger, "init_args"):
-            return
-        init_args = logger.init_args
-        if "save_dir" not in init_args or init_args.get("version") is not None:
-            return
-        init_args.save_dir = str(Path(ckpt).parent.parent)
-        init_args.name = ""
-        init_args.version = f"{self.subcommand}_{Path(ckpt).stem}"
+        """``test`` / ``validate`` of a run's checkpoint log into that run, unless the logger's
+        version is set (see :func:`~videoswinv2.commands.run_folders.evaluated_run`)."""
+        init_args = getattr(config.get("trainer.logger"), "init_args", None)
+        run = evaluated_run(self.subcommand or "", config.get("ckpt_path"))
+        unversioned = init_args is not None and "save_dir" in init_args and init_args.get("version") is None
+        if run is not None and unversioned:
+            init_args.save_dir, init_args.name, init_args.version = str(run[0]), "", run[1]
 
     def instantiate_classes(self) -> None:
         try:
@@ -325,21 +279,25 @@ class VideoSwinCLI(LightningCLI):
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
         from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
 
-        from videoswinv2.training import Preemption
+        from videoswinv2.data import BrokenVideoLogger
+        from videoswinv2.training import NonFiniteSteps, Preemption, TestReport
 
         configured = config.get("callbacks") or []
         configured = configured if isinstance(configured, list) else [configured]
+        # A run has one of each of these: a config's own (`callbacks+:`) replaces the default.
+        kept = _last_of_each(configured, (Preemption, NonFiniteSteps, BrokenVideoLogger, TestReport))
         wants_bar = config.get("enable_progress_bar", True) is not False
         if wants_bar and not sys.stderr.isatty():
             if not any(isinstance(c, ProgressBar) for c in [*configured, *callbacks]):
                 callbacks = [*callbacks, TQDMProgressBar()]
-        if not any(isinstance(c, Preemption) for c in [*configured, *callbacks]):
-            callbacks = [*callbacks, Preemption()]
+        # Preemption ends the process once it has saved a step, so it comes after every callback
+        # that acts on the step (the trainer puts the checkpoints after it).
+        config["callbacks"] = [c for c in kept if not isinstance(c, Preemption)]
+        callbacks = [*callbacks, *(c for c in kept if isinstance(c, Preemption))]
         return super()._instantiate_trainer(config, callbacks)
 
     def _run_subcommand(self, subcommand: str) -> None:
-        root = self._log_root()
-        before = set(root.iterdir()) if root is not None and root.is_dir() else set()
+        before = runs_in(self._log_root())
         try:
             super()._run_subcommand(subcommand)
         except BaseException as err:
@@ -356,16 +314,12 @@ class VideoSwinCLI(LightningCLI):
         return Path(root) if root and hasattr(logger, "version") else None
 
     def _remove_failed_run(self, before: set[Path]) -> None:
-        """A version folder this run created, holding no checkpoint, goes: the next run takes its
-        number, so ``version_0`` stays the first run that got anywhere."""
+        """The version folder of a run that failed before writing a checkpoint goes (see
+        :func:`~videoswinv2.commands.run_folders.remove_failed_run`)."""
         root = self._log_root()
         logger = self.trainer.logger
-        if root is None or not self.trainer.is_global_zero or getattr(logger, "_version", None) is None:
-            return
-        run_dir = Path(logger.log_dir)
-        if run_dir.parent == root and run_dir.is_dir() and run_dir not in before:
-            if not any(run_dir.rglob("*.ckpt")):
-                shutil.rmtree(run_dir, ignore_errors=True)
+        if root is not None and self.trainer.is_global_zero and getattr(logger, "_version", None) is not None:
+            remove_failed_run(Path(logger.log_dir), root, before)
 
     def after_fit(self) -> None:
         if not self.trainer.is_global_zero:
@@ -382,6 +336,12 @@ class VideoSwinCLI(LightningCLI):
         if self.trainer.logger is not None:
             lines.append(f"logs: {self.trainer.log_dir}")
         print("\n".join(dict.fromkeys(lines)))  # two callbacks may write the same last.ckpt
+
+
+def _last_of_each(callbacks: list[Any], classes: tuple[type, ...]) -> list[Any]:
+    """``callbacks`` with only the last one of each of ``classes``."""
+    last = {type(c): c for c in callbacks if type(c) in classes}
+    return [c for c in callbacks if type(c) not in classes or last[type(c)] is c]
 
 
 def _main_help(tools: dict[str, Tool]) -> str:

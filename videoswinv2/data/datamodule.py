@@ -25,11 +25,11 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from videoswinv2.data.annotations import Subset, VideoRecord, read_class_names
-from videoswinv2.data.broken_videos import BrokenVideoLogger
 from videoswinv2.data.clip_planning import ClipPlacement, ClipSpec, Sampling, ShortVideo
 from videoswinv2.data.datasets import VideoClipDataset, collate_clips, collate_videos
 from videoswinv2.data.formats import check_format, dataset_classes, read_annotations
 from videoswinv2.data.formats.ssv2 import SSV2_MIRRORED_CLASSES
+from videoswinv2.data.geometry import ClipGeometry
 from videoswinv2.data.offline.synthetic import SyntheticSpec, make_synthetic_dataset
 from videoswinv2.data.sampling import ResumableSampler
 from videoswinv2.data.transforms import EvalTransform, TrainTransform
@@ -298,8 +298,6 @@ class VideoDataModule(pl.LightningDataModule):
                     f"{type(self).__name__} shards the data itself; create the Trainer with "
                     "use_distributed_sampler=False (Lightning's sampler pads evaluation)"
                 )
-            if not any(isinstance(c, BrokenVideoLogger) for c in self.trainer.callbacks):
-                self.trainer.callbacks.append(BrokenVideoLogger())
         h = self.hparams
         if stage in ("fit", None) and "train" not in self.datasets:
             self._warn_about_mirrored_classes()
@@ -341,6 +339,17 @@ class VideoDataModule(pl.LightningDataModule):
                 "get wrong labels; set train_flip false (as configs/ssv2.yaml does)",
                 " / ".join(mirrored[0]),
             )
+
+    @property
+    def clip_geometry(self) -> ClipGeometry:
+        """The clips of each split this module has, for the model's checks."""
+        h, sources = self.hparams, self.split_sources
+        return ClipGeometry(
+            h.num_frames,
+            h.train_crop_size,
+            h.val_crop_size if sources["val"] is not None else None,
+            h.test_crop_size if sources["test"] is not None else None,
+        )
 
     @property
     def test_views(self) -> EvalViews:

@@ -274,7 +274,7 @@ class FeatureWriter(ResultWriter):
         return [self.index]
 
     def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        pl_module.predict_feature_map = self.feature_map  # the results hold the maps only when asked
+        pl_module.evaluator.keep_feature_maps(self.feature_map)  # the results hold the maps only when asked
         super().on_predict_start(trainer, pl_module)
 
     def feature_file(self, video: str) -> Path:

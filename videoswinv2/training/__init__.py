@@ -1,14 +1,19 @@
+from videoswinv2.data.geometry import ClipGeometry
+
 from .module import VideoClassifier
 from .nonfinite import NonFiniteSteps, NonFiniteStepsError
 from .pictures import ReconstructionPictures
 from .preemption import Preemption
 from .pretraining import MaskedVideoPretraining
+from .reports import TestReport
 
 __all__ = [
+    "ClipGeometry",
     "MaskedVideoPretraining",
     "NonFiniteSteps",
     "NonFiniteStepsError",
     "Preemption",
     "ReconstructionPictures",
+    "TestReport",
     "VideoClassifier",
 ]

@@ -1,11 +1,8 @@
-"""``BackboneModule``: what every LightningModule around a videoswinv2 backbone shares: where the
-backbone's weights come from, compiling it, the bias cache of evaluation loops, per-batch seeding
-(exact resume) and skipping non-finite steps."""
+"""``BackboneModule``: the Lightning hooks every LightningModule around a videoswinv2 backbone
+shares. Hooks must be methods, so they live here; each hands its work to the part that does it."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -13,37 +10,36 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
-from videoswinv2.checkpoints import load_pretrained
-from videoswinv2.checkpoints.inflate import InflationError
-from videoswinv2.checkpoints.io import CheckpointError
-from videoswinv2.data.sampling import derive_seed
-from videoswinv2.errors import UsageError
+from videoswinv2.data.geometry import ClipGeometry
 from videoswinv2.models.swin_transformer_v2_3d import SwinTransformerV2_3D
 from videoswinv2.record import LIGHTNING_KEY, ModelRecord
 
-from .evaluation import Result, ViewGatherer
-from .nonfinite import NonFiniteSteps
+from .evaluation import ViewEvaluator
+from .nonfinite import NonFiniteGuard
 from .optim import adamw_warmup_cosine
+from .seeding import seed_training_step
+from .weights import PretrainedWeights
+
+# The split whose clips a stage runs on.
+_STAGE_SPLITS = {"fit": "train", "validate": "val", "test": "test"}
 
 
 class BackboneModule(L.LightningModule):
-    """Base of ``VideoClassifier`` and ``MaskedVideoPretraining``. Subclasses build ``self.backbone``
-    and save hyper-parameters holding ``model_kwargs``, ``pretrained``, ``temporal_init`` and
-    ``compile``.
-
-    ``pretrained`` is read once, when a fit starts from scratch: never when the module is rebuilt
-    from its own checkpoint (``load_from_checkpoint``, ``ckpt_path``). The windows the weights were
-    trained with are written into the hyper-parameters, so every checkpoint rebuilds the same model.
-    """
+    """Base of ``VideoClassifier`` and ``MaskedVideoPretraining``, which save hyper-parameters
+    (``model_kwargs``, ``pretrained``, ``temporal_init``, ``compile``, the optimiser's settings),
+    then hand their backbone to :meth:`_compose`. Its parts: ``evaluator`` (evaluation over views),
+    ``pretrained_weights``, ``step_guard`` (non-finite steps), per-batch seeding and
+    ``clip_geometry`` (the data's clips, checked against the backbone when a run starts)."""
 
     backbone: SwinTransformerV2_3D
-    # True once the backbone holds weights to keep: `pretrained` loaded, or a checkpoint restored.
-    _weights_loaded: bool = False
-    _compiled: bool = False
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._gatherer = ViewGatherer()  # see "views -> one Result" below
+    def _compose(self, backbone: SwinTransformerV2_3D, clip_geometry: ClipGeometry | None) -> None:
+        self.backbone = backbone
+        self.clip_geometry = clip_geometry
+        self.evaluator = ViewEvaluator(backbone)
+        self.pretrained_weights = PretrainedWeights(backbone, self.hparams)
+        self.step_guard = NonFiniteGuard()
+        self._compiled = False
 
     def configure_model(self) -> None:
         # Here rather than in the constructor, so that building or loading a model never compiles.
@@ -56,19 +52,38 @@ class BackboneModule(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         if stage == "fit" and self.trainer.strategy.restore_checkpoint_after_setup:
-            self._load_pretrained()
-        self._warn_about_input_size(stage)
-
-    def _warn_about_input_size(self, stage: str) -> None:
-        # Warned here, where the clip size is first known (the data module holds it).
-        data = getattr(self.trainer, "datamodule", None)
-        h = getattr(data, "hparams", {})
-        split = {"fit": "train", "validate": "val", "test": "test"}.get(stage)
-        if split is None or "num_frames" not in h or f"{split}_crop_size" not in h:
-            return
-        crop = h[f"{split}_crop_size"]
-        for problem in self.backbone.input_size_problems((h["num_frames"], crop, crop)):
+            self.pretrained_weights.load()
+        size = self.clip_size(_STAGE_SPLITS.get(stage))
+        for problem in self.backbone.input_size_problems(size) if size else ():
             rank_zero_warn(problem)
+
+    def clip_size(self, split: str | None) -> tuple[int, int, int] | None:
+        """``(T, H, W)`` of the data's clips of ``split``, when the module was given them."""
+        return self.clip_geometry.clip_size(split) if self.clip_geometry and split else None
+
+    # Lightning restores a `ckpt_path` after `setup` and, for most strategies, before
+    # `on_fit_start`; strategies that shard the model (FSDP, DeepSpeed) wrap it after `setup` and
+    # restore only after `on_fit_start`, so for them the weights are loaded before the wrapping
+    # (and a resumed fit reads `pretrained` too, then restores over it).
+
+    def on_fit_start(self) -> None:
+        if not self.trainer.strategy.restore_checkpoint_after_setup:
+            self.pretrained_weights.load()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.pretrained_weights.restored(checkpoint)
+
+    # What `videoswinv2 predict` needs from a checkpoint: the model is rebuilt from the
+    # hyper-parameters (which hold the resolved windows); the class names and evaluation views
+    # live in the data module, so they are saved beside them.
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        views = getattr(datamodule, "test_views", None)
+        metadata = ModelRecord(
+            classes=tuple(getattr(datamodule, "classes", None) or ()), views=asdict(views) if views else None
+        )
+        checkpoint[LIGHTNING_KEY] = metadata.lightning_entry()
 
     # -- optimisation: AdamW over the subclass's parameter groups, warmup + cosine per step ------
 
@@ -87,36 +102,24 @@ class BackboneModule(L.LightningModule):
             min_lr_ratio=hp.min_lr_ratio,
         )
 
-    # -- views -> one Result per video (or timeline window) ---------------------------------------
-    # Test, multi-view validation and prediction batches come from a ViewStream: views of several
-    # items, an item's views possibly spread over batches. The gatherer makes each item's Result
-    # once all its views are in (videoswinv2.training.evaluation).
+    # -- every training step: seeded per batch, kept from the weights when not finite ------------
 
-    # Set by videoswinv2.inference.FeatureWriter(feature_map=True): the maps are large, so the
-    # results hold them only when a writer asks.
-    predict_feature_map: bool = False
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self.step_guard.start()
+        seed_training_step(self.current_epoch, batch_idx, self.global_rank)
 
-    def _view_outputs(self, clips: torch.Tensor, max_views: int | None = None) -> dict[str, torch.Tensor]:
-        """Views ``(b, C, T, H, W)`` -> per-view ``features`` ``(b, C')`` pooled pre-logits,
-        ``probs`` ``(b, K)`` softmax when the backbone has a classifier and, with
-        ``predict_feature_map``, ``feature_map`` ``(b, C', T', H', W')``; float32 on the CPU,
-        ``max_views`` views per model call."""
-        outputs: list[dict[str, torch.Tensor]] = []
-        for chunk in clips.split(max_views or len(clips)):
-            maps = self.backbone.forward_features(chunk)
-            pooled = self.backbone.forward_head(maps, pre_logits=True)
-            out = {"features": pooled.float()}
-            if self.backbone.num_classes > 0:
-                out["probs"] = self.backbone.head(pooled).float().softmax(-1)
-            if self.predict_feature_map:
-                out["feature_map"] = maps.float()
-            outputs.append(out)
-        return {key: torch.cat([out[key] for out in outputs]).cpu() for key in outputs[0]}
+    def on_before_backward(self, loss: torch.Tensor) -> None:
+        self.step_guard.note_loss(loss)
 
-    def _stream_results(self, batch: dict[str, Any], max_views: int | None = None) -> list[Result]:
-        """The results a ``ViewStream`` batch completes (finished items, then failed videos)."""
-        outputs = self._view_outputs(batch["video"], max_views) if len(batch["video"]) else {}
-        return self._gatherer.batch_results(batch, outputs)
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        norm = self.step_guard.check(self, optimizer)
+        self.log("train/grad_norm", norm, on_step=True, on_epoch=False)
+
+    def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:
+        if self.step_guard.skipped is None:
+            super().lr_scheduler_step(scheduler, metric)
+
+    # -- evaluation and prediction over views -------------------------------------------------------
 
     def predict_step(
         self, batch: dict[str, Any], batch_idx: int = 0, dataloader_idx: int = 0
@@ -124,108 +127,13 @@ class BackboneModule(L.LightningModule):
         """A ``ViewStream`` batch -> ``results``: the :class:`Result` of every item (video, or
         timeline window) whose last view it holds, and of every video that failed; ``finished``:
         the stream's tasks that ended with it. The writers of ``videoswinv2.inference`` write them."""
-        return {"results": self._stream_results(batch), "finished": batch["finished"]}
-
-    # The weights hold still through an evaluation or prediction loop, so each block's position
-    # bias + mask is added once per loop instead of once per forward (~9% of a CPU bf16 forward).
+        return {"results": self.evaluator.results(batch), "finished": batch["finished"]}
 
     def _start_evaluation(self) -> None:
-        self.backbone.cache_attention_bias(True)
-        self._gatherer.reset()  # items of a loop cut short by limit_*_batches
+        self.evaluator.start()
 
     def _end_evaluation(self) -> None:
-        self.backbone.cache_attention_bias(False)
+        self.evaluator.end()
 
     on_validation_start = on_test_start = on_predict_start = _start_evaluation
     on_validation_end = on_test_end = on_predict_end = _end_evaluation
-
-    # -- steps that must not reach the weights ---------------------------------------------------
-    # bf16 has no GradScaler to skip a step whose gradients overflowed, so the module does: after
-    # backward, before Lightning clips the gradients (gradient_clip_val) and steps, a step whose
-    # loss or unclipped gradient norm is not finite on any rank drops its gradients, so AdamW
-    # changes no weight and no moment, and the schedule does not advance. NonFiniteSteps (added by
-    # configure_callbacks) counts and names these steps and stops a run of them.
-    # Every random draw of a step (mixup, masks, drop path, dropout) comes from the global
-    # generators, seeded per batch: a run resumed mid-epoch draws what an uninterrupted one does.
-
-    skipped_step: tuple[float, float] | None = None  # (loss, gradient norm) of a skipped step
-
-    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        self.skipped_step = None
-        # Checkpoints hold no generator state. PL_GLOBAL_SEED is the seed of seed_everything.
-        base = int(os.environ.get("PL_GLOBAL_SEED", 0))
-        torch.manual_seed(derive_seed(base, self.current_epoch, batch_idx, self.global_rank))
-
-    def on_before_backward(self, loss: torch.Tensor) -> None:
-        self._loss = loss.detach()
-
-    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        norm = torch.nn.utils.get_total_norm([p.grad for p in self.parameters() if p.grad is not None])
-        self.log("train/grad_norm", norm, on_step=True, on_epoch=False)
-        finite = bool(torch.isfinite(norm) & torch.isfinite(self._loss))
-        if self.trainer.strategy.reduce_boolean_decision(not finite, all=False):
-            self.skipped_step = (float(self._loss), float(norm))
-            optimizer.zero_grad(set_to_none=True)  # optimizers step only parameters with gradients
-
-    def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:
-        if self.skipped_step is None:
-            super().lr_scheduler_step(scheduler, metric)
-
-    def configure_callbacks(self) -> list[L.Callback]:
-        return self._unless_configured(NonFiniteSteps())
-
-    def _unless_configured(self, callback: L.Callback) -> list[L.Callback]:
-        """``[callback]``, or ``[]`` when the trainer has one of its type: a callback returned by
-        ``configure_callbacks`` replaces the trainer's of its type, which may be set up otherwise
-        (``NonFiniteSteps(max_bad_steps=...)``)."""
-        return [] if any(type(c) is type(callback) for c in self.trainer.callbacks) else [callback]
-
-    # -- what `videoswinv2 predict` needs from a checkpoint -------------------------------------------
-    # The model is rebuilt from the hyper-parameters (which hold the resolved windows); the class
-    # names and evaluation views live in the data module, so they are saved beside them.
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        views = getattr(datamodule, "test_views", None)
-        metadata = ModelRecord(
-            classes=tuple(getattr(datamodule, "classes", None) or ()), views=asdict(views) if views else None
-        )
-        checkpoint[LIGHTNING_KEY] = metadata.lightning_entry()
-
-    # -- where the weights come from -------------------------------------------------------------
-    # Lightning restores a `ckpt_path` after `setup` and, for most strategies, before
-    # `on_fit_start`; strategies that shard the model (FSDP, DeepSpeed) wrap it after `setup` and
-    # restore only after `on_fit_start`, so for them the weights are loaded before the wrapping
-    # (and a resumed fit reads `pretrained` too, then restores over it).
-
-    def on_fit_start(self) -> None:
-        if not self.trainer.strategy.restore_checkpoint_after_setup:
-            self._load_pretrained()
-
-    def _load_pretrained(self) -> None:
-        hp = self.hparams
-        if hp.pretrained is None or self._weights_loaded:
-            return
-        adopt = (hp.model_kwargs or {}).get("pretrained_window_sizes") is None
-        try:
-            load_pretrained(self.backbone, hp.pretrained, temporal_init=hp.temporal_init, adopt_windows=adopt)
-        except InflationError as error:
-            raise UsageError(f"the pretrained checkpoint {hp.pretrained}: {error.summary}") from error
-        except CheckpointError as error:  # one line already
-            raise UsageError(f"the pretrained checkpoint {hp.pretrained}: {error}") from error
-        self._use_pretrained_window_sizes(self.backbone.pretrained_window_sizes)
-        self._weights_loaded = True
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # The windows the weights were trained with, whatever the config rebuilding the model says.
-        windows = ModelRecord.from_lightning(checkpoint).pretrained_window_sizes
-        if windows is not None:
-            self._use_pretrained_window_sizes(windows)
-        self._weights_loaded = True
-
-    def _use_pretrained_window_sizes(self, windows: Sequence[Any]) -> None:
-        """Set the backbone's windows and record them in the hyper-parameters, which every
-        checkpoint saves, so that ``load_from_checkpoint`` rebuilds the same model."""
-        self.backbone.set_pretrained_window_sizes(windows)
-        resolved = [list(w) for w in self.backbone.pretrained_window_sizes]
-        self.hparams.model_kwargs = {**(self.hparams.model_kwargs or {}), "pretrained_window_sizes": resolved}

@@ -5,20 +5,19 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_warn
 from torchmetrics import MeanMetric, MetricCollection, SumMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from videoswinv2.data.geometry import ClipGeometry
 from videoswinv2.models import create_model
 
 from .backbone import BackboneModule
 from .evaluation import Result, mean_class_accuracy
 from .mixing import mix_clips
 from .optim import learning_rates, param_groups
-from .reports import TestReport
 
 
 def _accuracies(num_classes: int, prefix: str) -> MetricCollection:
@@ -36,18 +35,21 @@ class VideoClassifier(BackboneModule):
 
     Batches are dicts from ``videoswinv2.data``: in training and single-clip validation,
     ``video`` ``(B, C, T, H, W)`` (one clip per video), ``label`` and ``index`` (broken videos are
-    counted by the data module's ``BrokenVideoLogger``); in test, multi-view validation and
+    counted by the ``BrokenVideoLogger`` callback); in test, multi-view validation and
     prediction, batches of views from a ``ViewStream``, which the module gathers into one
     :class:`~videoswinv2.training.evaluation.Result` per video (or timeline window): test and
-    predict steps return them, and callbacks write them (``TestReport``, which the module adds
-    itself, and the writers of ``videoswinv2.inference``).
+    predict steps return them, and callbacks write them (``TestReport``, one of the trainer's
+    default callbacks, and the writers of ``videoswinv2.inference``).
 
     Args:
         model: a name from ``videoswinv2.list_models()``.
         num_classes: classifier outputs; None: 400 (Kinetics-400). The command line sets it to the
             data module's class count (a value given there must agree).
-        model_kwargs: backbone constructor arguments (``window_size``, ``drop_path_rate``, ...),
-            over :attr:`MODEL_DEFAULTS` (head dropout 0.5) and the variant's own defaults.
+        model_kwargs: backbone constructor arguments (``window_size``, ``patch_size``, ...) over
+            the variant's own; a ``drop_rate`` or ``drop_path_rate`` here (older configs and
+            checkpoints) wins over the arguments below.
+        drop_rate: dropout before the classifier (Video Swin's 0.5).
+        drop_path_rate: stochastic depth of the last block, rising linearly from 0 at the first.
         pretrained: weights to start training from, any checkpoint ``create_model(pretrained=)``
             takes (a 2D SwinV2 one is inflated; a 3D one, such as another run's Lightning
             checkpoint, is loaded as is; a classifier with another class count is
@@ -63,16 +65,17 @@ class VideoClassifier(BackboneModule):
             ``torch.compile(fullgraph=True)`` when a run starts (in place: checkpoints keep their
             keys). The first steps of each input shape and of training vs evaluation pay the
             compilation.
+        clip_geometry: the clips the data gives; the command line links it from the data module
+            (input-size warnings when a run starts).
     """
-
-    # Video Swin's head dropout; model_kwargs override it (drop_rate: 0.0 turns it off).
-    MODEL_DEFAULTS: dict[str, Any] = {"drop_rate": 0.5}
 
     def __init__(
         self,
         model: str = "videoswinv2_tiny",
         num_classes: int | None = None,
         model_kwargs: dict[str, Any] | None = None,
+        drop_rate: float = 0.5,
+        drop_path_rate: float = 0.1,
         pretrained: str | None = None,
         temporal_init: Literal["average", "center"] = "average",
         lr: float = 1e-3,
@@ -86,13 +89,13 @@ class VideoClassifier(BackboneModule):
         cutmix_alpha: float = 0.0,
         max_views_per_forward: int = 6,
         compile: bool = False,
+        clip_geometry: ClipGeometry | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore="clip_geometry")
         num_classes = self.hparams.num_classes = 400 if num_classes is None else num_classes
-        self.backbone = create_model(
-            model, num_classes=num_classes, **{**self.MODEL_DEFAULTS, **(model_kwargs or {})}
-        )
+        kwargs = {"drop_rate": drop_rate, "drop_path_rate": drop_path_rate, **(model_kwargs or {})}
+        self._compose(create_model(model, num_classes=num_classes, **kwargs), clip_geometry)
         self.train_metrics = _accuracies(num_classes, "train/")
         self.val_metrics = _accuracies(num_classes, "val/")
         self.test_metrics = _accuracies(num_classes, "test/")
@@ -147,8 +150,9 @@ class VideoClassifier(BackboneModule):
         if "item" not in batch:  # one clip per video: a result at once
             if len(batch["label"]) == 0:
                 return [], None, None
-            return [], self._view_outputs(batch["video"], max_views)["probs"].to(self.device), batch["label"]
-        results = self._stream_results(batch, max_views)
+            probs = self.evaluator.outputs(batch["video"], max_views)["probs"]
+            return [], probs.to(self.device), batch["label"]
+        results = self.evaluator.results(batch, max_views)
         scored = [r for r in results if r.ok]
         if not scored:
             return results, None, None
@@ -170,9 +174,6 @@ class VideoClassifier(BackboneModule):
             self.test_metrics(probs, labels)
             self.test_confusion(probs, labels)
         return results
-
-    def configure_callbacks(self) -> list[pl.Callback]:
-        return [*super().configure_callbacks(), *self._unless_configured(TestReport())]
 
     # Metrics are computed and logged at epoch end on every rank: under DDP each rank sees its own
     # number of videos (no padding duplicates), so nothing collective may depend on a rank's batches.
@@ -202,7 +203,7 @@ class VideoClassifier(BackboneModule):
 
     def on_test_start(self) -> None:
         super().on_test_start()  # the bias cache of evaluation loops
-        if self.trainer.ckpt_path is None and self.global_step == 0 and not self._weights_loaded:
+        if self.trainer.ckpt_path is None and self.global_step == 0 and not self.pretrained_weights.loaded:
             rank_zero_warn(
                 "testing a model that was neither trained nor loaded from a checkpoint: its classifier is "
                 "random, so the scores mean nothing. Pass --ckpt_path RUN/checkpoints/last.ckpt"

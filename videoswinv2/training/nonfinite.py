@@ -1,5 +1,6 @@
-"""``NonFiniteSteps``: the report, and the stop, for training steps whose loss or gradient norm was
-not finite (the module skips their update; see ``BackboneModule.on_before_optimizer_step``)."""
+"""Training steps whose loss or gradient norm is not finite: :class:`NonFiniteGuard`, the module's
+part that keeps them from the weights, and :class:`NonFiniteSteps`, the callback that reports
+them and stops a run of them."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 from typing import Any
 
 import lightning.pytorch as pl
+import torch
 
 from videoswinv2.distributed import gather_lists
 
@@ -17,15 +19,40 @@ class NonFiniteStepsError(RuntimeError):
     """Too many training steps in a row had a non-finite loss or gradient norm."""
 
 
+class NonFiniteGuard:
+    """bf16 has no GradScaler to skip a step whose gradients overflowed, so the module does:
+    :meth:`check`, after backward and before Lightning clips the gradients and steps, drops the
+    gradients of a step whose loss or unclipped gradient norm is not finite on any rank, so AdamW
+    changes no weight and no moment; the module skips the schedule's step while :attr:`skipped`."""
+
+    def __init__(self) -> None:
+        self.skipped: tuple[float, float] | None = None  # (loss, gradient norm) of a skipped step
+        self._loss = torch.tensor(0.0)
+
+    def start(self) -> None:
+        self.skipped = None
+
+    def note_loss(self, loss: torch.Tensor) -> None:
+        self._loss = loss.detach()
+
+    def check(self, module: pl.LightningModule, optimizer: torch.optim.Optimizer) -> torch.Tensor:
+        """The step's gradient norm (every rank decides alike)."""
+        norm = torch.nn.utils.get_total_norm([p.grad for p in module.parameters() if p.grad is not None])
+        finite = bool(torch.isfinite(norm) & torch.isfinite(self._loss))
+        if module.trainer.strategy.reduce_boolean_decision(not finite, all=False):
+            self.skipped = (float(self._loss), float(norm))
+            optimizer.zero_grad(set_to_none=True)  # optimizers step only parameters with gradients
+        return norm
+
+
 class NonFiniteSteps(pl.Callback):
-    """Counts the steps the module skipped (its ``skipped_step``: ``(loss, gradient norm)`` of
-    the step, or None), logs the running total as ``train/skipped_steps`` and, for each one, a
-    warning naming the batch's videos (all ranks together). After ``max_bad_steps`` in a row the
+    """Counts the steps the module's :class:`NonFiniteGuard` (its ``step_guard``) skipped, logs
+    the running total as ``train/skipped_steps`` and, for each one, a warning naming the batch's
+    videos (all ranks together). After ``max_bad_steps`` in a row the
     fit stops with :class:`NonFiniteStepsError`, a one-line message naming the videos of the last
     one; no checkpoint is written after it (the weights never took a bad update, but the data
-    position would have moved past the bad batches). The count survives a resume.
-    ``VideoClassifier`` and ``MaskedVideoPretraining`` add one with the default limit unless the
-    trainer has one.
+    position would have moved past the bad batches). The count survives a resume. One of the
+    trainer's default callbacks (``videoswinv2/trainer_defaults.yaml``).
     """
 
     def __init__(self, max_bad_steps: int = 20) -> None:
@@ -38,7 +65,8 @@ class NonFiniteSteps(pl.Callback):
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        skipped = getattr(pl_module, "skipped_step", None)
+        guard = getattr(pl_module, "step_guard", None)  # a module without one skips no step
+        skipped = guard.skipped if guard is not None else None
         if skipped is None:
             self.in_a_row = 0
         else:

@@ -24,8 +24,7 @@ class Preemption(pl.Callback):
     in, write ``last.ckpt`` beside the other checkpoints, and exit with code 128 + the signal's
     number. On SLURM the time-limit signal also requeues the job (``scontrol requeue``) unless
     ``SLURMEnvironment(auto_requeue=False)``; SIGTERM never does, so ``scancel`` stays final.
-    ``fit --ckpt_path last`` then continues from that step. The CLI adds this callback to every
-    trainer that lacks one.
+    ``fit --ckpt_path last`` then continues from that step. One of the trainer's default callbacks.
 
     Lightning's own handlers are replaced for the fit (it restores the previous ones when the fit
     ends): its SIGUSR1 handler writes ``hpc_ckpt_N.ckpt`` from inside the signal handler, in the

@@ -18,6 +18,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from videoswinv2.data.geometry import ClipGeometry
 from videoswinv2.models import create_model
 from videoswinv2.record import PRETRAINING_KEY
 
@@ -70,12 +71,11 @@ class MaskedVideoPretraining(BackboneModule):
     any, are ignored. T, H and W must be multiples of the mask unit.
 
     Args:
-        model: a name from ``videoswinv2.list_models()``.
-        model_kwargs: constructor overrides (``window_size``, ``drop_path_rate``, ...).
+        model, model_kwargs, drop_path_rate, temporal_init, compile, clip_geometry: as
+            ``VideoClassifier``'s (the clip sizes are checked against the mask unit).
         pretrained: weights to start from, any checkpoint ``VideoClassifier(pretrained=)`` takes
             (an inflated 2D SwinV2 or SimMIM checkpoint, a video model); the mask token and the
             decoder always start fresh. Read once, when a fit starts from scratch.
-        temporal_init: how a 2D patch embedding is spread over time when inflating.
         mask_kind: ``cube`` (units masked at random in space and time) or ``tube`` (the same
             spatial units masked in every frame).
         mask_ratio: fraction of the units masked in every clip (of the spatial units for tubes).
@@ -86,13 +86,13 @@ class MaskedVideoPretraining(BackboneModule):
             mean and unit variance (MAE / VideoMAE), so that structure, not brightness, is learnt.
         lr: peak learning rate.
         warmup_epochs: linear warmup length; then cosine decay, stepped every optimiser step.
-        compile: compile the backbone's stages when a run starts (as ``VideoClassifier``).
     """
 
     def __init__(
         self,
         model: str = "videoswinv2_tiny",
         model_kwargs: dict[str, Any] | None = None,
+        drop_path_rate: float = 0.1,
         pretrained: str | None = None,
         temporal_init: Literal["average", "center"] = "average",
         mask_kind: MaskKind = "cube",
@@ -105,12 +105,14 @@ class MaskedVideoPretraining(BackboneModule):
         warmup_epochs: float = 2.5,
         min_lr_ratio: float = 0.0,
         compile: bool = False,
+        clip_geometry: ClipGeometry | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore="clip_geometry")
         check_mask(mask_kind, mask_ratio)
         # No classifier: the state dict is the classifier's backbone without `head.fc`.
-        self.backbone = create_model(model, num_classes=0, **(model_kwargs or {}))
+        kwargs = {"drop_path_rate": drop_path_rate, **(model_kwargs or {})}
+        self._compose(create_model(model, num_classes=0, **kwargs), clip_geometry)
         patch = self.backbone.patch_size
         scale = 2 ** (len(self.backbone.layers) - 1)  # spatial patch merging per stage
         self.stride: Triple = (patch[0], patch[1] * scale, patch[2] * scale)
@@ -193,12 +195,8 @@ class MaskedVideoPretraining(BackboneModule):
     def setup(self, stage: str) -> None:
         super().setup(stage)
         # Checked before the first step: a clip that does not divide into units would stop there.
-        data = getattr(self.trainer, "datamodule", None)
-        h = getattr(data, "hparams", {})
-        for split in ("train", "val") if getattr(data, "split_sources", {}).get("val") else ("train",):
-            if "num_frames" in h and f"{split}_crop_size" in h:
-                crop = h[f"{split}_crop_size"]
-                self.unit_grid((h["num_frames"], crop, crop))
+        for size in filter(None, map(self.clip_size, ("train", "val"))):
+            self.unit_grid(size)
 
     # `videoswinv2 extract-features` runs BackboneModule.predict_step: the encoder, unmasked.
 

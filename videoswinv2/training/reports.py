@@ -30,9 +30,9 @@ class TestReport(pl.Callback):
     :class:`~videoswinv2.training.evaluation.RowSchema` with the true label (``video,status,reason,
     label,correct,top1_label,top1_prob,...``, top-``topk`` or all classes if fewer); a video that
     could not be read is a ``failed`` row with the reason. ``per_class_accuracy.png`` and
-    ``confusion_matrix.png`` from the videos that were scored. ``VideoClassifier`` adds this
-    callback itself; its ``test_step`` returns the :class:`~videoswinv2.training.evaluation.Result`
-    of each video it finishes.
+    ``confusion_matrix.png`` from the videos that were scored. One of the trainer's default
+    callbacks; ``VideoClassifier.test_step`` returns the
+    :class:`~videoswinv2.training.evaluation.Result` of each video it finishes.
     """
 
     def __init__(self, topk: int = 5) -> None:

@@ -1,0 +1,63 @@
+"""Where a LightningCLI run logs: the run-folder policy of ``videoswinv2 fit / validate / test``, as
+functions of the folders (the CLI applies them to the logger's settings)."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """How ``fit --ckpt_path last`` continues a run: the logger logs on in ``version``, where
+    Lightning finds ``last.ckpt``, or starts a new version resuming from ``ckpt_path``; neither:
+    as configured."""
+
+    version: str | None = None
+    ckpt_path: str | None = None
+
+
+def continue_last_run(root: Path, version: int | str | None, reuses_folders: bool) -> Continuation | None:
+    """``fit --ckpt_path last`` for a logger whose version folders are in ``root``: the given
+    ``version``'s folder, or else the newest run with ``checkpoints/last.ckpt`` (what a preempted
+    or killed job left). A logger that adds to a folder it reuses (TensorBoard adds event files
+    beside the old ones) logs on in that run's folder; another, which may replace files there
+    (CSVLogger deletes metrics.csv), gets a new version and the checkpoint's path. None: there
+    is no run to continue (a job's first start), so the fit starts a new one."""
+    if version is not None:
+        folder = root / (version if isinstance(version, str) else f"version_{version}")
+        return Continuation() if folder.is_dir() else None
+    newest = max(root.glob("*/checkpoints/last.ckpt"), key=lambda path: path.stat().st_mtime, default=None)
+    if newest is None:
+        return None
+    if reuses_folders:
+        return Continuation(version=newest.parent.parent.name)
+    return Continuation(ckpt_path=str(newest))
+
+
+def evaluated_run(subcommand: str, ckpt_path: str | None) -> tuple[Path, str] | None:
+    """``test`` / ``validate`` of ``RUN/checkpoints/X.ckpt`` log beside the training run: the
+    folder ``RUN`` and the version ``<subcommand>_X``. None for other subcommands, remote
+    checkpoints and checkpoints outside a run's ``checkpoints`` folder."""
+    if subcommand not in ("test", "validate") or not ckpt_path or "://" in ckpt_path:
+        return None
+    ckpt = Path(ckpt_path)
+    if ckpt.parent.name != "checkpoints":
+        return None
+    return ckpt.parent.parent, f"{subcommand}_{ckpt.stem}"
+
+
+def runs_in(root: Path | None) -> set[Path]:
+    """The run folders in ``root`` now (none if it does not exist)."""
+    return set(root.iterdir()) if root is not None and root.is_dir() else set()
+
+
+def remove_failed_run(run_dir: Path, root: Path, before: set[Path]) -> bool:
+    """Remove ``run_dir`` if it is a version folder in ``root`` that a failed run created (it was
+    not in ``before``) and that holds no checkpoint: the next run takes its number, so
+    ``version_0`` stays the first run that got anywhere. Returns whether it was removed."""
+    if run_dir.parent != root or not run_dir.is_dir() or run_dir in before or any(run_dir.rglob("*.ckpt")):
+        return False
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return True
