@@ -70,9 +70,11 @@ class MaskedVideoPretraining(BackboneModule):
     Batches are dicts from ``videoswinv2.data`` with ``video`` ``(B, C, T, H, W)``; labels, if
     any, are ignored. T, H and W must be multiples of the mask unit.
 
+    ``model``, ``model_kwargs``, ``drop_path_rate``, ``temporal_init``, ``compile`` and
+    ``clip_geometry`` are as ``VideoClassifier``'s (the clip sizes are checked against the mask
+    unit).
+
     Args:
-        model, model_kwargs, drop_path_rate, temporal_init, compile, clip_geometry: as
-            ``VideoClassifier``'s (the clip sizes are checked against the mask unit).
         pretrained: weights to start from, any checkpoint ``VideoClassifier(pretrained=)`` takes
             (an inflated 2D SwinV2 or SimMIM checkpoint, a video model); the mask token and the
             decoder always start fresh. Read once, when a fit starts from scratch.
