@@ -15,7 +15,8 @@ log = logging.getLogger(__name__)
 class BrokenVideoLogger(pl.Callback):
     """Collects ``batch["broken"]`` (and the videos of a ``ViewStream`` batch's ``failed``) and,
     at the end of every train/val/test epoch, logs the count as ``data/broken_videos_{stage}`` and
-    one warning line naming the files (all ranks together). :class:`~videoswinv2.data.datamodule.VideoDataModule` adds it to the trainer.
+    one warning line naming the files (all ranks together). One of the trainer's default
+    callbacks (``videoswinv2/trainer_defaults.yaml``).
     """
 
     def __init__(self) -> None:
