@@ -13,6 +13,7 @@ from videoswinv2.data import (
     read_kinetics_csv,
     read_list_file,
 )
+from videoswinv2.data.formats.class_folders import class_folder_names
 from videoswinv2.errors import UsageError
 from videoswinv2.record import kinetics400_classes
 
@@ -165,6 +166,25 @@ def test_class_folders_reject_unknown_folders_and_ignore_other_files(tmp_path: P
     assert read_class_folders(tmp_path, CLASSES).videos == [VideoRecord(str(video), 1)]
     _touch(tmp_path / "juggling" / "w.mp4")
     with pytest.raises(ValueError, match="folder 'juggling' is not a known class name"):
+        read_class_folders(tmp_path, CLASSES)
+
+
+def test_class_folders_read_nested_videos_skip_hidden_ones_and_name_empty_folders(tmp_path: Path) -> None:
+    top = _touch(tmp_path / "air_drumming" / "v.mp4")
+    nested = _touch(tmp_path / "air_drumming" / "2024" / "day 1" / "w.MP4")
+    _touch(tmp_path / "air_drumming" / "._v.mp4")  # macOS resource fork, not a video
+    _touch(tmp_path / "air_drumming" / ".cache" / "x.mp4")
+    _touch(tmp_path / ".ipynb_checkpoints" / "y.mp4")  # a hidden folder is not a class
+    assert class_folder_names(tmp_path) == ["air_drumming"]
+    assert read_class_folders(tmp_path, CLASSES).videos == [  # folder by folder, the top one first
+        VideoRecord(str(top), 1),
+        VideoRecord(str(nested), 1),
+    ]
+    (tmp_path / "abseiling").mkdir()
+    (tmp_path / "passing_American_football_(in_game)" / "empty").mkdir(parents=True)
+    with pytest.raises(
+        ValueError, match=r"class folder\(s\) 'abseiling', 'passing_American_football_\(in_game\)' hold"
+    ):
         read_class_folders(tmp_path, CLASSES)
 
 

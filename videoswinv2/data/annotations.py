@@ -73,13 +73,16 @@ class AnnotationFormat:
 
 
 def find_videos(root: Path, suffixes: Iterable[str] = VIDEO_EXTENSIONS) -> Iterator[Path]:
-    """Video files under ``root`` (by suffix, any case; hidden files skipped), relative to it, in
-    sorted order, folder by folder. Symlinked folders are followed, each real folder once."""
+    """Video files under ``root`` (by suffix, any case; hidden files and folders skipped),
+    relative to it, in sorted order, folder by folder. Symlinked folders are followed, each real
+    folder once."""
     suffixes = tuple(suffixes)
     seen: set[str] = set()
     for folder, dirs, files in os.walk(root, followlinks=True):
         seen.add(os.path.realpath(folder))
-        dirs[:] = sorted(d for d in dirs if os.path.realpath(os.path.join(folder, d)) not in seen)
+        dirs[:] = sorted(
+            d for d in dirs if not d.startswith(".") and os.path.realpath(os.path.join(folder, d)) not in seen
+        )
         for name in sorted(files):
             if name.lower().endswith(suffixes) and not name.startswith("."):
                 yield Path(folder, name).relative_to(root)

@@ -11,13 +11,10 @@ from videoswinv2.data.annotations import (
     AnnotationFormat,
     Annotations,
     VideoRecord,
+    find_videos,
     label_index,
 )
 from videoswinv2.errors import UsageError
-
-
-def _is_video(path: Path) -> bool:
-    return path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file()
 
 
 def _folder(source: Path) -> Path:
@@ -27,22 +24,34 @@ def _folder(source: Path) -> Path:
 
 
 def read_class_folders(root: str | Path, classes: list[str]) -> Annotations:
-    """``root/<class name>/*.mp4``."""
+    """``root/<class name>/**/*.mp4``: a class folder's videos at any depth below it. Hidden files
+    and folders (``.*``, macOS's ``._*``) are skipped, as everywhere; an empty class folder is an
+    error naming it."""
     root = _folder(Path(root))
     labels = label_index(classes)
-    videos = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+    videos, empty = [], []
+    for folder in _class_folders(root):
         if folder.name not in labels:
             raise UsageError(f"{root}: folder {folder.name!r} is not a known class name")
-        label = labels[folder.name]
-        videos += [VideoRecord(str(p), label) for p in sorted(folder.iterdir()) if _is_video(p)]
+        found = [VideoRecord(str(folder / p), labels[folder.name]) for p in find_videos(folder)]
+        empty += [] if found else [folder.name]
+        videos += found
+    if empty:
+        raise UsageError(
+            f"{root}: class folder(s) {', '.join(map(repr, empty))} hold no videos "
+            f"({'/'.join(VIDEO_EXTENSIONS)}): add videos or remove the folder"
+        )
     if not videos:
         raise UsageError(f"{root}: no videos ({'/'.join(VIDEO_EXTENSIONS)}) in class folders")
     return Annotations(videos)
 
 
+def _class_folders(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
 def class_folder_names(source: Path) -> list[str]:
-    names = sorted(p.name for p in _folder(source).iterdir() if p.is_dir() and not p.name.startswith("."))
+    names = [p.name for p in _class_folders(_folder(source))]
     if not names:
         raise UsageError(f"{source}: no class folders (annotation_format class_folders)")
     return names
