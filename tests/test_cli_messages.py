@@ -61,6 +61,12 @@ def last_error_line(capsys, *argv: str) -> str:
             "1",
             "error: --model.init_args.lrr: unknown option (did you mean --model.init_args.lr?)",
         ),
+        (
+            "--data.init_args.train_scale",
+            "[1.0, 0.0]",
+            "error: --data.init_args.train_scale: train_scale must be (min, max) area fractions with "
+            "0 < min <= max, got [1.0, 0.0]",
+        ),
         ("--trainer.max_epochz", "1", "(did you mean --trainer.max_epochs?)"),
         ("--modle.init_args.lr", "1", "(did you mean --model.init_args.lr?)"),
     ],
@@ -69,7 +75,9 @@ def test_a_bad_setting_ends_in_one_line_naming_it(capsys, option, value, expecte
     assert expected in last_error_line(capsys, "fit", "-c", SMOKE, option, value)
 
 
-@pytest.mark.parametrize("case", ["unknown label", "no data_root", "pretrained of another size"])
+@pytest.mark.parametrize(
+    "case", ["unknown label", "no data_root", "data_root is a file", "pretrained of another size"]
+)
 def test_bad_input_found_when_a_run_starts_ends_in_one_line(case, data_synthetic_root, tmp_path, capsys):
     args = ["--data.init_args.data_root", str(data_synthetic_root), "--data.init_args.synthetic", "null"]
     args += ["--data.init_args.num_workers", "0", "--trainer.logger", "false", "--trainer.max_epochs", "1"]
@@ -83,12 +91,18 @@ def test_bad_input_found_when_a_run_starts_ends_in_one_line(case, data_synthetic
     elif case == "no data_root":
         args = ["--data.init_args.data_root", "null", "--trainer.logger", "false"]
         expected = "error: data_root is not set: pass --data.init_args.data_root DIR"
+    elif case == "data_root is a file":  # with the smoke config's synthetic default still on
+        (tmp_path / "videos.txt").write_text("my notes\n")
+        args = ["--data.init_args.data_root", str(tmp_path / "videos.txt"), "--trainer.logger", "false"]
+        expected = f"error: data_root {tmp_path / 'videos.txt'} is a file: name the folder"
     else:  # a 3D state dict of the tiny model, whose widths are not the smoke model's
         torch.save(create_model("videoswinv2_tiny", num_classes=4).state_dict(), tmp_path / "tiny.pth")
         args += ["--model.init_args.pretrained", str(tmp_path / "tiny.pth")]
         expected = f"error: the pretrained checkpoint {tmp_path / 'tiny.pth'}: "
     line = last_error_line(capsys, "fit", "-c", SMOKE, *args)
     assert line.startswith(expected), line
+    if case == "data_root is a file":
+        assert (tmp_path / "videos.txt").read_text() == "my notes\n"
     if case == "pretrained of another size":
         assert "embed_dim=96" in line and "embed_dim=32" in line and "videoswinv2_tiny" in line
 

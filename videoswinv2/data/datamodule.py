@@ -199,6 +199,11 @@ class VideoDataModule(pl.LightningDataModule):
             # Plain data in hparams (LightningCLI gives a dict there; Python code the object), so
             # that checkpoints load with weights_only=True and no allow-listed class.
             self.hparams["synthetic"] = dataclasses.asdict(synthetic)
+        low, high = train_scale
+        if not 0 < low <= high:
+            raise UsageError(
+                f"train_scale must be (min, max) area fractions with 0 < min <= max, got {list(train_scale)}"
+            )
         self._data_root = data_root
         self.clip = ClipSpec(num_frames, frame_interval, target_fps, frame_sampling, short_video)
         check_views(self.test_views)  # checks the test settings now, not at the first test
@@ -217,7 +222,12 @@ class VideoDataModule(pl.LightningDataModule):
                 "data_root is not set: pass --data.init_args.data_root DIR, the folder that holds "
                 "the videos and the annotation files (or set data.init_args.data_root in the config)"
             )
-        return Path(self._data_root)
+        root = Path(self._data_root)
+        if root.exists() and not root.is_dir():
+            raise UsageError(
+                f"data_root {root} is a file: name the folder that holds the videos and annotations"
+            )
+        return root
 
     def _path(self, path: str) -> Path:
         return self.root / path  # an absolute path stays absolute
