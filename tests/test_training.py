@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from videoswinv2 import create_model
 from videoswinv2.data.view_stream import Item, WindowSpan
+from videoswinv2.errors import UsageError
 from videoswinv2.training.evaluation import Result, RowSchema, ViewGatherer, row_top
 from videoswinv2.training.mixing import mix_clips, smooth_one_hot
 from videoswinv2.training.optim import param_groups, warmup_cosine
@@ -303,3 +304,8 @@ def test_the_clip_geometry_follows_the_data_module_and_is_checked_when_a_run_sta
     pretraining = MaskedVideoPretraining(model_kwargs=kwargs, clip_geometry=ClipGeometry(4, 32, 36))
     with pytest.raises(ValueError, match="a 4x36x36 clip .* does not divide into mask units of 2x8x8"):
         pretraining.setup("validate")  # the validation clips too, before the first step
+    tiny_clips = MaskedVideoPretraining(model_kwargs=kwargs, clip_geometry=ClipGeometry(2, 8))
+    with pytest.raises(
+        UsageError, match="a cube mask needs at least 2 units to choose from, the clip has 1x1x1"
+    ):
+        tiny_clips.setup("validate")  # when the run starts, not at the first step

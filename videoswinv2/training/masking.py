@@ -15,6 +15,8 @@ from typing import Literal
 import torch
 from einops import rearrange, repeat
 
+from videoswinv2.errors import UsageError
+
 Triple = tuple[int, int, int]
 MaskKind = Literal["cube", "tube"]
 MASK_KINDS: tuple[str, ...] = ("cube", "tube")
@@ -34,6 +36,19 @@ def check_mask(kind: str, ratio: float) -> None:
         raise ValueError(f"mask_ratio must be in (0, 1), got {ratio}")
 
 
+def mask_cells(grid: Triple, kind: str) -> int:
+    """The units a ``kind`` mask chooses from in a ``(t, h, w)`` grid (spatial ones for tubes); a
+    ``UsageError`` when there are fewer than 2, which leaves nothing both masked and visible."""
+    t, h, w = grid
+    cells = h * w if kind == "tube" else t * h * w
+    if cells < 2:
+        raise UsageError(
+            f"a {kind} mask needs at least 2 units to choose from, the clip has {'x'.join(map(str, grid))} "
+            "(frames x height x width in mask units): use more frames, larger crops or a smaller mask_unit"
+        )
+    return cells
+
+
 def random_unit_mask(
     batch: int,
     grid: Triple,
@@ -48,9 +63,7 @@ def random_unit_mask(
     exactly that many spatial positions masked in every unit of time (``tube``)."""
     check_mask(kind, ratio)
     t, h, w = grid
-    cells = h * w if kind == "tube" else t * h * w
-    if cells < 2:
-        raise ValueError(f"a {kind} mask needs at least 2 units to choose from, the clip has {grid}")
+    cells = mask_cells(grid, kind)
     count = masked_count(cells, ratio)
     # The `count` smallest of uniform scores: a uniformly random subset of exactly that size.
     order = torch.rand(batch, cells, device=device, generator=generator).argsort(dim=1)

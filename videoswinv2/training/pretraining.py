@@ -19,6 +19,7 @@ from einops import rearrange
 from torch import nn
 
 from videoswinv2.data.geometry import ClipGeometry
+from videoswinv2.errors import UsageError
 from videoswinv2.models import create_model
 from videoswinv2.record import PRETRAINING_KEY
 
@@ -28,6 +29,7 @@ from .masking import (
     MaskKind,
     check_mask,
     expand_mask,
+    mask_cells,
     masked_l1,
     normalize_patches,
     patch_statistics,
@@ -134,7 +136,7 @@ class MaskedVideoPretraining(BackboneModule):
     def unit_grid(self, clip_size: tuple[int, ...]) -> Triple:
         """Mask units along ``(T, H, W)`` of a clip; a clip that does not divide into units is an error."""
         if any(s % u for s, u in zip(clip_size, self.mask_unit)):
-            raise ValueError(
+            raise UsageError(
                 f"a {'x'.join(map(str, clip_size))} clip (frames x height x width) does not divide into "
                 f"mask units of {'x'.join(map(str, self.mask_unit))}: choose num_frames and crop sizes "
                 "that are multiples of them (or another mask_unit)"
@@ -196,9 +198,10 @@ class MaskedVideoPretraining(BackboneModule):
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
-        # Checked before the first step: a clip that does not divide into units would stop there.
+        # Checked before the first step: a clip that does not divide into units, or too few of
+        # them to mask, would stop there.
         for size in filter(None, map(self.clip_size, ("train", "val"))):
-            self.unit_grid(size)
+            mask_cells(self.unit_grid(size), self.hparams.mask_kind)
 
     # `videoswinv2 extract-features` runs BackboneModule.predict_step: the encoder, unmasked.
 
