@@ -140,6 +140,14 @@ def test_hmdb51_split_files(tmp_path: Path) -> None:
     )
 
 
+def test_a_class_missing_its_hmdb51_split_file_is_named_not_dropped(tmp_path: Path) -> None:
+    splits = _hmdb51(tmp_path)
+    (splits / "cartwheel_test_split1.txt").unlink()  # its folder and split 2 file are there
+    with pytest.raises(ValueError, match=r"cartwheel_test_split1\.txt missing, while other splits' files"):
+        dataset_classes(splits)
+    assert dataset_classes(splits, split=2) == ["brush_hair", "cartwheel", "wave"]
+
+
 def test_hmdb51_wrong_uses_are_errors_naming_file_line_and_format(tmp_path: Path) -> None:
     splits = _hmdb51(tmp_path)
     classes = dataset_classes(splits)

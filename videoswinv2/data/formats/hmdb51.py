@@ -21,13 +21,21 @@ def _hmdb_split_files(source: Path, split: int) -> dict[str, Path]:
             f"{source}: HMDB51's split files are read from their folder (testTrainMulti_7030_splits), "
             "not one by one (annotation_format hmdb51)"
         )
-    files = {}
+    files, other_splits = {}, set()
     for path in sorted(source.iterdir()):
         match = HMDB_SPLIT.fullmatch(path.name)
         if match and int(match.group(2)) == split:
             files[match.group(1)] = path
+        elif match:
+            other_splits.add(match.group(1))
     if not files:
         raise UsageError(f"{source}: no '<class>_test_split{split}.txt' files (annotation_format hmdb51)")
+    missing = sorted(other_splits - set(files))
+    if missing:  # the class would silently drop out of the class list
+        raise UsageError(
+            f"{source}: {', '.join(f'{name}_test_split{split}.txt' for name in missing)} missing, while "
+            f"other splits' files of {'that class' if len(missing) == 1 else 'those classes'} are there"
+        )
     return files
 
 
