@@ -4,6 +4,7 @@ results, readable plots, and run folders that stay where the README says."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -105,6 +106,43 @@ def test_bad_input_found_when_a_run_starts_ends_in_one_line(case, data_synthetic
         assert (tmp_path / "videos.txt").read_text() == "my notes\n"
     if case == "pretrained of another size":
         assert "embed_dim=96" in line and "embed_dim=32" in line and "videoswinv2_tiny" in line
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])  # from a worker, the error comes wrapped in its traceback
+def test_training_on_videos_that_are_all_broken_is_one_line_and_exit_1(
+    workers, data_broken_videos, tmp_path, capsys
+):
+    for k, path in enumerate(p for p in data_broken_videos.values() if p.exists()):
+        folder = tmp_path / "train" / ("waving", "running")[k % 2]
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{k}.mp4").write_bytes(path.read_bytes())
+    args = [
+        "fit",
+        "-c",
+        SMOKE,
+        "--data.init_args.data_root",
+        str(tmp_path),
+        "--data.init_args.synthetic",
+        "null",
+    ]
+    args += ["--data.init_args.train_annotations", "train", "--data.init_args.val_annotations", "null"]
+    args += ["--data.init_args.test_annotations", "null", "--data.init_args.num_workers", "0"]
+    args += [
+        "--trainer.logger",
+        "false",
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert re.fullmatch(
+        r"videoswinv2: error: 51 videos in a row failed to decode \([1-4] distinct files, e\.g\. .+\): check the data root and the decoder",
+        last,
+    ), last
 
 
 def test_an_unreadable_ckpt_path_is_one_line(tmp_path, capsys):

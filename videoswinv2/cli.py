@@ -22,7 +22,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from videoswinv2.cli_errors import concise_error, first_line, named_options
 from videoswinv2.commands.run_folders import continue_last_run, evaluated_run, remove_failed_run, runs_in
-from videoswinv2.errors import UsageError
+from videoswinv2.errors import UsageError, WorkFailed
 
 Tool = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], object]]
 
@@ -106,7 +106,7 @@ def _quiet_lightning() -> None:
 
     package = logging.getLogger("videoswinv2")
     if not package.handlers:
-        handler = logging.StreamHandler()
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         # Under DDP every rank runs this; informational lines come from rank 0 only.
         handler.addFilter(lambda record: record.levelno >= logging.WARNING or rank_zero_only.rank == 0)
@@ -344,6 +344,15 @@ def _last_of_each(callbacks: list[Any], classes: tuple[type, ...]) -> list[Any]:
     return [c for c in callbacks if type(c) not in classes or last[type(c)] is c]
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to the ``sys.stderr`` of the moment: the one at configuration time may since have
+    been replaced (and closed), as by a caller capturing the output of several runs."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def _main_help(tools: dict[str, Tool]) -> str:
     commands = {**LIGHTNING_COMMANDS, **{name: description for name, (description, *_) in tools.items()}}
     width = max(map(len, commands)) + 2
@@ -406,15 +415,23 @@ def lightning_main() -> int:
 
 
 def _run_lightning_cli(args: list[str] | None, prog: str | None) -> int:
-    """Run ``VideoSwinCLI``; a fit stopped by a run of non-finite steps ends in one line, exit 1."""
-    from videoswinv2.training import NonFiniteStepsError
-
+    """Run ``VideoSwinCLI``; work that failed (a run of non-finite steps, videos that do not
+    decode) ends in one line, exit 1."""
     try:
         VideoSwinCLI(args=args, prog=prog)
-    except NonFiniteStepsError as error:
-        print(f"{prog or Path(sys.argv[0]).name}: error: {error}", file=sys.stderr)
+    except WorkFailed as error:
+        print(f"{prog or Path(sys.argv[0]).name}: error: {_message(error)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _message(error: BaseException) -> str:
+    """The error's own message: one raised in a DataLoader worker arrives wrapped in the worker's
+    traceback, whose last line is ``module.Class: message``."""
+    text = str(error).strip()
+    if "\nOriginal Traceback" not in text:
+        return text
+    return text.splitlines()[-1].split(": ", 1)[-1]
 
 
 if __name__ == "__main__":

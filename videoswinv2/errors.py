@@ -11,3 +11,8 @@ class UsageError(ValueError):
 
 class CheckpointError(ValueError):
     """A file that cannot be used as the checkpoint it was given as; the message says why."""
+
+
+class WorkFailed(RuntimeError):
+    """Work that could not be done with right settings (videos that do not decode, training steps
+    that are not finite); the commands report it in one line and exit 1."""

@@ -22,6 +22,7 @@ from videoswinv2.data.clip_planning import ClipSpec, center_clip, train_clips
 from videoswinv2.data.clip_reading import read_clips
 from videoswinv2.data.decoding import DecoderName, VideoDecodeError, open_video
 from videoswinv2.data.sampling import SampleKey, seeded_rng
+from videoswinv2.errors import WorkFailed
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ class VideoClipDataset(Dataset[Sample]):
     :func:`collate_clips` makes them k rows of the batch. In validation ``video`` is the centre
     clip ``(C, T, H, W)``. ``transform`` maps ``(T, H, W, C)`` uint8 to the ``(C, T, H, W)`` float
     clip. In training a broken video is replaced by a random other one (up to
-    ``max_replacements`` in a row, then the data is assumed unusable and a ``RuntimeError``
+    ``max_replacements`` in a row, then the data is assumed unusable and a ``WorkFailed``
     names the files).
     """
 
@@ -101,9 +102,10 @@ class VideoClipDataset(Dataset[Sample]):
                 if self.mode == "val":
                     return {"video": None, "label": record.label, "index": index, "broken": broken}
                 if len(broken) > self.max_replacements:
-                    raise RuntimeError(
-                        f"{len(broken)} videos in a row failed to decode, e.g. {broken[:5]}; "
-                        "check the data root and the decoder"
+                    distinct = list(dict.fromkeys(broken))
+                    raise WorkFailed(
+                        f"{len(broken)} videos in a row failed to decode ({len(distinct)} distinct files, "
+                        f"e.g. {', '.join(distinct[:5])}): check the data root and the decoder"
                     ) from error
                 index = int(torch.randint(len(self.videos), (1,)))
                 continue

@@ -11,11 +11,12 @@ import lightning.pytorch as pl
 import torch
 
 from videoswinv2.distributed import gather_lists
+from videoswinv2.errors import WorkFailed
 
 log = logging.getLogger(__name__)
 
 
-class NonFiniteStepsError(RuntimeError):
+class NonFiniteStepsError(WorkFailed):
     """Too many training steps in a row had a non-finite loss or gradient norm."""
 
 
