@@ -207,3 +207,29 @@ def test_seconds_that_are_not_finite_or_out_of_range_are_refused_before_any_work
     assert exit_.value.code == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert option in last and words in last
+
+
+@pytest.mark.parametrize("command", ["timeline", "predict", "export"])
+def test_an_output_folder_that_cannot_be_written_is_one_line_before_any_work(
+    command, tmp_path, capsys, monkeypatch
+) -> None:
+    import tempfile
+
+    def read_only(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    # export writes into an existing folder; the others make theirs
+    output = tmp_path / "model.onnx" if command == "export" else tmp_path / "out" / "rows.csv"
+    args = {"timeline": ["v.mp4", "--stride-seconds", "1"], "predict": ["v.mp4"], "export": []}[command]
+    # The checkpoint does not exist: the output is refused before the model is read.
+    code = main([command, *args, "--ckpt", str(tmp_path / "none.ckpt"), "--output", str(output)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert (
+        err.strip()
+        .splitlines()[-1]
+        .endswith(f"--output {output}: cannot write into {tmp_path} (Read-only file system)")
+    )
+    assert sorted(tmp_path.iterdir()) == []  # nothing written, no folder made

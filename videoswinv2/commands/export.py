@@ -14,6 +14,7 @@ from pathlib import Path
 from videoswinv2.commands._inference import SETUP_ERRORS, fail, guarded, positive_int
 from videoswinv2.inference.export import FORMATS, MAX_ABS_DIFF, ExportError, export_model
 from videoswinv2.inference.loading import load_model
+from videoswinv2.inference.outputs import check_writable
 
 PROG = "videoswinv2 export"
 
@@ -54,6 +55,7 @@ def _run(args: argparse.Namespace) -> int:
         return fail(PROG, ValueError(f"--output {output} exists: choose another file, or add --overwrite"))
     if not output.parent.is_dir():
         return fail(PROG, ValueError(f"--output {output}: the folder {output.parent} does not exist"))
+    check_writable(output, "--output")
     loaded = load_model(args.ckpt, model=args.model, classes_file=args.classes)
     short_side = None if args.crop_size is None else max(args.crop_size, loaded.views.short_side)
     loaded.views = loaded.views.overridden(

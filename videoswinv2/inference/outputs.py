@@ -21,6 +21,7 @@ import json
 import os
 import re
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -47,6 +48,22 @@ def check_row_file(output: str | None) -> None:
         raise OutputError(f"--output {output} is a folder: name a .csv or .jsonl file")
     if Path(output).suffix.lower() not in (".csv", ".jsonl"):
         raise OutputError(f"--output {output} must end in .csv or .jsonl")
+    check_writable(Path(output), "--output")
+
+
+def check_writable(path: Path, option: str) -> None:
+    """Refuse, before any work, an output whose folder cannot be written (a read-only mount, no
+    permission): the nearest folder of ``path`` that exists takes a temporary file."""
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise OutputError(
+            f"{option} {path}: cannot write into {folder} ({error.strerror or error})"
+        ) from None
 
 
 def record_path(path: Path) -> Path:
