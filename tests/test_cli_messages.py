@@ -145,6 +145,19 @@ def test_training_on_videos_that_are_all_broken_is_one_line_and_exit_1(
     ), last
 
 
+def test_resuming_from_a_last_checkpoint_cut_short_is_one_line_naming_the_one_to_use(tmp_path, capsys):
+    folder = tmp_path / "smoke" / "version_0" / "checkpoints"
+    folder.mkdir(parents=True)
+    torch.save({"step": 4}, folder / "epoch=0-step=4.ckpt")
+    (folder / "last.ckpt").write_bytes(b"PK\x03\x04 cut short")
+    args = ["--ckpt_path", "last", "--trainer.logger.init_args.save_dir", str(tmp_path)]
+    line = last_error_line(capsys, "fit", "-c", SMOKE, *args)
+    assert line.endswith(
+        f"{folder / 'last.ckpt'} cannot be read (cut short while it was written?): resume from the newest "
+        f"readable checkpoint of the run with --ckpt_path {folder / 'epoch=0-step=4.ckpt'}"
+    ), line
+
+
 def test_an_unreadable_ckpt_path_is_one_line(tmp_path, capsys):
     text = tmp_path / "notes.ckpt"
     text.write_text("not a checkpoint\n")

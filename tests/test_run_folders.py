@@ -11,6 +11,7 @@ from videoswinv2.commands.run_folders import (
     evaluated_run,
     remove_failed_run,
     runs_in,
+    unreadable_checkpoint,
 )
 
 
@@ -75,3 +76,24 @@ def test_a_failed_run_without_a_checkpoint_leaves_no_folder(tmp_path):
     outside = tmp_path / "other" / "version_0"
     outside.mkdir(parents=True)
     assert not remove_failed_run(outside, tmp_path, before) and outside.is_dir()
+
+
+def test_a_checkpoint_cut_short_is_named_with_the_newest_whole_one_to_resume_from(tmp_path):
+    import torch
+
+    folder = tmp_path / "version_0" / "checkpoints"
+    folder.mkdir(parents=True)
+    for name, mtime in (("epoch=0-step=4.ckpt", 100), ("epoch=1-step=8.ckpt", 200)):
+        torch.save({"step": mtime}, folder / name)
+        os.utime(folder / name, (mtime, mtime))
+    last = folder / "last.ckpt"
+    torch.save({"step": 300}, last)
+    assert unreadable_checkpoint(last) is None
+    last.write_bytes(last.read_bytes()[:100])  # a kill during the write
+    assert unreadable_checkpoint(last) == (
+        f"{last} cannot be read (cut short while it was written?): resume from the newest readable "
+        f"checkpoint of the run with --ckpt_path {folder / 'epoch=1-step=8.ckpt'}"
+    )
+    for whole in folder.glob("epoch=*"):
+        whole.unlink()
+    assert "no other checkpoint of the run is readable" in unreadable_checkpoint(last)

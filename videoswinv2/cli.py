@@ -21,7 +21,13 @@ import yaml
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from videoswinv2.cli_errors import concise_error, first_line, named_options
-from videoswinv2.commands.run_folders import continue_last_run, evaluated_run, remove_failed_run, runs_in
+from videoswinv2.commands.run_folders import (
+    continue_last_run,
+    evaluated_run,
+    remove_failed_run,
+    runs_in,
+    unreadable_checkpoint,
+)
 from videoswinv2.errors import UsageError, WorkFailed
 
 Tool = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], object]]
@@ -242,6 +248,11 @@ class VideoSwinCLI(LightningCLI):
             return False
         init_args.version = run.version or init_args.get("version")
         config.ckpt_path = run.ckpt_path or config.ckpt_path
+        version = init_args.version
+        folder = root / (version if isinstance(version, str) else f"version_{version}")
+        problem = unreadable_checkpoint(Path(run.ckpt_path or folder / "checkpoints" / "last.ckpt"))
+        if problem:
+            self.parser.error(problem)
         return True
 
     def _log_into_evaluated_run(self, config: Any) -> None:

@@ -4,6 +4,7 @@ functions of the folders (the CLI applies them to the logger's settings)."""
 from __future__ import annotations
 
 import shutil
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,22 @@ def continue_last_run(root: Path, version: int | str | None, reuses_folders: boo
     if reuses_folders:
         return Continuation(version=newest.parent.parent.name)
     return Continuation(ckpt_path=str(newest))
+
+
+def unreadable_checkpoint(ckpt: Path) -> str | None:
+    """None when ``ckpt`` is whole (torch writes a zip archive, whose directory comes last, so a
+    write cut short by a kill leaves none); else a line naming it and the newest whole checkpoint
+    beside it to resume from instead."""
+    if not ckpt.is_file() or zipfile.is_zipfile(ckpt):
+        return None
+    whole = [other for other in ckpt.parent.glob("*.ckpt") if other != ckpt and zipfile.is_zipfile(other)]
+    newest = max(whole, key=lambda path: path.stat().st_mtime, default=None)
+    instead = (
+        f"resume from the newest readable checkpoint of the run with --ckpt_path {newest}"
+        if newest
+        else "no other checkpoint of the run is readable: start again without --ckpt_path"
+    )
+    return f"{ckpt} cannot be read (cut short while it was written?): {instead}"
 
 
 def evaluated_run(subcommand: str, ckpt_path: str | None) -> tuple[Path, str] | None:
