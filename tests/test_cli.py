@@ -393,6 +393,7 @@ def test_a_run_started_from_2d_weights_needs_only_its_checkpoint_afterwards(pret
             )
         )
         predicted = check(run_cli("predict", str(video), "--ckpt", str(run["ckpt"]), "--views", "1"))
+        assert "deprecated" not in predicted.stderr  # no library's deprecation line reaches the user
         run_dir = out / "smoke" / name
         return read_test_metrics(run_dir), (run_dir / "predictions.csv").read_text(), predicted.stdout
 

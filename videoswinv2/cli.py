@@ -94,8 +94,8 @@ class _ArgumentParser(LightningArgumentParser):
 # -- noise ------------------------------------------------------------------------------------------
 
 
-def _quiet_lightning() -> None:
-    """Drop Lightning's messages that say nothing about this run; show videoswinv2's own INFO lines."""
+def _quiet_warnings() -> None:
+    """Drop the warnings the libraries' own calls raise, which no user can act on (every command)."""
     for pattern in (
         r"`isinstance\(treespec, LeafSpec\)` is deprecated",  # Lightning's own use of torch's pytree
         r"The dirpath has changed from",  # resuming into a new version folder is the normal case
@@ -105,6 +105,11 @@ def _quiet_lightning() -> None:
         r"It is recommended to use `self\.log\(.*sync_dist=True\)`",
     ):
         warnings.filterwarnings("ignore", message=pattern)
+
+
+def _quiet_lightning() -> None:
+    """Drop Lightning's messages that say nothing about this run; show videoswinv2's own INFO lines."""
+    _quiet_warnings()
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
         lambda record: "litlogger" not in str(record.msg)
     )
@@ -383,6 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tools = _tools()
     if args and args[0] in tools:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
+        _quiet_warnings()
         description, add_arguments, run = tools[args[0]]
         parser = argparse.ArgumentParser(
             prog=f"videoswinv2 {args[0]}",
