@@ -34,7 +34,7 @@ from videoswinv2.checkpoints import (
     read_2d_checkpoint,
     to_canonical,
 )
-from videoswinv2.commands import inflate
+from videoswinv2.cli import main
 from videoswinv2.commands.inflate import parse_window_sizes
 
 IMG = 64
@@ -435,9 +435,7 @@ def tiny_official(tmp_path_factory) -> Path:
 
 
 def inflate_cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    inflate.add_arguments(parser)
-    return inflate.run(parser.parse_args(argv))
+    return main(["inflate", *argv])
 
 
 def test_cli_writes_a_strict_state_dict_with_the_checkpoint_windows(tiny_official, tmp_path, capsys):

@@ -249,7 +249,7 @@ def test_synthetic_data_is_written_on_first_use(tmp_path) -> None:
     other = tmp_path / "occupied"
     other.mkdir()
     (other / "something.txt").write_text("")
-    with pytest.raises(FileExistsError, match="not an empty directory"):
+    with pytest.raises(UsageError, match="not an empty directory"):
         KineticsDataModule(str(other), synthetic=spec).prepare_data()
 
 

@@ -1,12 +1,11 @@
 """The synthetic motion dataset: layout, readability, and classes that need motion."""
 
-import argparse
 import csv
 
 import numpy as np
 import pytest
 
-from videoswinv2.commands import make_synthetic
+from videoswinv2.cli import main
 from videoswinv2.data import (
     SYNTHETIC_CLASSES,
     SyntheticSpec,
@@ -81,28 +80,24 @@ def test_spec_validation() -> None:
 
 
 def test_command_line_helpers(tmp_path, capsys) -> None:
-    parser = argparse.ArgumentParser()
-    make_synthetic.add_arguments(parser)
-    args = parser.parse_args(
-        [
-            str(tmp_path / "out"),
-            "--num-classes",
-            "2",
-            "--train-per-class",
-            "1",
-            "--val-per-class",
-            "1",
-            "--test-per-class",
-            "1",
-            "--num-frames",
-            "4",
-            "--size",
-            "16",
-            "--seed",
-            "3",
-        ]
-    )
-    assert make_synthetic.run(args) == 0
+    args = [
+        str(tmp_path / "out"),
+        "--num-classes",
+        "2",
+        "--train-per-class",
+        "1",
+        "--val-per-class",
+        "1",
+        "--test-per-class",
+        "1",
+        "--num-frames",
+        "4",
+        "--size",
+        "16",
+        "--seed",
+        "3",
+    ]
+    assert main(["make-synthetic", *args]) == 0
     out = tmp_path / "out"
     assert f"wrote 6 videos of 2 classes to {out}" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == [
@@ -113,8 +108,8 @@ def test_command_line_helpers(tmp_path, capsys) -> None:
         "val",
     ]
     assert len(list((out / "train").iterdir())) == 2
-    assert make_synthetic.run(args) == 1  # into a non-empty folder: one line, no traceback
-    assert (
-        capsys.readouterr().err
-        == f"videoswinv2 make-synthetic: error: {out} exists and is not an empty directory\n"
+    assert main(["make-synthetic", *args]) == 2  # into a non-empty folder: one line, no traceback
+    assert capsys.readouterr().err == (
+        f"videoswinv2 make-synthetic: error: {out} exists and is not an empty directory: "
+        "choose a new or empty folder\n"
     )

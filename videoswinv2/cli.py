@@ -399,6 +399,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         interrupted = False
         try:
             result = run(parser.parse_args(args[1:]))
+        except (UsageError, WorkFailed) as error:
+            return _report(parser.prog, error)
         except KeyboardInterrupt:
             interrupted = True
         if interrupted:
@@ -437,15 +439,22 @@ def _run_lightning_cli(args: list[str] | None, prog: str | None) -> int:
     try:
         VideoSwinCLI(args=args, prog=prog)
     except WorkFailed as error:
-        print(f"{prog or Path(sys.argv[0]).name}: error: {_message(error)}", file=sys.stderr)
-        return 1
+        return _report(prog or Path(sys.argv[0]).name, error)
     return 0
 
 
+def _report(prog: str, error: UsageError | WorkFailed) -> int:
+    """The one way a command ends on an error it expects: its line, and exit 2 for a setting or
+    input to change, 1 for work that failed. Any other error keeps its traceback."""
+    print(f"{prog}: error: {_message(error)}", file=sys.stderr)
+    return 2 if isinstance(error, UsageError) else 1
+
+
 def _message(error: BaseException) -> str:
-    """The error's own message: one raised in a DataLoader worker arrives wrapped in the worker's
+    """The error's line: its ``summary`` where it has one (an ``InflationError`` lists keys below
+    it), else its message; one raised in a DataLoader worker arrives wrapped in the worker's
     traceback, whose last line is ``module.Class: message``."""
-    text = str(error).strip()
+    text = getattr(error, "summary", None) or str(error).strip()
     if "\nOriginal Traceback" not in text:
         return text
     return text.splitlines()[-1].split(": ", 1)[-1]

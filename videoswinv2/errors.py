@@ -9,7 +9,7 @@ class UsageError(ValueError):
     A ``ValueError``, so library callers catching those keep working."""
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UsageError):
     """A file that cannot be used as the checkpoint it was given as; the message says why."""
 
 

@@ -26,6 +26,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from videoswinv2.errors import UsageError
 from videoswinv2.record import ARCHITECTURE_FIELDS, closest_variant
 
 from .architecture import WindowSize, infer_architecture
@@ -52,7 +53,7 @@ _EXTRA_NORM = re.compile(r"^layers\.\d+\.blocks\.\d+\.extra_norm\.(weight|bias)$
 _MAX_LISTED = 10  # keys listed per section of an error before "... and N more"
 
 
-class InflationError(ValueError):
+class InflationError(UsageError):
     """The checkpoint does not fit the 3D model; the message names every offending key and
     ``summary`` says the same in one line, without the lists of keys."""
 

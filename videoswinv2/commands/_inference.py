@@ -6,13 +6,13 @@ import argparse
 import math
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from videoswinv2.checkpoints.io import CheckpointError
 from videoswinv2.data.decoding import DECODERS
 from videoswinv2.data.view_stream import Task
+from videoswinv2.errors import UsageError
 from videoswinv2.inference.engine import keep_freed_memory, predict_videos, resolve_accelerator
 from videoswinv2.inference.inputs import collect_videos
 from videoswinv2.inference.loading import LoadedModel, load_model
@@ -20,8 +20,6 @@ from videoswinv2.inference.outputs import file_sha256
 from videoswinv2.inference.precision import PRECISIONS, choose_precision, cpu_flags
 from videoswinv2.inference.writers import ResultWriter
 from videoswinv2.record import EvalViews
-
-INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
 
 
 def _int_at_least(minimum: int):
@@ -143,44 +141,27 @@ class Setup:
 
 
 def prepare(args: argparse.Namespace, need_head: bool) -> Setup:
-    """Read the inputs and the model; bad input raises ``ValueError`` / ``FileNotFoundError``."""
+    """Read the inputs and the model; bad input raises a ``UsageError``."""
     videos = collect_videos(args.inputs)
     if not videos:
-        raise ValueError(f"no videos found in {' '.join(args.inputs)}")
+        raise UsageError(f"no videos found in {' '.join(args.inputs)}")
     loaded = load_model(
         args.ckpt, model=args.model, classes_file=getattr(args, "classes", None), need_head=need_head
     )
-    views = loaded.views.overridden(
-        num_clips=getattr(args, "views", None),
-        num_frames=args.num_frames,
-        frame_interval=args.frame_interval,
-        short_side=args.short_side,
-        crop_size=args.crop_size,
-        decoder=args.decoder,
-    )
+    try:
+        views = loaded.views.overridden(
+            num_clips=getattr(args, "views", None),
+            num_frames=args.num_frames,
+            frame_interval=args.frame_interval,
+            short_side=args.short_side,
+            crop_size=args.crop_size,
+            decoder=args.decoder,
+        )
+    except ValueError as error:  # views that cannot be (a crop larger than the short side)
+        raise UsageError(str(error)) from None
     accelerator = resolve_accelerator(args.device)
     precision = choose_precision(args.precision, accelerator, cpu_flags())
     return Setup(loaded, views, videos, accelerator, precision, file_sha256(args.ckpt))
-
-
-SETUP_ERRORS = (CheckpointError, ValueError, FileNotFoundError, RuntimeError)
-
-
-def fail(prog: str, error: BaseException) -> int:
-    print(f"{prog}: error: {error}", file=sys.stderr)
-    return 2
-
-
-def guarded(prog: str, body: Callable[[], int]) -> int:
-    """Run a command's body: bad input (a setup error) ends in one line and exit code 2; Ctrl-C
-    in one line and 130 (finished rows are on disk: the same command continues from them)."""
-    try:
-        return body()
-    except SETUP_ERRORS as error:
-        return fail(prog, error)
-    except KeyboardInterrupt:
-        print(f"\n{prog}: interrupted: rerun the same command to continue", file=sys.stderr)
-        return INTERRUPTED
 
 
 def warn_untrained(prog: str, setup: Setup) -> None:

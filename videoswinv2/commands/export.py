@@ -8,11 +8,11 @@ Writes the model's ``forward`` (clips ``(B, 3, T, H, W)`` -> logits, B dynamic) 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from videoswinv2.commands._inference import SETUP_ERRORS, fail, guarded, positive_int
-from videoswinv2.inference.export import FORMATS, MAX_ABS_DIFF, ExportError, export_model
+from videoswinv2.commands._inference import positive_int
+from videoswinv2.errors import UsageError
+from videoswinv2.inference.export import FORMATS, MAX_ABS_DIFF, export_model
 from videoswinv2.inference.loading import load_model
 from videoswinv2.inference.outputs import check_writable
 
@@ -39,39 +39,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return guarded(PROG, lambda: _run(args))
-
-
-def _run(args: argparse.Namespace) -> int:
     output = Path(args.output)
     fmt = args.format or output.suffix.lstrip(".").lower()
     if fmt not in FORMATS:
-        return fail(
-            PROG, ValueError(f"--output {output}: say --format onnx or --format pt2 (or use that suffix)")
-        )
+        raise UsageError(f"--output {output}: say --format onnx or --format pt2 (or use that suffix)")
     if output.is_dir():
-        return fail(PROG, ValueError(f"--output {output} is a folder: name a .{fmt} file"))
+        raise UsageError(f"--output {output} is a folder: name a .{fmt} file")
     if output.exists() and not args.overwrite:
-        return fail(PROG, ValueError(f"--output {output} exists: choose another file, or add --overwrite"))
+        raise UsageError(f"--output {output} exists: choose another file, or add --overwrite")
     if not output.parent.is_dir():
-        return fail(PROG, ValueError(f"--output {output}: the folder {output.parent} does not exist"))
+        raise UsageError(f"--output {output}: the folder {output.parent} does not exist")
     check_writable(output, "--output")
     loaded = load_model(args.ckpt, model=args.model, classes_file=args.classes)
     short_side = None if args.crop_size is None else max(args.crop_size, loaded.views.short_side)
-    loaded.views = loaded.views.overridden(
-        num_frames=args.num_frames, crop_size=args.crop_size, short_side=short_side
-    )
     try:
-        result = export_model(loaded, fmt, output)
-    except ExportError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 1
-    except SETUP_ERRORS as error:  # the exporter's own failures: one line, the work failed
-        print(
-            f"{PROG}: error: exporting failed: {type(error).__name__}: {str(error).strip().splitlines()[0]}",
-            file=sys.stderr,
+        loaded.views = loaded.views.overridden(
+            num_frames=args.num_frames, crop_size=args.crop_size, short_side=short_side
         )
-        return 1
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    result = export_model(loaded, fmt, output)  # an ExportError (exit 1) when it computes otherwise
     shape = ", ".join(map(str, result.input_shape[1:]))
     print(
         f"wrote {result.path}: clips (B, {shape}) float32 -> logits (B, {len(loaded.classes)}), B dynamic; "

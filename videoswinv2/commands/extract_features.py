@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from videoswinv2.commands._inference import add_inference_arguments, guarded, prepare, run_tasks
+from videoswinv2.commands._inference import add_inference_arguments, prepare, run_tasks
 from videoswinv2.data.view_stream import multi_view_tasks
 from videoswinv2.inference.outputs import resolved
 from videoswinv2.inference.writers import FeatureWriter
@@ -31,10 +31,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return guarded(PROG, lambda: _run(args))
-
-
-def _run(args: argparse.Namespace) -> int:
     writer = FeatureWriter(
         args.output, per_view=args.per_view, feature_map=args.feature_map, progress=not args.no_progress
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from videoswinv2.checkpoints import (
     read_2d_checkpoint,
     save_state_dict,
 )
+from videoswinv2.errors import UsageError, WorkFailed
 from videoswinv2.models import create_model
 from videoswinv2.record import (
     ARCHITECTURE_FIELDS,
@@ -28,8 +29,6 @@ from videoswinv2.record import (
 )
 
 __all__ = ["add_arguments", "parse_window_sizes", "run"]
-
-USAGE, FAILED = 2, 1  # exit codes: a setting to change, work that failed
 
 
 def parse_window_sizes(text: str) -> tuple[WindowSize, ...]:
@@ -104,36 +103,35 @@ def run(args: argparse.Namespace) -> int:
     # Checked first: reading and inflating take a while, and nothing the user has may be replaced.
     src, dst = Path(args.src), Path(args.dst)
     if dst.exists() and src.exists() and dst.resolve() == src.resolve():
-        return _error(f"{dst} is the checkpoint to inflate: choose another output file", USAGE)
+        raise UsageError(f"{dst} is the checkpoint to inflate: choose another output file")
     if dst.is_dir():
-        return _error(f"{dst} is a folder: name the output file, e.g. {dst / 'model.safetensors'}", USAGE)
+        raise UsageError(f"{dst} is a folder: name the output file, e.g. {dst / 'model.safetensors'}")
     if dst.exists() and not args.overwrite:
-        return _error(f"{dst} exists: pass --overwrite to replace it, or choose another output file", USAGE)
+        raise UsageError(f"{dst} exists: pass --overwrite to replace it, or choose another output file")
     if not dst.parent.is_dir():
-        return _error(f"cannot write {dst}: the folder {dst.parent} does not exist", USAGE)
+        raise UsageError(f"cannot write {dst}: the folder {dst.parent} does not exist")
     if not src.exists():
-        return _error(f"{src}: no such checkpoint file or folder", USAGE)
+        raise UsageError(f"{src}: no such checkpoint file or folder")
     if args.model not in VARIANTS:
-        return _error(f"unknown model {args.model!r}: choose one of {', '.join(list_models())}", USAGE)
+        raise UsageError(f"unknown model {args.model!r}: choose one of {', '.join(list_models())}")
     overrides = {k: getattr(args, k) for k in ARCHITECTURE_FIELDS if getattr(args, k) is not None}
+    ckpt = read_2d_checkpoint(args.src)  # a CheckpointError says what the file is instead
+    mismatch = _architecture_mismatch(ckpt, args.model, overrides)
+    if mismatch:
+        raise UsageError(mismatch)
+    windows, origin = _choose_window_sizes(args.pretrained_window_sizes, ckpt.pretrained_window_sizes)
+    if windows is not None and len(windows) != len(ckpt.depths):
+        raise UsageError(
+            f"--pretrained-window-sizes has {len(windows)} entries; the checkpoint has {len(ckpt.depths)} stages"
+        )
+    kwargs = overrides if windows is None else {**overrides, "pretrained_window_sizes": windows}
     try:
-        ckpt = read_2d_checkpoint(args.src)
-        mismatch = _architecture_mismatch(ckpt, args.model, overrides)
-        if mismatch:
-            return _error(mismatch, USAGE)
-        windows, origin = _choose_window_sizes(args.pretrained_window_sizes, ckpt.pretrained_window_sizes)
-        if windows is not None and len(windows) != len(ckpt.depths):
-            return _error(
-                f"--pretrained-window-sizes has {len(windows)} entries; the checkpoint has "
-                f"{len(ckpt.depths)} stages",
-                USAGE,
-            )
-        kwargs = overrides if windows is None else {**overrides, "pretrained_window_sizes": windows}
         model = create_model(args.model, num_classes=args.num_classes, **kwargs)
-        state_dict, report = inflate_state_dict(ckpt, model.state_dict(), temporal_init=args.temporal_init)
-        model.load_state_dict(state_dict, strict=True)  # the file must load exactly like this
-    except ValueError as err:  # CheckpointError, InflationError
-        return _error(str(err), FAILED)
+    except ValueError as error:  # settings the model refuses (heads that do not divide the width)
+        raise UsageError(str(error)) from None
+    # An InflationError (a UsageError) names every key that does not fit.
+    state_dict, report = inflate_state_dict(ckpt, model.state_dict(), temporal_init=args.temporal_init)
+    model.load_state_dict(state_dict, strict=True)  # the file must load exactly like this
     metadata = ModelRecord(
         model=args.model,
         num_classes=args.num_classes,
@@ -147,9 +145,10 @@ def run(args: argparse.Namespace) -> int:
         save_state_dict(state_dict, partial, metadata.to_strings())
         partial.replace(dst)
     except (OSError, SafetensorError) as err:  # a read-only folder, a full disk
-        return _error(f"cannot write {dst}: {getattr(err, 'strerror', None) or err}", FAILED)
+        raise WorkFailed(f"cannot write {dst}: {getattr(err, 'strerror', None) or err}") from None
     finally:
-        partial.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # nothing was written there
+            partial.unlink(missing_ok=True)
     print(report)
     print(f"pretrained window sizes: {windows or 'none'} ({origin})")
     call = ", ".join([repr(args.model), f"num_classes={args.num_classes}", *_keywords(kwargs)])
@@ -175,11 +174,6 @@ def _flag(value: Any) -> str:
 
 def _keywords(kwargs: dict[str, Any]) -> list[str]:
     return [f"{key}={tuple(v) if isinstance(v, list) else v}" for key, v in kwargs.items()]
-
-
-def _error(message: str, code: int) -> int:
-    print(f"videoswinv2 inflate: error: {message}", file=sys.stderr)
-    return code
 
 
 def _choose_window_sizes(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from videoswinv2.data.offline.synthetic import (
     SPLITS,
@@ -11,6 +10,7 @@ from videoswinv2.data.offline.synthetic import (
     SyntheticSpec,
     make_synthetic_dataset,
 )
+from videoswinv2.errors import UsageError
 
 __all__ = ["add_arguments", "run"]
 
@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Write the dataset and print where it went. Exit code (1 with a one-line message on bad input)."""
+    """Write the dataset and print where it went."""
     try:
         spec = SyntheticSpec(
             num_classes=args.num_classes,
@@ -51,10 +51,9 @@ def run(args: argparse.Namespace) -> int:
             fps=args.fps,
             seed=args.seed,
         )
-        out = make_synthetic_dataset(args.out, spec)
-    except (ValueError, FileExistsError) as err:
-        print(f"videoswinv2 make-synthetic: error: {err}", file=sys.stderr)
-        return 1
+    except ValueError as err:  # settings the generator refuses
+        raise UsageError(str(err)) from None
+    out = make_synthetic_dataset(args.out, spec)  # a UsageError into a non-empty folder
     total = sum(spec.per_split.values()) * spec.num_classes
     print(f"wrote {total} videos of {spec.num_classes} classes to {out}")
     return 0

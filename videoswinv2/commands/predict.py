@@ -12,7 +12,6 @@ import argparse
 
 from videoswinv2.commands._inference import (
     add_inference_arguments,
-    guarded,
     positive_int,
     prepare,
     run_tasks,
@@ -35,10 +34,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return guarded(PROG, lambda: _run(args))
-
-
-def _run(args: argparse.Namespace) -> int:
     writer = PredictionWriter(
         args.output, topk=args.topk, progress=not args.no_progress
     )  # checks --output first

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 from videoswinv2.data.offline.prepare import PrepareSettings, prepare_dataset, summary
+from videoswinv2.errors import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -26,15 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``prepare`` from parsed arguments; prints the summary. Exit code: 0, or 2 for a
-    setting to change (said in one line)."""
+    """Run ``prepare`` from parsed arguments; prints the summary."""
     try:
         settings = PrepareSettings(
             short_side=args.short_side, fps=args.fps, gop=args.gop, crf=args.crf, preset=args.preset
         )
-        results = prepare_dataset(args.src, args.dst, settings, workers=args.workers)
-    except ValueError as err:  # UsageError, or a setting PrepareSettings refuses
-        print(f"videoswinv2 prepare: error: {err}", file=sys.stderr)
-        return 2
+    except ValueError as err:  # a setting PrepareSettings refuses
+        raise UsageError(str(err)) from None
+    results = prepare_dataset(args.src, args.dst, settings, workers=args.workers)  # UsageErrors: one line
     print(summary(results, args.dst))
     return 0

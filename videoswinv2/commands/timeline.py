@@ -13,7 +13,6 @@ import argparse
 
 from videoswinv2.commands._inference import (
     add_inference_arguments,
-    guarded,
     non_negative_float,
     positive_float,
     positive_int,
@@ -59,10 +58,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return guarded(PROG, lambda: _run(args))
-
-
-def _run(args: argparse.Namespace) -> int:
     check_row_file(args.output)  # before the model is read
     setup = prepare(args, need_head=True)
     spec = TimelineSpec.from_views(setup.views, args.stride_seconds, crops=3 if args.three_crops else 1)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from videoswinv2.errors import WorkFailed
 from videoswinv2.inference.loading import LoadedModel
 from videoswinv2.record import PT2_EXTRA_FILE, preprocessing_strings
 
@@ -35,7 +36,7 @@ MAX_ABS_DIFF = 1e-4  # fp32 logits, exported vs eager
 INPUT_NAME, OUTPUT_NAME = "clips", "logits"
 
 
-class ExportError(RuntimeError):
+class ExportError(WorkFailed):
     """The exported model does not compute what the PyTorch model does (or cannot be run)."""
 
 

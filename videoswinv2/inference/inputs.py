@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path, PurePath
 
 from videoswinv2.data.annotations import VIDEO_EXTENSIONS, find_videos
+from videoswinv2.errors import UsageError
 
 # Searched for in folders; a file named directly is taken as a video whatever its suffix says,
 # unless it is a text file (a list).
@@ -23,7 +24,7 @@ def _read_list(path: Path) -> list[str]:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise ValueError(
+        raise UsageError(
             f"{path} is neither a video ({'/'.join(sorted(VIDEO_SUFFIXES))}) nor a text file listing videos"
         ) from None
     lines = [line.strip() for line in text.splitlines()]
@@ -36,7 +37,7 @@ def collect_videos(inputs: Sequence[str]) -> list[str]:
     (``v.mp4``, ``./v.mp4``, a link to it) count as one, the first given is kept.
 
     A listed or named video that does not exist is kept: it is reported as failed like any video
-    that cannot be read. A named input that is neither raises ``ValueError``.
+    that cannot be read. A named input that is neither raises a ``UsageError``.
     """
     videos: list[str] = []
     for item in inputs:
@@ -48,7 +49,7 @@ def collect_videos(inputs: Sequence[str]) -> list[str]:
         elif path.is_file():
             videos += _read_list(path)
         else:
-            raise ValueError(
+            raise UsageError(
                 f"{item} does not exist (expected a video, a folder or a text file listing videos)"
             )
     unique: dict[str, str] = {}

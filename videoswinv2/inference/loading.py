@@ -19,6 +19,7 @@ import torch
 from videoswinv2.checkpoints.io import CheckpointError, read_raw_checkpoint
 from videoswinv2.checkpoints.records import read_lightning_checkpoint
 from videoswinv2.data.annotations import read_class_names
+from videoswinv2.errors import UsageError
 from videoswinv2.record import EvalViews, ModelRecord, kinetics400_classes
 from videoswinv2.training.module import VideoClassifier
 from videoswinv2.training.pretraining import MaskedVideoPretraining
@@ -49,13 +50,13 @@ def load_model(
     requires class names for its classifier."""
     path = Path(ckpt)
     if not path.exists():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        raise UsageError(f"checkpoint {path} does not exist")
     lightning_ckpt = read_lightning_checkpoint(path)
     untrained = None
     if lightning_ckpt is not None:
         record = ModelRecord.from_lightning(lightning_ckpt)
         if model is not None and model != record.model:
-            raise ValueError(
+            raise UsageError(
                 f"--model {model} disagrees with {path}, a {record.model} checkpoint: drop --model"
             )
         pretraining = record.pretraining
@@ -101,8 +102,8 @@ def load_model(
     classes = read_class_names(classes_file) if classes_file is not None else list(record.classes)
     if need_head and not classes:
         if num_classes != 400:
-            raise ValueError(f"the model has {num_classes} classes: name them with --classes FILE")
+            raise UsageError(f"the model has {num_classes} classes: name them with --classes FILE")
         classes = kinetics400_classes()
     if need_head and len(classes) != num_classes:
-        raise ValueError(f"{len(classes)} class names for a model with {num_classes} classes")
+        raise UsageError(f"{len(classes)} class names for a model with {num_classes} classes")
     return LoadedModel(module.eval(), classes, views, untrained, record)

@@ -27,12 +27,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from videoswinv2 import __version__
+from videoswinv2.errors import UsageError
 from videoswinv2.training.evaluation import FAILED, OK
 
 RECORD_SUFFIX = ".videoswinv2.json"
 
 
-class OutputError(ValueError):
+class OutputError(UsageError):
     """An output this run may not write; the message says which file and what to do."""
 
 

@@ -29,6 +29,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from videoswinv2.data.formats.kinetics_csv import KINETICS_CSV_COLUMNS, kinetics_file_stem
+from videoswinv2.errors import UsageError
 
 SYNTHETIC_CLASSES = ("moving down slowly", "moving up slowly", "moving down quickly", "moving up quickly")
 # Pixels per frame at 64 px (scaled with the frame size), per pair of classes.
@@ -128,7 +129,7 @@ def make_synthetic_dataset(out: str | Path, spec: SyntheticSpec | None = None) -
     spec = spec or SyntheticSpec()
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"{out} exists and is not an empty directory")
+        raise UsageError(f"{out} exists and is not an empty directory: choose a new or empty folder")
     staging = out.with_name(f".{out.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     rng = np.random.default_rng(spec.seed)
