@@ -77,7 +77,8 @@ def test_a_bad_setting_ends_in_one_line_naming_it(capsys, option, value, expecte
 
 
 @pytest.mark.parametrize(
-    "case", ["unknown label", "no data_root", "data_root is a file", "pretrained of another size"]
+    "case",
+    ["unknown label", "no data_root", "data_root is a file", "one class", "pretrained of another size"],
 )
 def test_bad_input_found_when_a_run_starts_ends_in_one_line(case, data_synthetic_root, tmp_path, capsys):
     args = ["--data.init_args.data_root", str(data_synthetic_root), "--data.init_args.synthetic", "null"]
@@ -92,6 +93,10 @@ def test_bad_input_found_when_a_run_starts_ends_in_one_line(case, data_synthetic
     elif case == "no data_root":
         args = ["--data.init_args.data_root", "null", "--trainer.logger", "false"]
         expected = "error: data_root is not set: pass --data.init_args.data_root DIR"
+    elif case == "one class":  # not a head of one output, and not an option the user never set
+        (tmp_path / "one.txt").write_text("1 ApplyEyeMakeup\n")
+        args += ["--data.init_args.class_names_file", str(tmp_path / "one.txt")]
+        expected = f"error: {tmp_path / 'one.txt'}: 1 class ['ApplyEyeMakeup']: a classifier needs at least 2"
     elif case == "data_root is a file":  # with the smoke config's synthetic default still on
         (tmp_path / "videos.txt").write_text("my notes\n")
         args = ["--data.init_args.data_root", str(tmp_path / "videos.txt"), "--trainer.logger", "false"]

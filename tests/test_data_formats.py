@@ -211,6 +211,18 @@ def _ssv2(root: Path) -> Path:
     return labels
 
 
+def test_an_ssv2_entry_without_template_is_named_not_taken_for_an_unlabelled_list(tmp_path: Path) -> None:
+    labels = _ssv2(tmp_path)
+    rows = json.loads((labels / "train.json").read_text())
+    del rows[1]["template"]
+    (labels / "train.json").write_text(json.dumps(rows))
+    classes = read_class_names(labels / "labels.json")
+    with pytest.raises(
+        ValueError, match=rf"train\.json: entry 2 \(id {rows[1]['id']}\): no template, so no class"
+    ):
+        read_annotations(labels / "train.json", tmp_path / "20bn-something-something-v2", classes, "ssv2")
+
+
 def test_ssv2_json_files(tmp_path: Path, caplog) -> None:
     labels = _ssv2(tmp_path)
     videos = tmp_path / "20bn-something-something-v2"
@@ -309,6 +321,11 @@ def test_numbered_class_files_and_json_class_lists(tmp_path: Path) -> None:
     assert read_class_names(path) == ["zero", "one", "two"]
     path.write_text("3 legged race\nabseiling\n")  # names that happen to start with a number stay
     assert read_class_names(path) == ["3 legged race", "abseiling"]
+    path.write_text("1 ApplyEyeMakeup\n2 ApplyLipstick\n4 Archery\n")  # a numbering gap
+    with pytest.raises(
+        ValueError, match=r"classes\.txt:3: class number 4, expected 3: a numbered class list"
+    ):
+        read_class_names(path)
     path = tmp_path / "labels.json"
     path.write_text('{"a": "0", "b": "2"}')
     with pytest.raises(ValueError, match=r"class ids must be 0 \.\. 1"):

@@ -108,10 +108,16 @@ def read_class_names(path: str | Path) -> list[str]:
         names = [line.strip() for line in text.splitlines()]
         names = [name for name in names if name]
         matches = [_NUMBERED.fullmatch(name) for name in names]
-        if names and None not in matches:
-            numbers = [int(m.group(1)) for m in matches if m]
-            if numbers[0] in (0, 1) and numbers == list(range(numbers[0], numbers[0] + len(numbers))):
-                names = [m.group(2).strip() for m in matches if m]
+        numbers = [int(m.group(1)) for m in matches if m]
+        if names and None not in matches and numbers[0] in (0, 1):
+            start = numbers[0]
+            for line, (number, expected) in enumerate(zip(numbers, range(start, start + len(numbers))), 1):
+                if number != expected:  # the labels after it would all be off by the gap
+                    raise UsageError(
+                        f"{path}:{line}: class number {number}, expected {expected}: a numbered class "
+                        f"list counts {start}, {start + 1}, {start + 2}, ... without gaps"
+                    )
+            names = [m.group(2).strip() for m in matches if m]
     if not names:
         raise UsageError(f"{path}: no class names")
     duplicates = sorted(name for name, count in Counter(names).items() if count > 1)

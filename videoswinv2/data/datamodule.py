@@ -255,7 +255,9 @@ class VideoDataModule(pl.LightningDataModule):
         else those the first split's annotations define (``dataset_classes``)."""
         h = self.hparams
         if h.class_names_file is not None and self._path(h.class_names_file).is_file():
-            return read_class_names(self._path(h.class_names_file))
+            return _classifiable(
+                read_class_names(self._path(h.class_names_file)), self._path(h.class_names_file)
+            )
         if self.synthetic is not None:
             return self.synthetic.classes  # the class file prepare_data writes holds the same
         if h.class_names_file is not None:
@@ -263,7 +265,7 @@ class VideoDataModule(pl.LightningDataModule):
         given = [self._path(source) for source in self.split_sources.values() if source is not None]
         for source in given:
             if source.exists():
-                return dataset_classes(source, h.annotation_format, h.split)
+                return _classifiable(dataset_classes(source, h.annotation_format, h.split), source)
         raise UsageError(
             f"no class names file and no annotations to take the classes from: "
             f"{', '.join(map(str, given)) or 'no split given'} (check data_root)"
@@ -472,3 +474,10 @@ def _lightning_replaces_samplers(trainer: pl.Trainer) -> bool:
 
 # Every config names the module by its first name.
 KineticsDataModule = VideoDataModule
+
+
+def _classifiable(classes: list[str], source: Path) -> list[str]:
+    """``classes``, when a classifier can be trained on them (the head needs at least two)."""
+    if len(classes) < 2:
+        raise UsageError(f"{source}: {len(classes)} class {classes}: a classifier needs at least 2 classes")
+    return classes

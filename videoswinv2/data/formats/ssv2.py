@@ -43,12 +43,15 @@ def read_ssv2(source: str | Path, root: str | Path, classes: list[str]) -> Annot
     labels = {name: i for i, name in enumerate(classes)}
     found = index_videos([root])
     videos, missing = [], []
+    labelled = any(isinstance(row, dict) and "template" in row for row in rows)
     for number, row in enumerate(rows, start=1):
         where = f"{source}: entry {number}"
         if not isinstance(row, dict) or "id" not in row:
             raise UsageError(
                 f"{where}: expected {{id, label, template, placeholders}} (annotation_format ssv2), got {row!r}"
             )
+        if "template" not in row and labelled:
+            raise UsageError(f"{where} (id {row['id']}): no template, so no class (annotation_format ssv2)")
         if "template" not in row:
             raise UsageError(
                 f"{where} (id {row['id']}): no label: an unlabelled list (SSv2's test.json has no public "
