@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from typing import Any
 
-from videoswinv2.errors import CheckpointError
+from videoswinv2.errors import CheckpointError, UsageError
 
 # -- variants --------------------------------------------------------------------------------------
 
@@ -126,9 +126,9 @@ class EvalViews:
     def __post_init__(self) -> None:
         for name in ("num_clips", "num_frames", "frame_interval", "short_side", "crop_size"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise UsageError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.crop_size > self.short_side:
-            raise ValueError(f"crop_size {self.crop_size} is larger than short_side {self.short_side}")
+            raise UsageError(f"crop_size {self.crop_size} is larger than short_side {self.short_side}")
 
     @property
     def num_views(self) -> int:

@@ -148,17 +148,14 @@ def prepare(args: argparse.Namespace, need_head: bool) -> Setup:
     loaded = load_model(
         args.ckpt, model=args.model, classes_file=getattr(args, "classes", None), need_head=need_head
     )
-    try:
-        views = loaded.views.overridden(
-            num_clips=getattr(args, "views", None),
-            num_frames=args.num_frames,
-            frame_interval=args.frame_interval,
-            short_side=args.short_side,
-            crop_size=args.crop_size,
-            decoder=args.decoder,
-        )
-    except ValueError as error:  # views that cannot be (a crop larger than the short side)
-        raise UsageError(str(error)) from None
+    views = loaded.views.overridden(  # a UsageError for views that cannot be
+        num_clips=getattr(args, "views", None),
+        num_frames=args.num_frames,
+        frame_interval=args.frame_interval,
+        short_side=args.short_side,
+        crop_size=args.crop_size,
+        decoder=args.decoder,
+    )
     accelerator = resolve_accelerator(args.device)
     precision = choose_precision(args.precision, accelerator, cpu_flags())
     return Setup(loaded, views, videos, accelerator, precision, file_sha256(args.ckpt))

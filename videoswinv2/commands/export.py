@@ -52,12 +52,9 @@ def run(args: argparse.Namespace) -> int:
     check_writable(output, "--output")
     loaded = load_model(args.ckpt, model=args.model, classes_file=args.classes)
     short_side = None if args.crop_size is None else max(args.crop_size, loaded.views.short_side)
-    try:
-        loaded.views = loaded.views.overridden(
-            num_frames=args.num_frames, crop_size=args.crop_size, short_side=short_side
-        )
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+    loaded.views = loaded.views.overridden(
+        num_frames=args.num_frames, crop_size=args.crop_size, short_side=short_side
+    )
     result = export_model(loaded, fmt, output)  # an ExportError (exit 1) when it computes otherwise
     shape = ", ".join(map(str, result.input_shape[1:]))
     print(

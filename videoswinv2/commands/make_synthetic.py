@@ -10,7 +10,6 @@ from videoswinv2.data.offline.synthetic import (
     SyntheticSpec,
     make_synthetic_dataset,
 )
-from videoswinv2.errors import UsageError
 
 __all__ = ["add_arguments", "run"]
 
@@ -40,19 +39,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write the dataset and print where it went."""
-    try:
-        spec = SyntheticSpec(
-            num_classes=args.num_classes,
-            train_per_class=args.train_per_class,
-            val_per_class=args.val_per_class,
-            test_per_class=args.test_per_class,
-            num_frames=args.num_frames,
-            size=args.size,
-            fps=args.fps,
-            seed=args.seed,
-        )
-    except ValueError as err:  # settings the generator refuses
-        raise UsageError(str(err)) from None
+    spec = SyntheticSpec(
+        num_classes=args.num_classes,
+        train_per_class=args.train_per_class,
+        val_per_class=args.val_per_class,
+        test_per_class=args.test_per_class,
+        num_frames=args.num_frames,
+        size=args.size,
+        fps=args.fps,
+        seed=args.seed,
+    )
     out = make_synthetic_dataset(args.out, spec)  # a UsageError into a non-empty folder
     total = sum(spec.per_split.values()) * spec.num_classes
     print(f"wrote {total} videos of {spec.num_classes} classes to {out}")

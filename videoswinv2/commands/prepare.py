@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 from videoswinv2.data.offline.prepare import PrepareSettings, prepare_dataset, summary
-from videoswinv2.errors import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -27,12 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``prepare`` from parsed arguments; prints the summary."""
-    try:
-        settings = PrepareSettings(
-            short_side=args.short_side, fps=args.fps, gop=args.gop, crf=args.crf, preset=args.preset
-        )
-    except ValueError as err:  # a setting PrepareSettings refuses
-        raise UsageError(str(err)) from None
+    settings = PrepareSettings(
+        short_side=args.short_side, fps=args.fps, gop=args.gop, crf=args.crf, preset=args.preset
+    )
     results = prepare_dataset(args.src, args.dst, settings, workers=args.workers)  # UsageErrors: one line
     print(summary(results, args.dst))
     return 0

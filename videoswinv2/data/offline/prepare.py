@@ -60,11 +60,11 @@ class PrepareSettings:
 
     def __post_init__(self) -> None:
         if self.short_side < 16:
-            raise ValueError(f"short_side must be >= 16, got {self.short_side}")
+            raise UsageError(f"short_side must be >= 16, got {self.short_side}")
         if self.fps is not None and self.fps <= 0:
-            raise ValueError(f"fps must be positive, got {self.fps}")
+            raise UsageError(f"fps must be positive, got {self.fps}")
         if self.gop < 1:
-            raise ValueError(f"gop must be >= 1, got {self.gop}")
+            raise UsageError(f"gop must be >= 1, got {self.gop}")
 
 
 class WrittenFiles:

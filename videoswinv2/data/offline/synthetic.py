@@ -65,11 +65,11 @@ class SyntheticSpec:
 
     def __post_init__(self) -> None:
         if not 2 <= self.num_classes <= len(SYNTHETIC_CLASSES):
-            raise ValueError(f"num_classes must be in [2, {len(SYNTHETIC_CLASSES)}]")
+            raise UsageError(f"num_classes must be in [2, {len(SYNTHETIC_CLASSES)}]")
         if self.size < 16 or self.size % 2:
-            raise ValueError(f"size must be even and >= 16 (H.264 4:2:0), got {self.size}")
+            raise UsageError(f"size must be even and >= 16 (H.264 4:2:0), got {self.size}")
         if self.num_frames < 2 or self.fps < 1 or min(self.per_split.values()) < 1:
-            raise ValueError(f"need >= 2 frames, fps >= 1 and >= 1 video per split: {self}")
+            raise UsageError(f"need >= 2 frames, fps >= 1 and >= 1 video per split: {self}")
 
     @property
     def classes(self) -> list[str]:
