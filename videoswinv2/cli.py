@@ -440,6 +440,9 @@ def _run_lightning_cli(args: list[str] | None, prog: str | None) -> int:
         VideoSwinCLI(args=args, prog=prog)
     except WorkFailed as error:
         return _report(prog or Path(sys.argv[0]).name, error)
+    except KeyboardInterrupt:  # before the trainer runs (a fit's Ctrl-C is Preemption's)
+        print(f"\n{prog or Path(sys.argv[0]).name}: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 
