@@ -92,6 +92,8 @@ def test_the_trainer_has_the_callbacks_print_config_lists(capsys):
     # All of them, but one NonFiniteSteps: the one added replaces the default (Lightning refuses two).
     assert sorted(built) == sorted([*DEFAULT_CALLBACKS, "PredictionWriter"])
     assert [c.max_bad_steps for c in cli.trainer.callbacks if isinstance(c, NonFiniteSteps)] == [3]
+    # Checkpoints are written whole (the trainer_defaults plugin reaches the strategy).
+    assert type(cli.trainer.strategy.checkpoint_io).__name__ == "WholeCheckpointIO"
     # Preemption ends the process when it has saved a step: the callbacks that act on it come first.
     order = [type(c).__name__ for c in cli.trainer.callbacks]
     assert order.index("Preemption") > max(
