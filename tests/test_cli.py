@@ -40,6 +40,7 @@ DEFAULT_CALLBACKS = [
     "Preemption",
     "NonFiniteSteps",
     "BrokenVideoLogger",
+    "RunIdentity",
     "TestReport",
 ]
 
@@ -65,7 +66,7 @@ def test_print_config_shows_every_callback_and_the_models_dropouts(capsys):
     assert (tiny["drop_rate"], tiny["drop_path_rate"]) == (0.5, 0.1)  # the defaults, shown
     for name in ("pretrain_base", "smoke_pretrain"):  # their own list keeps the run-wide callbacks
         listed = _callbacks(_printed(capsys, REPO / f"configs/{name}.yaml"))
-        assert {"Preemption", "NonFiniteSteps", "BrokenVideoLogger"} <= set(listed), name
+        assert {"Preemption", "NonFiniteSteps", "BrokenVideoLogger", "RunIdentity"} <= set(listed), name
         assert "val/top1" not in str(_printed(capsys, REPO / f"configs/{name}.yaml")["trainer"]["callbacks"])
 
 

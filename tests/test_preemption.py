@@ -18,10 +18,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 STEPS_PER_EPOCH = 4  # 16 training videos, batches of 4
 
 
-def _fit(root: Path, data_root: Path, *extra: str) -> subprocess.CompletedProcess:
-    """``videoswinv2 fit`` of the smoke config, 3 epochs of 4 steps on the tiny data, one loader
-    worker, in a session of its own (so a signal to its process group reaches nothing else)."""
-    args = [
+def tiny_fit_args(root: Path, data_root: Path, *extra: str) -> list[str]:
+    """``fit`` of the smoke config, 3 epochs of 4 steps on the tiny data, one loader worker,
+    logging into ``root``."""
+    return [
         "fit",
         "-c",
         "configs/smoke.yaml",
@@ -44,8 +44,13 @@ def _fit(root: Path, data_root: Path, *extra: str) -> subprocess.CompletedProces
         f"--trainer.logger.init_args.save_dir={root}",
         *extra,
     ]
+
+
+def _fit(root: Path, data_root: Path, *extra: str) -> subprocess.CompletedProcess:
+    """:func:`tiny_fit_args` run by ``python -m videoswinv2`` in a session of its own (so a signal
+    to its process group reaches nothing else)."""
     return subprocess.run(
-        [sys.executable, "-m", "videoswinv2", *args],
+        [sys.executable, "-m", "videoswinv2", *tiny_fit_args(root, data_root, *extra)],
         cwd=REPO,
         env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": f"{REPO}:{REPO / 'tests'}"},
         capture_output=True,

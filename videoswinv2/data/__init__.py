@@ -39,6 +39,7 @@ from videoswinv2.data.offline.synthetic import (
     SyntheticSpec,
     make_synthetic_dataset,
 )
+from videoswinv2.data.run_identity import RunIdentity
 from videoswinv2.data.sampling import ResumableSampler, SampleKey
 from videoswinv2.data.transforms import (
     EvalTransform,
@@ -59,6 +60,7 @@ __all__ = [
     "EvalTransform",
     "KineticsDataModule",
     "ResumableSampler",
+    "RunIdentity",
     "SampleKey",
     "ShardSampler",
     "SyntheticSpec",

@@ -31,6 +31,7 @@ from videoswinv2.data.formats import check_format, dataset_classes, read_annotat
 from videoswinv2.data.formats.ssv2 import SSV2_MIRRORED_CLASSES
 from videoswinv2.data.geometry import ClipGeometry
 from videoswinv2.data.offline.synthetic import SyntheticSpec, make_synthetic_dataset
+from videoswinv2.data.run_identity import file_identity, global_seed
 from videoswinv2.data.sampling import ResumableSampler
 from videoswinv2.data.transforms import EvalTransform, TrainTransform
 from videoswinv2.data.view_stream import MultiViewTask, multi_view_tasks, view_loader
@@ -436,6 +437,30 @@ class VideoDataModule(pl.LightningDataModule):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._train_loader_state = state_dict.get("train_loader")
         self._train_loader_workers = state_dict.get("num_workers")
+
+    def drop_loader_position(self) -> None:
+        """Start the training loader from its first batch, whatever the checkpoint said."""
+        self._train_loader_state = self._train_loader_workers = None
+
+    def run_identity(self) -> dict[str, Any]:
+        """What the fit trains on and in which order (see ``RunIdentity``, which saves and checks
+        it): the data (``data_root``, the annotation and class files, the class list, the number
+        of training videos) and the loader's settings."""
+        h = self.hparams
+        sources = [*self.split_sources.values(), h.class_names_file]
+        files = {name: self._path(name) for name in sources if name is not None}
+        return {
+            "data_root": str(self.root.resolve()),
+            "files": {name: file_identity(path) for name, path in files.items() if path.exists()},
+            "classes": list(self.classes),
+            "videos": len(self._dataset("train").videos),
+            "batch_size": h.batch_size,
+            "num_workers": h.num_workers,
+            "clips_per_video": h.clips_per_video,
+            "world_size": self._rank_and_world()[1],
+            "seed": h.seed,
+            "seed_everything": global_seed(),
+        }
 
     def _eval_loader(self, split: str, multi_view: bool) -> DataLoader:
         dataset = self._dataset(split)

@@ -42,6 +42,7 @@ class Preemption(pl.Callback):
     def __init__(self) -> None:
         self._received: int | None = None
         self._training = False
+        self._interrupt_handler: Any = None  # the SIGINT handler before the run's
 
     def _environment(self, trainer: pl.Trainer) -> Any:
         # Lightning's own signal handling reads the cluster environment from here too.
@@ -56,7 +57,7 @@ class Preemption(pl.Callback):
         # would exit 1, saving nothing.
         self._received, self._training = None, False
         if _main_thread():
-            signal.signal(signal.SIGINT, self._note)
+            self._interrupt_handler = signal.signal(signal.SIGINT, self._note)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Installed after Lightning's handlers (which the Trainer registers before this hook).
@@ -85,8 +86,14 @@ class Preemption(pl.Callback):
         self._stop_if_told(trainer)
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if _main_thread():
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+        if _main_thread() and self._interrupt_handler is not None:
+            signal.signal(signal.SIGINT, self._interrupt_handler)
+            self._interrupt_handler = None
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        self.teardown(trainer, pl_module, "")
 
     def _stop_if_told(self, trainer: pl.Trainer) -> None:
         # A SIGTERM from before on_train_start was seen by Lightning's handler.
