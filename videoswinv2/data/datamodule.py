@@ -315,7 +315,7 @@ class VideoDataModule(pl.LightningDataModule):
         if stage in ("fit", None) and "train" not in self.datasets:
             self._warn_about_mirrored_classes()
             self.datasets["train"] = VideoClipDataset(
-                self.split_videos("train"),
+                self._every_class_trained(self.split_videos("train")),
                 mode="train",
                 clip=self.clip,
                 decoder=h.decoder,
@@ -343,6 +343,20 @@ class VideoDataModule(pl.LightningDataModule):
                 )
         if stage in ("test", None) and "test" not in self.datasets:
             self.datasets["test"] = self._multi_view_tasks(self.split_videos("test"))
+
+    def _every_class_trained(self, videos: list[VideoRecord]) -> list[VideoRecord]:
+        """``videos``, when every class has one: a class without would be an output the model
+        never learns (and a class list that does not match the annotations)."""
+        labels = {video.label for video in videos}
+        untrained = [name for label, name in enumerate(self.classes) if label not in labels]
+        if untrained:
+            listed = ", ".join(map(repr, untrained[:5])) + (", ..." if len(untrained) > 5 else "")
+            raise UsageError(
+                f"{len(untrained)} of {len(self.classes)} classes have no training video in "
+                f"{self._path(self.split_sources['train'])}: {listed}; add their videos, or remove them "
+                "from the class list"
+            )
+        return videos
 
     def _warn_about_mirrored_classes(self) -> None:
         mirrored = [pair for pair in SSV2_MIRRORED_CLASSES if set(pair) <= set(self.classes)]
