@@ -103,7 +103,7 @@ class Preemption(pl.Callback):
             return
         signum = signal.Signals(received or signal.SIGTERM)
         path = self._checkpoint_path(trainer)
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=False)  # the whole state (None would log a line)
         if trainer.is_global_zero:
             then = "run the same command with --ckpt_path last to continue"
             if signum == self._requeue_signal(trainer) and self._requeue(trainer):
