@@ -15,7 +15,7 @@ import logging
 import os
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -162,15 +162,22 @@ def report_missing(source: Path, missing: list[str], listed: int) -> None:
         )
 
 
-def existing_videos(source: Path, listed: list[tuple[Path, int]]) -> Annotations:
-    """The ``(video file, label)`` pairs ``source`` lists whose file exists; the others are left
-    out and reported once."""
+def existing_videos(
+    source: Path, listed: list[tuple[Path, int]], found: Mapping[str, str] | None = None
+) -> Annotations:
+    """The ``(video file, label)`` pairs ``source`` lists whose file exists or, with ``found`` (an
+    :func:`index_videos` map), whose name less a video suffix it holds; the others are left out
+    and reported once."""
     videos, missing = [], []
     for video, label in listed:
-        if video.is_file():
-            videos.append(VideoRecord(str(video), label))
+        if found is None:
+            path = str(video) if video.is_file() else None
         else:
+            path = found.get(video.stem if video.suffix.lower() in VIDEO_EXTENSIONS else video.name)
+        if path is None:
             missing.append(str(video))
+        else:
+            videos.append(VideoRecord(path, label))
     report_missing(source, missing, len(listed))
     return Annotations(videos, missing)
 

@@ -10,10 +10,9 @@ from pathlib import Path
 from videoswinv2.data.annotations import (
     AnnotationFormat,
     Annotations,
-    VideoRecord,
+    existing_videos,
     index_videos,
     label_index,
-    report_missing,
 )
 from videoswinv2.errors import UsageError
 from videoswinv2.record import kinetics400_classes
@@ -85,15 +84,8 @@ def read_kinetics_csv(path: str | Path, root: str | Path, classes: list[str]) ->
         for sub in sorted(base.iterdir())
         if sub.is_dir() and sub.name in folders
     ]
-    found = index_videos(bases + label_dirs)
-    videos, missing = [], []
-    for stem, label, _ in records:
-        if stem in found:
-            videos.append(VideoRecord(found[stem], label))
-        else:
-            missing.append(stem)
-    report_missing(path, missing, len(records))
-    return Annotations(videos, missing)
+    listed = [(Path(stem), label) for stem, label, _ in records]
+    return existing_videos(path, listed, index_videos(bases + label_dirs))
 
 
 def kinetics_csv_classes(path: Path) -> list[str]:
