@@ -1,11 +1,8 @@
 """``VideoDataModule`` (also ``KineticsDataModule``): labelled video datasets for Lightning,
-sharded by the module itself.
+sharded by the module itself (the Trainer runs with ``use_distributed_sampler=False``).
 
-The module builds its own samplers, so the Trainer must run with
-``use_distributed_sampler=False``: training shuffles with a :class:`ResumableSampler` (each video
-once per epoch over all ranks; a few repeated to even out the ranks; each sample's randomness
-from ``(seed, epoch, index)``) in a torchdata ``StatefulDataLoader``, whose position Lightning
-saves in every checkpoint, so a run resumed mid-epoch sees the batches an uninterrupted one
+Training shuffles with a :class:`ResumableSampler` in a torchdata ``StatefulDataLoader`` whose
+position every checkpoint keeps, so a run resumed mid-epoch sees the batches an uninterrupted one
 would; validation and test give rank ``r`` the videos ``r, r + world, ...`` with no padding, so
 every video is evaluated exactly once however many devices there are.
 """
@@ -136,16 +133,13 @@ class VideoDataModule(pl.LightningDataModule):
         """
         Args:
             data_root: folder of the dataset; relative paths below are relative to it.
-            train_annotations: the training split's annotations in ``annotation_format``: a
-                Kinetics CSV, a ``path label_index`` list, a folder of class folders, UCF101's
-                ``ucfTrainTestlist``, HMDB51's ``testTrainMulti_7030_splits``, SSv2's
-                ``train.json``; None if there is no such split (likewise val and test).
+            train_annotations: the training split's annotations in ``annotation_format`` (a
+                Kinetics CSV, a list file, a folder, UCF101's or HMDB51's split folder, SSv2's
+                ``train.json``); None if there is no such split (likewise val and test).
             val_annotations: the validation split.
             test_annotations: the test split (multi-view evaluation).
-            class_names_file: the class names in label order (one per line, UCF101's numbered
-                ``classInd.txt`` or SSv2's ``labels.json``); default: the synthetic classes with
-                ``synthetic``, else the dataset's own (see ``dataset_classes``) from the first
-                split given.
+            class_names_file: the class names in label order (one per line, ``classInd.txt`` or
+                ``labels.json``); default: the synthetic classes, else the dataset's own.
             annotation_format: "auto" (detected where only one layout fits), "kinetics_csv",
                 "list", "class_folders", "ucf101", "hmdb51", "ssv2" or a format registered with
                 ``videoswinv2.data.formats.register_format``.
@@ -162,9 +156,8 @@ class VideoDataModule(pl.LightningDataModule):
             short_video: frames past the end of a video shorter than a clip: "repeat_last"
                 repeats its last frame, "loop" starts over from its first (mmaction's).
             clips_per_video: training clips cut from one decode of each video, each with its
-                own random start, crop and flip; a training batch holds ``batch_size`` videos,
-                so ``batch_size * clips_per_video`` clips. An epoch still shows each video once
-                (``clips_per_video`` times as many clips) in the same number of steps.
+                own random start, crop and flip: a batch holds ``batch_size`` videos, so
+                ``batch_size * clips_per_video`` clips, and an epoch as many steps.
             train_crop_size: side of the random resized crop.
             train_scale: area range of the random resized crop (aspect 3/4 to 4/3).
             train_flip: random horizontal flips.
@@ -184,8 +177,7 @@ class VideoDataModule(pl.LightningDataModule):
             batch_size: training (and single-clip validation) batch size per device.
             test_batch_size: multi-view batch size per device, in videos.
             num_workers: DataLoader worker processes per device.
-            seed: seed of the training order and augmentation (>= 0); it must be the same on
-                every rank.
+            seed: seed of the training order and augmentation (>= 0), the same on every rank.
             synthetic: generate this synthetic dataset into ``data_root`` on first use.
         """
         super().__init__()
@@ -212,8 +204,7 @@ class VideoDataModule(pl.LightningDataModule):
         self._classes: list[str] | None = None
         self.datasets: dict[str, Dataset | list[MultiViewTask]] = {}
         self._train_loader: StatefulDataLoader | None = None
-        self._train_loader_state: dict[str, Any] | None = None  # from a checkpoint, for the next loader
-        self._train_loader_workers: int | None = None  # the worker count that state was saved with
+        self._saved_state: dict[str, Any] = {}  # from a checkpoint, for the next training loader
 
     @property
     def root(self) -> Path:
@@ -273,11 +264,9 @@ class VideoDataModule(pl.LightningDataModule):
         )
 
     def prepare_data(self) -> None:
-        root = self.root
-        synthetic = self.synthetic
-        if synthetic is not None and not (root / "classes.txt").is_file():
-            log.info("writing the synthetic dataset %s into %s", synthetic, root)
-            make_synthetic_dataset(root, synthetic)
+        if self.synthetic is not None and not (self.root / "classes.txt").is_file():
+            log.info("writing the synthetic dataset %s into %s", self.synthetic, self.root)
+            make_synthetic_dataset(self.root, self.synthetic)
 
     def _rank_and_world(self) -> tuple[int, int]:
         if dist.is_available() and dist.is_initialized():
@@ -384,10 +373,8 @@ class VideoDataModule(pl.LightningDataModule):
         return EvalViews.from_datamodule(self.hparams)
 
     def _multi_view_tasks(self, videos: list[VideoRecord]) -> list[MultiViewTask]:
-        """Each video in the test views, with its label and its position in the split: what a
-        ``ViewStream`` runs (the model gathers the views of each video)."""
-        views = self.test_views
-        return [MultiViewTask(video.path, views, video.label, i) for i, video in enumerate(videos)]
+        """Each video in the test views, with its label and its position in the split."""
+        return [MultiViewTask(video.path, self.test_views, video.label, i) for i, video in enumerate(videos)]
 
     def _dataset(self, split: str) -> Dataset | list[MultiViewTask]:
         if split not in self.datasets:
@@ -419,16 +406,16 @@ class VideoDataModule(pl.LightningDataModule):
         rank, world = self._rank_and_world()
         sampler = ResumableSampler(dataset, num_replicas=world, rank=rank, seed=self.hparams.seed)
         loader = self._loader(dataset, sampler, self.hparams.batch_size, collate_clips, StatefulDataLoader)
-        if self._train_loader_state is not None:
-            saved = self._train_loader_workers
-            if saved is not None and saved != self.hparams.num_workers:
+        saved, self._saved_state = self._saved_state, {}
+        if saved.get("train_loader") is not None:
+            workers = saved.get("num_workers")
+            if workers is not None and workers != self.hparams.num_workers:
                 raise UsageError(
                     f"num_workers is {self.hparams.num_workers}, but the checkpoint's training loader had "
-                    f"{saved} workers: resume with --data.init_args.num_workers {saved} (the loader's "
+                    f"{workers} workers: resume with --data.init_args.num_workers {workers} (the loader's "
                     "saved state records each worker)"
                 )
-            loader.load_state_dict(self._train_loader_state)
-            self._train_loader_state = None
+            loader.load_state_dict(saved["train_loader"])
         self._train_loader = loader
         return loader
 
@@ -449,12 +436,11 @@ class VideoDataModule(pl.LightningDataModule):
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._train_loader_state = state_dict.get("train_loader")
-        self._train_loader_workers = state_dict.get("num_workers")
+        self._saved_state = dict(state_dict)
 
     def drop_loader_position(self) -> None:
         """Start the training loader from its first batch, whatever the checkpoint said."""
-        self._train_loader_state = self._train_loader_workers = None
+        self._saved_state = {}
 
     def run_identity(self) -> dict[str, Any]:
         """What the fit trains on and in which order (see ``RunIdentity``, which saves and checks
@@ -476,14 +462,17 @@ class VideoDataModule(pl.LightningDataModule):
             "seed_everything": global_seed(),
         }
 
+    def _view_loader(self, tasks: list[MultiViewTask]) -> DataLoader:
+        """Batches of views, ``test_batch_size`` videos' worth; video i on rank i % world."""
+        batch_size = self.hparams.test_batch_size * self.test_views.num_views
+        return view_loader(tasks, batch_size, self.hparams.num_workers, *self._rank_and_world())
+
     def _eval_loader(self, split: str, multi_view: bool) -> DataLoader:
         dataset = self._dataset(split)
-        rank, world = self._rank_and_world()
-        h = self.hparams
-        if multi_view:  # batches of views, test_batch_size videos' worth; video i on rank i % world
-            batch_size = h.test_batch_size * self.test_views.num_views
-            return view_loader(dataset, batch_size, h.num_workers, rank=rank, world=world)
-        return self._loader(dataset, ShardSampler(len(dataset), rank, world), h.batch_size)
+        if multi_view:
+            return self._view_loader(dataset)
+        sampler = ShardSampler(len(dataset), *self._rank_and_world())
+        return self._loader(dataset, sampler, self.hparams.batch_size)
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
         if self.split_sources["val"] is None:
@@ -497,11 +486,9 @@ class VideoDataModule(pl.LightningDataModule):
         """The test split's videos for ``lightning predict``, as ``videoswinv2 predict`` reads them
         (batches of views; ``test_batch_size`` videos' worth per batch). Results are written by a
         ``videoswinv2.inference.PredictionWriter`` in the trainer's callbacks."""
-        rank, world = self._rank_and_world()
-        views = self.test_views
-        tasks = multi_view_tasks([video.path for video in self.split_videos("test")], views)
-        batch_size = self.hparams.test_batch_size * views.num_views
-        return view_loader(tasks, batch_size, self.hparams.num_workers, rank=rank, world=world)
+        return self._view_loader(
+            multi_view_tasks([video.path for video in self.split_videos("test")], self.test_views)
+        )
 
 
 def _lightning_replaces_samplers(trainer: pl.Trainer) -> bool:
