@@ -34,6 +34,8 @@ MASKED_LOGIT = -100.0
 # exp(logit_scale) is clamped at 100 (SwinV2: log(1 / 0.01)).
 MAX_LOGIT_SCALE = math.log(100.0)
 CPB_HIDDEN = 512
+_TO_WINDOWS = "b (nt wt) (nh wh) (nw ww) c -> b (nt nh nw) (wt wh ww) c"
+_FROM_WINDOWS = "b (nt nh nw) (wt wh ww) c -> b (nt wt) (nh wh) (nw ww) c"
 
 
 def to_triple(value: int | Sequence[int], name: str) -> Triple:
@@ -100,7 +102,7 @@ def shifted_window_mask(feat_size: Triple, window: Triple, shift: Triple) -> tor
     t_ids, h_ids, w_ids = axis_ids
     region = t_ids[:, None, None] * 9 + h_ids[None, :, None] * 3 + w_ids[None, None, :]
     wt, wh, ww = window
-    region = rearrange(region, "(nt wt) (nh wh) (nw ww) -> (nt nh nw) (wt wh ww)", wt=wt, wh=wh, ww=ww)
+    region = rearrange(region[None, ..., None], _TO_WINDOWS, wt=wt, wh=wh, ww=ww)[0, ..., 0]
     mask = region[:, :, None] != region[:, None, :]
     return (mask.float() * MASKED_LOGIT).unsqueeze(1)
 
@@ -319,23 +321,11 @@ class SwinV2Block3D(nn.Module):
         pads = [(-f) % w for f, w in zip(feat, window)]
         if any(pads):
             x = F.pad(x, (0, 0, 0, pads[2], 0, pads[1], 0, pads[0]))
-        padded = x.shape[1:4]
         wt, wh, ww = window
-        windows = rearrange(
-            x, "b (nt wt) (nh wh) (nw ww) c -> b (nt nh nw) (wt wh ww) c", wt=wt, wh=wh, ww=ww
-        )
+        nt, nh = x.shape[1] // wt, x.shape[2] // wh
         mask = self.attn.constants.get(shifted_window_mask, feat, window, shift, device=x.device)
-        windows = self.attn(windows, window, mask)
-        x = rearrange(
-            windows,
-            "b (nt nh nw) (wt wh ww) c -> b (nt wt) (nh wh) (nw ww) c",
-            nt=padded[0] // wt,
-            nh=padded[1] // wh,
-            nw=padded[2] // ww,
-            wt=wt,
-            wh=wh,
-            ww=ww,
-        )
+        windows = self.attn(rearrange(x, _TO_WINDOWS, wt=wt, wh=wh, ww=ww), window, mask)
+        x = rearrange(windows, _FROM_WINDOWS, nt=nt, nh=nh, wt=wt, wh=wh, ww=ww)
         x = x[:, : feat[0], : feat[1], : feat[2]]
         if any(shift):
             x = torch.roll(x, shifts=shift, dims=(1, 2, 3))
@@ -432,20 +422,11 @@ class SwinV2Stage3D(nn.Module):
         return x
 
 
-def _pretrained_window_triple(value: int | Sequence[int]) -> Triple:
-    """0 -> none; an int s -> spatial (s, s) with no temporal pretrained window; (t, h, w) as is."""
-    if isinstance(value, int):
-        return (0, value, value)
-    value = tuple(int(v) for v in value)
-    if len(value) != 3 or min(value) < 0:
-        raise ValueError(f"a pretrained window size must be an int or (t, h, w) of ints >= 0, got {value}")
-    return value  # type: ignore[return-value]
-
-
 def _pretrained_window_triples(
     windows: Sequence[int | Sequence[int]] | None, num_stages: int
 ) -> tuple[Triple, ...]:
-    """Per-stage pretrained windows as triples; None means none for every stage."""
+    """Per-stage pretrained windows as triples (None: none for every stage). Per stage, 0 is none,
+    an int s is spatial (s, s) with no temporal pretrained window, and (t, h, w) is taken as is."""
     if windows is None:
         return ((0, 0, 0),) * num_stages
     if len(windows) != num_stages:
@@ -453,7 +434,13 @@ def _pretrained_window_triples(
             f"pretrained_window_sizes {tuple(windows)} must have one entry per stage ({num_stages}), "
             "or be None for none"
         )
-    return tuple(_pretrained_window_triple(w) for w in windows)
+    triples = [(0, w, w) if isinstance(w, int) else tuple(int(v) for v in w) for w in windows]
+    for value in triples:
+        if len(value) != 3 or min(value) < 0:
+            raise ValueError(
+                f"a pretrained window size must be an int or (t, h, w) of ints >= 0, got {value}"
+            )
+    return tuple(triples)  # type: ignore[return-value]
 
 
 class SwinTransformerV2_3D(nn.Module):
@@ -559,12 +546,10 @@ class SwinTransformerV2_3D(nn.Module):
 
     def cache_attention_bias(self, enable: bool = True) -> None:
         """While on, each block adds its position bias and shifted-window mask once per window,
-        dtype and device, and reuses the sum in every forward pass that needs no gradient of it
-        (evaluation, inference): that addition is as large as the attention logits (~9% of a bf16
-        CPU forward of 3 clips, tiny, 32x224). The sums are kept (~0.3 GB in bf16 for tiny at
-        32x224; off frees them), and weights changed in place (optimizer, ``load_state_dict``)
-        are noticed (each block compares its small position-bias MLP with the one the sums came
-        from)."""
+        dtype and device, and reuses the sum in passes that need no gradient of it: that addition
+        is as large as the attention logits (~9% of a bf16 CPU forward, tiny, 32x224). The sums are
+        kept (~0.3 GB in bf16 there; off frees them); each block notices weights changed in place
+        by comparing its small position-bias MLP with the one the sums came from."""
         for attn in self._window_attentions():
             attn.bias_cache = {} if enable else None
 
