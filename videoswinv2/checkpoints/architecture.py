@@ -41,11 +41,8 @@ _BLOCK_KEY = re.compile(r"^layers\.(\d+)\.blocks\.(\d+)\.")
 
 @dataclass(frozen=True, kw_only=True)
 class Architecture:
-    """Hyper-parameters read off a canonical (2D or 3D) SwinV2 state dict.
-
-    ``patch_size`` is ``(ph, pw)`` for 2D and ``(pt, ph, pw)`` for 3D; ``num_classes`` is None
-    when there is no classifier.
-    """
+    """Hyper-parameters read off a canonical (2D or 3D) SwinV2 state dict: ``patch_size`` is
+    ``(ph, pw)`` or ``(pt, ph, pw)``; ``num_classes`` is None without a classifier."""
 
     embed_dim: int
     depths: tuple[int, ...]
@@ -129,12 +126,9 @@ def pretrained_windows_from_tables(
 def pretrained_windows_from_hf_config(
     config: Mapping[str, Any] | None, num_stages: int
 ) -> tuple[WindowSize, ...] | None:
-    """Per-stage pretrained windows from a transformers ``Swinv2Config`` dict.
-
-    A stage with ``pretrained_window_sizes[i] > 0`` used it; otherwise it normalised by its own
-    window, which transformers shrinks to the stage's feature size (``image // patch // 2**i``)
-    when that is smaller. None when the config is not a SwinV2 one with ``num_stages`` stages.
-    """
+    """Per-stage pretrained windows from a transformers ``Swinv2Config`` dict: its
+    ``pretrained_window_sizes[i]`` where > 0, else the stage's own window, which transformers
+    shrinks to the feature size (``image // patch // 2**i``). None for another config."""
     if not config or config.get("model_type") != "swinv2" or len(config.get("depths", ())) != num_stages:
         return None
     grid = _first(config["image_size"]) // _first(config["patch_size"])

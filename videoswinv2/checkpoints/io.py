@@ -68,7 +68,7 @@ def read_raw_checkpoint(path: PathLike) -> RawCheckpoint:
     # A single weight file from a Hugging Face snapshot still has its config beside it.
     config = _read_hf_config(path.parent) if path.name in HF_WEIGHT_FILES else None
     if path.suffix == ".safetensors":
-        return RawCheckpoint(_read_safetensors(path), config, str(path), _safetensors_metadata(path))
+        return RawCheckpoint(_read_safetensors(path), config, str(path), safetensors_metadata(path))
     obj = _torch_load(path)
     metadata = {k: v for k, v in obj.items() if k not in WRAPPER_KEYS} if _is_wrapper(obj) else {}
     return RawCheckpoint(unwrap_state_dict(obj, str(path)), config, str(path), metadata)
@@ -125,7 +125,8 @@ def _is_wrapper(obj: Any) -> bool:
     return isinstance(obj, Mapping) and not _holds_tensors(obj)
 
 
-def _safetensors_metadata(path: Path) -> dict[str, str]:
+def safetensors_metadata(path: PathLike) -> dict[str, str]:
+    """The string metadata of a safetensors file's header."""
     with safe_open(str(path), framework="pt") as f:
         return dict(f.metadata() or {})
 
@@ -190,9 +191,8 @@ def _torch_load(path: Path) -> Any:
         if "Weights only load failed" in str(err) and not reason.startswith("Unsupported operand"):
             raise CheckpointError(_refusal_message(path, reason)) from err
         raise CheckpointError(_unreadable_message(path, reason)) from err
-    except (
-        Exception
-    ) as err:  # torch.load raises many types for damaged files: EOF, OSError, KeyError, RuntimeError
+    # torch.load raises many types for damaged files: EOF, OSError, KeyError, RuntimeError.
+    except Exception as err:
         raise CheckpointError(_unreadable_message(path, f"{type(err).__name__}: {err}")) from err
 
 

@@ -1,10 +1,6 @@
-"""Layouts of 2D SwinV2 state dicts, and renaming them into the canonical one.
-
-The canonical layout is timm's (>= 0.9) ``SwinTransformerV2``, which the 3D model shares key for
-key: ``patch_embed.*``, ``layers.{i}.downsample.*`` at the START of stage i >= 1,
-``layers.{i}.blocks.{j}.{norm1, attn.{qkv, q_bias, v_bias, logit_scale, cpb_mlp, proj}, norm2, mlp}``,
-``norm.*`` and ``head.fc.*``. The other layouts hold the same tensors (same shapes) under other
-names:
+"""Layouts of 2D SwinV2 state dicts, and renaming them into the canonical one: timm's (>= 0.9)
+``SwinTransformerV2``, which the 3D model shares key for key (``layers.{i}.downsample.*`` at the
+START of stage i >= 1, ``head.fc.*``). The other layouts hold the same tensors under other names:
 
 - ``official`` (microsoft/Swin-Transformer, also timm < 0.9): ``layers.{i}.downsample`` at the END
   of stage i, classifier ``head.*``, and the buffers ``relative_coords_table``,
