@@ -1,10 +1,5 @@
-"""``UnlabelledVideoDataModule``: clips of unlabelled videos, for self-supervised pretraining.
-
-The videos are every video under a folder (any nesting) or every video an annotation file lists,
-its labels ignored; everything else is ``VideoDataModule``'s training pipeline: decoding,
-``clips_per_video``, augmentation, broken-video skipping and DDP sharding. The module is
-``VideoDataModule`` with its two reading hooks (``read_classes``, ``split_videos``) replaced.
-"""
+"""``UnlabelledVideoDataModule``: clips of unlabelled videos, for self-supervised pretraining:
+``VideoDataModule`` with its two reading hooks (``read_classes``, ``split_videos``) replaced."""
 
 from __future__ import annotations
 
@@ -53,13 +48,9 @@ def _list_label_names(annotations: Path) -> list[str]:
 
 
 class UnlabelledVideoDataModule(VideoDataModule):
-    """Training clips (and optionally validation clips) of unlabelled videos.
-
-    Batches are ``VideoDataModule``'s training batches, ``video`` ``(B * clips_per_video, C,
-    T, H, W)``, with ``label`` :data:`NO_LABEL`. Every other argument (``num_frames``,
-    ``train_crop_size``, ``clips_per_video``, ``batch_size``, ``synthetic``, ...) is
-    ``VideoDataModule``'s; its ``test_*`` settings are the views ``videoswinv2
-    extract-features`` uses for a checkpoint trained on this module.
+    """Training (and optionally validation) clips of unlabelled videos: ``VideoDataModule``'s
+    batches, ``video`` ``(B * clips_per_video, C, T, H, W)``, with ``label`` :data:`NO_LABEL`.
+    Its ``test_*`` settings are the views ``videoswinv2 extract-features`` uses.
 
     Args:
         data_root: the folder of videos; relative paths below are relative to it.
@@ -68,9 +59,8 @@ class UnlabelledVideoDataModule(VideoDataModule):
             generated a dataset there, its training split.
         val_videos: the same, for validation (the reconstruction loss on fixed masks); none by
             default.
-        **kwargs: ``VideoDataModule``'s clip, augmentation and loader settings. ``synthetic``
-            generates a dataset into ``data_root`` only when that folder is missing or empty; a
-            folder holding your own videos is read as it is.
+        **kwargs: ``VideoDataModule``'s settings; ``synthetic`` generates a dataset into
+            ``data_root`` only when that folder is missing or empty.
     """
 
     def __init__(

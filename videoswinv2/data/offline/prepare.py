@@ -1,11 +1,9 @@
 """Re-encode a video dataset for training: small, upright, silent H.264 with frequent keyframes.
 
-Random training clips decode from the keyframe before their first frame, so the cost of a clip
-is set by the GOP length and the frame size: a YouTube video (keyframe every 250 frames,
-B-frames, 720p) costs several times what the same clip costs at short side 256 with a keyframe
-every 32 frames and no B-frames (``scripts/benchmark_data.py`` measures it). :func:`prepare_dataset`
-writes such a copy of a dataset folder, with the same relative paths and file names, so the
-annotation files work unchanged with the copy as ``data_root``.
+Random clips decode from the keyframe before their first frame, so a YouTube video (a keyframe
+every 250 frames, B-frames, 720p) costs several times what it costs at short side 256 with a
+keyframe every 32 frames (``scripts/benchmark_data.py``). :func:`prepare_dataset` writes such a
+copy with the same relative paths, so the annotation files work with it as ``data_root``.
 """
 
 from __future__ import annotations
@@ -291,13 +289,12 @@ def prepare_dataset(
     workers: int | None = None,
 ) -> list[PrepareResult]:
     """Prepare every video under ``source`` into ``target`` (same relative paths) with
-    ``workers`` processes (default: all cores), copy the annotation files, and write
-    ``target/prepare_report.csv`` (path, kind, reason) for the videos that could not be read.
+    ``workers`` processes (default: all cores), copy the annotation files, and list the videos
+    that could not be read (or are no regular files) in ``target/prepare_report.csv``.
 
-    Outputs that exist and decode are skipped, so an interrupted run resumes where it stopped.
-    Only files ``prepare`` wrote are ever replaced or skipped (:class:`WrittenFiles`): a
-    ``target`` holding a file of the user's where an output would go is refused before any work.
-    Entries that are not regular files (FIFOs, devices) are reported as failed, never opened.
+    Outputs that exist and decode are skipped, so an interrupted run resumes. Only files
+    ``prepare`` wrote are replaced or skipped (:class:`WrittenFiles`): a user's file where an
+    output would go is refused before any work.
     """
     source, target = Path(source).resolve(), Path(target).resolve()
     settings = settings or PrepareSettings()

@@ -1,13 +1,10 @@
 """A small synthetic action dataset in the Kinetics layout, for tests and smoke runs.
 
-Each video shows a random smooth colour pattern (a sum of plane waves, different per video)
-sliding vertically through the frame. The classes are "moving down slowly", "moving up slowly",
-"moving down quickly" and "moving up quickly": partners (down / up at one speed) are the same
-frames in reverse order, and the pattern is stationary, so every frame of every class is drawn
-from the same distribution. No single frame tells the classes apart; the motion does, and it
-covers every pixel, so a small model learns it in a few hundred steps. All classes survive
-horizontal flips and the default random resized crops (the speed ranges stay apart under up to
-1.6x magnification), so the standard training augmentation keeps labels valid.
+Each video shows a random smooth colour pattern (a sum of plane waves) sliding up or down, slowly
+or quickly (:data:`SYNTHETIC_CLASSES`). Partners are the same frames in reverse order and the
+pattern is stationary, so no single frame tells the classes apart; the motion, over every pixel,
+does, and a small model learns it in a few hundred steps. Labels survive flips and the default
+random resized crops (the speed ranges stay apart under up to 1.6x magnification).
 
 Layout (as the CVDF Kinetics downloads)::
 
@@ -77,11 +74,7 @@ class SyntheticSpec:
 
     @property
     def per_split(self) -> dict[str, int]:
-        return {
-            "train": self.train_per_class,
-            "val": self.val_per_class,
-            "test": self.test_per_class,
-        }
+        return {split: getattr(self, f"{split}_per_class") for split in SPLITS}
 
 
 def render_video(label: int, num_frames: int, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -120,12 +113,8 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: int) -> None:
 
 
 def make_synthetic_dataset(out: str | Path, spec: SyntheticSpec | None = None) -> Path:
-    """Write the synthetic dataset of ``spec`` into the new or empty directory ``out``.
-
-    Files are written to a sibling temporary directory that is renamed into place at the end,
-    so ``out`` either holds a complete dataset or nothing. ``spec`` defaults to
-    ``SyntheticSpec()``. Returns ``out``.
-    """
+    """Write the synthetic dataset of ``spec`` (default ``SyntheticSpec()``) into the new or empty
+    directory ``out``, through a sibling folder renamed into place: whole or nothing. Returns it."""
     spec = spec or SyntheticSpec()
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
