@@ -1,19 +1,12 @@
-"""A trained model for deployment: ONNX, through PyTorch's exporter, or a ``torch.export``
-ExportedProgram (``.pt2``), checked against PyTorch before it is kept.
+"""A trained model for deployment: ONNX or a ``torch.export`` program (``.pt2``), checked against
+PyTorch before it is kept.
 
 The exported function is the backbone's ``forward``: clips ``(B, 3, T, H, W)`` float32,
-normalised as in training, to logits ``(B, num_classes)``; T, H and W are fixed to the model's
-evaluation clip, B is dynamic. The file carries the package's metadata (model, class names,
-views) and the input's preprocessing (:mod:`videoswinv2.record`).
-
-How it is exported, and why:
-
-- ``torch.onnx.export(..., dynamo=True)``: the exporter PyTorch maintains. It traces the model
-  with ``torch.export``, which inlines the explicit kernel's custom ``autograd.Function`` (its
-  forward) and decomposes SDPA; the older TorchScript exporter cannot take the custom Function.
-- Attention runs as ``"sdpa"`` while exporting, whatever the checkpoint's ``attn_impl``: one
-  kernel (the one the tests export) for every model. Inside the trace the bias cache is bypassed
-  (the summed bias is constant-folded instead).
+normalised as in training, to logits ``(B, num_classes)``; T, H and W are the model's evaluation
+clip's, B is dynamic. The file carries the model's record and the input's preprocessing.
+ONNX goes through ``torch.onnx.export(..., dynamo=True)``, which traces the custom
+``autograd.Function`` of the explicit kernel (the TorchScript exporter cannot); attention runs as
+``"sdpa"`` while exporting, whatever the checkpoint's ``attn_impl``: one kernel for every model.
 """
 
 from __future__ import annotations
@@ -51,8 +44,7 @@ class ExportResult:
 
 
 def metadata_strings(loaded: LoadedModel) -> dict[str, str]:
-    """The package's metadata of ``loaded`` (as it runs: its classes and views) plus the
-    preprocessing of its input."""
+    """The record of ``loaded`` as it runs (its classes and views), and its input's preprocessing."""
     hparams = loaded.module.hparams
     views = asdict(loaded.views)
     metadata = replace(
@@ -119,9 +111,8 @@ def run_exported(path: Path, fmt: str, clips: torch.Tensor) -> torch.Tensor:
 
 
 def export_model(loaded: LoadedModel, fmt: str, output: str | os.PathLike, seed: int = 0) -> ExportResult:
-    """Export ``loaded`` to ``output`` and check it on random clips of two batch sizes against the
-    eager fp32 model; the file appears only if the largest difference is at most
-    :data:`MAX_ABS_DIFF` (else :class:`ExportError`)."""
+    """Export ``loaded`` to ``output``, which appears only if on random clips of two batch sizes it
+    is within :data:`MAX_ABS_DIFF` of the eager fp32 model (else :class:`ExportError`)."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
     started = time.perf_counter()
