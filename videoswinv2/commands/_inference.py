@@ -22,45 +22,29 @@ from videoswinv2.inference.writers import ResultWriter
 from videoswinv2.record import EvalViews
 
 
-def _int_at_least(minimum: int):
-    def parse(text: str) -> int:
+def _at_least(kind: type, minimum: float, above: bool = False):
+    """An argparse type: a finite ``kind`` (int or float) >= ``minimum`` (> with ``above``)."""
+
+    def parse(text: str):
         try:
-            value = int(text)
+            value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+            raise argparse.ArgumentTypeError(
+                f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
+            ) from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+        if value < minimum or (above and value == minimum):
+            raise argparse.ArgumentTypeError(f"must be {'>' if above else '>='} {minimum}, got {text}")
         return value
 
-    parse.__name__ = f"integer >= {minimum}"
+    parse.__name__ = f"{'integer' if kind is int else 'number'} {'>' if above else '>='} {minimum}"
     return parse
 
 
-positive_int = _int_at_least(1)
-
-
-def _finite_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = _finite_float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    value = _finite_float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
+positive_int = _at_least(int, 1)
+positive_float = _at_least(float, 0, above=True)
+non_negative_float = _at_least(float, 0)
 
 
 def add_inference_arguments(parser: argparse.ArgumentParser, clips: bool = True) -> None:
@@ -95,7 +79,7 @@ def add_inference_arguments(parser: argparse.ArgumentParser, clips: bool = True)
     )
     engine.add_argument(
         "--num-workers",
-        type=_int_at_least(0),
+        type=_at_least(int, 0),
         default=min(4, os.cpu_count() or 1),
         help="decoding processes (default: min(4, CPUs)); 0 decodes in the main process",
     )

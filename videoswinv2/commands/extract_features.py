@@ -1,11 +1,6 @@
-"""``videoswinv2 extract-features INPUT ... --ckpt CKPT --output DIR``: backbone features of videos.
-
-One float32 ``.npy`` per video under DIR (the video's path mirrored, ``a.mp4`` -> ``a.mp4.npy``):
-the pooled pre-logits ``(C',)`` averaged over the evaluation views, ``(V, C')`` with
-``--per-view``, or the ``(C', T', H', W')`` maps with ``--feature-map``; ``DIR/index.csv`` lists
-video, status, reason, feature file and number of views. A re-run with the same settings skips
-videos whose files exist.
-"""
+"""``videoswinv2 extract-features INPUT ... --ckpt CKPT --output DIR``: backbone features of
+videos, one ``.npy`` per video under DIR and ``DIR/index.csv`` (see
+``videoswinv2.inference.writers.FeatureWriter``); a re-run skips videos whose files exist."""
 
 from __future__ import annotations
 

@@ -1,10 +1,6 @@
-"""``videoswinv2 predict INPUT ... --ckpt CKPT [--output FILE]``: top-k classes of many videos.
-
-Each video is seen in its evaluation views (softmax averaged over them); rows go to a ``.csv`` or
-``.jsonl`` file as videos finish, or to the terminal. A re-run with the same ``--output`` and
-settings skips the videos already there and retries those that failed (see
-``videoswinv2.inference.outputs`` for what is refused).
-"""
+"""``videoswinv2 predict INPUT ... --ckpt CKPT [--output FILE]``: top-k classes of many videos
+(softmax averaged over each video's views), as rows of a ``.csv`` or ``.jsonl`` file or on the
+terminal; a re-run skips the videos done and retries those that failed."""
 
 from __future__ import annotations
 
@@ -34,9 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    writer = PredictionWriter(
-        args.output, topk=args.topk, progress=not args.no_progress
-    )  # checks --output first
+    # Checks --output first.
+    writer = PredictionWriter(args.output, topk=args.topk, progress=not args.no_progress)
     setup = prepare(args, need_head=True)
     writer.classes = setup.loaded.classes
     done = writer.prepare(setup.settings(topk=args.topk, classes=writer.classes), overwrite=args.overwrite)

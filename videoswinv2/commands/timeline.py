@@ -1,11 +1,6 @@
 """``videoswinv2 timeline VIDEO ... --ckpt CKPT --stride-seconds S [--output F.csv|.jsonl]``:
-what happens when, along whole videos.
-
-Windows of the model's clip (its frames x interval, from the checkpoint) every S seconds, each
-frame decoded once; one row per window as windows finish, the merged segments of each video and a
-picture of its class probabilities over time (see ``videoswinv2.data.timeline`` for where windows
-fall, ``videoswinv2.inference.timeline`` for what is written).
-"""
+what happens when, along whole videos: windows of the model's clip every S seconds (see
+``videoswinv2.data.timeline``), written by ``videoswinv2.inference.timeline``."""
 
 from __future__ import annotations
 
