@@ -25,17 +25,6 @@ from .architecture import WindowSize, infer_architecture
 from .checkpoint import Checkpoint, read_checkpoint
 from .io import CheckpointError, PathLike
 
-__all__ = [
-    "TEMPORAL_INITS",
-    "TemporalInit",
-    "InflationError",
-    "InflationReport",
-    "inflate_patch_embed",
-    "inflate_cpb_weight",
-    "inflate_state_dict",
-    "load_pretrained",
-]
-
 _logger = logging.getLogger(__name__)
 
 TemporalInit = Literal["average", "center"]
