@@ -1,14 +1,10 @@
-"""3D Swin Transformer V2 for video.
+"""3D Swin Transformer V2 for video: the SwinV2 block (scaled cosine attention, residual
+post-norm, log-spaced continuous position bias) in 3D shifted windows over (time, height, width),
+with timm's 2D ``SwinTransformerV2`` parameter names, so 2D checkpoints map onto it key for key.
 
-The SwinV2 block (scaled cosine attention, residual post-norm, log-spaced continuous position
-bias) in 3D shifted windows over (time, height, width). Parameter names follow timm's 2D
-``SwinTransformerV2`` so 2D checkpoints map onto this model key for key.
-
-Shapes: the model takes ``(B, C, T, H, W)``; inside, tokens are channels-last ``(B, T, H, W, C)``.
-
-Padding semantics: the cyclic shift is applied to the real tokens, then the grid is padded to
-window multiples, and padded tokens are masked out as keys. Every real token therefore sees
-exactly the tokens of its shifted window and region, as if the padding did not exist.
+The model takes ``(B, C, T, H, W)``; inside, tokens are channels-last ``(B, T, H, W, C)``. The
+cyclic shift moves the real tokens, then the grid is padded to window multiples and padded tokens
+are masked as keys, so every real token sees its shifted window and region as if unpadded.
 """
 
 from __future__ import annotations
@@ -57,12 +53,9 @@ def effective_window_and_shift(feat_size: Triple, window: Triple, shift: Triple)
 
 
 def relative_coords_table(window: Triple, pretrained_window: Triple) -> torch.Tensor:
-    """Log-spaced relative (t, h, w) coordinates of a window, ``((2Wt-1)(2Wh-1)(2Ww-1), 3)``.
-
-    Each axis spans ``[-(W-1), W-1]`` and is divided by ``pretrained_W - 1`` where a pretrained
-    window is given (non-zero), else by ``W - 1`` of this (effective) window; a window of one
-    divides by 1. Then ``*8`` and ``sign(x) * log2(|x| + 1) / log2(8)``.
-    """
+    """Log-spaced relative (t, h, w) coordinates of a window, ``((2Wt-1)(2Wh-1)(2Ww-1), 3)``: each
+    axis's ``[-(W-1), W-1]`` divided by ``pretrained_W - 1`` (if non-zero, else ``W - 1``, at least
+    1), times 8, then ``sign(x) * log2(|x| + 1) / log2(8)``."""
     axes = []
     for w, pw in zip(window, pretrained_window):
         coords = torch.arange(-(w - 1), w, dtype=torch.float32)
@@ -73,10 +66,8 @@ def relative_coords_table(window: Triple, pretrained_window: Triple) -> torch.Te
 
 
 def relative_position_index(window: Triple) -> torch.Tensor:
-    """Index into the coordinate table for every (query, key) pair of a window, ``(N, N)``.
-
-    Flat index ``dt*(2Wh-1)(2Ww-1) + dh*(2Ww-1) + dw`` with each offset shifted to be >= 0.
-    """
+    """Index into the coordinate table for every (query, key) pair of a window, ``(N, N)``:
+    ``dt*(2Wh-1)(2Ww-1) + dh*(2Ww-1) + dw`` with each offset shifted to be >= 0."""
     wt, wh, ww = window
     coords = torch.stack(torch.meshgrid(*(torch.arange(w) for w in window), indexing="ij")).flatten(1)
     rel = coords[:, :, None] - coords[:, None, :] + torch.tensor([wt - 1, wh - 1, ww - 1])[:, None, None]
@@ -84,12 +75,9 @@ def relative_position_index(window: Triple) -> torch.Tensor:
 
 
 def shifted_window_mask(feat_size: Triple, window: Triple, shift: Triple) -> torch.Tensor | None:
-    """Additive attention mask for one block, ``(nW, 1, N, N)``, or None when nothing is masked.
-
-    Per axis of real length L and shift s, positions ``[0, L-s)`` hold tokens that did not wrap,
-    ``[L-s, L)`` the wrapped ones and ``[L, Lp)`` padding: three regions per axis, 27 in all.
-    Tokens of a window only see tokens of the same region.
-    """
+    """Additive attention mask for one block, ``(nW, 1, N, N)``, or None when nothing is masked:
+    per axis of length L and shift s, ``[0, L-s)``, ``[L-s, L)`` (wrapped) and ``[L, Lp)``
+    (padding) are regions, 27 in all, and tokens of a window see only their own region's."""
     padded = [math.ceil(f / w) * w for f, w in zip(feat_size, window)]
     if not any(shift) and padded == list(feat_size):
         return None
@@ -108,16 +96,11 @@ def shifted_window_mask(feat_size: Triple, window: Triple, shift: Triple) -> tor
 
 
 class ConstantCache:
-    """Tensors that follow from shapes alone (coordinate tables, index maps, shifted-window masks),
-    built once per (function, arguments, device) and shared by the blocks of one model.
-
-    Bounded in bytes: the masks of a 32x224x224 clip reach ~80 MB, so the least recently used
-    tensors go once ``max_bytes`` is passed. Each tensor is built as a plain constant: outside
-    ``inference_mode`` (an inference tensor could never be saved for backward by a later
-    training step) and without autograd history. Inside a compiled graph the cache is bypassed:
-    the graph computes (or constant-folds) the tensor itself, and filling the cache during the
-    first compiled step would force a recompile.
-    """
+    """Tensors that follow from shapes alone (coordinate tables, index maps, masks), built once per
+    (function, arguments, device) and shared by a model's blocks; the least recently used go
+    past ``max_bytes`` (a 32x224x224 clip's masks reach ~80 MB). Built outside ``inference_mode``
+    and autograd (a later training step could not save an inference tensor for backward);
+    bypassed inside a compiled graph, where filling it would force a recompile."""
 
     def __init__(self, max_bytes: int = 256 * 2**20) -> None:
         self.max_bytes = max_bytes
@@ -281,10 +264,8 @@ class DropPath(nn.Module):
 
 
 class SwinV2Block3D(nn.Module):
-    """Residual post-norm block: ``x + drop_path(norm1(attn(x)))``, ``x + drop_path(norm2(mlp(x)))``.
-
-    Odd blocks of a stage shift their windows by half a window on every axis.
-    """
+    """Residual post-norm block: ``x + drop_path(norm1(attn(x)))``, ``x + drop_path(norm2(mlp(x)))``,
+    shifted by half a window on every axis with ``shift`` (odd blocks of a stage)."""
 
     def __init__(
         self,
@@ -338,10 +319,8 @@ class SwinV2Block3D(nn.Module):
 
 
 class PatchMerging3D(nn.Module):
-    """Spatial 2x2 merging in SwinV2 order (reduction, then norm): ``(B, T, H, W, C) -> (B, T, H/2, W/2, 2C)``.
-
-    Concatenation order is x0=(0,0), x1=(1,0), x2=(0,1), x3=(1,1) in (h, w); odd H or W is padded.
-    """
+    """Spatial 2x2 merging in SwinV2 order (reduction, then norm): ``(B, T, H, W, C) -> (B, T, H/2,
+    W/2, 2C)``, concatenating x0=(0,0), x1=(1,0), x2=(0,1), x3=(1,1) in (h, w); odd H or W padded."""
 
     def __init__(self, dim: int) -> None:
         super().__init__()
@@ -355,10 +334,8 @@ class PatchMerging3D(nn.Module):
 
 
 class PatchEmbed3D(nn.Module):
-    """Conv3d with kernel = stride = patch, then LayerNorm: ``(B, C, T, H, W) -> (B, T', H', W', D)``.
-
-    T, H and W that are not multiples of the patch are padded at the end.
-    """
+    """Conv3d with kernel = stride = patch, then LayerNorm: ``(B, C, T, H, W) -> (B, T', H', W', D)``
+    (T, H and W padded at the end to multiples of the patch)."""
 
     def __init__(self, patch_size: Triple, in_chans: int, embed_dim: int) -> None:
         super().__init__()
@@ -532,10 +509,8 @@ class SwinTransformerV2_3D(nn.Module):
                 block.attn.pretrained_window = window
 
     def set_grad_checkpointing(self, enable: bool | Sequence[bool] = True) -> None:
-        """Recompute each block's activations in backward: less memory, about a third more time.
-
-        One flag for every stage, or one per stage (``[True, True, False, False]`` recomputes the
-        first two, whose activations are the largest)."""
+        """Recompute each block's activations in backward (less memory, ~1/3 more time): one flag for
+        every stage, or one per stage (``[True, True, False, False]``: the largest two)."""
         flags = [enable] * len(self.layers) if isinstance(enable, bool) else [bool(f) for f in enable]
         if len(flags) != len(self.layers):
             raise ValueError(
@@ -617,12 +592,9 @@ class SwinTransformerV2_3D(nn.Module):
     def forward_features(
         self, x: torch.Tensor, mask: torch.Tensor | None = None, mask_token: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """``(B, C, T, H, W) -> (B, C', T', H', W')``, after the final LayerNorm.
-
-        Masked modelling (SimMIM): ``mask`` ``(B, T', H', W')`` bool over the patch-embedding
-        tokens; where it is True the embedding is replaced by ``mask_token`` ``(embed_dim,)``
-        before the first stage, so the rest of the network is the classifier's, unchanged.
-        """
+        """``(B, C, T, H, W) -> (B, C', T', H', W')``, after the final LayerNorm. For masked
+        modelling (SimMIM), patch embeddings where ``mask`` ``(B, T', H', W')`` is True are
+        replaced by ``mask_token`` ``(embed_dim,)``; the rest of the network is unchanged."""
         self._check_input(x)
         x = self.patch_embed(x)
         if mask is not None:
