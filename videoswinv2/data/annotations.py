@@ -44,8 +44,7 @@ Subset = Literal["train", "val", "test"]
 
 @dataclass(frozen=True)
 class AnnotationFormat:
-    """A dataset layout: how its annotation source is read, the classes it names, and whether
-    ``annotation_format: auto`` takes a source for it.
+    """A dataset layout (see ``videoswinv2.data.formats``).
 
     Args:
         name: the ``annotation_format`` value that picks it.

@@ -176,13 +176,9 @@ def spread_clips(total: int, fps: float, spec: ClipSpec, num_clips: int) -> list
 
 
 def segment_centred_clips(total: int, fps: float, spec: ClipSpec, num_clips: int) -> list[list[int]]:
-    """``num_clips`` clips starting at the centres of ``num_clips`` equal parts of the video:
-    mmaction 0.x's test sampling, which Video Swin's published numbers used.
-
-    With ``L = num_frames * step`` (64 for 32 x 2) and ``a = (total - L + 1) / num_clips``, clip
-    ``i`` starts at ``int(a * i + a / 2)``; every clip starts at 0 when ``total < L``. Unlike
-    :func:`spread_clips`, neither the first nor the last frames are reached.
-    """
+    """``num_clips`` clips starting at the centres of equal parts of the video (mmaction 0.x's test
+    sampling, which Video Swin's numbers used): with ``L = num_frames * step`` and ``a = (total -
+    L + 1) / num_clips``, clip ``i`` starts at ``int(a * i + a / 2)``, or 0 when ``total < L``."""
     _check_interval(spec, "segment_centred_clips")
     if num_clips < 1:
         raise ValueError(f"num_clips must be >= 1, got {num_clips}")

@@ -58,17 +58,8 @@ class ShardSampler(Sampler[int]):
 
 def _check_counts(settings: Any) -> None:
     """Sizes and counts the loaders would refuse later, with a traceback, refused now by name."""
-    for name in (
-        "batch_size",
-        "test_batch_size",
-        "clips_per_video",
-        "train_crop_size",
-        "val_short_side",
-        "val_crop_size",
-        "test_short_side",
-        "test_crop_size",
-        "num_test_clips",
-    ):
+    sizes = ("train_crop_size", "val_short_side", "val_crop_size", "test_short_side", "test_crop_size")
+    for name in ("batch_size", "test_batch_size", "clips_per_video", *sizes, "num_test_clips"):
         if settings[name] < 1:
             raise UsageError(f"{name} must be >= 1, got {settings[name]}")
     if settings["num_workers"] < 0:
@@ -78,20 +69,14 @@ def _check_counts(settings: Any) -> None:
 
 
 class VideoDataModule(pl.LightningDataModule):
-    """Train / val / test loaders over the annotations of Kinetics, UCF101, HMDB51, SSv2, class
-    folders or any registered format (see ``videoswinv2.data.formats``); its defaults are the
-    Kinetics recipe.
-
-    Paths are relative to ``data_root`` unless absolute. ``classes`` (and ``num_classes``) are
-    known before ``setup``: the class names file's, else the dataset's own (read on first use). Batches are dicts: ``video``
-    ``(B, C, T, H, W)`` (``(B * clips_per_video, ...)`` in training, with ``label`` and ``index``
-    repeated per clip; ``(B, V, C, T, H, W)`` for test, and for val with ``val_views``),
-    ``label`` and ``index`` ``(B,)``, and ``broken`` (paths skipped). With ``synthetic`` set,
-    ``prepare_data`` writes that synthetic dataset into an empty or missing ``data_root``.
+    """Train / val / test loaders over the annotations of any format of
+    ``videoswinv2.data.formats``; its defaults are the Kinetics recipe. ``classes`` are known
+    before ``setup`` (read on first use). Batches are dicts: ``video`` ``(B, C, T, H, W)``
+    (``(B * clips_per_video, ...)`` in training; views of ``test_batch_size`` videos for test, and
+    for val with ``val_views``), ``label`` and ``index`` ``(B,)``, and ``broken`` (paths skipped).
 
     A module that finds its videos another way overrides :meth:`read_classes` and
-    :meth:`split_videos` (as ``UnlabelledVideoDataModule`` does); everything else (clips,
-    augmentation, loaders, sharding, resuming) is this one's.
+    :meth:`split_videos` (as ``UnlabelledVideoDataModule`` does).
     """
 
     def __init__(
@@ -140,21 +125,17 @@ class VideoDataModule(pl.LightningDataModule):
             test_annotations: the test split (multi-view evaluation).
             class_names_file: the class names in label order (one per line, ``classInd.txt`` or
                 ``labels.json``); default: the synthetic classes, else the dataset's own.
-            annotation_format: "auto" (detected where only one layout fits), "kinetics_csv",
-                "list", "class_folders", "ucf101", "hmdb51", "ssv2" or a format registered with
-                ``videoswinv2.data.formats.register_format``.
+            annotation_format: "auto" (detected where only one layout fits) or a format's name
+                (``videoswinv2.data.formats``: built-in or registered).
             split: the official split (1-3) a UCF101 or HMDB51 split folder gives.
-            video_dir: folder of the videos, relative to ``data_root`` (e.g. ``UCF-101``); the
-                annotations' video paths are relative to it. Default: ``data_root``.
+            video_dir: folder the annotations' video paths are relative to (default ``data_root``).
             decoder: "pyav" or "decord" (decord hands files it would misnumber to PyAV).
             num_frames: frames per clip.
             frame_interval: frames between consecutive clip frames.
             target_fps: count ``frame_interval`` at this frame rate instead of the video's.
-            frame_sampling: "interval" (``num_frames`` every ``frame_interval``) or "segments"
-                (one frame per equal segment of the whole video, random in training, central in
-                evaluation: Video Swin's Something-Something V2 sampling; one test clip).
-            short_video: frames past the end of a video shorter than a clip: "repeat_last"
-                repeats its last frame, "loop" starts over from its first (mmaction's).
+            frame_sampling: "interval" or "segments" (one frame per equal part of the whole video:
+                Video Swin's SSv2 sampling; one test clip); see ``clip_planning``.
+            short_video: "repeat_last" or "loop" (mmaction's): what fills a clip past a video's end.
             clips_per_video: training clips cut from one decode of each video, each with its
                 own random start, crop and flip: a batch holds ``batch_size`` videos, so
                 ``batch_size * clips_per_video`` clips, and an epoch as many steps.
@@ -166,14 +147,12 @@ class VideoDataModule(pl.LightningDataModule):
             rand_augment_magnitude: RandAugment magnitude (0-30).
             val_short_side: validation resize of the short side, before the centre crop.
             val_crop_size: validation centre crop.
-            val_views: validate on test-style views (test clips, short side and crops,
-                ``test_batch_size``) instead of one centre clip.
+            val_views: validate on the test views (and ``test_batch_size``), not one centre clip.
             test_short_side: test resize of the short side, before the three crops.
             test_crop_size: side of the three test crops.
             num_test_clips: temporal clips per test video (views = 3 x this).
-            test_clip_placement: "uniform" (first to last possible start: PySlowFast, mmaction2
-                1.x) or "segment_centres" (the centres of equal parts: mmaction 0.x, which Video
-                Swin's published numbers used).
+            test_clip_placement: "uniform" (first to last possible start: PySlowFast) or
+                "segment_centres" (mmaction 0.x, which Video Swin's published numbers used).
             batch_size: training (and single-clip validation) batch size per device.
             test_batch_size: multi-view batch size per device, in videos.
             num_workers: DataLoader worker processes per device.

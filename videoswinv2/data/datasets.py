@@ -129,12 +129,8 @@ def collate_clips(samples: list[Sample]) -> dict[str, Any]:
 
 
 def collate_videos(samples: list[Sample]) -> dict[str, Any]:
-    """Stack samples into a batch, leaving out those whose video failed to decode.
-
-    Returns ``video`` ``(B, ...)``, ``label`` and ``index`` ``(B,)`` int64, and ``broken``: the
-    paths of every sample's broken videos, dropped ones included. B may be 0 in evaluation;
-    then ``video`` is an empty tensor of shape ``(0,)``.
-    """
+    """Stack samples into a batch, leaving out those whose video failed to decode: ``video`` ``(B,
+    ...)`` (``(0,)`` for none), ``label`` and ``index`` ``(B,)`` int64, and every sample's ``broken``."""
     kept = [sample for sample in samples if sample["video"] is not None]
     return {
         "video": torch.stack([s["video"] for s in kept]) if kept else torch.empty(0),

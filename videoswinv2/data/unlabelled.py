@@ -19,10 +19,8 @@ NO_LABEL = -1  # what batches carry as `label`: a loss that used it would fail, 
 
 
 def unlabelled_videos(source: str | Path, root: str | Path) -> list[VideoRecord]:
-    """The videos of ``source``, labelled :data:`NO_LABEL`: a folder is searched recursively
-    (sorted, hidden files skipped); a file is read as any annotation file of a single file
-    ``read_annotations`` takes (a Kinetics CSV, ``path label`` lines, an SSv2 JSON; paths relative
-    to ``root``), whatever its labels."""
+    """The videos of ``source``, labelled :data:`NO_LABEL`: a folder's, searched recursively, or
+    those a single-file annotation file lists (paths relative to ``root``), whatever its labels."""
     source = Path(source)
     if source.is_dir():
         paths = [str(source / video) for video in find_videos(source)]
@@ -54,11 +52,9 @@ class UnlabelledVideoDataModule(VideoDataModule):
 
     Args:
         data_root: the folder of videos; relative paths below are relative to it.
-        videos: a folder (searched recursively) or an annotation file (labels ignored) naming the
-            videos to train on; default: every video under ``data_root``, or, where ``synthetic``
-            generated a dataset there, its training split.
-        val_videos: the same, for validation (the reconstruction loss on fixed masks); none by
-            default.
+        videos: a folder (searched recursively) or an annotation file (labels ignored); default:
+            every video under ``data_root`` (of a generated dataset: its training split).
+        val_videos: the same, for validation (the reconstruction loss on fixed masks); default none.
         **kwargs: ``VideoDataModule``'s settings; ``synthetic`` generates a dataset into
             ``data_root`` only when that folder is missing or empty.
     """

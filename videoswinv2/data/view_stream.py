@@ -143,11 +143,7 @@ class ViewStream(IterableDataset):
     def __iter__(self) -> Iterator[ViewBatch]:
         info = get_worker_info()
         mine = self.tasks if info is None else self.tasks[info.id :: info.num_workers]
-        clips: list[torch.Tensor] = []
-        items: list[Item] = []
-        views: list[int] = []
-        failed: list[tuple[Item, str]] = []
-        finished: list[Finished] = []
+        clips, items, views, failed, finished = [], [], [], [], []  # the batch being filled
         seen: dict[Item, int] = {}  # views of each item so far (an item's views may span chunks)
         for task in mine:
             try:

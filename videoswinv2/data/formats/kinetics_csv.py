@@ -36,13 +36,10 @@ def _seconds(value: str, column: str, where: str) -> int:
 
 
 def read_kinetics_csv(path: str | Path, root: str | Path, classes: list[str]) -> Annotations:
-    """The official Kinetics CSV: ``label,youtube_id,time_start,time_end,split[,is_cc]``.
-
-    Each row's file ``{youtube_id}_{start:06d}_{end:06d}.mp4`` (or .mkv/.webm/...) is looked
-    up in ``root/<split>/`` (the row's split value, then the CSV's name: ``train.csv`` ->
-    ``train/``), then ``root/``, each flat or under label folders (the label as written or with
-    ``_`` for spaces), as the CVDF downloads and the ActivityNet crawler lay them out.
-    """
+    """The official Kinetics CSV: each row's ``{youtube_id}_{start:06d}_{end:06d}`` video (any
+    suffix) is looked up in ``root/<split>/`` (the row's split, then the CSV's name), then
+    ``root/``, each flat or under label folders, as the CVDF downloads and ActivityNet's crawler
+    lay them out."""
     path, root = Path(path), Path(root)
     labels = {name: i for i, name in enumerate(classes)}
     folders = label_index(classes)

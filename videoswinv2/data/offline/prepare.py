@@ -66,13 +66,10 @@ class PrepareSettings:
 
 
 class WrittenFiles:
-    """The files ``prepare`` wrote into a folder, so that a rerun replaces or skips only those.
-
-    A hidden JSON-lines ledger in the folder names each file when ``prepare`` is about to write
-    it, and again with its size and modification time once written; the last line of a path
-    wins. A file is ``prepare``'s own while its ledger entry matches it (or names it without a
-    stat: a write a killed run had started). Any other file is the user's and is never touched.
-    """
+    """The files ``prepare`` wrote into a folder, so that a rerun replaces or skips only those: a
+    hidden JSON-lines ledger names each file before it is written and with its size and mtime
+    after (the last line of a path wins). A file is ``prepare``'s while its entry matches it or
+    has no stat (a killed run's write); any other file is the user's, never touched."""
 
     def __init__(self, root: Path) -> None:
         self.root = root

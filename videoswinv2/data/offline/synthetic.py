@@ -4,13 +4,8 @@ Each video shows a random smooth colour pattern (a sum of plane waves) sliding u
 or quickly (:data:`SYNTHETIC_CLASSES`). Partners are the same frames in reverse order and the
 pattern is stationary, so no single frame tells the classes apart; the motion, over every pixel,
 does, and a small model learns it in a few hundred steps. Labels survive flips and the default
-random resized crops (the speed ranges stay apart under up to 1.6x magnification).
-
-Layout (as the CVDF Kinetics downloads)::
-
-    OUT/classes.txt                         class names, one per line, label order
-    OUT/annotations/{train,val,test}.csv    label,youtube_id,time_start,time_end,split
-    OUT/{train,val,test}/{youtube_id}_{start:06d}_{end:06d}.mp4   H.264, yuv420p
+random resized crops (the speed ranges stay apart under up to 1.6x magnification). Layout: the
+CVDF Kinetics downloads' (``classes.txt``, ``annotations/{split}.csv``, ``{split}/*.mp4``).
 """
 
 from __future__ import annotations
