@@ -22,6 +22,7 @@ from typing import IO, Any
 
 from videoswinv2 import __version__
 from videoswinv2.errors import UsageError
+from videoswinv2.files import replaced_atomically
 from videoswinv2.training.evaluation import FAILED, OK
 
 RECORD_SUFFIX = ".videoswinv2.json"
@@ -119,14 +120,9 @@ def claim(
         continuing = False
     record.parent.mkdir(parents=True, exist_ok=True)
     content = {"written_by": tool, "version": __version__, "settings": settings, "command": sys.argv}
-    replace_atomically(record, json.dumps(content, indent=1, ensure_ascii=False) + "\n")
+    with replaced_atomically(record) as file:
+        file.write((json.dumps(content, indent=1, ensure_ascii=False) + "\n").encode())
     return continuing
-
-
-def replace_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
 
 
 def read_rows(path: Path, columns: Sequence[str] | None = None) -> list[dict[str, Any]]:

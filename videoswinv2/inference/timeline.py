@@ -7,7 +7,6 @@ windows of the others.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ import lightning.pytorch as pl
 from tqdm.auto import tqdm
 
 from videoswinv2.data.timeline import TimelineSpec, TimelineTask
+from videoswinv2.files import replaced_atomically
 from videoswinv2.inference.inputs import mirrored_path
 from videoswinv2.inference.outputs import RowFile, check_row_file, claim, is_jsonl, resolved
 from videoswinv2.inference.writers import ResultWriter
@@ -274,9 +274,8 @@ class TimelineWriter(ResultWriter):
         target = self.plot_file(video)
         if target is not None and windows:
             target.parent.mkdir(parents=True, exist_ok=True)
-            temporary = target.with_name(target.name + ".tmp.png")
-            timeline_figure(video, windows, segments).savefig(temporary, dpi=100)
-            os.replace(temporary, target)
+            with replaced_atomically(target) as file:
+                timeline_figure(video, windows, segments).savefig(file, format="png", dpi=100)
 
     def _write_segments(self, video: str, segments: list[Segment], reason: str = "") -> None:
         if self.segments is None:

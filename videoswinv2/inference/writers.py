@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import warnings
 from abc import ABC, abstractmethod
@@ -22,6 +21,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from tqdm.auto import tqdm
 
 from videoswinv2.distributed import gather_lists
+from videoswinv2.files import replaced_atomically
 from videoswinv2.inference.inputs import mirrored_path
 from videoswinv2.inference.outputs import (
     OK,
@@ -275,9 +275,7 @@ class FeatureWriter(ResultWriter):
             array = (views if self.per_view else views.mean(0)).float().numpy()
             target = self.feature_file(result.item.video)
             target.parent.mkdir(parents=True, exist_ok=True)
-            temporary = target.with_name(target.name + ".tmp")
-            with open(temporary, "wb") as f:  # renamed when complete: a killed run leaves no half file
-                np.save(f, array)
-            os.replace(temporary, target)
+            with replaced_atomically(target) as file:  # a killed run leaves no half file
+                np.save(file, array)
             rows.append({**row, "feature": target.relative_to(self.root).as_posix(), "num_views": len(views)})
         self.index.write(rows)
