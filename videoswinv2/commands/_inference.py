@@ -6,17 +6,17 @@ import argparse
 import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from videoswinv2.data.decoding import DECODERS
-from videoswinv2.data.view_stream import Task
+from videoswinv2.data.view_stream import Task, multi_view_tasks
 from videoswinv2.errors import UsageError
 from videoswinv2.inference.engine import keep_freed_memory, predict_videos, resolve_accelerator
 from videoswinv2.inference.inputs import collect_videos
 from videoswinv2.inference.loading import LoadedModel, load_model
-from videoswinv2.inference.outputs import file_sha256
+from videoswinv2.inference.outputs import file_sha256, resolved
 from videoswinv2.inference.precision import PRECISIONS, choose_precision, cpu_flags
 from videoswinv2.inference.writers import ResultWriter
 from videoswinv2.record import EvalViews
@@ -171,12 +171,14 @@ def run_tasks(
     args: argparse.Namespace,
     setup: Setup,
     writer: ResultWriter,
-    tasks: Sequence[Task],
-    skipped: int,
+    done: set[str],
     where: str,
+    make_tasks: Callable[[list[str]], Sequence[Task]] | None = None,
 ) -> int:
-    """Run the engine over ``tasks`` (none: every video was done by an earlier run), print the
-    summary; the exit code."""
+    """Run the engine over the tasks (default: the evaluation views) of the videos not ``done`` by
+    an earlier run (by resolved path), print the summary; the exit code."""
+    videos = [video for video in setup.videos if resolved(video) not in done]
+    tasks = make_tasks(videos) if make_tasks else multi_view_tasks(videos, setup.views)
     if tasks:
         if setup.accelerator == "cpu":  # this process only runs the model from here on
             keep_freed_memory()
@@ -193,4 +195,4 @@ def run_tasks(
         if not trainer.is_global_zero:
             return 0
     failed = list(dict(writer.failed).items())  # one line per video (a timeline's parts may each fail)
-    return report(prog, len(setup.videos), skipped, failed, where)
+    return report(prog, len(setup.videos), len(setup.videos) - len(videos), failed, where)

@@ -7,8 +7,6 @@ from __future__ import annotations
 import argparse
 
 from videoswinv2.commands._inference import add_inference_arguments, prepare, run_tasks
-from videoswinv2.data.view_stream import multi_view_tasks
-from videoswinv2.inference.outputs import resolved
 from videoswinv2.inference.writers import FeatureWriter
 
 PROG = "videoswinv2 extract-features"
@@ -32,8 +30,4 @@ def run(args: argparse.Namespace) -> int:
     setup = prepare(args, need_head=False)
     settings = setup.settings(per_view=args.per_view, feature_map=args.feature_map)
     done = writer.prepare(settings, overwrite=args.overwrite)
-    videos = [video for video in setup.videos if resolved(video) not in done]
-    skipped = len(setup.videos) - len(videos)
-    return run_tasks(
-        PROG, args, setup, writer, multi_view_tasks(videos, setup.views), skipped, str(writer.index.path)
-    )
+    return run_tasks(PROG, args, setup, writer, done, str(writer.index.path))

@@ -13,8 +13,6 @@ from videoswinv2.commands._inference import (
     run_tasks,
     warn_untrained,
 )
-from videoswinv2.data.view_stream import multi_view_tasks
-from videoswinv2.inference.outputs import resolved
 from videoswinv2.inference.writers import PredictionWriter
 
 PROG = "videoswinv2 predict"
@@ -36,8 +34,4 @@ def run(args: argparse.Namespace) -> int:
     writer.classes = setup.loaded.classes
     done = writer.prepare(setup.settings(topk=args.topk, classes=writer.classes), overwrite=args.overwrite)
     warn_untrained(PROG, setup)
-    videos = [video for video in setup.videos if resolved(video) not in done]
-    skipped = len(setup.videos) - len(videos)
-    return run_tasks(
-        PROG, args, setup, writer, multi_view_tasks(videos, setup.views), skipped, args.output or ""
-    )
+    return run_tasks(PROG, args, setup, writer, done, args.output or "")

@@ -5,6 +5,7 @@ what happens when, along whole videos: windows of the model's clip every S secon
 from __future__ import annotations
 
 import argparse
+from functools import partial
 
 from videoswinv2.commands._inference import (
     add_inference_arguments,
@@ -16,7 +17,7 @@ from videoswinv2.commands._inference import (
     warn_untrained,
 )
 from videoswinv2.data.timeline import TimelineSpec, timeline_tasks
-from videoswinv2.inference.outputs import check_row_file, resolved
+from videoswinv2.inference.outputs import check_row_file
 from videoswinv2.inference.timeline import TimelineWriter
 
 PROG = "videoswinv2 timeline"
@@ -73,7 +74,5 @@ def run(args: argparse.Namespace) -> int:
     )
     done, skip = writer.prepare(settings, overwrite=args.overwrite)
     warn_untrained(PROG, setup)
-    videos = [video for video in setup.videos if resolved(video) not in done]
-    tasks = timeline_tasks(videos, spec, args.num_workers, skip)
-    skipped = len(setup.videos) - len(videos)
-    return run_tasks(PROG, args, setup, writer, tasks, skipped, args.output or "")
+    make_tasks = partial(timeline_tasks, spec=spec, workers=args.num_workers, skip=skip)
+    return run_tasks(PROG, args, setup, writer, done, args.output or "", make_tasks)
