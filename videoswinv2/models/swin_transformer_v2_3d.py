@@ -458,28 +458,24 @@ class SwinTransformerV2_3D(nn.Module):
         self.patch_embed = PatchEmbed3D(self.patch_size, in_chans, embed_dim)
         num_blocks = sum(depths)
         drop_path = [drop_path_rate * i / max(num_blocks - 1, 1) for i in range(num_blocks)]  # linear
-        self.layers = nn.ModuleList()
-        dim = embed_dim
-        for i, (depth, heads) in enumerate(zip(depths, num_heads)):
-            out_dim = embed_dim * 2**i
-            self.layers.append(
-                SwinV2Stage3D(
-                    dim,
-                    out_dim,
-                    depth,
-                    heads,
-                    self.window_size,
-                    downsample=i > 0,
-                    mlp_ratio=mlp_ratio,
-                    pretrained_window=self.pretrained_window_sizes[i],
-                    proj_drop=proj_drop_rate,
-                    attn_drop=attn_drop_rate,
-                    drop_path=drop_path[sum(depths[:i]) : sum(depths[: i + 1])],
-                    extra_norm_period=extra_norm_period,
-                    attn_impl=attn_impl,
-                )
+        self.layers = nn.ModuleList(
+            SwinV2Stage3D(
+                embed_dim * 2 ** max(i - 1, 0),  # the previous stage's width, merged into this one's
+                embed_dim * 2**i,
+                depth,
+                heads,
+                self.window_size,
+                downsample=i > 0,
+                mlp_ratio=mlp_ratio,
+                pretrained_window=self.pretrained_window_sizes[i],
+                proj_drop=proj_drop_rate,
+                attn_drop=attn_drop_rate,
+                drop_path=drop_path[sum(depths[:i]) : sum(depths[: i + 1])],
+                extra_norm_period=extra_norm_period,
+                attn_impl=attn_impl,
             )
-            dim = out_dim
+            for i, (depth, heads) in enumerate(zip(depths, num_heads))
+        )
         self.norm = nn.LayerNorm(self.num_features)
         self.head_drop = nn.Dropout(drop_rate)
         self.head = ClassifierHead(self.num_features, num_classes)
