@@ -225,14 +225,13 @@ class VideoDataModule(pl.LightningDataModule):
         """The class names in label order: the class names file's, else the synthetic dataset's,
         else those the first split's annotations define (``dataset_classes``)."""
         h = self.hparams
-        if h.class_names_file is not None and self._path(h.class_names_file).is_file():
-            return _classifiable(
-                read_class_names(self._path(h.class_names_file)), self._path(h.class_names_file)
-            )
+        names_file = None if h.class_names_file is None else self._path(h.class_names_file)
+        if names_file is not None and names_file.is_file():
+            return _classifiable(read_class_names(names_file), names_file)
         if self.synthetic is not None:
             return self.synthetic.classes  # the class file prepare_data writes holds the same
-        if h.class_names_file is not None:
-            raise UsageError(f"class names file {self._path(h.class_names_file)} does not exist")
+        if names_file is not None:
+            raise UsageError(f"class names file {names_file} does not exist")
         given = [self._path(source) for source in self.split_sources.values() if source is not None]
         for source in given:
             if source.exists():
@@ -242,8 +241,12 @@ class VideoDataModule(pl.LightningDataModule):
             f"{', '.join(map(str, given)) or 'no split given'} (check data_root)"
         )
 
+    def _synthetic_due(self) -> bool:
+        """Whether ``prepare_data`` is to write the synthetic dataset: not there yet."""
+        return not (self.root / "classes.txt").is_file()
+
     def prepare_data(self) -> None:
-        if self.synthetic is not None and not (self.root / "classes.txt").is_file():
+        if self.synthetic is not None and self._synthetic_due():
             log.info("writing the synthetic dataset %s into %s", self.synthetic, self.root)
             make_synthetic_dataset(self.root, self.synthetic)
 

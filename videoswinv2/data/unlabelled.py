@@ -1,19 +1,15 @@
 """``UnlabelledVideoDataModule``: clips of unlabelled videos, for self-supervised pretraining:
-``VideoDataModule`` with its two reading hooks (``read_classes``, ``split_videos``) replaced."""
+``VideoDataModule`` with its reading hooks (``read_classes``, ``split_videos``, ``_synthetic_due``) replaced."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
 from videoswinv2.data.annotations import VIDEO_EXTENSIONS, Subset, VideoRecord, find_videos
 from videoswinv2.data.datamodule import VideoDataModule
 from videoswinv2.data.formats import dataset_classes, detect_format, read_annotations
-from videoswinv2.data.offline.synthetic import make_synthetic_dataset
 from videoswinv2.errors import UsageError
-
-log = logging.getLogger(__name__)
 
 NO_LABEL = -1  # what batches carry as `label`: a loss that used it would fail, not learn noise
 
@@ -78,11 +74,8 @@ class UnlabelledVideoDataModule(VideoDataModule):
     def read_classes(self) -> list[str]:
         return []  # no labels
 
-    def prepare_data(self) -> None:
-        root = self.root
-        if self.synthetic is not None and not (root.is_dir() and any(root.iterdir())):
-            log.info("writing the synthetic dataset %s into %s", self.synthetic, root)
-            make_synthetic_dataset(root, self.synthetic)
+    def _synthetic_due(self) -> bool:
+        return not (self.root.is_dir() and any(self.root.iterdir()))  # your own videos are read as they are
 
     def split_videos(self, split: Subset) -> list[VideoRecord]:
         source = self.split_sources[split]
