@@ -11,12 +11,14 @@ ONNX goes through ``torch.onnx.export(..., dynamo=True)``, which traces the cust
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -58,13 +60,16 @@ def metadata_strings(loaded: LoadedModel) -> dict[str, str]:
     return {**metadata.to_strings(), **preprocessing_strings(views)}
 
 
-def _onnx_session(path: Path):
+def _optional(module: str, purpose: str) -> Any:
+    """The optional ``module`` (of the ``export`` extra), or an :class:`ExportError` saying so."""
     try:
-        import onnxruntime
+        return importlib.import_module(module)
     except ImportError:
-        raise ExportError(
-            "checking an ONNX file needs onnxruntime: pip install 'videoswinv2[export]'"
-        ) from None
+        raise ExportError(f"{purpose}: pip install 'videoswinv2[export]'") from None
+
+
+def _onnx_session(path: Path):
+    onnxruntime = _optional("onnxruntime", "checking an ONNX file needs onnxruntime")
     return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
@@ -77,12 +82,7 @@ def _write(
         program = torch.export.export(model, (example,), dynamic_shapes=dynamic_shapes)
         torch.export.save(program, str(path), extra_files={PT2_EXTRA_FILE: json.dumps(strings)})
         return
-    try:
-        import onnx
-    except ImportError:
-        raise ExportError(
-            "ONNX export needs onnx and onnxscript: pip install 'videoswinv2[export]'"
-        ) from None
+    onnx = _optional("onnx", "ONNX export needs onnx and onnxscript")
     for name in ("onnxscript", "onnx_ir"):  # their optimisers log a line per node at INFO
         logging.getLogger(name).setLevel(logging.WARNING)
     torch.onnx.export(
