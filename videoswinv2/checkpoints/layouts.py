@@ -25,19 +25,10 @@ from torch import Tensor
 
 from .io import CheckpointError
 
-__all__ = [
-    "LAYOUTS",
-    "BUFFER_NAMES",
-    "CanonicalStateDict",
-    "detect_layout",
-    "to_canonical",
-    "unfold_to_concat_order",
-]
-
 LAYOUTS = ("official", "simmim", "timm", "hf", "mmpretrain", "videoswinv2")
 # Derived from the window size alone; the 3D model recomputes them for its own windows.
 BUFFER_NAMES = ("relative_coords_table", "relative_position_index", "attn_mask")
-BUFFER_REASON = "buffer, recomputed by the model"
+_BUFFER_REASON = "buffer, recomputed by the model"
 
 # The continuous position bias MLP is what makes a Swin a SwinV2.
 _CPB_SUFFIXES = ("attn.cpb_mlp.0.weight", "w_msa.cpb_mlp.0.weight", "continuous_position_bias_mlp.0.weight")
@@ -101,7 +92,7 @@ def to_canonical(state_dict: Mapping[str, Tensor]) -> CanonicalStateDict:
             continue
         if name.rsplit(".", 1)[-1] in BUFFER_NAMES:
             buffers[name] = tensor
-            dropped[key] = BUFFER_REASON
+            dropped[key] = _BUFFER_REASON
         else:
             weights[name] = tensor
     if layout == "hf":
