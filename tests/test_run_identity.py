@@ -50,8 +50,10 @@ def _reordered_classes(data: Path) -> None:
 
 
 def _fewer_videos(data: Path) -> None:
-    rows = (data / "annotations" / "train.csv").read_text().splitlines()
-    (data / "annotations" / "train.csv").write_text("\n".join(rows[:13]) + "\n")  # header + 12 videos
+    header, *rows = (data / "annotations" / "train.csv").read_text().splitlines()
+    last_of_each = {row.split(",")[0]: row for row in rows}.values()
+    kept = [row for row in rows if row not in last_of_each]  # 3 videos of each class
+    (data / "annotations" / "train.csv").write_text("\n".join([header, *kept]) + "\n")
 
 
 @pytest.mark.parametrize(
