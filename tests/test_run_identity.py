@@ -116,6 +116,7 @@ def test_every_entry_of_the_identity_is_compared_and_named() -> None:
         "files": {"annotations/train.csv": "10 bytes, sha256 aa"},
         "classes": ["x", "y"],
         "videos": 4,
+        "video_list": "sha256 aa",
         "batch_size": 8,
         "num_workers": 2,
         "clips_per_video": 1,
@@ -138,3 +139,9 @@ def test_every_entry_of_the_identity_is_compared_and_named() -> None:
         ("loader", "world_size is 16 (checkpoint: 8)"),
     ]
     assert differences({"batch_size": 8}, now) == []  # an entry the checkpoint lacks is not compared
+    renamed = {**saved, "video_list": "sha256 bb"}
+    assert differences(saved, renamed) == [
+        ("data", "the training videos (as many, but other files, labels or order)")
+    ]
+    fewer = {**renamed, "videos": 3}
+    assert differences(saved, fewer) == [("data", "videos is 3 (checkpoint: 4)")]  # the count says it

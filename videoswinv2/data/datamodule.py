@@ -28,7 +28,7 @@ from videoswinv2.data.formats import check_format, dataset_classes, read_annotat
 from videoswinv2.data.formats.ssv2 import SSV2_MIRRORED_CLASSES
 from videoswinv2.data.geometry import ClipGeometry
 from videoswinv2.data.offline.synthetic import SyntheticSpec, make_synthetic_dataset
-from videoswinv2.data.run_identity import file_identity, global_seed
+from videoswinv2.data.run_identity import file_identity, global_seed, video_list_identity
 from videoswinv2.data.sampling import ResumableSampler
 from videoswinv2.data.transforms import EvalTransform, TrainTransform
 from videoswinv2.data.view_stream import MultiViewTask, multi_view_tasks, view_loader
@@ -184,6 +184,7 @@ class VideoDataModule(pl.LightningDataModule):
         self.datasets: dict[str, Dataset | list[MultiViewTask]] = {}
         self._train_loader: StatefulDataLoader | None = None
         self._saved_state: dict[str, Any] = {}  # from a checkpoint, for the next training loader
+        self._data_identity: dict[str, Any] | None = None  # run_identity's data part, read once
 
     @property
     def root(self) -> Path:
@@ -426,16 +427,22 @@ class VideoDataModule(pl.LightningDataModule):
 
     def run_identity(self) -> dict[str, Any]:
         """What the fit trains on and in which order (see ``RunIdentity``, which saves and checks
-        it): the data (``data_root``, the annotation and class files, the class list, the number
-        of training videos) and the loader's settings."""
+        it): the data (``data_root``, the annotation and class files, the class list, the training
+        videos) and the loader's settings. The data's part is read once per run."""
         h = self.hparams
-        sources = [*self.split_sources.values(), h.class_names_file]
-        files = {name: self._path(name) for name in sources if name is not None}
+        if self._data_identity is None:
+            sources = [*self.split_sources.values(), h.class_names_file]
+            files = {name: self._path(name) for name in sources if name is not None}
+            videos = [(video.path, video.label) for video in self._dataset("train").videos]
+            self._data_identity = {
+                "data_root": str(self.root.resolve()),
+                "files": {name: file_identity(path) for name, path in files.items() if path.is_file()},
+                "classes": list(self.classes),
+                "videos": len(videos),
+                "video_list": video_list_identity(videos, self.root),
+            }
         return {
-            "data_root": str(self.root.resolve()),
-            "files": {name: file_identity(path) for name, path in files.items() if path.exists()},
-            "classes": list(self.classes),
-            "videos": len(self._dataset("train").videos),
+            **self._data_identity,
             "batch_size": h.batch_size,
             "num_workers": h.num_workers,
             "clips_per_video": h.clips_per_video,

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_KEY = "videoswinv2_run_identity"
 # What shapes the data and what shapes the order of its batches, and the option accepting each.
-DATA = ("data_root", "files", "classes", "videos")
+DATA = ("data_root", "files", "classes", "videos", "video_list")
 LOADER = ("batch_size", "num_workers", "clips_per_video", "world_size", "seed", "seed_everything")
 ACCEPT = {
     "data": "--trainer.callbacks+=videoswinv2.data.RunIdentity --trainer.callbacks.accept_new_data true",
@@ -27,18 +27,23 @@ ACCEPT = {
 
 
 def file_identity(path: Path) -> str:
-    """``size bytes, sha256 ...`` of a file; of a folder (class folders, HMDB51's split files)
-    the count and a hash of its files' relative paths and sizes, not of every video's bytes."""
+    """``size bytes, sha256 ...`` of a file."""
     digest = hashlib.sha256()
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file())
-        for file in files:
-            digest.update(f"{file.relative_to(path)}\0{file.stat().st_size}\n".encode())
-        return f"{len(files)} files, sha256 {digest.hexdigest()[:16]}"
     with open(path, "rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
     return f"{path.stat().st_size} bytes, sha256 {digest.hexdigest()[:16]}"
+
+
+def video_list_identity(videos: list[tuple[str, int]], root: Path) -> str:
+    """A hash of the training videos in order (paths relative to ``root``, labels): what the
+    sampler's indices mean, for every format (class folders and split folders included), read
+    from the list the data module holds rather than from the disk."""
+    digest = hashlib.sha256()
+    for path, label in videos:
+        relative = os.path.relpath(path, root) if Path(path).is_relative_to(root) else path
+        digest.update(f"{relative}\t{label}\n".encode())
+    return f"sha256 {digest.hexdigest()[:16]}"
 
 
 def differences(saved: dict[str, Any], now: dict[str, Any]) -> list[tuple[str, str]]:
@@ -54,7 +59,11 @@ def differences(saved: dict[str, Any], now: dict[str, Any]) -> list[tuple[str, s
         kind = "data" if key in DATA else "loader"
         if key == "data_root" and same_data:
             kind = "moved"
-        if key == "classes":
+        if key == "video_list" and saved.get("videos") != now.get("videos"):
+            continue  # the count says it
+        if key == "video_list":
+            found.append((kind, "the training videos (as many, but other files, labels or order)"))
+        elif key == "classes":
             added = [c for c in now[key] if c not in saved[key]]
             removed = [c for c in saved[key] if c not in now[key]]
             what = f"{len(added)} added {added[:3]}, {len(removed)} removed {removed[:3]}"
@@ -86,7 +95,8 @@ def start_next_epoch(loops: dict[str, Any]) -> int:
 
 class RunIdentity(pl.Callback):
     """Saves the fit's identity (the data module's :meth:`run_identity`: ``data_root``, the
-    annotation files' sizes and hashes, the class list, the number of videos; ``batch_size``,
+    annotation files' sizes and hashes, the class list, the training videos (their number and a
+    hash of the list); ``batch_size``,
     ``num_workers``, ``clips_per_video``, world size, seeds) in every checkpoint; a resumed fit
     whose identity differs stops with one line naming each difference and the option that accepts
     it. Accepted (``accept_new_data`` for the data, ``accept_new_loader`` for the loader), the
