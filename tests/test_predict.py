@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, check, run_cli
+from conftest import REPO, check, run_cli, run_cli_in_process
 
 from videoswinv2.cli import main
 from videoswinv2.data import load_views
@@ -223,25 +223,12 @@ def test_bf16_gives_the_top1_of_fp32_on_the_cpu(smoke_run, tmp_path):
 
 def test_lightning_predict_writes_what_videoswinv2_predict_writes(smoke_run, tmp_path):
     """``lightning predict -c configs/smoke.yaml`` over the test split, from another directory so
-    that the config's ``runs/smoke/predict.csv`` lands in tmp_path."""
+    that the config's ``runs/smoke/predict.csv`` lands in tmp_path (both commands in this process)."""
     args = [
         arg if arg != "configs/smoke.yaml" else str(REPO / "configs/smoke.yaml") for arg in smoke_run["args"]
     ]
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from videoswinv2.cli import lightning_main; lightning_main()",
-            "predict",
-            *args,
-        ]
-        + ["--ckpt_path", str(smoke_run["ckpt"]), "--trainer.logger", "false"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    check(result)
+    lightning_args = ["predict", *args, "--ckpt_path", str(smoke_run["ckpt"]), "--trainer.logger", "false"]
+    check(run_cli_in_process(*lightning_args, cwd=tmp_path, argv0="lightning"))
     lightning = read_csv(tmp_path / "runs" / "smoke" / "predict.csv")
     annotations = smoke_run["root"] / "data" / "annotations" / "test.csv"
     assert annotations.is_file()
@@ -249,7 +236,7 @@ def test_lightning_predict_writes_what_videoswinv2_predict_writes(smoke_run, tmp
     assert sorted(lightning) == videos
     ours = tmp_path / "ours.csv"
     check(
-        run_cli(
+        run_cli_in_process(
             "predict", *videos, "--ckpt", str(smoke_run["ckpt"]), "--precision", "32", "--output", str(ours)
         )
     )
@@ -422,7 +409,8 @@ def test_prediction_adds_each_blocks_bias_and_mask_once_and_frees_them(smoke_run
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
 def test_keep_freed_memory_keeps_a_freed_large_tensor_in_the_process():
-    """In a fresh process each: how much resident memory freeing a touched 64 MB tensor gives back."""
+    """In a fresh process each (the two side by side): how much resident memory freeing a touched
+    64 MB tensor gives back."""
     code = (
         "import os, sys, torch\n"
         "from videoswinv2.inference import keep_freed_memory\n"
@@ -433,11 +421,17 @@ def test_keep_freed_memory_keeps_a_freed_large_tensor_in_the_process():
         "del x\n"
         "print(before - rss())\n"
     )
-    given_back = {
-        mode: int(
-            check(subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True)).stdout
+    processes = {
+        mode: subprocess.Popen(
+            [sys.executable, "-c", code, mode], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         for mode in ("keep", "default")
     }
+    given_back = {}
+    for mode, process in processes.items():
+        out, err = process.communicate(timeout=600)
+        given_back[mode] = int(
+            check(subprocess.CompletedProcess(process.args, process.returncode, out, err)).stdout
+        )
     assert given_back["default"] > 60 * 2**20  # glibc unmapped it: the next one faults in anew
     assert given_back["keep"] < 2**20  # kept for the next tensor
