@@ -176,6 +176,51 @@ def run_cli(*args: str, timeout: int = 600, env: dict[str, str] | None = None) -
     return result
 
 
+def run_cli_in_process(*args: str, cwd: Path = REPO, argv0: str | None = None) -> subprocess.CompletedProcess:
+    """``videoswinv2 ARGS`` through ``cli.main`` in this process, from ``cwd`` (the repo root, as
+    :func:`run_cli` runs it): what a fresh process would print, without the seconds it takes to
+    import torch and Lightning again. For the tests where a process is not what is tested (signals,
+    a process's exit status and Ctrl-C keep :func:`run_cli`).
+
+    With ``argv0`` the command is ``lightning_main`` under ``sys.argv = [argv0, *ARGS]`` instead.
+    The run's exit code (``main``'s return value, or a ``SystemExit``'s code) is ``returncode``;
+    the global state a run changes (random generators, environment variables such as
+    ``PL_GLOBAL_SEED``, the working directory, ``sys.argv``, ``sys.path``) is put back after it."""
+    import contextlib
+    import io
+    import random
+
+    from videoswinv2 import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_env, saved_cwd, saved_argv, saved_path = dict(os.environ), os.getcwd(), sys.argv, list(sys.path)
+    states = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
+    try:
+        os.chdir(cwd)
+        sys.path.insert(0, str(REPO / "tests"))  # callbacks a run names (long_run_callbacks.X)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                if argv0 is None:
+                    sys.argv = ["videoswinv2"]  # pytest's own arguments are none of the command's
+                    code = cli.main(list(args))
+                else:
+                    sys.argv = [argv0, *args]
+                    code = cli.lightning_main()
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+                if not isinstance(exit_.code, int | None):
+                    print(exit_.code, file=sys.stderr)
+    finally:
+        os.chdir(saved_cwd)
+        sys.argv, sys.path[:] = saved_argv, saved_path
+        os.environ.clear()
+        os.environ.update(saved_env)
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.random.set_rng_state(states[2])
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+
+
 def check(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
     assert result.returncode == 0, (
         f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
@@ -186,7 +231,8 @@ def check(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory) -> dict[str, Path]:
     """The README's main job (configs/smoke.yaml) on 3 synthetic classes, with 9 test videos
-    (odd, for sharding) and fewer epochs: it must still learn the motion classes."""
+    (odd, for sharding) and fewer epochs: it must still learn the motion classes. Run in this
+    process (``cli.main``): the training is what the tests look at, not a process."""
     root = tmp_path_factory.mktemp("run")
     data = [
         "-c",
@@ -206,7 +252,7 @@ def smoke_run(tmp_path_factory) -> dict[str, Path]:
     ]
     fit = root / "fit"
     result = check(
-        run_cli(
+        run_cli_in_process(
             "fit",
             *data,
             "--trainer.max_epochs",

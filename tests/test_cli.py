@@ -6,12 +6,14 @@ import csv
 import json
 import logging
 import shutil
+import sys
+import warnings
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from conftest import REPO, SMOKE_EPOCHS, check, run_cli
+from conftest import REPO, SMOKE_EPOCHS, check, run_cli, run_cli_in_process
 
 from videoswinv2.cli import VideoSwinCLI, main
 
@@ -229,10 +231,10 @@ def test_smoke_fit_learns_the_motion_classes(smoke_run):
     assert val[0] < 0.9 <= val[-1], val  # it learned during the run (chance is 1/3)
 
 
-def run_test(smoke_run, *extra: str) -> Path:
+def run_test(smoke_run, *extra: str, run=run_cli_in_process) -> Path:
     """Test the smoke checkpoint: the results go into the training run it evaluates."""
     result = check(
-        run_cli(
+        run(
             "test",
             *smoke_run["args"],
             "--ckpt_path",
@@ -288,7 +290,8 @@ def test_two_process_ddp_test_equals_one_process(smoke_run):
     if "single" not in smoke_run:
         pytest.skip("needs the single-process test above")
     shutil.rmtree(smoke_run["fit"] / "test_last")  # the 2-process run must write its own
-    run_dir = run_test(smoke_run, "--trainer.strategy", "ddp", "--trainer.devices", "2")
+    # Lightning launches the second process by running this one's command again: a real one.
+    run_dir = run_test(smoke_run, "--trainer.strategy", "ddp", "--trainer.devices", "2", run=run_cli)
     predictions, metrics = smoke_run["single"]
     assert (run_dir / "predictions.csv").read_text() == predictions
     assert read_test_metrics(run_dir) == pytest.approx(metrics)
@@ -297,7 +300,7 @@ def test_two_process_ddp_test_equals_one_process(smoke_run):
 def test_fit_resumes_from_a_checkpoint(smoke_run):
     out = smoke_run["root"] / "resume"
     check(
-        run_cli(
+        run_cli_in_process(
             "fit",
             *smoke_run["args"],
             "--trainer.max_epochs",
@@ -317,10 +320,15 @@ def test_fit_resumes_from_a_checkpoint(smoke_run):
 def test_ema_of_weights_through_lightnings_callback(smoke_run):
     out = smoke_run["root"] / "ema"
     check(
-        run_cli(
+        run_cli_in_process(
             "fit",
             *smoke_run["args"],
             "--trainer.max_epochs",
+            "1",
+            # a few steps are enough to tell the average from the live weights
+            "--trainer.limit_train_batches",
+            "4",
+            "--trainer.limit_val_batches",
             "1",
             "--trainer.logger.init_args.save_dir",
             str(out),
@@ -334,6 +342,27 @@ def test_ema_of_weights_through_lightnings_callback(smoke_run):
     averaged, live = ckpt["state_dict"], ckpt["current_model_state"]
     key = "backbone.head.fc.weight"
     assert not torch.equal(averaged[key], live[key])
+
+
+def _showing_warnings_as_a_fresh_process_does(*args: str):
+    """``run_cli_in_process`` under Python's default warning filters, each warning shown on
+    stderr as a fresh process shows it (pytest would record them instead)."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        print(warnings.formatwarning(message, category, filename, lineno, line), file=sys.stderr, end="")
+
+    with warnings.catch_warnings():
+        warnings.resetwarnings()
+        for action, category, module in (
+            ("default", DeprecationWarning, "__main__"),
+            ("ignore", DeprecationWarning, ""),
+            ("ignore", PendingDeprecationWarning, ""),
+            ("ignore", ImportWarning, ""),
+            ("ignore", ResourceWarning, ""),
+        ):
+            warnings.filterwarnings(action, category=category, module=module, append=True)
+        warnings.showwarning = show
+        return run_cli_in_process(*args)
 
 
 @pytest.fixture(scope="module")
@@ -363,7 +392,7 @@ def pretrained_run(tmp_path_factory) -> dict[str, Path]:
     ]
     logger = ["--trainer.logger", "lightning.pytorch.loggers.CSVLogger"]
     check(
-        run_cli(
+        run_cli_in_process(
             "fit", *args, "--trainer.max_epochs", "1", *logger, "--trainer.logger.save_dir", str(root / "fit")
         )
     )
@@ -372,7 +401,10 @@ def pretrained_run(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_a_run_started_from_2d_weights_needs_only_its_checkpoint_afterwards(pretrained_run):
-    """test and predict give the same results once the 2D file is gone; a fit resumes without it."""
+    """test and predict give the same results once the 2D file is gone; a fit resumes without it.
+
+    The commands run in this process (``cli.main``), but for the first predict: a fresh process
+    shows what a user sees of the libraries' warnings, import-time ones included."""
     run, video = pretrained_run, sample_video("bikes.mp4")
     hparams = torch.load(run["ckpt"], weights_only=True)["hyper_parameters"]
     assert hparams["model_kwargs"]["pretrained_window_sizes"] == [
@@ -380,10 +412,10 @@ def test_a_run_started_from_2d_weights_needs_only_its_checkpoint_afterwards(pret
         [0, 4, 4],
     ]  # adopted from the file
 
-    def test_and_predict(name: str) -> tuple[dict[str, float], str, str]:
+    def test_and_predict(name: str, predict=run_cli) -> tuple[dict[str, float], str, str]:
         out = run["root"] / name
         check(
-            run_cli(
+            run_cli_in_process(
                 "test",
                 *run["args"],
                 "--ckpt_path",
@@ -395,14 +427,14 @@ def test_a_run_started_from_2d_weights_needs_only_its_checkpoint_afterwards(pret
                 name,
             )
         )
-        predicted = check(run_cli("predict", str(video), "--ckpt", str(run["ckpt"]), "--views", "1"))
+        predicted = check(predict("predict", str(video), "--ckpt", str(run["ckpt"]), "--views", "1"))
         assert "deprecated" not in predicted.stderr  # no library's deprecation line reaches the user
         run_dir = out / "smoke" / name
         return read_test_metrics(run_dir), (run_dir / "predictions.csv").read_text(), predicted.stdout
 
     before = test_and_predict("test_before")
     run["pretrained"].unlink()
-    after = test_and_predict("test_after")
+    after = test_and_predict("test_after", predict=_showing_warnings_as_a_fresh_process_does)
     assert after == before and set(before[0]) >= {"test/top1", "test/mean_class_accuracy"}
 
     resumed = run["root"] / "resume"
@@ -414,13 +446,13 @@ def test_a_run_started_from_2d_weights_needs_only_its_checkpoint_afterwards(pret
         "--trainer.logger.save_dir",
         str(resumed),
     ]
-    check(run_cli("fit", *run["args"], *run["logger"], *resume))
+    check(run_cli_in_process("fit", *run["args"], *run["logger"], *resume))
     last = torch.load(resumed / "smoke" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
     assert (
         last["epoch"] == 1
         and last["hyper_parameters"]["model_kwargs"]["pretrained_window_sizes"] == [[0, 4, 4]] * 2
     )
 
-    fresh = run_cli("fit", *run["args"], "--trainer.max_epochs", "1", "--trainer.logger", "false")
+    fresh = run_cli_in_process("fit", *run["args"], "--trainer.max_epochs", "1", "--trainer.logger", "false")
     assert fresh.returncode != 0  # only a fresh fit needs the file, and says which option names it
     assert "--model.init_args.pretrained" in fresh.stderr.strip().splitlines()[-1]

@@ -117,6 +117,7 @@ def test_training_sampler_gives_each_video_once_per_epoch(data_synthetic_root, m
 
 
 def _gloo_worker(rank: int, port: int, root: str, split: str, out: str) -> None:
+    torch.set_num_threads(1)  # a forked rank leaves the parent's thread pool alone, as loader workers do
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
     try:
@@ -137,7 +138,10 @@ def test_ranks_from_torch_distributed(data_synthetic_root, data_broken_videos, t
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     out = tmp_path / "gathered.txt"
-    mp.spawn(_gloo_worker, args=(port, str(data_synthetic_root), split, str(out)), nprocs=2)
+    # forked, not spawned: the two ranks start without importing torch and this module again
+    mp.start_processes(
+        _gloo_worker, args=(port, str(data_synthetic_root), split, str(out)), nprocs=2, start_method="fork"
+    )
     assert eval(out.read_text()) == [[0, 4], [1, 3]]  # index 2 (rank 0) is the broken file
 
 

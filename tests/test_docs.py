@@ -18,6 +18,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import run_cli_in_process
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts"
@@ -59,9 +60,7 @@ def test_the_site_builds_strictly_and_offline(tmp_path) -> None:
     for module in package.modules:
         page = site / hooks.api_page(module, package).replace(".md", "").removesuffix("/index")
         assert (page / "index.html").is_file(), module
-    main_help = subprocess.run(
-        [sys.executable, "-m", "videoswinv2", "--help"], cwd=REPO, env=env, capture_output=True, text=True
-    ).stdout
+    main_help = run_cli_in_process("--help").stdout
     commands = re.findall(r"^  (\S+)\s{2,}", main_help.split("commands:\n", 1)[1], flags=re.M)
     assert {"fit", "test", "predict", "inflate"} <= set(commands)
     for command in commands:

@@ -17,7 +17,7 @@ from typing import Any
 import lightning.pytorch as pl
 import pytest
 import torch
-from conftest import REPO, check, run_cli
+from conftest import REPO, check, run_cli, run_cli_in_process
 from lightning.pytorch.callbacks import ModelCheckpoint
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -106,9 +106,12 @@ def test_a_resumed_loader_continues_the_epoch_and_the_next(data_synthetic_root, 
 # -- the command line, killed and resumed --------------------------------------------------------
 
 
-def _fit(root: Path, data_root: Path, train_list: Path, name: str, *extra: str) -> Any:
+def _fit(
+    root: Path, data_root: Path, train_list: Path, name: str, *extra: str, in_process: bool = False
+) -> Any:
     """``videoswinv2 fit`` of the smoke config on the tiny data, 2 workers, 2 clips per video, a
-    step checkpoint every 8 steps (9 steps per epoch), recording every batch to ``name.jsonl``."""
+    step checkpoint every 8 steps (9 steps per epoch), recording every batch to ``name.jsonl``;
+    in a fresh process (the runs that get a signal), or ``in_process`` through ``cli.main``."""
     args = [
         "fit",
         "-c",
@@ -132,6 +135,8 @@ def _fit(root: Path, data_root: Path, train_list: Path, name: str, *extra: str) 
         f"--trainer.callbacks.path={root / name}.jsonl",
         *extra,
     ]
+    if in_process:
+        return run_cli_in_process(*args)
     return run_cli(*args, env={"PYTHONPATH": f"{REPO}:{REPO / 'tests'}"})
 
 
@@ -150,10 +155,11 @@ def _signal_at(step: int, name: str) -> list[str]:
 @pytest.fixture(scope="module")
 def interrupted(data_synthetic_root, train_list, tmp_path_factory) -> dict[str, Any]:
     """An uninterrupted fit, and the same fit killed with SIGKILL as step 8 starts (just after
-    the step checkpoint 8), resumed, stopped by SIGTERM during step 12, and resumed again."""
+    the step checkpoint 8), resumed, stopped by SIGTERM during step 12, and resumed again. The
+    runs that get no signal (the uninterrupted one, the last) run in this process."""
     root = tmp_path_factory.mktemp("long")
     full, chain = root / "full", root / "chain"
-    check(_fit(full, data_root=data_synthetic_root, train_list=train_list, name="full"))
+    check(_fit(full, data_root=data_synthetic_root, train_list=train_list, name="full", in_process=True))
     killed = _fit(chain, data_synthetic_root, train_list, "killed", *_signal_at(8, "SIGKILL"))
     ckpt = chain / "smoke" / "version_0" / "checkpoints" / "last.ckpt"
     killed_step = torch.load(ckpt, weights_only=True)["global_step"]
@@ -161,7 +167,9 @@ def interrupted(data_synthetic_root, train_list, tmp_path_factory) -> dict[str, 
         chain, data_synthetic_root, train_list, "stopped", "--ckpt_path=last", *_signal_at(12, "SIGTERM")
     )
     stopped_step = torch.load(ckpt, weights_only=True)["global_step"]
-    finished = check(_fit(chain, data_synthetic_root, train_list, "finished", "--ckpt_path=last"))
+    finished = check(
+        _fit(chain, data_synthetic_root, train_list, "finished", "--ckpt_path=last", in_process=True)
+    )
     return {
         "root": root,
         "full": _records(full / "full.jsonl"),

@@ -11,7 +11,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from conftest import check, run_cli
+from conftest import check, run_cli_in_process
 from torch.utils.data import DataLoader
 from torchvision.io import decode_png, read_file
 
@@ -341,7 +341,7 @@ def test_smoke_pretrain_on_a_folder_then_fine_tune_with_the_smoke_config(data_sy
         "--data.init_args.train_crop_size", "32",
     ]  # fmt: skip
     pretrain = check(
-        run_cli(
+        run_cli_in_process(
             "fit", "-c", "configs/smoke_pretrain.yaml",
             "--data.init_args.data_root", str(data_synthetic_root / "train"),
             "--trainer.logger.init_args.save_dir", str(out),
@@ -354,7 +354,7 @@ def test_smoke_pretrain_on_a_folder_then_fine_tune_with_the_smoke_config(data_sy
     assert f"latest checkpoint: {ckpt}" in pretrain.stdout
     assert (run / "reconstructions" / "step_0000002.png").is_file()
     finetune = check(
-        run_cli(
+        run_cli_in_process(
             "fit", "-c", "configs/smoke.yaml",
             "--data.init_args.data_root", str(data_synthetic_root),
             "--model.init_args.pretrained", str(ckpt),

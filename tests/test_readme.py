@@ -9,10 +9,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import re
+import runpy
 import shlex
-import subprocess
 import sys
 from dataclasses import asdict
 from functools import cache
@@ -202,23 +201,10 @@ def test_every_repository_path_a_page_names_exists(name: str) -> None:
     assert not missing, f"{name} names {missing}"
 
 
-# Each script's --help, all read in one process (each imports torch and its libraries).
-_HELP_OF_SCRIPTS = """
-import contextlib, io, json, os, runpy, sys
-helps = {}
-for script in sys.argv[1:]:
-    out = io.StringIO()
-    sys.argv = [script, "--help"]
-    sys.path.insert(0, os.path.dirname(os.path.abspath(script)))  # as `python scripts/x.py` has it
-    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
-        runpy.run_path(script, run_name="__main__")
-    helps[script] = out.getvalue()
-print(json.dumps(helps))
-"""
-
-
 @cache
 def _script_helps() -> dict[str, str]:
+    """Each script's ``--help``, read in this process (each imports torch and its libraries, which
+    the tests have imported already) as ``python scripts/x.py --help`` prints it."""
     scripts = sorted(
         {
             shlex.split(line)[1]
@@ -227,15 +213,19 @@ def _script_helps() -> dict[str, str]:
             if (REPO / shlex.split(line)[1]).is_file()
         }
     )
-    result = subprocess.run(
-        [sys.executable, "-c", _HELP_OF_SCRIPTS, *scripts],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    return json.loads(result.stdout.splitlines()[-1])
+    helps = {}
+    saved_argv, saved_path = sys.argv, list(sys.path)
+    try:
+        for script in scripts:
+            out = io.StringIO()
+            sys.argv = [script, "--help"]
+            sys.path.insert(0, str((REPO / script).parent))  # as `python scripts/x.py` has it
+            with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+                runpy.run_path(str(REPO / script), run_name="__main__")
+            helps[script] = out.getvalue()
+    finally:
+        sys.argv, sys.path[:] = saved_argv, saved_path
+    return helps
 
 
 @pytest.mark.parametrize("name", [name for name in NAMES if SCRIPT_COMMANDS[name]])
