@@ -23,7 +23,7 @@ from videoswinv2.data.view_stream import view_clips
 from videoswinv2.errors import WorkFailed
 from videoswinv2.record import INPUT_MEAN, INPUT_STD, EvalViews
 
-DECODERS = ["pyav", "decord"]
+DECODERS = ["pyav", "decord", "torchcodec"]
 
 
 def _pixels(video: torch.Tensor) -> torch.Tensor:

@@ -105,6 +105,12 @@ def three_crop_views(clip: torch.Tensor, crop_size: int) -> torch.Tensor:
     return torch.addcmul(_SHIFT, out, _SCALE, out=out)
 
 
+def resized_size(height: int, width: int, short_side: int) -> tuple[int, int]:
+    """``(H', W')`` of a ``height x width`` frame resized to ``short_side`` (torchvision's rounding)."""
+    long_side = int(short_side * max(height, width) / min(height, width))
+    return (short_side, long_side) if height <= width else (long_side, short_side)
+
+
 def resize_short_side(frames: torch.Tensor, short_side: int) -> torch.Tensor:
     """``(T, H, W, C)`` uint8 -> ``(T, C, H', W')`` uint8 with ``min(H', W') == short_side``."""
     return v2.functional.resize(as_video(frames), [short_side], antialias=True)
