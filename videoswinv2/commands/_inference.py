@@ -87,6 +87,13 @@ def add_inference_arguments(parser: argparse.ArgumentParser, clips: bool = True)
     views.add_argument("--short-side", type=positive_int, help="resize of the short side before cropping")
     views.add_argument("--crop-size", type=positive_int, help="side of the square crops")
     views.add_argument("--decoder", choices=DECODERS)
+    views.add_argument(
+        "--decode-device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="cuda: decode on the GPU (NVDEC) in the main process, with torchcodec (the default "
+        "decoder then); codecs it cannot decode, or no GPU, fall back to the CPU, said in the log",
+    )
     engine = parser.add_argument_group("engine")
     engine.add_argument(
         "--batch-size",
@@ -126,6 +133,7 @@ class Setup:
     accelerator: str
     precision: str
     checkpoint_sha256: str
+    decode_device: str = "cpu"
 
     def settings(self, **extra: Any) -> dict[str, Any]:
         """What an output's rows depend on, recorded beside it (see ``inference.outputs``)."""
@@ -154,11 +162,13 @@ def prepare(args: argparse.Namespace, need_head: bool) -> Setup:
         frame_interval=args.frame_interval,
         short_side=args.short_side,
         crop_size=args.crop_size,
-        decoder=args.decoder,
+        decoder=args.decoder or ("torchcodec" if args.decode_device == "cuda" else None),
     )
+    if args.decode_device == "cuda" and views.decoder != "torchcodec":
+        raise UsageError(f"--decode-device cuda decodes with torchcodec, not --decoder {views.decoder}")
     accelerator = resolve_accelerator(args.device)
     precision = choose_precision(args.precision, accelerator, cpu_flags())
-    return Setup(loaded, views, videos, accelerator, precision, file_sha256(args.ckpt))
+    return Setup(loaded, views, videos, accelerator, precision, file_sha256(args.ckpt), args.decode_device)
 
 
 def warn_untrained(prog: str, setup: Setup) -> None:

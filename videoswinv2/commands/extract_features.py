@@ -40,5 +40,11 @@ def run(args: argparse.Namespace) -> int:
     videos = [video for video in setup.videos if resolved(video) not in done]
     skipped = len(setup.videos) - len(videos)
     return run_tasks(
-        PROG, args, setup, writer, multi_view_tasks(videos, setup.views), skipped, str(writer.index.path)
+        PROG,
+        args,
+        setup,
+        writer,
+        multi_view_tasks(videos, setup.views, setup.decode_device),
+        skipped,
+        str(writer.index.path),
     )

@@ -44,5 +44,11 @@ def run(args: argparse.Namespace) -> int:
     videos = [video for video in setup.videos if resolved(video) not in done]
     skipped = len(setup.videos) - len(videos)
     return run_tasks(
-        PROG, args, setup, writer, multi_view_tasks(videos, setup.views), skipped, args.output or ""
+        PROG,
+        args,
+        setup,
+        writer,
+        multi_view_tasks(videos, setup.views, setup.decode_device),
+        skipped,
+        args.output or "",
     )
