@@ -63,8 +63,8 @@ def concise_error(message: str, parser: argparse.ArgumentParser | None = None) -
     """One line out of jsonargparse's nested union-type report: the option and the problem.
 
     ``Parser key "data": ... Problem with given class_path '...': Parser key "decoder": Expected a
-    typing.Literal['pyav', 'decord']. Got value: fancy ...`` ->
-    ``--data.init_args.decoder: expected one of 'pyav', 'decord', got 'fancy'``. A message of
+    typing.Literal['pyav', 'decord', 'torchcodec']. Got value: fancy ...`` ->
+    ``--data.init_args.decoder: expected one of 'pyav', 'decord', 'torchcodec', got 'fancy'``. A message of
     another shape is returned as it is, with a "did you mean" for unrecognised options.
     """
     unrecognised = re.match(r"unrecognized arguments: (--[\w.\-]+)", message)

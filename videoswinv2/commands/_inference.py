@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from videoswinv2.data.decoding import DECODERS
+from videoswinv2.data.decoding import DECODERS, check_decoder
 from videoswinv2.data.view_stream import Task
 from videoswinv2.errors import UsageError
 from videoswinv2.inference.engine import keep_freed_memory, predict_videos, resolve_accelerator
@@ -164,6 +164,7 @@ def prepare(args: argparse.Namespace, need_head: bool) -> Setup:
         crop_size=args.crop_size,
         decoder=args.decoder or ("torchcodec" if args.decode_device == "cuda" else None),
     )
+    check_decoder(views.decoder)
     if args.decode_device == "cuda" and views.decoder != "torchcodec":
         raise UsageError(f"--decode-device cuda decodes with torchcodec, not --decoder {views.decoder}")
     accelerator = resolve_accelerator(args.device)

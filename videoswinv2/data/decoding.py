@@ -29,6 +29,7 @@ import torch
 from einops import rearrange
 
 from videoswinv2.data.transforms import resize_short_side, resized_size
+from videoswinv2.errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -458,6 +459,22 @@ def _first_line(error: BaseException) -> str:
     return re.sub(r"^(\[[\d:]+\] \S+:\d+: |\w+, \S+:\d+, )+", "", lines[0]) if lines else type(error).__name__
 
 
+def check_decoder(decoder: str) -> str:
+    """``decoder``, once it is a known one that can decode here (a ``UsageError`` otherwise:
+    torchcodec loads FFmpeg's shared libraries from the system)."""
+    if decoder not in DECODERS:
+        raise UsageError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+    if decoder == "torchcodec":
+        import torchcodec  # loads FFmpeg: only where torchcodec is used
+
+        if torchcodec.ffmpeg_major_version is None:
+            raise UsageError(
+                "decoder torchcodec needs FFmpeg's shared libraries (versions 4 to 9, e.g. Debian's "
+                "`apt-get install ffmpeg`) and found none; install them or use decoder pyav"
+            )
+    return decoder
+
+
 def open_video(
     path: str,
     decoder: DecoderName = "pyav",
@@ -477,6 +494,8 @@ def open_video(
     """
     if decoder not in DECODERS:
         raise ValueError(f"unknown decoder {decoder!r}; choose one of {DECODERS}")
+    if decoder == "torchcodec":
+        check_decoder(decoder)
     if device != "cpu" and decoder != "torchcodec":
         raise ValueError(f"decoding on {device!r} needs decoder torchcodec, not {decoder!r}")
     if not os.path.exists(path):
