@@ -11,6 +11,9 @@ turn, so that the decoders alternate under the same load (median and range over 
 - bare:      the decoder library alone reading the clips' frames as uint8 (PyAV: seek to the
   keyframe before the first frame, decode to the last; decord ``get_batch``; torchcodec
   ``get_frames_at``), per clip;
+- bare 256:  the same, each library resizing to short side 256 in its colour conversion (PyAV's
+  ``to_ndarray(width, height)``, decord's ``VideoReader(width, height)``, torchcodec's
+  ``transforms=[Resize]``);
 - train:     ``VideoClipDataset`` (train, 32 x 2 frames, random resized crop 224, flip,
   normalisation) producing k clips from one decode, per clip;
 - train 256: the same from frames resized to short side 256 while decoding (torchcodec resizes in
@@ -68,6 +71,7 @@ from videoswinv2.data import (
 from videoswinv2.data.clip_planning import train_clips
 from videoswinv2.data.decoding import DECODERS
 from videoswinv2.data.offline.prepare import PrepareSettings, prepare_video
+from videoswinv2.data.transforms import resized_size
 from videoswinv2.record import EvalViews
 
 # The clips each dataset's recipe trains on, and its raw videos: (size, seconds, fps, codec).
@@ -140,37 +144,46 @@ def youtube_like_video(
 # -- bare decoders --------------------------------------------------------------------------------
 
 
-def _bare_pyav(path: str, wanted: list[int]) -> np.ndarray:
-    """PyAV alone: seek to the keyframe before the first wanted frame, decode to the last."""
+def _bare_pyav(path: str, wanted: list[int], size: tuple[int, int] | None = None) -> np.ndarray:
+    """PyAV alone: seek to the keyframe before the first wanted frame, decode to the last;
+    ``size`` (H, W): swscale resizes in the colour conversion."""
     with av.open(path) as container:
         stream = container.streams.video[0]
         stream.codec_context.thread_count = 1
         rate, base = stream.average_rate, stream.time_base
         container.seek(int(wanted[0] / rate / base), backward=True, stream=stream)
         frames, k = [], 0
+        resize = {"height": size[0], "width": size[1], "interpolation": "BILINEAR"} if size else {}
         for frame in container.decode(stream):
             index = round(frame.pts * base * rate)
             while k < len(wanted) and wanted[k] == index:
-                frames.append(frame.to_ndarray(format="rgb24", threads=1))
+                frames.append(frame.to_ndarray(format="rgb24", threads=1, **resize))
                 k += 1
             if k == len(wanted):
                 return np.stack(frames)
     raise RuntimeError(f"{path}: frames {wanted[k:]} not found")
 
 
-def _bare_decord(path: str, wanted: list[int]) -> np.ndarray:
+def _bare_decord(path: str, wanted: list[int], size: tuple[int, int] | None = None) -> np.ndarray:
     import decord
 
-    return decord.VideoReader(path, num_threads=1).get_batch(wanted).asnumpy()
+    height, width = size or (-1, -1)
+    return decord.VideoReader(path, num_threads=1, width=width, height=height).get_batch(wanted).asnumpy()
 
 
-def _bare_torchcodec(path: str, wanted: list[int]) -> torch.Tensor:
+def _bare_torchcodec(path: str, wanted: list[int], size: tuple[int, int] | None = None) -> torch.Tensor:
     from torchcodec.decoders import VideoDecoder
+    from torchcodec.transforms import Resize
 
-    return VideoDecoder(path, seek_mode="exact", num_ffmpeg_threads=1).get_frames_at(wanted).data
+    transforms = [Resize(size)] if size else None
+    return (
+        VideoDecoder(path, seek_mode="exact", num_ffmpeg_threads=1, transforms=transforms)
+        .get_frames_at(wanted)
+        .data
+    )
 
 
-BARE: dict[str, Callable[[str, list[int]], object]] = {
+BARE: dict[str, Callable[..., object]] = {
     "pyav": _bare_pyav,
     "decord": _bare_decord,
     "torchcodec": _bare_torchcodec,
@@ -229,15 +242,18 @@ def train_configs(
     resized to ``short_side`` while decoding (Video Swin's order)."""
     plans = _plans(paths, spec, samples, k, seed=k)
     bare = BARE[decoder]
+    with open_video(str(paths[0])) as reader:
+        size = resized_size(*reader.read([0]).shape[1:3], short_side)
     configs = [
         Config(
             name,
-            "bare",
+            what,
             decoder,
             k,
-            [lambda p=p, c=c: bare(p, sorted({i for clip in c for i in clip})) for p, c in plans],
+            [lambda p=p, c=c, z=z: bare(p, sorted({i for clip in c for i in clip}), z) for p, c in plans],
             samples * k,
         )
+        for what, z in (("bare", None), (f"bare {short_side}", size))
     ]
     index = {str(p): i for i, p in enumerate(paths)}
     for what, side in (("train", None), (f"train {short_side}", short_side)):
@@ -432,7 +448,13 @@ def main() -> None:
     parser.add_argument(
         "--train-short-side", type=int, default=256, help="'train N': resize to N while decoding, then crop"
     )
-    parser.add_argument("--no-views", action="store_true", help="leave out the evaluation views")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=("bare", "train", "views"),
+        default=["bare", "train", "views"],
+        help="what to time",
+    )
     parser.add_argument(
         "--device",
         choices=("cpu", "cuda"),
@@ -490,13 +512,13 @@ def main() -> None:
                 prepared = [
                     prepare_video(p, work / label.replace(" ", "_") / p.name, settings) for p in paths
                 ]
-                seconds = time.process_time() - start
+                spent = time.process_time() - start
                 sets[label] = [Path(work / label.replace(" ", "_") / p.name) for p in paths]
                 size_in = sum(r.source_bytes for r in prepared)
                 size_out = sum(r.output_bytes for r in prepared)
                 print(
                     f"{label}: {settings}; {size_in / 1e6:.1f} MB -> {size_out / 1e6:.1f} MB "
-                    f"({size_out / size_in:.0%}); prepare CPU time {seconds / len(paths):.1f} s per video "
+                    f"({size_out / size_in:.0%}); prepare CPU time {spent / len(paths):.1f} s per video "
                     "(0 if already there)"
                 )
         configs = []
@@ -512,10 +534,11 @@ def main() -> None:
                         lambda p=p, c=c: _cuda_bare(p, sorted({i for x in c for i in x})) for p, c in plans
                     ]
                     configs.append(Config(name, "bare cuda", "torchcodec", k, jobs, args.samples * k))
-            if not args.no_views and spec.sampling == "interval":
+            if spec.sampling == "interval":
                 configs += [view_config(name, paths, decoder) for decoder in decoders]
                 if args.device == "cuda":
                     configs.append(view_config(name, paths, "torchcodec", "cuda"))
+        configs = [c for c in configs if c.what.split()[0] in args.only]
         print(f"timing {len(configs)} configurations, {args.rounds} alternating rounds")
         results = alternate(configs, args.rounds, wall=args.device == "cuda")
         crops = {name: crop_difference(paths, args.train_short_side) for name, paths in sets.items()}
@@ -593,7 +616,7 @@ def docs_results(
     docs.text(
         f"ms of {clock} time per training clip ({clips}; one thread), median (range) of {args.rounds} "
         f"alternating rounds, {args.videos} videos per size. bare: the decoder library alone reading "
-        "the clip's frames; train: the package's training sample (random resized crop 224 from the "
+        "the clip's frames (bare 256: resizing them to short side 256 in its colour conversion); train: the package's training sample (random resized crop 224 from the "
         "decoded frames, flip, normalised); train 256: the same from frames resized to short side 256 "
         "while decoding (Video Swin's order); views: ms per video of its 4 x 3 test views (short side "
         "256, crop 224). k = `clips_per_video`; cores = CPU cores to feed "
