@@ -65,6 +65,7 @@ from videoswinv2.data import (
     VideoClipDataset,
     VideoRecord,
     collate_clips,
+    decoding,
     load_views,
     open_video,
 )
@@ -241,7 +242,7 @@ def train_configs(
     package's training pipeline making them: cropped from the decoded frames, and from frames
     resized to ``short_side`` while decoding (Video Swin's order)."""
     plans = _plans(paths, spec, samples, k, seed=k)
-    bare = BARE[decoder]
+    bare = BARE[decoder.removesuffix(RESIZING)]
     with open_video(str(paths[0])) as reader:
         size = resized_size(*reader.read([0]).shape[1:3], short_side)
     configs = [
@@ -273,15 +274,33 @@ def train_configs(
 
         jobs = [lambda p=p, s=s: sample(p, s) for s, (p, _) in enumerate(plans)]
         configs.append(Config(name, what, decoder, k, jobs, samples * k))
-    return configs
+    return [_resizing(c) for c in configs] if decoder.endswith(RESIZING) else configs
+
+
+# "torchcodec+resize": torchcodec resizing in its colour conversion on the CPU too.
+RESIZING = "+resize"
+
+
+def _resizing(config: Config) -> Config:
+    """``config`` with ``RESIZE_WHILE_DECODING_ON_CPU`` on while its jobs run."""
+
+    def run(job: Callable[[], object]) -> None:
+        decoding.RESIZE_WHILE_DECODING_ON_CPU = True
+        try:
+            job()
+        finally:
+            decoding.RESIZE_WHILE_DECODING_ON_CPU = False
+
+    return config._replace(jobs=[lambda job=job: run(job) for job in config.jobs])
 
 
 def view_config(name: str, paths: list[Path], decoder: str, device: str = "cpu") -> Config:
     """Every video's test views (4 clips x 3 crops, short side 256, crop 224), per video."""
-    views = EvalViews(num_clips=4, short_side=256, crop_size=224, decoder=decoder)
+    views = EvalViews(num_clips=4, short_side=256, crop_size=224, decoder=decoder.removesuffix(RESIZING))
     jobs = [lambda p=p: load_views(views, str(p), device) for p in paths]
     what = "views" if device == "cpu" else f"views {device}"
-    return Config(name, what, decoder, 4, jobs, len(paths))
+    config = Config(name, what, decoder, 4, jobs, len(paths))
+    return _resizing(config) if decoder.endswith(RESIZING) else config
 
 
 def _cuda_bare(path: str, wanted: list[int]) -> torch.Tensor:
@@ -444,7 +463,13 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=4, help="decodes (of k clips each) per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="alternating timing rounds (median, range)")
     parser.add_argument("--ks", type=int, nargs="+", default=[1, 4], help="clips_per_video values")
-    parser.add_argument("--decoders", nargs="+", default=list(DECODERS), choices=DECODERS)
+    parser.add_argument(
+        "--decoders",
+        nargs="+",
+        default=list(DECODERS),
+        choices=[*DECODERS, "torchcodec" + RESIZING],
+        help=f"torchcodec{RESIZING}: torchcodec resizing in its colour conversion on the CPU too",
+    )
     parser.add_argument(
         "--train-short-side", type=int, default=256, help="'train N': resize to N while decoding, then crop"
     )
@@ -481,11 +506,11 @@ def main() -> None:
     suffix = ".webm" if codec == "libvpx-vp9" else ".mp4"
 
     decoders = list(args.decoders)
-    if "torchcodec" in decoders:
+    if any(d.startswith("torchcodec") for d in decoders):
         why = _torchcodec_loads()
         if why:
             print(f"torchcodec left out: {why}")
-            decoders.remove("torchcodec")
+            decoders = [d for d in decoders if not d.startswith("torchcodec")]
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA device")
     with tempfile.TemporaryDirectory() as temporary:

@@ -222,22 +222,27 @@ def _upright_numbers(frames: torch.Tensor, read) -> list[int]:
     return read(full.permute(0, 2, 3, 1))
 
 
-@pytest.mark.parametrize("decoder", DECODERS)
+@pytest.mark.parametrize("decoder", [*DECODERS, "torchcodec+resize"])
 @pytest.mark.parametrize("rotation", [0, -90])
 def test_short_side_is_resized_while_decoding(
-    decoder, rotation, data_make_numbered_video, data_frame_numbers, tmp_path
+    decoder, rotation, data_make_numbered_video, data_frame_numbers, tmp_path, monkeypatch
 ) -> None:
-    # torchcodec resizes in its colour conversion, the others after it with torchvision's
-    # antialiased resize: the same frames, upright, within rounding of each other.
+    # torchcodec resizes in its colour conversion (on the GPU; on the CPU where asked to), the
+    # others after it with torchvision's antialiased resize: the same frames, upright, within
+    # rounding of each other.
+    if decoder == "torchcodec+resize":
+        decoder = "torchcodec"
+        monkeypatch.setattr(decoding, "RESIZE_WHILE_DECODING_ON_CPU", True)
     path = data_make_numbered_video(tmp_path / "numbered.mp4", 40, rotation=rotation)
     indices = [0, 7, 13, 39, 7]
     with open_video(str(path), decoder, short_side=32) as small, open_video(str(path), decoder) as full:
         frames = small.read(indices)
         expected = resize_short_side(full.read(indices), 32).permute(0, 2, 3, 1)
         streamed = list(small.iter_frames(30))
+        assert small.resizes_while_decoding == decoding.RESIZE_WHILE_DECODING_ON_CPU
     assert frames.shape == (5, 32, 60, 3) and frames.dtype == torch.uint8
     assert _upright_numbers(frames, data_frame_numbers) == indices
-    assert (frames.float() - expected.float()).abs().mean() < (1.5 if decoder == "torchcodec" else 1e-6)
+    assert (frames.float() - expected.float()).abs().mean() < (1.5 if small.resizes_while_decoding else 1e-6)
     assert [i for i, _ in streamed] == list(range(30, 40)) and streamed[0][1].shape == (32, 60, 3)
     assert _upright_numbers(torch.stack([f for _, f in streamed]), data_frame_numbers) == list(range(30, 40))
 

@@ -49,6 +49,11 @@ _INDEXED_CONTAINERS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
 # decode forward from where the previous one ended.
 _SEQUENTIAL_BATCH = 16
 
+# torchcodec resizes in its colour conversion on the GPU; on the CPU its resize (FFmpeg's scaler)
+# measured 1.5-2.5x the CPU time of converting the whole frame and resizing it with torchvision
+# (docs/benchmarks/data.md), so there frames are resized after the conversion, as PyAV's are.
+RESIZE_WHILE_DECODING_ON_CPU = False
+
 # AVI headers are known to count one frame more than the file stores; anything beyond this is
 # data that is missing from the file (a truncated download).
 _HEADER_FRAME_SLACK = 1
@@ -390,10 +395,11 @@ class TorchCodecReader(VideoReader):
     packet, in display order, as PyAV's reader indexes them).
 
     torchcodec applies the display rotation itself, and numbers frames right after edit-list
-    pre-roll. With ``short_side`` the decoder resizes each frame in its colour conversion (bilinear,
-    antialiased), so no full-size RGB frame is made. With ``device="cuda"`` it decodes on the GPU
-    (NVDEC) and the frames come out there; a codec NVDEC cannot decode is decoded on the CPU, said
-    once per codec in the log.
+    pre-roll. With ``device="cuda"`` it decodes on the GPU (NVDEC), resizes to ``short_side`` in
+    its colour conversion there (bilinear, antialiased: no full-size RGB frame is made), and the
+    frames come out on the GPU; a codec NVDEC cannot decode is decoded on the CPU, said once per
+    codec in the log. On the CPU it resizes in its colour conversion only with
+    :data:`RESIZE_WHILE_DECODING_ON_CPU` (measured slower than resizing after it).
     """
 
     def __init__(
@@ -401,7 +407,8 @@ class TorchCodecReader(VideoReader):
     ) -> None:
         from torchcodec.decoders import VideoDecoder  # loads FFmpeg: only where torchcodec is used
 
-        self.path, self.short_side, self.resizes_while_decoding = str(path), short_side, True
+        self.path, self.short_side = str(path), short_side
+        self.resizes_while_decoding = bool(short_side) and (device != "cpu" or RESIZE_WHILE_DECODING_ON_CPU)
         try:
             self._decoder = VideoDecoder(
                 self.path,
@@ -409,7 +416,7 @@ class TorchCodecReader(VideoReader):
                 num_ffmpeg_threads=threads,
                 dimension_order="NHWC",
                 device=device,
-                transforms=[_short_side_transform()(short_side)] if short_side else None,
+                transforms=[_short_side_transform()(short_side)] if self.resizes_while_decoding else None,
             )
         except ValueError as error:  # torchcodec finds no video stream to decode
             kind = "no_video_stream" if "video stream" in str(error) else "unreadable"
