@@ -263,7 +263,7 @@ def train_configs(
             mode="train",
             transform=TrainTransform(224),
             clip=spec,
-            decoder=decoder,  # type: ignore[arg-type]
+            decoder=decoder.removesuffix(RESIZING),  # type: ignore[arg-type]
             clips_per_video=k,
             short_side=side,
         )

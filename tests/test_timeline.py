@@ -233,3 +233,15 @@ def test_an_output_folder_that_cannot_be_written_is_one_line_before_any_work(
         .endswith(f"--output {output}: cannot write into {tmp_path} (Read-only file system)")
     )
     assert sorted(tmp_path.iterdir()) == []  # nothing written, no folder made
+
+
+def test_windows_decoded_on_the_gpu_hold_the_cpu_frames(tmp_path, data_make_numbered_video):
+    # torchcodec on the GPU (NVDEC's colours differ a little), or on the CPU where there is none.
+    video = str(data_make_numbered_video(tmp_path / "numbered.mp4", 40, fps=10))
+    spec = TimelineSpec(CLIP, 0.5, short_side=64, crop_size=64, decoder="torchcodec")
+    cpu = list(TimelineTask(video, spec))
+    gpu = list(TimelineTask(video, TimelineSpec(**{**spec.__dict__, "device": "cuda"})))
+    assert [item for item, _ in gpu] == [item for item, _ in cpu]
+    for (_, a), (_, b) in zip(gpu, cpu):
+        assert a.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+        assert (a.cpu() - b).abs().mean() < 0.1
