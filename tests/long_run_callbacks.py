@@ -33,16 +33,21 @@ class RecordBatches(pl.Callback):
 
 
 class SignalAt(pl.Callback):
-    """Sends ``signal`` (a name, e.g. "SIGKILL") to this process as training step ``step`` starts."""
+    """Sends ``signal`` (a name, e.g. "SIGKILL") ``times`` times to this process as training step
+    ``step`` starts; with ``group``, to its whole process group, as a terminal's Ctrl-C does."""
 
-    def __init__(self, step: int, signal: str) -> None:
-        self.step, self.signal = step, signal
+    def __init__(self, step: int, signal: str, times: int = 1, group: bool = False) -> None:
+        self.step, self.signal, self.times, self.group = step, signal, times, group
 
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
         if trainer.global_step == self.step:
-            os.kill(os.getpid(), getattr(signal, self.signal))
+            for _ in range(self.times):
+                if self.group:
+                    os.killpg(os.getpgid(0), getattr(signal, self.signal))
+                else:
+                    os.kill(os.getpid(), getattr(signal, self.signal))
 
 
 class PoisonBatches(pl.Callback):

@@ -40,6 +40,7 @@ DEFAULT_CALLBACKS = [
     "Preemption",
     "NonFiniteSteps",
     "BrokenVideoLogger",
+    "RunIdentity",
     "TestReport",
 ]
 
@@ -65,7 +66,7 @@ def test_print_config_shows_every_callback_and_the_models_dropouts(capsys):
     assert (tiny["drop_rate"], tiny["drop_path_rate"]) == (0.5, 0.1)  # the defaults, shown
     for name in ("pretrain_base", "smoke_pretrain"):  # their own list keeps the run-wide callbacks
         listed = _callbacks(_printed(capsys, REPO / f"configs/{name}.yaml"))
-        assert {"Preemption", "NonFiniteSteps", "BrokenVideoLogger"} <= set(listed), name
+        assert {"Preemption", "NonFiniteSteps", "BrokenVideoLogger", "RunIdentity"} <= set(listed), name
         assert "val/top1" not in str(_printed(capsys, REPO / f"configs/{name}.yaml")["trainer"]["callbacks"])
 
 
@@ -92,6 +93,8 @@ def test_the_trainer_has_the_callbacks_print_config_lists(capsys):
     # All of them, but one NonFiniteSteps: the one added replaces the default (Lightning refuses two).
     assert sorted(built) == sorted([*DEFAULT_CALLBACKS, "PredictionWriter"])
     assert [c.max_bad_steps for c in cli.trainer.callbacks if isinstance(c, NonFiniteSteps)] == [3]
+    # Checkpoints are written whole (the trainer_defaults plugin reaches the strategy).
+    assert type(cli.trainer.strategy.checkpoint_io).__name__ == "WholeCheckpointIO"
     # Preemption ends the process when it has saved a step: the callbacks that act on it come first.
     order = [type(c).__name__ for c in cli.trainer.callbacks]
     assert order.index("Preemption") > max(

@@ -275,6 +275,17 @@ def test_classes_come_from_the_class_file_or_else_the_data(data_synthetic_root, 
         assert KineticsDataModule(str(tmp_path)).num_classes
 
 
+def test_classes_without_a_training_video_are_an_error_naming_them(data_synthetic_root, tmp_path) -> None:
+    (tmp_path / "classes.txt").write_text("\n".join([*SYNTHETIC_CLASSES, "juggling", "surfing"]) + "\n")
+    dm = KineticsDataModule(
+        str(data_synthetic_root), **{**SMALL, "class_names_file": str(tmp_path / "classes.txt")}
+    )
+    with pytest.raises(
+        UsageError, match=r"2 of 6 classes have no training video in .*train\.csv: 'juggling', 'surfing'"
+    ):
+        dm.setup("fit")
+
+
 def test_missing_split_is_a_clear_error(data_synthetic_root) -> None:
     dm = KineticsDataModule(str(data_synthetic_root), test_annotations=None, **SMALL)
     with pytest.raises(ValueError, match="no test_annotations given"):

@@ -134,8 +134,8 @@ class VideoSwinCLI(LightningCLI):
     pick the classes. A re-run in the same log directory overwrites its saved config.
 
     Besides LightningCLI's behaviour: the trainer's defaults, callbacks included, are
-    :data:`TRAINER_DEFAULTS` (a config's own Preemption, NonFiniteSteps, BrokenVideoLogger or
-    TestReport replaces the default one); the model's ``num_classes`` follows the data module's
+    :data:`TRAINER_DEFAULTS` (a config's own Preemption, NonFiniteSteps, BrokenVideoLogger,
+    RunIdentity or TestReport replaces the default one); the model's ``num_classes`` follows the data module's
     ``num_classes`` (a value given in the config, on the command line or by a ``--ckpt_path``
     checkpoint must agree with it) and its ``clip_geometry`` the data module's clips; errors end
     in one line naming the setting; the run folders follow ``videoswinv2.commands.run_folders``
@@ -295,13 +295,15 @@ class VideoSwinCLI(LightningCLI):
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
         from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
 
-        from videoswinv2.data import BrokenVideoLogger
+        from videoswinv2.data import BrokenVideoLogger, RunIdentity
         from videoswinv2.training import NonFiniteSteps, Preemption, TestReport
 
         configured = config.get("callbacks") or []
         configured = configured if isinstance(configured, list) else [configured]
         # A run has one of each of these: a config's own (`callbacks+:`) replaces the default.
-        kept = _last_of_each(configured, (Preemption, NonFiniteSteps, BrokenVideoLogger, TestReport))
+        kept = _last_of_each(
+            configured, (Preemption, NonFiniteSteps, BrokenVideoLogger, RunIdentity, TestReport)
+        )
         wants_bar = config.get("enable_progress_bar", True) is not False
         if wants_bar and not sys.stderr.isatty():
             if not any(isinstance(c, ProgressBar) for c in [*configured, *callbacks]):
@@ -440,6 +442,9 @@ def _run_lightning_cli(args: list[str] | None, prog: str | None) -> int:
         VideoSwinCLI(args=args, prog=prog)
     except WorkFailed as error:
         return _report(prog or Path(sys.argv[0]).name, error)
+    except KeyboardInterrupt:  # before the trainer runs (a fit's Ctrl-C is Preemption's)
+        print(f"\n{prog or Path(sys.argv[0]).name}: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

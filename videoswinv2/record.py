@@ -2,19 +2,11 @@
 normalisation, the views a model is evaluated in, and :class:`ModelRecord`, the package's record
 of one model (variant and settings, classes, views, where its weights came from).
 
-Every artefact is written from a :class:`ModelRecord` and read back into one here:
-
-- a Lightning checkpoint of ``VideoClassifier`` or ``MaskedVideoPretraining``: the model in
-  ``hyper_parameters`` (``model``, ``num_classes``, ``model_kwargs``), class names and views under
-  ``checkpoint["videoswinv2"]`` (checkpoints written before the views were recorded there: the
-  data module's saved settings); a pretraining checkpoint is also marked by
-  ``checkpoint["videoswinv2_pretraining"]``;
-- a safetensors header, ONNX ``metadata_props`` and the extra file ``videoswinv2.json`` of a
-  ``.pt2``: string values (:meth:`ModelRecord.to_strings`), JSON where not plain text; exported
-  models add the input's preprocessing (:func:`preprocessing_strings`).
-
-Reading those files needs torch, safetensors or onnx: :mod:`videoswinv2.checkpoints.records`
-opens them and hands their entries to this module.
+Every artefact is written from a :class:`ModelRecord` and read back into one here: a Lightning
+checkpoint's ``hyper_parameters`` and ``checkpoint["videoswinv2"]`` entry (older checkpoints: the
+data module's saved settings), or the strings of a safetensors header, ONNX ``metadata_props`` or
+a ``.pt2``'s ``videoswinv2.json`` (:meth:`ModelRecord.to_strings`). Opening those files needs
+torch, safetensors or onnx: :mod:`videoswinv2.checkpoints.records` does it.
 """
 
 from __future__ import annotations
@@ -104,13 +96,10 @@ DATAMODULE_VIEW_ARGUMENTS = {
 
 @dataclass(frozen=True)
 class EvalViews:
-    """How a video is seen at evaluation time: ``num_clips`` clips of ``num_frames`` frames (one
-    every ``frame_interval``, counted at ``target_fps`` if given, or one per segment with
-    ``sampling="segments"``), placed as ``clip_placement`` says, short side resized to
-    ``short_side``, three ``crop_size`` crops along the long side each: ``3 * num_clips`` views.
-
-    Its defaults are the data module's test defaults (the Kinetics recipe). The data layer reads
-    videos by it (:mod:`videoswinv2.data.views`) and checks the names it holds there."""
+    """How a video is seen at evaluation time: ``num_clips`` clips of ``num_frames`` frames (see
+    :class:`~videoswinv2.data.clip_planning.ClipSpec`) placed as ``clip_placement`` says, short side
+    resized to ``short_side``, three ``crop_size`` crops each: ``3 * num_clips`` views. Its
+    defaults are the data module's test defaults; :mod:`videoswinv2.data.views` reads by it."""
 
     num_clips: int = 4
     num_frames: int = 32
@@ -138,13 +127,8 @@ class EvalViews:
     def from_datamodule(cls, hparams: Mapping[str, Any]) -> EvalViews:
         """The test views of the data module's hyper-parameters (its own, or those a Lightning
         checkpoint saved); settings not given take the defaults."""
-        return cls(
-            **{
-                ours: hparams[theirs]
-                for theirs, ours in DATAMODULE_VIEW_ARGUMENTS.items()
-                if theirs in hparams
-            }
-        )
+        given = {ours: hparams[key] for key, ours in DATAMODULE_VIEW_ARGUMENTS.items() if key in hparams}
+        return cls(**given)
 
     def overridden(self, **changes: Any) -> EvalViews:
         """A copy with the fields in ``changes`` that are not None replaced."""
@@ -212,14 +196,11 @@ class ModelRecord:
     def from_strings(cls, strings: Mapping[str, str], source: str = "the file's metadata") -> ModelRecord:
         """The inverse of :meth:`to_strings`; keys it does not know are ignored."""
         parsed: dict[str, Any] = {}
-        for key in _JSON_KEYS:
-            if key in strings:
-                try:
-                    parsed[key] = json.loads(strings[key])
-                except ValueError:
-                    raise CheckpointError(
-                        f"{source}: {key} is not valid JSON: {strings[key][:80]!r}"
-                    ) from None
+        for key in [key for key in _JSON_KEYS if key in strings]:
+            try:
+                parsed[key] = json.loads(strings[key])
+            except ValueError:
+                raise CheckpointError(f"{source}: {key} is not valid JSON: {strings[key][:80]!r}") from None
         kwargs = dict(parsed.get("model_kwargs") or {})
         if parsed.get("pretrained_window_sizes") is not None:
             kwargs["pretrained_window_sizes"] = parsed["pretrained_window_sizes"]

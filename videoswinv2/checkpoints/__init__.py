@@ -1,11 +1,6 @@
-"""Reading SwinV2 checkpoints of any layout and turning them into the 3D model's weights.
-
-``read_checkpoint`` -> :class:`Checkpoint` (canonical timm-named state dict + inferred
-architecture; 2D checkpoints of any supported layout, or 3D ones of this package),
-``inflate_state_dict`` (pure, over state dicts: 2D inflated, 3D as is), ``load_pretrained`` (into
-a model, strictly, with a report; what ``create_model(..., pretrained=...)`` and
-``VideoClassifier(pretrained=...)`` use), and the ``videoswinv2 inflate`` command.
-"""
+"""Reading SwinV2 checkpoints of any layout (``read_checkpoint`` -> :class:`Checkpoint`) and
+turning them into the 3D model's weights (``inflate_state_dict``, pure over state dicts;
+``load_pretrained``, what ``create_model(..., pretrained=...)`` uses)."""
 
 from .architecture import Architecture, WindowSize, infer_architecture
 from .checkpoint import Checkpoint, read_2d_checkpoint, read_checkpoint

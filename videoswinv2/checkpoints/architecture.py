@@ -1,9 +1,6 @@
-"""What a canonical SwinV2 state dict says about its architecture.
-
-Widths, depths and heads come from tensor shapes. The windows a checkpoint was trained with come
-from its stored ``relative_coords_table`` buffers (official and mmpretrain layouts), from a
-Hugging Face ``config.json``, or, for 3D checkpoints of this package, from what they record
-beside the tensors; timm state dicts do not show them.
+"""What a canonical SwinV2 state dict says about its architecture: widths, depths and heads from
+tensor shapes; the windows it was trained with from stored ``relative_coords_table`` buffers, a
+Hugging Face ``config.json`` or this package's record (timm state dicts do not show them).
 """
 
 from __future__ import annotations
@@ -22,15 +19,6 @@ from videoswinv2.record import ModelRecord
 
 from .io import CheckpointError
 
-__all__ = [
-    "Architecture",
-    "WindowSize",
-    "infer_architecture",
-    "pretrained_windows_from_tables",
-    "pretrained_windows_from_hf_config",
-    "pretrained_windows_from_metadata",
-]
-
 _logger = logging.getLogger(__name__)
 
 # Per stage, as the 3D model takes it: 0 = none, s = spatial (s, s), or (t, h, w) with 0 = none.
@@ -41,11 +29,8 @@ _BLOCK_KEY = re.compile(r"^layers\.(\d+)\.blocks\.(\d+)\.")
 
 @dataclass(frozen=True, kw_only=True)
 class Architecture:
-    """Hyper-parameters read off a canonical (2D or 3D) SwinV2 state dict.
-
-    ``patch_size`` is ``(ph, pw)`` for 2D and ``(pt, ph, pw)`` for 3D; ``num_classes`` is None
-    when there is no classifier.
-    """
+    """Hyper-parameters read off a canonical (2D or 3D) SwinV2 state dict: ``patch_size`` is
+    ``(ph, pw)`` or ``(pt, ph, pw)``; ``num_classes`` is None without a classifier."""
 
     embed_dim: int
     depths: tuple[int, ...]
@@ -99,14 +84,10 @@ def infer_architecture(state_dict: Mapping[str, Tensor]) -> Architecture:
 def pretrained_windows_from_tables(
     buffers: Mapping[str, Tensor], num_stages: int
 ) -> tuple[WindowSize, ...] | None:
-    """The window each stage normalised its CPB coordinates by, read from stored tables.
-
-    A stage's ``relative_coords_table`` ``(1, 2Wh-1, 2Ww-1, 2)`` spans ``|d| <= W-1`` per axis,
-    and its largest value is ``log2(8 (W-1) / D + 1) / 3`` where D is the normalisation
-    denominator: ``pretrained_W - 1`` or, without one, ``W - 1``. The window to give the 3D
-    model is ``D + 1`` either way, so that its bias function is the one that was trained. A
-    window of one has no offsets and tells nothing (0). None when a stage has no table or a
-    table does not follow that formula.
+    """The window each stage normalised its CPB coordinates by, read from stored tables: a
+    ``relative_coords_table`` ``(1, 2Wh-1, 2Ww-1, 2)`` peaks at ``log2(8 (W-1) / D + 1) / 3`` with
+    D the denominator, and the 3D model gets ``D + 1`` (0 for a window of one), so its bias
+    function is the one trained. None when a stage has no table or one off that formula.
     """
     windows: list[WindowSize] = []
     for stage in range(num_stages):
@@ -129,12 +110,9 @@ def pretrained_windows_from_tables(
 def pretrained_windows_from_hf_config(
     config: Mapping[str, Any] | None, num_stages: int
 ) -> tuple[WindowSize, ...] | None:
-    """Per-stage pretrained windows from a transformers ``Swinv2Config`` dict.
-
-    A stage with ``pretrained_window_sizes[i] > 0`` used it; otherwise it normalised by its own
-    window, which transformers shrinks to the stage's feature size (``image // patch // 2**i``)
-    when that is smaller. None when the config is not a SwinV2 one with ``num_stages`` stages.
-    """
+    """Per-stage pretrained windows from a transformers ``Swinv2Config`` dict: its
+    ``pretrained_window_sizes[i]`` where > 0, else the stage's own window, which transformers
+    shrinks to the feature size (``image // patch // 2**i``). None for another config."""
     if not config or config.get("model_type") != "swinv2" or len(config.get("depths", ())) != num_stages:
         return None
     grid = _first(config["image_size"]) // _first(config["patch_size"])

@@ -24,14 +24,10 @@ __all__ = ["Checkpoint", "read_checkpoint", "read_2d_checkpoint"]
 
 @dataclass(frozen=True, kw_only=True)
 class Checkpoint(Architecture):
-    """A 2D SwinV2 checkpoint (to inflate) or a 3D videoswinv2 one: its architecture, plus the
-    canonical (timm-named) state dict.
-
-    ``pretrained_window_sizes`` (one per stage, as the 3D model takes them) are the windows the
-    checkpoint's position bias was trained with, where the checkpoint shows them, else None.
-    ``dropped`` maps each source key left out of ``state_dict`` (buffers, pretraining-only
-    tensors) to the reason.
-    """
+    """A 2D SwinV2 checkpoint (to inflate) or a 3D videoswinv2 one: its architecture and its
+    canonical (timm-named) state dict. ``pretrained_window_sizes`` (per stage, as the 3D model
+    takes them) are the windows its position bias was trained with where it shows them, else
+    None; ``dropped`` maps each source key left out of ``state_dict`` to the reason."""
 
     state_dict: dict[str, Tensor] = field(repr=False)
     layout: str
@@ -77,9 +73,8 @@ class Checkpoint(Architecture):
 
 
 def read_checkpoint(path: PathLike) -> Checkpoint:
-    """Read a SwinV2 checkpoint of any layout and format (see :mod:`.io`, :mod:`.layouts`): a 2D
-    one of any supported layout, or a 3D one of this package (state dict, ``videoswinv2 inflate``
-    output, or a Lightning checkpoint of ``VideoClassifier``)."""
+    """Read a SwinV2 checkpoint of any format and layout (see :mod:`.io`, :mod:`.layouts`): 2D, or
+    3D of this package (state dict, ``videoswinv2 inflate`` output, Lightning checkpoint)."""
     raw = read_raw_checkpoint(path)
     return Checkpoint.from_state_dict(
         raw.tensors, hf_config=raw.config, metadata=raw.metadata, source=raw.source

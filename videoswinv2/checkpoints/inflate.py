@@ -1,18 +1,10 @@
 """Turning a canonical SwinV2 checkpoint into the 3D model's state dict, and loading it.
 
-A 3D checkpoint of this package is copied 1:1. A 2D one is inflated: everything is copied 1:1
-except two tensors per kind:
-
-- ``patch_embed.proj.weight`` ``(C, in, ph, pw) -> (C, in, pt, ph, pw)``: ``average`` repeats the
-  kernel over the pt frames divided by pt, ``center`` puts it whole on frame ``pt // 2``. Either
-  way a static clip (one frame repeated) embeds exactly as the frame does in 2D.
-- ``attn.cpb_mlp.0.weight`` ``(512, 2) -> (512, 3)``: a zero column for t is prepended (coordinates
-  are (t, h, w)), so the position bias starts independent of the temporal offset.
-
-Either way the classifier is copied only when the class counts match (else it keeps its fresh
-initialisation, and the report says so), and blocks' ``extra_norm`` absent from the checkpoint
-(always, in 2D) keeps its fresh initialisation. Any other missing, unexpected or mis-shaped key
-is an error naming the keys.
+A 3D checkpoint of this package is copied 1:1; a 2D one is inflated, everything copied 1:1 but
+the patch kernel (:func:`inflate_patch_embed`: a static clip then embeds exactly as its frame
+does in 2D) and the CPB input layer (:func:`inflate_cpb_weight`). The classifier is copied only
+when the class counts match, an absent ``extra_norm`` keeps its fresh initialisation (the report
+says both), and any other missing, unexpected or mis-shaped key is an error naming the keys.
 """
 
 from __future__ import annotations
@@ -32,17 +24,6 @@ from videoswinv2.record import ARCHITECTURE_FIELDS, closest_variant
 from .architecture import WindowSize, infer_architecture
 from .checkpoint import Checkpoint, read_checkpoint
 from .io import CheckpointError, PathLike
-
-__all__ = [
-    "TEMPORAL_INITS",
-    "TemporalInit",
-    "InflationError",
-    "InflationReport",
-    "inflate_patch_embed",
-    "inflate_cpb_weight",
-    "inflate_state_dict",
-    "load_pretrained",
-]
 
 _logger = logging.getLogger(__name__)
 
@@ -94,7 +75,8 @@ class InflationReport:
 def inflate_patch_embed(
     weight: Tensor, temporal_size: int, temporal_init: TemporalInit = "average"
 ) -> Tensor:
-    """2D patch kernel ``(C, in, ph, pw)`` -> 3D ``(C, in, pt, ph, pw)`` with ``pt = temporal_size``."""
+    """2D patch kernel ``(C, in, ph, pw)`` -> 3D ``(C, in, pt, ph, pw)`` with ``pt = temporal_size``:
+    ``average`` repeats it over the pt frames divided by pt, ``center`` puts it on frame pt // 2."""
     if temporal_init == "average":
         return weight.unsqueeze(2).repeat(1, 1, temporal_size, 1, 1) / temporal_size
     if temporal_init == "center":
@@ -105,7 +87,8 @@ def inflate_patch_embed(
 
 
 def inflate_cpb_weight(weight: Tensor) -> Tensor:
-    """CPB first-layer weight ``(hidden, 2)`` over (h, w) -> ``(hidden, 3)`` over (t, h, w), t zero."""
+    """CPB first-layer weight ``(hidden, 2)`` over (h, w) -> ``(hidden, 3)`` over (t, h, w), t zero:
+    the position bias starts independent of the temporal offset."""
     return torch.cat([weight.new_zeros(weight.shape[0], 1), weight], dim=1)
 
 
@@ -115,14 +98,9 @@ def inflate_state_dict(
     *,
     temporal_init: TemporalInit = "average",
 ) -> tuple[dict[str, Tensor], InflationReport]:
-    """Build a full 3D state dict from ``ckpt`` (2D: inflated; 3D: as is) for a model whose
-    state dict is ``target_state_dict``.
-
-    The target gives the 3D shapes and dtypes, and the values of re-initialised tensors. The
-    result has exactly the target's keys, so it loads with ``strict=True``; copied tensors may
-    share memory with the checkpoint's. Raises :class:`InflationError` naming every missing,
-    unexpected or mis-shaped key.
-    """
+    """A full 3D state dict from ``ckpt`` (2D: inflated; 3D: as is) with exactly the keys of
+    ``target_state_dict``, which gives the shapes, dtypes and re-initialised values (copied
+    tensors may share memory with the checkpoint's). Raises :class:`InflationError`."""
     if temporal_init not in TEMPORAL_INITS:
         raise ValueError(f"temporal_init must be one of {TEMPORAL_INITS}, got {temporal_init!r}")
     source = ckpt.state_dict
@@ -175,14 +153,10 @@ def load_pretrained(
     temporal_init: TemporalInit = "average",
     adopt_windows: bool = False,
 ) -> InflationReport:
-    """Load any SwinV2 checkpoint (path or :class:`Checkpoint`) into ``model``, strictly: a 2D
-    one is inflated, a 3D one of this package loaded as is, a classifier with another class
-    count left re-initialised.
-
-    With ``adopt_windows``, the model takes the pretrained window sizes the checkpoint shows
-    (``model.set_pretrained_window_sizes``); otherwise a model whose windows differ from them
-    logs a warning. The report is logged at INFO and returned.
-    """
+    """Load any SwinV2 checkpoint (path or :class:`Checkpoint`) into ``model``, strictly (see
+    :func:`inflate_state_dict`); the report is logged at INFO and returned. With
+    ``adopt_windows`` the model takes the pretrained window sizes the checkpoint shows; otherwise
+    windows that differ from them log a warning."""
     ckpt = path_or_ckpt if isinstance(path_or_ckpt, Checkpoint) else read_checkpoint(path_or_ckpt)
     shown = ckpt.pretrained_window_sizes
     # With another number of stages, the strict load below reports the real mismatch.
@@ -270,19 +244,17 @@ def _error_message(
     """The error's message (statements, then the offending keys) and its one-line summary."""
     verb = "load" if ckpt.is_3d else "inflate"
     statements = [f"cannot {verb} {ckpt.source} ({ckpt.layout} layout) into this model"]
-    lines = [f"{statements[0]}:"]
     try:
         model_arch = infer_architecture(target)
     except CheckpointError:  # a target that is not a SwinV2 state dict: the key lists say enough
         model_arch = None
     if model_arch is not None:
-        lines += [f"  checkpoint: {ckpt.describe()}", f"  model:      {model_arch.describe()}"]
-        statements += [f"checkpoint: {ckpt.describe()}", f"model: {model_arch.describe()}"]
+        statements += [f"checkpoint: {ckpt.describe()}", f"model:      {model_arch.describe()}"]
         if model_arch.describe() != ckpt.describe():
             name, overrides = closest_variant(**{key: getattr(ckpt, key) for key in ARCHITECTURE_FIELDS})
             call = ", ".join([repr(name), *(f"{key}={value}" for key, value in overrides.items())])
-            lines.append(f"  -> the checkpoint fits create_model({call})")
             statements.append(f"-> the checkpoint fits create_model({call})")
+    lines = [f"{statements[0]}:", *(f"  {statement}" for statement in statements[1:])]
     for title, keys in (
         ("missing from the checkpoint", missing),
         ("in the checkpoint, not in the model", unexpected),
@@ -294,7 +266,7 @@ def _error_message(
         lines.append(f"  shape mismatches ({len(mismatched)}):")
         details = [_mismatch(k, ckpt.state_dict[k], target[k]) for k in mismatched]
         lines += [f"    {line}" for line in _first_of(details)]
-    return "\n".join(lines), "; ".join(statements)
+    return "\n".join(lines), "; ".join(" ".join(statement.split()) for statement in statements)
 
 
 def _mismatch(key: str, tensor: Tensor, target: Tensor) -> str:

@@ -1,10 +1,7 @@
-"""Reading and writing state dicts safely.
-
-Pickled files (``.pth``, ``.pt``, ``.bin``) are read with ``torch.load(weights_only=True)``, which
-refuses anything that would run code while unpickling; ``.safetensors`` files are read with the
-safetensors package; a Hugging Face ``save_pretrained`` folder is read through its weight files
-(sharded or not) and its ``config.json``. Wrappers (``{'model': ...}``, ``{'state_dict': ...}``,
-``module.`` prefixes) are peeled off, so callers always get a flat ``{name: Tensor}`` mapping.
+"""Reading and writing state dicts safely: pickles with ``torch.load(weights_only=True)`` (which
+refuses anything that would run code), ``.safetensors`` and Hugging Face ``save_pretrained``
+folders (sharded or not, with their ``config.json``), wrappers peeled off into a flat
+``{name: Tensor}`` mapping.
 """
 
 from __future__ import annotations
@@ -43,13 +40,9 @@ WRAPPER_KEYS = ("model", "state_dict", "module")
 
 @dataclass(frozen=True)
 class RawCheckpoint:
-    """Tensors of a checkpoint file as stored (original key names), plus where they came from.
-
-    ``config`` is the Hugging Face ``config.json`` when one belongs to the weights, else None.
-    ``metadata`` is what the file holds beside the tensors: a safetensors header's metadata, or
-    the other entries of a pickled dict that wraps the weights (a Lightning checkpoint's
-    ``hyper_parameters``, an mmpretrain file's ``meta``, ...).
-    """
+    """Tensors of a checkpoint file as stored (original key names) and where they came from, its
+    Hugging Face ``config.json`` (or None), and ``metadata``: what the file holds beside the
+    tensors (a safetensors header's metadata, or the other entries of a wrapping dict)."""
 
     tensors: dict[str, Tensor]
     config: dict[str, Any] | None
@@ -68,7 +61,7 @@ def read_raw_checkpoint(path: PathLike) -> RawCheckpoint:
     # A single weight file from a Hugging Face snapshot still has its config beside it.
     config = _read_hf_config(path.parent) if path.name in HF_WEIGHT_FILES else None
     if path.suffix == ".safetensors":
-        return RawCheckpoint(_read_safetensors(path), config, str(path), _safetensors_metadata(path))
+        return RawCheckpoint(_read_safetensors(path), config, str(path), safetensors_metadata(path))
     obj = _torch_load(path)
     metadata = {k: v for k, v in obj.items() if k not in WRAPPER_KEYS} if _is_wrapper(obj) else {}
     return RawCheckpoint(unwrap_state_dict(obj, str(path)), config, str(path), metadata)
@@ -102,11 +95,8 @@ def unwrap_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, Tensor]
 def save_state_dict(
     state_dict: Mapping[str, Tensor], path: PathLike, metadata: Mapping[str, str] | None = None
 ) -> None:
-    """Write a flat state dict: safetensors for a ``.safetensors`` suffix, ``torch.save`` for ``.pth``/``.pt``.
-
-    ``metadata`` goes into the safetensors header (a pickle has no place for it beside a state
-    dict that must load with ``model.load_state_dict``).
-    """
+    """Write a flat state dict: safetensors for a ``.safetensors`` suffix (``metadata`` into its
+    header), ``torch.save`` for ``.pth``/``.pt`` (no metadata: it must load with ``load_state_dict``)."""
     path = Path(path)
     tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
     if path.suffix == ".safetensors":
@@ -125,7 +115,8 @@ def _is_wrapper(obj: Any) -> bool:
     return isinstance(obj, Mapping) and not _holds_tensors(obj)
 
 
-def _safetensors_metadata(path: Path) -> dict[str, str]:
+def safetensors_metadata(path: PathLike) -> dict[str, str]:
+    """The string metadata of a safetensors file's header."""
     with safe_open(str(path), framework="pt") as f:
         return dict(f.metadata() or {})
 
@@ -190,9 +181,8 @@ def _torch_load(path: Path) -> Any:
         if "Weights only load failed" in str(err) and not reason.startswith("Unsupported operand"):
             raise CheckpointError(_refusal_message(path, reason)) from err
         raise CheckpointError(_unreadable_message(path, reason)) from err
-    except (
-        Exception
-    ) as err:  # torch.load raises many types for damaged files: EOF, OSError, KeyError, RuntimeError
+    # torch.load raises many types for damaged files: EOF, OSError, KeyError, RuntimeError.
+    except Exception as err:
         raise CheckpointError(_unreadable_message(path, f"{type(err).__name__}: {err}")) from err
 
 

@@ -1,30 +1,17 @@
-"""Layouts of 2D SwinV2 state dicts, and renaming them into the canonical one.
+"""Layouts of 2D SwinV2 state dicts, and renaming them into the canonical one: timm's (>= 0.9)
+``SwinTransformerV2``, which the 3D model shares key for key (``layers.{i}.downsample.*`` at the
+START of stage i >= 1, ``head.fc.*``). The other layouts hold the same tensors under other names:
 
-The canonical layout is timm's (>= 0.9) ``SwinTransformerV2``, which the 3D model shares key for
-key: ``patch_embed.*``, ``layers.{i}.downsample.*`` at the START of stage i >= 1,
-``layers.{i}.blocks.{j}.{norm1, attn.{qkv, q_bias, v_bias, logit_scale, cpb_mlp, proj}, norm2, mlp}``,
-``norm.*`` and ``head.fc.*``. The other layouts hold the same tensors (same shapes) under other
-names:
-
-- ``official`` (microsoft/Swin-Transformer, also timm < 0.9): ``layers.{i}.downsample`` at the END
-  of stage i, classifier ``head.*``, and the buffers ``relative_coords_table``,
-  ``relative_position_index`` and ``attn_mask`` stored with the weights.
-- ``simmim``: the official layout under ``encoder.``, plus the pretraining-only ``encoder.mask_token``
-  and ``decoder.*``.
-- ``hf`` (transformers ``Swinv2Model`` / ``Swinv2ForImageClassification``, the latter under
-  ``swinv2.``): separate query/key/value linears (no key bias), ``continuous_position_bias_mlp``,
-  ``layernorm_before``/``layernorm_after`` (applied after attention / MLP despite the names),
-  downsample at the END of a stage, ``layernorm`` and ``classifier``.
-- ``mmpretrain`` (OpenMMLab, ``{'meta', 'state_dict'}`` files of ``ImageClassifier``):
-  ``backbone.patch_embed.projection``, ``backbone.stages.{i}`` with the downsample at the START of
-  a stage, ``blocks.{j}.attn.w_msa.*``, ``ffn.layers.0.0`` / ``ffn.layers.1``, ``norm3`` for the
-  extra norm, the final norm as ``backbone.norm{last stage}``, ``head.fc``. Its patch merging
-  gathers the 2x2 neighbours with ``nn.Unfold``, which orders the reduction's input columns
-  ``c*4 + dh*2 + dw`` instead of SwinV2's concatenation (x0..x3) = (dh, dw) = (0,0), (1,0),
-  (0,1), (1,1): the columns are permuted into that order.
-- ``videoswinv2``: a 3D state dict of this package (``patch_embed.proj.weight`` is 5-D), plain or
-  under ``backbone.`` as a Lightning checkpoint of ``VideoClassifier`` stores it. Its names are
-  the canonical ones already.
+- ``official`` (microsoft/Swin-Transformer, timm < 0.9): the downsample at the END of a stage,
+  ``head.*``, and the buffers stored; ``simmim``: the same under ``encoder.``, plus ``decoder.*``.
+- ``hf`` (transformers, under ``swinv2.`` with a classifier): separate query/key/value linears (no
+  key bias), ``layernorm_before``/``_after`` (after attention / MLP despite the names), the
+  downsample at the END of a stage.
+- ``mmpretrain`` (``{'meta', 'state_dict'}``): ``backbone.stages.{i}`` with the downsample at the
+  START, ``attn.w_msa.*``, ``ffn.layers.*``, the final norm as ``backbone.norm{last stage}``. Its
+  patch merging's ``nn.Unfold`` orders the reduction's input columns ``c*4 + dh*2 + dw``: they
+  are permuted into SwinV2's concatenation order (:func:`unfold_to_concat_order`).
+- ``videoswinv2``: a 3D state dict of this package, plain or under ``backbone.`` (Lightning).
 """
 
 from __future__ import annotations
@@ -38,19 +25,10 @@ from torch import Tensor
 
 from .io import CheckpointError
 
-__all__ = [
-    "LAYOUTS",
-    "BUFFER_NAMES",
-    "CanonicalStateDict",
-    "detect_layout",
-    "to_canonical",
-    "unfold_to_concat_order",
-]
-
 LAYOUTS = ("official", "simmim", "timm", "hf", "mmpretrain", "videoswinv2")
 # Derived from the window size alone; the 3D model recomputes them for its own windows.
 BUFFER_NAMES = ("relative_coords_table", "relative_position_index", "attn_mask")
-BUFFER_REASON = "buffer, recomputed by the model"
+_BUFFER_REASON = "buffer, recomputed by the model"
 
 # The continuous position bias MLP is what makes a Swin a SwinV2.
 _CPB_SUFFIXES = ("attn.cpb_mlp.0.weight", "w_msa.cpb_mlp.0.weight", "continuous_position_bias_mlp.0.weight")
@@ -114,7 +92,7 @@ def to_canonical(state_dict: Mapping[str, Tensor]) -> CanonicalStateDict:
             continue
         if name.rsplit(".", 1)[-1] in BUFFER_NAMES:
             buffers[name] = tensor
-            dropped[key] = BUFFER_REASON
+            dropped[key] = _BUFFER_REASON
         else:
             weights[name] = tensor
     if layout == "hf":

@@ -15,7 +15,7 @@ import torch
 
 from videoswinv2.record import LIGHTNING_KEY, PT2_EXTRA_FILE, ModelRecord
 
-from .io import CheckpointError, PathLike
+from .io import CheckpointError, PathLike, safetensors_metadata
 
 __all__ = ["read_lightning_checkpoint", "read_record", "read_strings"]
 
@@ -37,12 +37,9 @@ def read_strings(path: PathLike) -> dict[str, str]:
     """The record strings of a ``.safetensors`` file or an exported ``.onnx`` / ``.pt2`` model."""
     path = Path(path)
     if path.suffix == ".safetensors":
-        from safetensors import safe_open  # optional readers: each only for its own format
-
-        with safe_open(str(path), framework="pt") as f:
-            return dict(f.metadata() or {})
+        return safetensors_metadata(path)
     if path.suffix == ".onnx":
-        import onnx
+        import onnx  # optional: only for its own format
 
         model = onnx.load(str(path), load_external_data=False)
         return {prop.key: prop.value for prop in model.metadata_props}

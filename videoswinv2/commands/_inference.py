@@ -6,61 +6,45 @@ import argparse
 import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from videoswinv2.data.decoding import DECODERS, check_decoder
-from videoswinv2.data.view_stream import Task
+from videoswinv2.data.view_stream import Task, multi_view_tasks
 from videoswinv2.errors import UsageError
 from videoswinv2.inference.engine import keep_freed_memory, predict_videos, resolve_accelerator
 from videoswinv2.inference.inputs import collect_videos
 from videoswinv2.inference.loading import LoadedModel, load_model
-from videoswinv2.inference.outputs import file_sha256
+from videoswinv2.inference.outputs import file_sha256, resolved
 from videoswinv2.inference.precision import PRECISIONS, choose_precision, cpu_flags
 from videoswinv2.inference.writers import ResultWriter
 from videoswinv2.record import EvalViews
 
 
-def _int_at_least(minimum: int):
-    def parse(text: str) -> int:
+def _at_least(kind: type, minimum: float, above: bool = False):
+    """An argparse type: a finite ``kind`` (int or float) >= ``minimum`` (> with ``above``)."""
+
+    def parse(text: str):
         try:
-            value = int(text)
+            value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+            raise argparse.ArgumentTypeError(
+                f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
+            ) from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+        if value < minimum or (above and value == minimum):
+            raise argparse.ArgumentTypeError(f"must be {'>' if above else '>='} {minimum}, got {text}")
         return value
 
-    parse.__name__ = f"integer >= {minimum}"
+    parse.__name__ = f"{'integer' if kind is int else 'number'} {'>' if above else '>='} {minimum}"
     return parse
 
 
-positive_int = _int_at_least(1)
-
-
-def _finite_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = _finite_float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    value = _finite_float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
+positive_int = _at_least(int, 1)
+positive_float = _at_least(float, 0, above=True)
+non_negative_float = _at_least(float, 0)
 
 
 def add_inference_arguments(parser: argparse.ArgumentParser, clips: bool = True) -> None:
@@ -102,7 +86,7 @@ def add_inference_arguments(parser: argparse.ArgumentParser, clips: bool = True)
     )
     engine.add_argument(
         "--num-workers",
-        type=_int_at_least(0),
+        type=_at_least(int, 0),
         default=min(4, os.cpu_count() or 1),
         help="decoding processes (default: min(4, CPUs)); 0 decodes in the main process",
     )
@@ -198,12 +182,14 @@ def run_tasks(
     args: argparse.Namespace,
     setup: Setup,
     writer: ResultWriter,
-    tasks: Sequence[Task],
-    skipped: int,
+    done: set[str],
     where: str,
+    make_tasks: Callable[[list[str]], Sequence[Task]] | None = None,
 ) -> int:
-    """Run the engine over ``tasks`` (none: every video was done by an earlier run), print the
-    summary; the exit code."""
+    """Run the engine over the tasks (default: the evaluation views) of the videos not ``done`` by
+    an earlier run (by resolved path), print the summary; the exit code."""
+    videos = [video for video in setup.videos if resolved(video) not in done]
+    tasks = make_tasks(videos) if make_tasks else multi_view_tasks(videos, setup.views, setup.decode_device)
     if tasks:
         if setup.accelerator == "cpu":  # this process only runs the model from here on
             keep_freed_memory()
@@ -220,4 +206,4 @@ def run_tasks(
         if not trainer.is_global_zero:
             return 0
     failed = list(dict(writer.failed).items())  # one line per video (a timeline's parts may each fail)
-    return report(prog, len(setup.videos), skipped, failed, where)
+    return report(prog, len(setup.videos), len(setup.videos) - len(videos), failed, where)

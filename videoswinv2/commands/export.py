@@ -1,9 +1,5 @@
-"""``videoswinv2 export --ckpt CKPT --format onnx|pt2 --output FILE``: a model for deployment.
-
-Writes the model's ``forward`` (clips ``(B, 3, T, H, W)`` -> logits, B dynamic) as ONNX or as a
-``torch.export`` program, runs the file once against PyTorch and prints the largest difference
-(more than 1e-4 fails, and nothing is written). See ``videoswinv2.inference.export``.
-"""
+"""``videoswinv2 export --ckpt CKPT --format onnx|pt2 --output FILE``: a model for deployment,
+checked against PyTorch before it is written (see ``videoswinv2.inference.export``)."""
 
 from __future__ import annotations
 

@@ -1,19 +1,12 @@
-"""``videoswinv2 extract-features INPUT ... --ckpt CKPT --output DIR``: backbone features of videos.
-
-One float32 ``.npy`` per video under DIR (the video's path mirrored, ``a.mp4`` -> ``a.mp4.npy``):
-the pooled pre-logits ``(C',)`` averaged over the evaluation views, ``(V, C')`` with
-``--per-view``, or the ``(C', T', H', W')`` maps with ``--feature-map``; ``DIR/index.csv`` lists
-video, status, reason, feature file and number of views. A re-run with the same settings skips
-videos whose files exist.
-"""
+"""``videoswinv2 extract-features INPUT ... --ckpt CKPT --output DIR``: backbone features of
+videos, one ``.npy`` per video under DIR and ``DIR/index.csv`` (see
+``videoswinv2.inference.writers.FeatureWriter``); a re-run skips videos whose files exist."""
 
 from __future__ import annotations
 
 import argparse
 
 from videoswinv2.commands._inference import add_inference_arguments, prepare, run_tasks
-from videoswinv2.data.view_stream import multi_view_tasks
-from videoswinv2.inference.outputs import resolved
 from videoswinv2.inference.writers import FeatureWriter
 
 PROG = "videoswinv2 extract-features"
@@ -37,14 +30,4 @@ def run(args: argparse.Namespace) -> int:
     setup = prepare(args, need_head=False)
     settings = setup.settings(per_view=args.per_view, feature_map=args.feature_map)
     done = writer.prepare(settings, overwrite=args.overwrite)
-    videos = [video for video in setup.videos if resolved(video) not in done]
-    skipped = len(setup.videos) - len(videos)
-    return run_tasks(
-        PROG,
-        args,
-        setup,
-        writer,
-        multi_view_tasks(videos, setup.views, setup.decode_device),
-        skipped,
-        str(writer.index.path),
-    )
+    return run_tasks(PROG, args, setup, writer, done, str(writer.index.path))

@@ -119,7 +119,13 @@ def run(args: argparse.Namespace) -> int:
     mismatch = _architecture_mismatch(ckpt, args.model, overrides)
     if mismatch:
         raise UsageError(mismatch)
-    windows, origin = _choose_window_sizes(args.pretrained_window_sizes, ckpt.pretrained_window_sizes)
+    windows = args.pretrained_window_sizes or ckpt.pretrained_window_sizes
+    if args.pretrained_window_sizes:
+        origin = "given on the command line"
+    elif windows:
+        origin = "shown by the checkpoint"
+    else:
+        origin = "the checkpoint does not show them: pass --pretrained-window-sizes if it was trained with other windows"
     if windows is not None and len(windows) != len(ckpt.depths):
         raise UsageError(
             f"--pretrained-window-sizes has {len(windows)} entries; the checkpoint has {len(ckpt.depths)} stages"
@@ -174,14 +180,3 @@ def _flag(value: Any) -> str:
 
 def _keywords(kwargs: dict[str, Any]) -> list[str]:
     return [f"{key}={tuple(v) if isinstance(v, list) else v}" for key, v in kwargs.items()]
-
-
-def _choose_window_sizes(
-    given: tuple[WindowSize, ...] | None, shown: tuple[WindowSize, ...] | None
-) -> tuple[tuple[WindowSize, ...] | None, str]:
-    if given is not None:
-        return given, "given on the command line"
-    if shown is not None:
-        return shown, "shown by the checkpoint"
-    hint = "the checkpoint does not show them: pass --pretrained-window-sizes if it was trained with other windows"
-    return None, hint

@@ -1,10 +1,6 @@
-"""``videoswinv2 predict INPUT ... --ckpt CKPT [--output FILE]``: top-k classes of many videos.
-
-Each video is seen in its evaluation views (softmax averaged over them); rows go to a ``.csv`` or
-``.jsonl`` file as videos finish, or to the terminal. A re-run with the same ``--output`` and
-settings skips the videos already there and retries those that failed (see
-``videoswinv2.inference.outputs`` for what is refused).
-"""
+"""``videoswinv2 predict INPUT ... --ckpt CKPT [--output FILE]``: top-k classes of many videos
+(softmax averaged over each video's views), as rows of a ``.csv`` or ``.jsonl`` file or on the
+terminal; a re-run skips the videos done and retries those that failed."""
 
 from __future__ import annotations
 
@@ -17,8 +13,6 @@ from videoswinv2.commands._inference import (
     run_tasks,
     warn_untrained,
 )
-from videoswinv2.data.view_stream import multi_view_tasks
-from videoswinv2.inference.outputs import resolved
 from videoswinv2.inference.writers import PredictionWriter
 
 PROG = "videoswinv2 predict"
@@ -34,21 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    writer = PredictionWriter(
-        args.output, topk=args.topk, progress=not args.no_progress
-    )  # checks --output first
+    # Checks --output first.
+    writer = PredictionWriter(args.output, topk=args.topk, progress=not args.no_progress)
     setup = prepare(args, need_head=True)
     writer.classes = setup.loaded.classes
     done = writer.prepare(setup.settings(topk=args.topk, classes=writer.classes), overwrite=args.overwrite)
     warn_untrained(PROG, setup)
-    videos = [video for video in setup.videos if resolved(video) not in done]
-    skipped = len(setup.videos) - len(videos)
-    return run_tasks(
-        PROG,
-        args,
-        setup,
-        writer,
-        multi_view_tasks(videos, setup.views, setup.decode_device),
-        skipped,
-        args.output or "",
-    )
+    return run_tasks(PROG, args, setup, writer, done, args.output or "")

@@ -1,15 +1,11 @@
 """``videoswinv2 timeline VIDEO ... --ckpt CKPT --stride-seconds S [--output F.csv|.jsonl]``:
-what happens when, along whole videos.
-
-Windows of the model's clip (its frames x interval, from the checkpoint) every S seconds, each
-frame decoded once; one row per window as windows finish, the merged segments of each video and a
-picture of its class probabilities over time (see ``videoswinv2.data.timeline`` for where windows
-fall, ``videoswinv2.inference.timeline`` for what is written).
-"""
+what happens when, along whole videos: windows of the model's clip every S seconds (see
+``videoswinv2.data.timeline``), written by ``videoswinv2.inference.timeline``."""
 
 from __future__ import annotations
 
 import argparse
+from functools import partial
 
 from videoswinv2.commands._inference import (
     add_inference_arguments,
@@ -21,7 +17,7 @@ from videoswinv2.commands._inference import (
     warn_untrained,
 )
 from videoswinv2.data.timeline import TimelineSpec, timeline_tasks
-from videoswinv2.inference.outputs import check_row_file, resolved
+from videoswinv2.inference.outputs import check_row_file
 from videoswinv2.inference.timeline import TimelineWriter
 
 PROG = "videoswinv2 timeline"
@@ -80,7 +76,5 @@ def run(args: argparse.Namespace) -> int:
     )
     done, skip = writer.prepare(settings, overwrite=args.overwrite)
     warn_untrained(PROG, setup)
-    videos = [video for video in setup.videos if resolved(video) not in done]
-    tasks = timeline_tasks(videos, spec, args.num_workers, skip)
-    skipped = len(setup.videos) - len(videos)
-    return run_tasks(PROG, args, setup, writer, tasks, skipped, args.output or "")
+    make_tasks = partial(timeline_tasks, spec=spec, workers=args.num_workers, skip=skip)
+    return run_tasks(PROG, args, setup, writer, done, args.output or "", make_tasks)

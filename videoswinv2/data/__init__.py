@@ -2,12 +2,7 @@
 folders, and any registered one), clip planning, decoding, clip reading, transforms, datasets, the
 Lightning DataModule, and offline tools (re-encoding, a synthetic motion dataset)."""
 
-from videoswinv2.data.annotations import (
-    AnnotationFormat,
-    Annotations,
-    VideoRecord,
-    read_class_names,
-)
+from videoswinv2.data.annotations import AnnotationFormat, Annotations, VideoRecord, read_class_names
 from videoswinv2.data.broken_videos import BrokenVideoLogger
 from videoswinv2.data.clip_planning import (
     ClipSpec,
@@ -21,11 +16,7 @@ from videoswinv2.data.clip_planning import (
     train_clips,
 )
 from videoswinv2.data.datamodule import KineticsDataModule, ShardSampler, VideoDataModule
-from videoswinv2.data.datasets import (
-    VideoClipDataset,
-    collate_clips,
-    collate_videos,
-)
+from videoswinv2.data.datasets import VideoClipDataset, collate_clips, collate_videos
 from videoswinv2.data.decoding import DecoderName, VideoDecodeError, VideoReader, open_video
 from videoswinv2.data.formats import dataset_classes, detect_format, read_annotations, register_format
 from videoswinv2.data.formats.class_folders import read_class_folders
@@ -34,17 +25,10 @@ from videoswinv2.data.formats.kinetics_csv import read_kinetics_csv
 from videoswinv2.data.formats.list_file import read_list_file
 from videoswinv2.data.formats.ssv2 import SSV2_MIRRORED_CLASSES, read_ssv2
 from videoswinv2.data.formats.ucf101 import read_ucf101
-from videoswinv2.data.offline.synthetic import (
-    SYNTHETIC_CLASSES,
-    SyntheticSpec,
-    make_synthetic_dataset,
-)
+from videoswinv2.data.offline.synthetic import SYNTHETIC_CLASSES, SyntheticSpec, make_synthetic_dataset
+from videoswinv2.data.run_identity import RunIdentity
 from videoswinv2.data.sampling import ResumableSampler, SampleKey
-from videoswinv2.data.transforms import (
-    EvalTransform,
-    TrainTransform,
-    normalize,
-)
+from videoswinv2.data.transforms import EvalTransform, TrainTransform, normalize
 from videoswinv2.data.unlabelled import UnlabelledVideoDataModule, unlabelled_videos
 from videoswinv2.data.view_stream import load_views
 
@@ -59,6 +43,7 @@ __all__ = [
     "EvalTransform",
     "KineticsDataModule",
     "ResumableSampler",
+    "RunIdentity",
     "SampleKey",
     "ShardSampler",
     "SyntheticSpec",

@@ -1,11 +1,6 @@
-"""What every annotation format gives and the helpers they share: :class:`VideoRecord` (a
-video's path and label index), :class:`Annotations` (the videos of a split found, and the listed
-files that are missing: left out, logged with their count and first names), the
-:class:`AnnotationFormat` a format registers, class-name files, and video lookup.
-
-An unknown label or a malformed row is a ``UsageError`` (a ``ValueError``; the CLI reports it in
-one line) naming the file, the line and the problem. The formats themselves are
-``videoswinv2.data.formats``.
+"""What every annotation format (``videoswinv2.data.formats``) gives and the helpers they share:
+videos and labels, the :class:`AnnotationFormat` a format registers, class-name files, video
+lookup. An unknown label or a malformed row is a ``UsageError`` naming the file and line.
 """
 
 from __future__ import annotations
@@ -15,7 +10,7 @@ import logging
 import os
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -49,8 +44,7 @@ Subset = Literal["train", "val", "test"]
 
 @dataclass(frozen=True)
 class AnnotationFormat:
-    """A dataset layout: how its annotation source is read, the classes it names, and whether
-    ``annotation_format: auto`` takes a source for it (see ``videoswinv2.data.formats``).
+    """A dataset layout (see ``videoswinv2.data.formats``).
 
     Args:
         name: the ``annotation_format`` value that picks it.
@@ -59,10 +53,8 @@ class AnnotationFormat:
             "test") and ``split`` (an official split number) serve layouts holding several splits.
         classes: ``(source, split) -> names`` in label order, when no class names file is given.
         detect: ``source -> bool``: whether ``auto`` reads this existing file or folder as this
-            format (None: only when named). It may raise a ``UsageError`` for a source that is
-            the format's but cannot be read as given.
-        folder: the source may be a folder (the reader says what it expects); otherwise a folder
-            is refused before reading.
+            format (None: only when named); a ``UsageError`` for a source it cannot read as given.
+        folder: the source may be a folder; otherwise a folder is refused before reading.
     """
 
     name: str
@@ -92,14 +84,9 @@ _NUMBERED = re.compile(r"(\d+)\s+(\S.*)")
 
 
 def read_class_names(path: str | Path) -> list[str]:
-    """Class names in label order, from one of:
-
-    - one name per line (blank lines ignored), in label order;
-    - numbered lines ``1 ApplyEyeMakeup`` (UCF101's ``classInd.txt``): numbered 1, 2, ... or
-      0, 1, ... in order, the number is dropped;
-    - a JSON object ``{name: id}`` (Something-Something V2's ``labels.json``), in id order, or a
-      JSON list of names.
-    """
+    """Class names in label order: one per line (blank lines ignored), numbered lines ``1
+    ApplyEyeMakeup`` counting from 0 or 1 without gaps (UCF101's ``classInd.txt``), a JSON object
+    ``{name: id}`` (SSv2's ``labels.json``) or a JSON list of names."""
     path = Path(path)
     text = path.read_text(encoding="utf-8-sig")
     if path.suffix.lower() == ".json":
@@ -162,15 +149,22 @@ def report_missing(source: Path, missing: list[str], listed: int) -> None:
         )
 
 
-def existing_videos(source: Path, listed: list[tuple[Path, int]]) -> Annotations:
-    """The ``(video file, label)`` pairs ``source`` lists whose file exists; the others are left
-    out and reported once."""
+def existing_videos(
+    source: Path, listed: list[tuple[Path, int]], found: Mapping[str, str] | None = None
+) -> Annotations:
+    """The ``(video file, label)`` pairs ``source`` lists whose file exists or, with ``found`` (an
+    :func:`index_videos` map), whose name less a video suffix it holds; the others are left out
+    and reported once."""
     videos, missing = [], []
     for video, label in listed:
-        if video.is_file():
-            videos.append(VideoRecord(str(video), label))
+        if found is None:
+            path = str(video) if video.is_file() else None
         else:
+            path = found.get(video.stem if video.suffix.lower() in VIDEO_EXTENSIONS else video.name)
+        if path is None:
             missing.append(str(video))
+        else:
+            videos.append(VideoRecord(path, label))
     report_missing(source, missing, len(listed))
     return Annotations(videos, missing)
 

@@ -1,25 +1,17 @@
-"""Which frames make a clip: pure functions of (frames in the video, fps, clip settings).
+"""Which frames make a clip: pure functions of (frames in the video, fps, clip settings); random
+ones take an optional ``torch.Generator``.
 
-A clip is ``num_frames`` frames taken every ``frame_interval`` frames (``sampling="interval"``,
-the Kinetics recipe). With ``target_fps`` set, the interval is counted at that frame rate instead,
-so clips span the same time whatever the video's own rate (a 2-frame interval at 30 fps becomes
-1.67 frames on a 25 fps video, rounded per frame). Frames past the end of a video shorter than a
-clip repeat its last frame (``short_video="repeat_last"``) or start over from its first
-(``"loop"``, mmaction's default).
+A clip is ``num_frames`` frames taken every ``frame_interval`` frames (the Kinetics recipe),
+counted at ``target_fps`` if set so that clips span the same time whatever the video's rate (2
+frames at 30 fps are 1.67 at 25 fps, rounded per frame). Frames past the end of a short video
+repeat its last frame (``short_video="repeat_last"``) or start over (``"loop"``, mmaction's).
+``sampling="segments"`` (Video Swin's SSv2 ``frame_uniform``) instead takes one frame of each of
+``num_frames`` equal segments of the whole video: a random one in training, the middle one else.
 
-``sampling="segments"`` (Video Swin's ``frame_uniform``, its Something-Something V2 recipe)
-instead cuts the whole video into ``num_frames`` equal segments and takes one frame of each: a
-random one in training, the middle one in evaluation; ``frame_interval`` does not apply.
-
-Timeline windows (``videoswinv2 timeline``) are clips starting every ``stride_s`` seconds: window
-``i`` starts at frame ``floor(i * stride_s * fps + 0.5)`` and covers ``[start_s, end_s)`` =
-``[start / fps, (start + span) / fps)``. Windows are placed while a whole one fits; if frames
-remain after the last, one more window ends on the last frame (its start then lies off the stride
-grid); a video shorter than one window gives a single window from frame 0 whose missing frames
-repeat the last one, as test clips do, and whose ``end_s`` is the video's end.
-
-Random functions take an optional ``torch.Generator``, so a caller can make each draw depend on a
-seed of its own.
+Timeline windows start every ``stride_s`` seconds: window ``i`` at frame ``floor(i * stride_s *
+fps + 0.5)``, covering ``[start / fps, (start + span) / fps)``. They are placed while a whole one
+fits, plus one ending on the last frame if frames remain; a video shorter than one window gives a
+single window from frame 0 that repeats its last frame and ends at the video's end.
 """
 
 from __future__ import annotations
@@ -141,14 +133,9 @@ def train_clip(total: int, fps: float, spec: ClipSpec, generator: torch.Generato
 def train_clips(
     total: int, fps: float, spec: ClipSpec, count: int, generator: torch.Generator | None = None
 ) -> list[list[int]]:
-    """``count`` random training clips of one video, to be decoded together.
-
-    One clip is :func:`train_clip`. Several share a random phase of the frame interval (their
-    starts differ by multiples of it) when the interval is a whole number of frames: their
-    frames then lie on one evenly spaced grid, each clip is a slice of it, and the decoded grid
-    serves every clip without copying frames. Each start stays uniform over the starts of its
-    phase, and every phase is equally likely.
-    """
+    """``count`` random training clips of one video, to be decoded together. With a whole-frame
+    interval they share a random phase of it, so their frames lie on one grid that serves every
+    clip without copies; each start stays uniform over its phase's, every phase equally likely."""
     offsets = spec.offsets(fps)
     step = offsets[1] - offsets[0] if len(offsets) > 1 else 1
     grid = spec.sampling == "interval" and offsets == list(range(0, step * len(offsets), step))
@@ -175,12 +162,8 @@ def center_clip(total: int, fps: float, spec: ClipSpec) -> list[int]:
 
 
 def spread_clips(total: int, fps: float, spec: ClipSpec, num_clips: int) -> list[list[int]]:
-    """``num_clips`` clips with starts spread evenly from the first to the last possible start.
-
-    This is PySlowFast's evaluation spacing (``use_offset=True``) with exact end points: clip
-    ``i`` starts at ``i * (total - span) // (num_clips - 1)``, so the first clip starts at frame
-    0 and the last one ends on the last frame. A single clip is the centre clip.
-    """
+    """``num_clips`` clips starting at ``i * (total - span) // (num_clips - 1)``: from frame 0 to
+    the last possible start (PySlowFast's ``use_offset=True`` spacing); one clip is the centre's."""
     _check_interval(spec, "spread_clips")
     if num_clips < 1:
         raise ValueError(f"num_clips must be >= 1, got {num_clips}")
@@ -193,13 +176,9 @@ def spread_clips(total: int, fps: float, spec: ClipSpec, num_clips: int) -> list
 
 
 def segment_centred_clips(total: int, fps: float, spec: ClipSpec, num_clips: int) -> list[list[int]]:
-    """``num_clips`` clips starting at the centres of ``num_clips`` equal parts of the video:
-    mmaction 0.x's test sampling, which Video Swin's published numbers used.
-
-    With ``L = num_frames * step`` (64 for 32 x 2) and ``a = (total - L + 1) / num_clips``, clip
-    ``i`` starts at ``int(a * i + a / 2)``; every clip starts at 0 when ``total < L``. Unlike
-    :func:`spread_clips`, neither the first nor the last frames are reached.
-    """
+    """``num_clips`` clips starting at the centres of equal parts of the video (mmaction 0.x's test
+    sampling, which Video Swin's numbers used): with ``L = num_frames * step`` and ``a = (total -
+    L + 1) / num_clips``, clip ``i`` starts at ``int(a * i + a / 2)``, or 0 when ``total < L``."""
     _check_interval(spec, "segment_centred_clips")
     if num_clips < 1:
         raise ValueError(f"num_clips must be >= 1, got {num_clips}")
@@ -236,8 +215,7 @@ def evaluation_clips(
 
 def plan_windows(total: int, fps: float, clip: ClipSpec, stride_s: float) -> list[list[int]]:
     """Frame indices of each timeline window of a ``total``-frame video at ``fps`` (see the
-    module docstring). Raises ``ValueError`` when the frame rate is unknown or the stride is
-    under one frame."""
+    module docstring); a ``ValueError`` for an unknown frame rate or a stride under one frame."""
     if total < 1:
         raise ValueError("the video has no frames")
     if not fps > 0:

@@ -1,11 +1,8 @@
 """``VideoDataModule`` (also ``KineticsDataModule``): labelled video datasets for Lightning,
-sharded by the module itself.
+sharded by the module itself (the Trainer runs with ``use_distributed_sampler=False``).
 
-The module builds its own samplers, so the Trainer must run with
-``use_distributed_sampler=False``: training shuffles with a :class:`ResumableSampler` (each video
-once per epoch over all ranks; a few repeated to even out the ranks; each sample's randomness
-from ``(seed, epoch, index)``) in a torchdata ``StatefulDataLoader``, whose position Lightning
-saves in every checkpoint, so a run resumed mid-epoch sees the batches an uninterrupted one
+Training shuffles with a :class:`ResumableSampler` in a torchdata ``StatefulDataLoader`` whose
+position every checkpoint keeps, so a run resumed mid-epoch sees the batches an uninterrupted one
 would; validation and test give rank ``r`` the videos ``r, r + world, ...`` with no padding, so
 every video is evaluated exactly once however many devices there are.
 """
@@ -32,6 +29,7 @@ from videoswinv2.data.formats import check_format, dataset_classes, read_annotat
 from videoswinv2.data.formats.ssv2 import SSV2_MIRRORED_CLASSES
 from videoswinv2.data.geometry import ClipGeometry
 from videoswinv2.data.offline.synthetic import SyntheticSpec, make_synthetic_dataset
+from videoswinv2.data.run_identity import file_identity, global_seed, video_list_identity
 from videoswinv2.data.sampling import ResumableSampler
 from videoswinv2.data.transforms import EvalTransform, TrainTransform
 from videoswinv2.data.view_stream import MultiViewTask, multi_view_tasks, view_loader
@@ -61,17 +59,8 @@ class ShardSampler(Sampler[int]):
 
 def _check_counts(settings: Any) -> None:
     """Sizes and counts the loaders would refuse later, with a traceback, refused now by name."""
-    for name in (
-        "batch_size",
-        "test_batch_size",
-        "clips_per_video",
-        "train_crop_size",
-        "val_short_side",
-        "val_crop_size",
-        "test_short_side",
-        "test_crop_size",
-        "num_test_clips",
-    ):
+    sizes = ("train_crop_size", "val_short_side", "val_crop_size", "test_short_side", "test_crop_size")
+    for name in ("batch_size", "test_batch_size", "clips_per_video", *sizes, "num_test_clips"):
         if settings[name] < 1:
             raise UsageError(f"{name} must be >= 1, got {settings[name]}")
     if settings["num_workers"] < 0:
@@ -81,20 +70,14 @@ def _check_counts(settings: Any) -> None:
 
 
 class VideoDataModule(pl.LightningDataModule):
-    """Train / val / test loaders over the annotations of Kinetics, UCF101, HMDB51, SSv2, class
-    folders or any registered format (see ``videoswinv2.data.formats``); its defaults are the
-    Kinetics recipe.
-
-    Paths are relative to ``data_root`` unless absolute. ``classes`` (and ``num_classes``) are
-    known before ``setup``: the class names file's, else the dataset's own (read on first use). Batches are dicts: ``video``
-    ``(B, C, T, H, W)`` (``(B * clips_per_video, ...)`` in training, with ``label`` and ``index``
-    repeated per clip; ``(B, V, C, T, H, W)`` for test, and for val with ``val_views``),
-    ``label`` and ``index`` ``(B,)``, and ``broken`` (paths skipped). With ``synthetic`` set,
-    ``prepare_data`` writes that synthetic dataset into an empty or missing ``data_root``.
+    """Train / val / test loaders over the annotations of any format of
+    ``videoswinv2.data.formats``; its defaults are the Kinetics recipe. ``classes`` are known
+    before ``setup`` (read on first use). Batches are dicts: ``video`` ``(B, C, T, H, W)``
+    (``(B * clips_per_video, ...)`` in training; views of ``test_batch_size`` videos for test, and
+    for val with ``val_views``), ``label`` and ``index`` ``(B,)``, and ``broken`` (paths skipped).
 
     A module that finds its videos another way overrides :meth:`read_classes` and
-    :meth:`split_videos` (as ``UnlabelledVideoDataModule`` does); everything else (clips,
-    augmentation, loaders, sharding, resuming) is this one's.
+    :meth:`split_videos` (as ``UnlabelledVideoDataModule`` does).
     """
 
     def __init__(
@@ -137,36 +120,28 @@ class VideoDataModule(pl.LightningDataModule):
         """
         Args:
             data_root: folder of the dataset; relative paths below are relative to it.
-            train_annotations: the training split's annotations in ``annotation_format``: a
-                Kinetics CSV, a ``path label_index`` list, a folder of class folders, UCF101's
-                ``ucfTrainTestlist``, HMDB51's ``testTrainMulti_7030_splits``, SSv2's
-                ``train.json``; None if there is no such split (likewise val and test).
+            train_annotations: the training split's annotations in ``annotation_format`` (a
+                Kinetics CSV, a list file, a folder, UCF101's or HMDB51's split folder, SSv2's
+                ``train.json``); None if there is no such split (likewise val and test).
             val_annotations: the validation split.
             test_annotations: the test split (multi-view evaluation).
-            class_names_file: the class names in label order (one per line, UCF101's numbered
-                ``classInd.txt`` or SSv2's ``labels.json``); default: the synthetic classes with
-                ``synthetic``, else the dataset's own (see ``dataset_classes``) from the first
-                split given.
-            annotation_format: "auto" (detected where only one layout fits), "kinetics_csv",
-                "list", "class_folders", "ucf101", "hmdb51", "ssv2" or a format registered with
-                ``videoswinv2.data.formats.register_format``.
+            class_names_file: the class names in label order (one per line, ``classInd.txt`` or
+                ``labels.json``); default: the synthetic classes, else the dataset's own.
+            annotation_format: "auto" (detected where only one layout fits) or a format's name
+                (``videoswinv2.data.formats``: built-in or registered).
             split: the official split (1-3) a UCF101 or HMDB51 split folder gives.
-            video_dir: folder of the videos, relative to ``data_root`` (e.g. ``UCF-101``); the
-                annotations' video paths are relative to it. Default: ``data_root``.
-            decoder: "pyav", "decord" or "torchcodec" (the latter two hand files they would
-                misnumber to PyAV).
+            video_dir: folder the annotations' video paths are relative to (default ``data_root``).
+            decoder: "pyav", "decord" or "torchcodec" (decord and torchcodec hand files they
+                would misnumber to PyAV).
             num_frames: frames per clip.
             frame_interval: frames between consecutive clip frames.
             target_fps: count ``frame_interval`` at this frame rate instead of the video's.
-            frame_sampling: "interval" (``num_frames`` every ``frame_interval``) or "segments"
-                (one frame per equal segment of the whole video, random in training, central in
-                evaluation: Video Swin's Something-Something V2 sampling; one test clip).
-            short_video: frames past the end of a video shorter than a clip: "repeat_last"
-                repeats its last frame, "loop" starts over from its first (mmaction's).
+            frame_sampling: "interval" or "segments" (one frame per equal part of the whole video:
+                Video Swin's SSv2 sampling; one test clip); see ``clip_planning``.
+            short_video: "repeat_last" or "loop" (mmaction's): what fills a clip past a video's end.
             clips_per_video: training clips cut from one decode of each video, each with its
-                own random start, crop and flip; a training batch holds ``batch_size`` videos,
-                so ``batch_size * clips_per_video`` clips. An epoch still shows each video once
-                (``clips_per_video`` times as many clips) in the same number of steps.
+                own random start, crop and flip: a batch holds ``batch_size`` videos, so
+                ``batch_size * clips_per_video`` clips, and an epoch as many steps.
             train_crop_size: side of the random resized crop.
             train_short_side: resize the short side to this while decoding, before the random
                 resized crop (Video Swin's 256); None crops the decoded frames, which selects the
@@ -178,19 +153,16 @@ class VideoDataModule(pl.LightningDataModule):
             rand_augment_magnitude: RandAugment magnitude (0-30).
             val_short_side: validation resize of the short side, before the centre crop.
             val_crop_size: validation centre crop.
-            val_views: validate on test-style views (test clips, short side and crops,
-                ``test_batch_size``) instead of one centre clip.
+            val_views: validate on the test views (and ``test_batch_size``), not one centre clip.
             test_short_side: test resize of the short side, before the three crops.
             test_crop_size: side of the three test crops.
             num_test_clips: temporal clips per test video (views = 3 x this).
-            test_clip_placement: "uniform" (first to last possible start: PySlowFast, mmaction2
-                1.x) or "segment_centres" (the centres of equal parts: mmaction 0.x, which Video
-                Swin's published numbers used).
+            test_clip_placement: "uniform" (first to last possible start: PySlowFast) or
+                "segment_centres" (mmaction 0.x, which Video Swin's published numbers used).
             batch_size: training (and single-clip validation) batch size per device.
             test_batch_size: multi-view batch size per device, in videos.
             num_workers: DataLoader worker processes per device.
-            seed: seed of the training order and augmentation (>= 0); it must be the same on
-                every rank.
+            seed: seed of the training order and augmentation (>= 0), the same on every rank.
             synthetic: generate this synthetic dataset into ``data_root`` on first use.
         """
         super().__init__()
@@ -217,8 +189,8 @@ class VideoDataModule(pl.LightningDataModule):
         self._classes: list[str] | None = None
         self.datasets: dict[str, Dataset | list[MultiViewTask]] = {}
         self._train_loader: StatefulDataLoader | None = None
-        self._train_loader_state: dict[str, Any] | None = None  # from a checkpoint, for the next loader
-        self._train_loader_workers: int | None = None  # the worker count that state was saved with
+        self._saved_state: dict[str, Any] = {}  # from a checkpoint, for the next training loader
+        self._data_identity: dict[str, Any] | None = None  # run_identity's data part, read once
 
     @property
     def root(self) -> Path:
@@ -260,14 +232,13 @@ class VideoDataModule(pl.LightningDataModule):
         """The class names in label order: the class names file's, else the synthetic dataset's,
         else those the first split's annotations define (``dataset_classes``)."""
         h = self.hparams
-        if h.class_names_file is not None and self._path(h.class_names_file).is_file():
-            return _classifiable(
-                read_class_names(self._path(h.class_names_file)), self._path(h.class_names_file)
-            )
+        names_file = None if h.class_names_file is None else self._path(h.class_names_file)
+        if names_file is not None and names_file.is_file():
+            return _classifiable(read_class_names(names_file), names_file)
         if self.synthetic is not None:
             return self.synthetic.classes  # the class file prepare_data writes holds the same
-        if h.class_names_file is not None:
-            raise UsageError(f"class names file {self._path(h.class_names_file)} does not exist")
+        if names_file is not None:
+            raise UsageError(f"class names file {names_file} does not exist")
         given = [self._path(source) for source in self.split_sources.values() if source is not None]
         for source in given:
             if source.exists():
@@ -277,12 +248,14 @@ class VideoDataModule(pl.LightningDataModule):
             f"{', '.join(map(str, given)) or 'no split given'} (check data_root)"
         )
 
+    def _synthetic_due(self) -> bool:
+        """Whether ``prepare_data`` is to write the synthetic dataset: not there yet."""
+        return not (self.root / "classes.txt").is_file()
+
     def prepare_data(self) -> None:
-        root = self.root
-        synthetic = self.synthetic
-        if synthetic is not None and not (root / "classes.txt").is_file():
-            log.info("writing the synthetic dataset %s into %s", synthetic, root)
-            make_synthetic_dataset(root, synthetic)
+        if self.synthetic is not None and self._synthetic_due():
+            log.info("writing the synthetic dataset %s into %s", self.synthetic, self.root)
+            make_synthetic_dataset(self.root, self.synthetic)
 
     def _rank_and_world(self) -> tuple[int, int]:
         if dist.is_available() and dist.is_initialized():
@@ -320,7 +293,7 @@ class VideoDataModule(pl.LightningDataModule):
         if stage in ("fit", None) and "train" not in self.datasets:
             self._warn_about_mirrored_classes()
             self.datasets["train"] = VideoClipDataset(
-                self.split_videos("train"),
+                self._every_class_trained(self.split_videos("train")),
                 mode="train",
                 clip=self.clip,
                 decoder=h.decoder,
@@ -351,6 +324,20 @@ class VideoDataModule(pl.LightningDataModule):
         if stage in ("test", None) and "test" not in self.datasets:
             self.datasets["test"] = self._multi_view_tasks(self.split_videos("test"))
 
+    def _every_class_trained(self, videos: list[VideoRecord]) -> list[VideoRecord]:
+        """``videos``, when every class has one: a class without would be an output the model
+        never learns (and a class list that does not match the annotations)."""
+        labels = {video.label for video in videos}
+        untrained = [name for label, name in enumerate(self.classes) if label not in labels]
+        if untrained:
+            listed = ", ".join(map(repr, untrained[:5])) + (", ..." if len(untrained) > 5 else "")
+            raise UsageError(
+                f"{len(untrained)} of {len(self.classes)} classes have no training video in "
+                f"{self._path(self.split_sources['train'])}: {listed}; add their videos, or remove them "
+                "from the class list"
+            )
+        return videos
+
     def _warn_about_mirrored_classes(self) -> None:
         mirrored = [pair for pair in SSV2_MIRRORED_CLASSES if set(pair) <= set(self.classes)]
         if self.hparams.train_flip and mirrored:
@@ -377,10 +364,8 @@ class VideoDataModule(pl.LightningDataModule):
         return EvalViews.from_datamodule(self.hparams)
 
     def _multi_view_tasks(self, videos: list[VideoRecord]) -> list[MultiViewTask]:
-        """Each video in the test views, with its label and its position in the split: what a
-        ``ViewStream`` runs (the model gathers the views of each video)."""
-        views = self.test_views
-        return [MultiViewTask(video.path, views, video.label, i) for i, video in enumerate(videos)]
+        """Each video in the test views, with its label and its position in the split."""
+        return [MultiViewTask(video.path, self.test_views, video.label, i) for i, video in enumerate(videos)]
 
     def _dataset(self, split: str) -> Dataset | list[MultiViewTask]:
         if split not in self.datasets:
@@ -412,16 +397,16 @@ class VideoDataModule(pl.LightningDataModule):
         rank, world = self._rank_and_world()
         sampler = ResumableSampler(dataset, num_replicas=world, rank=rank, seed=self.hparams.seed)
         loader = self._loader(dataset, sampler, self.hparams.batch_size, collate_clips, StatefulDataLoader)
-        if self._train_loader_state is not None:
-            saved = self._train_loader_workers
-            if saved is not None and saved != self.hparams.num_workers:
+        saved, self._saved_state = self._saved_state, {}
+        if saved.get("train_loader") is not None:
+            workers = saved.get("num_workers")
+            if workers is not None and workers != self.hparams.num_workers:
                 raise UsageError(
                     f"num_workers is {self.hparams.num_workers}, but the checkpoint's training loader had "
-                    f"{saved} workers: resume with --data.init_args.num_workers {saved} (the loader's "
+                    f"{workers} workers: resume with --data.init_args.num_workers {workers} (the loader's "
                     "saved state records each worker)"
                 )
-            loader.load_state_dict(self._train_loader_state)
-            self._train_loader_state = None
+            loader.load_state_dict(saved["train_loader"])
         self._train_loader = loader
         return loader
 
@@ -442,17 +427,49 @@ class VideoDataModule(pl.LightningDataModule):
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._train_loader_state = state_dict.get("train_loader")
-        self._train_loader_workers = state_dict.get("num_workers")
+        self._saved_state = dict(state_dict)
+
+    def drop_loader_position(self) -> None:
+        """Start the training loader from its first batch, whatever the checkpoint said."""
+        self._saved_state = {}
+
+    def run_identity(self) -> dict[str, Any]:
+        """What the fit trains on and in which order (see ``RunIdentity``, which saves and checks
+        it): the data (``data_root``, the annotation and class files, the class list, the training
+        videos) and the loader's settings. The data's part is read once per run."""
+        h = self.hparams
+        if self._data_identity is None:
+            sources = [*self.split_sources.values(), h.class_names_file]
+            files = {name: self._path(name) for name in sources if name is not None}
+            videos = [(video.path, video.label) for video in self._dataset("train").videos]
+            self._data_identity = {
+                "data_root": str(self.root.resolve()),
+                "files": {name: file_identity(path) for name, path in files.items() if path.is_file()},
+                "classes": list(self.classes),
+                "videos": len(videos),
+                "video_list": video_list_identity(videos, self.root),
+            }
+        return {
+            **self._data_identity,
+            "batch_size": h.batch_size,
+            "num_workers": h.num_workers,
+            "clips_per_video": h.clips_per_video,
+            "world_size": self._rank_and_world()[1],
+            "seed": h.seed,
+            "seed_everything": global_seed(),
+        }
+
+    def _view_loader(self, tasks: list[MultiViewTask]) -> DataLoader:
+        """Batches of views, ``test_batch_size`` videos' worth; video i on rank i % world."""
+        batch_size = self.hparams.test_batch_size * self.test_views.num_views
+        return view_loader(tasks, batch_size, self.hparams.num_workers, *self._rank_and_world())
 
     def _eval_loader(self, split: str, multi_view: bool) -> DataLoader:
         dataset = self._dataset(split)
-        rank, world = self._rank_and_world()
-        h = self.hparams
-        if multi_view:  # batches of views, test_batch_size videos' worth; video i on rank i % world
-            batch_size = h.test_batch_size * self.test_views.num_views
-            return view_loader(dataset, batch_size, h.num_workers, rank=rank, world=world)
-        return self._loader(dataset, ShardSampler(len(dataset), rank, world), h.batch_size)
+        if multi_view:
+            return self._view_loader(dataset)
+        sampler = ShardSampler(len(dataset), *self._rank_and_world())
+        return self._loader(dataset, sampler, self.hparams.batch_size)
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
         if self.split_sources["val"] is None:
@@ -466,11 +483,9 @@ class VideoDataModule(pl.LightningDataModule):
         """The test split's videos for ``lightning predict``, as ``videoswinv2 predict`` reads them
         (batches of views; ``test_batch_size`` videos' worth per batch). Results are written by a
         ``videoswinv2.inference.PredictionWriter`` in the trainer's callbacks."""
-        rank, world = self._rank_and_world()
-        views = self.test_views
-        tasks = multi_view_tasks([video.path for video in self.split_videos("test")], views)
-        batch_size = self.hparams.test_batch_size * views.num_views
-        return view_loader(tasks, batch_size, self.hparams.num_workers, rank=rank, world=world)
+        return self._view_loader(
+            multi_view_tasks([video.path for video in self.split_videos("test")], self.test_views)
+        )
 
 
 def _lightning_replaces_samplers(trainer: pl.Trainer) -> bool:

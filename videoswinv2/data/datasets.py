@@ -1,11 +1,8 @@
 """Map-style video datasets of training and single-clip validation, and the collate functions
 (multi-view evaluation streams views instead: :mod:`videoswinv2.data.view_stream`).
 
-A sample is a dict: ``video`` ``(C, T, H, W)`` float for one clip, or a list of k such clips cut
-from one decode of a video in training; ``label`` and ``index`` (the video's position in ``dataset.videos``); ``broken``, the
-paths that failed to decode while producing the sample. In training a broken video is replaced
-by a random other one; in evaluation the sample keeps ``video=None`` and :func:`collate_videos`
-drops it, so that it is never counted as a prediction.
+A sample is a dict: ``video``, ``label``, ``index`` (the video's position in
+``dataset.videos``) and ``broken``, the paths that failed to decode while producing it.
 """
 
 from __future__ import annotations
@@ -32,15 +29,12 @@ Sample = dict[str, Any]
 class VideoClipDataset(Dataset[Sample]):
     """Random training clips (``mode="train"``) or the centre clip (``"val"``) of each video.
 
-    In training a sample holds ``clips_per_video`` = k clips at random starts, ``video`` a list
-    of k ``(C, T, H, W)`` clips (stacked once, by the collate): the frames of all k are decoded together (each frame once) and
-    each clip gets its own ``transform`` draw (crop, flip), so one decode feeds k training clips;
-    :func:`collate_clips` makes them k rows of the batch. In validation ``video`` is the centre
-    clip ``(C, T, H, W)``. ``transform`` maps ``(T, H, W, C)`` uint8 to the ``(C, T, H, W)`` float
-    clip. In training a broken video is replaced by a random other one (up to
-    ``max_replacements`` in a row, then the data is assumed unusable and a ``WorkFailed``
-    names the files). ``short_side``: frames are resized to it as they are decoded, before
-    ``transform`` (torchcodec resizes in its colour conversion).
+    In training ``video`` is a list of ``clips_per_video`` ``(C, T, H, W)`` clips at random starts,
+    decoded together (each frame once), each with its own ``transform`` draw (``(T, H, W, C)``
+    uint8 to ``(C, T, H, W)`` float); a broken video is replaced by a random other one (after
+    ``max_replacements`` in a row, a ``WorkFailed`` names the files). In validation ``video`` is
+    the centre clip, or None for a broken video, which :func:`collate_videos` drops uncounted.
+    ``short_side``: frames are resized to it as they are decoded, before ``transform``.
     """
 
     def __init__(
@@ -138,12 +132,8 @@ def collate_clips(samples: list[Sample]) -> dict[str, Any]:
 
 
 def collate_videos(samples: list[Sample]) -> dict[str, Any]:
-    """Stack samples into a batch, leaving out those whose video failed to decode.
-
-    Returns ``video`` ``(B, ...)``, ``label`` and ``index`` ``(B,)`` int64, and ``broken``: the
-    paths of every sample's broken videos, dropped ones included. B may be 0 in evaluation;
-    then ``video`` is an empty tensor of shape ``(0,)``.
-    """
+    """Stack samples into a batch, leaving out those whose video failed to decode: ``video`` ``(B,
+    ...)`` (``(0,)`` for none), ``label`` and ``index`` ``(B,)`` int64, and every sample's ``broken``."""
     kept = [sample for sample in samples if sample["video"] is not None]
     return {
         "video": torch.stack([s["video"] for s in kept]) if kept else torch.empty(0),

@@ -1,13 +1,9 @@
 """The training order and the randomness of each training sample, as functions of (seed, epoch).
 
-:class:`ResumableSampler` shuffles like ``DistributedSampler`` (a permutation per epoch drawn from
-``seed + epoch``, padded to a multiple of the world size, rank ``r`` taking every ``world``-th
-index from ``r``) and yields :class:`SampleKey` s: the video's index and a seed derived from
-``(seed, epoch, index)``. The dataset draws everything random about that sample (clip starts,
-crop, flip, RandAugment, the video replacing a broken one) from that seed, so a sample's pixels
-depend neither on the number of DataLoader workers nor on which worker loads it. The sampler's
-``state_dict`` (epoch, position) is part of torchdata's ``StatefulDataLoader`` state, which
-``VideoDataModule`` keeps in every checkpoint: a run resumed mid-epoch continues the same order.
+:class:`ResumableSampler` shuffles like ``DistributedSampler`` and yields :class:`SampleKey` s:
+the video's index and a seed from ``(seed, epoch, index)``, from which the dataset draws all that
+is random about the sample, so its pixels depend on no DataLoader worker. The sampler's state
+(epoch, position) goes into every checkpoint: a run resumed mid-epoch continues the same order.
 """
 
 from __future__ import annotations
@@ -44,14 +40,12 @@ def seeded_rng(seed: int) -> Iterator[None]:
 
 
 class ResumableSampler(DistributedSampler):
-    """``DistributedSampler``'s shuffled, sharded order, yielding :class:`SampleKey` s, with a
-    state that says where in which epoch the next sample comes from.
+    """``DistributedSampler``'s shuffled, sharded order, yielding :class:`SampleKey` s.
 
-    ``state_dict()`` is ``{"epoch", "position"}``: the samples of this rank's share handed out so
-    far. After ``load_state_dict`` the next iteration continues that epoch from that position
-    (from the start of the next epoch if the saved one was complete); ``set_epoch`` to another
-    epoch starts that epoch from its beginning. Every rank resumes at the same position of its own
-    share, so rank 0's state, which is what a checkpoint holds, serves every rank.
+    ``state_dict()`` is ``{"epoch", "position"}`` (samples of this rank's share handed out). After
+    ``load_state_dict`` the next iteration continues there (the next epoch if that one was
+    complete); ``set_epoch`` to another epoch starts it afresh. Every rank resumes at the same
+    position of its share, so rank 0's state, which a checkpoint holds, serves every rank.
     """
 
     def __init__(self, dataset: Dataset, num_replicas: int = 1, rank: int = 0, seed: int = 0) -> None:

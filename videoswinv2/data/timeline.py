@@ -1,10 +1,7 @@
-"""Windows along a whole video, for ``videoswinv2 timeline``: the tasks that read them, from one
-sequential pass over the video.
-
-Where windows fall is clip planning's (:func:`~videoswinv2.data.clip_planning.plan_windows`).
-Frames are decoded once, in order (:func:`~videoswinv2.data.clip_reading.read_clips` with
-``stream=True``), resized (and centre-cropped) as they come, and kept only while a window still
-needs them, so memory holds about one window's frames whatever the video's length.
+"""Windows along a whole video, for ``videoswinv2 timeline`` (placed by
+:func:`~videoswinv2.data.clip_planning.plan_windows`): frames are decoded once, in order, resized
+(and cropped) as they come and kept only while a window needs them, so memory holds about one
+window's frames whatever the video's length.
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
-"""Clip transforms on uint8 frames, ending in Video Swin normalisation.
-
-Decoders give ``(T, H, W, C)`` uint8; the transforms work on the ``(T, C, H, W)`` view of it
-(channels-last in memory, which is where torchvision's uint8 antialiased resize is fastest:
-about 2.5x faster than on a contiguous copy) and return ``(C, T, H, W)`` float32.
-"""
+"""Clip transforms on uint8 frames, ending in Video Swin normalisation: decoders give ``(T, H, W,
+C)`` uint8, the transforms work on its ``(T, C, H, W)`` view (channels-last in memory, where
+torchvision's uint8 antialiased resize is ~2.5x faster) and return ``(C, T, H, W)`` float32."""
 
 from __future__ import annotations
 
@@ -24,12 +21,9 @@ def as_video(frames: torch.Tensor) -> tv_tensors.Video:
 
 
 def normalize(clip: torch.Tensor) -> torch.Tensor:
-    """``(..., T, C, H, W)`` uint8 -> ``(..., C, T, H, W)`` float32, Video Swin mean/std.
-
-    One fused multiply-add from the transposed uint8 view into a new float tensor: about 3x
-    faster than ``v2.ToDtype`` + ``v2.Normalize`` + a float transpose on a 32-frame 224 px clip,
-    and about 1.2x faster than converting a transposed copy in place (one pass over memory less).
-    """
+    """``(..., T, C, H, W)`` uint8 -> ``(..., C, T, H, W)`` float32, Video Swin mean/std, in one
+    fused multiply-add from the transposed view (~3x faster than ``v2.ToDtype`` + ``v2.Normalize``
+    + a transpose, ~1.2x than converting a transposed copy in place)."""
     clip = clip.as_subclass(torch.Tensor).transpose(-4, -3)
     out = torch.empty(clip.shape, device=clip.device)
     return torch.addcmul(_SHIFT.to(clip.device), clip, _SCALE.to(clip.device), out=out)
@@ -37,12 +31,9 @@ def normalize(clip: torch.Tensor) -> torch.Tensor:
 
 class TrainTransform:
     """Random resized crop (area ``scale``, aspect ``ratio``), horizontal flip, optional
-    RandAugment, normalisation: ``(T, H, W, C)`` uint8 -> ``(C, T, crop, crop)`` float.
-
-    The same crop, flip and augmentation apply to every frame. Video Swin resizes the short side
-    to 256 before its random resized crop; the crop's area and aspect are relative, so cropping
-    the decoded frames directly selects the same region and resizes once instead of twice.
-    """
+    RandAugment, normalisation, the same on every frame: ``(T, H, W, C)`` uint8 -> ``(C, T, crop,
+    crop)`` float. (Video Swin resizes to 256 first; the crop is relative, so cropping the decoded
+    frames selects the same region with one resize instead of two.)"""
 
     def __init__(
         self,
@@ -77,11 +68,8 @@ class EvalTransform:
 
 
 def three_crop_windows(height: int, width: int, crop_size: int) -> list[tuple[int, int]]:
-    """``(top, left)`` of three square crops at the start, centre and end of the long side.
-
-    That is left/centre/right for landscape frames and top/centre/bottom for portrait ones; the
-    short side is centre-cropped when it exceeds ``crop_size``.
-    """
+    """``(top, left)`` of three square crops at the start, centre and end of the long side (left /
+    centre / right, or top / centre / bottom for portrait frames), centred on the short side."""
     if min(height, width) < crop_size:
         raise ValueError(f"frames of {height}x{width} are smaller than the {crop_size} px crop")
     portrait = height > width
@@ -93,11 +81,8 @@ def three_crop_windows(height: int, width: int, crop_size: int) -> list[tuple[in
 
 def three_crop_views(clip: torch.Tensor, crop_size: int) -> torch.Tensor:
     """A clip's three square crops (:func:`three_crop_windows`), normalised: ``(T, C, H, W)``
-    uint8 -> ``(3, C, T, crop, crop)`` float32.
-
-    The frames are de-interleaved once and each view written straight into the output, which is
-    about 1.6x faster than stacking uint8 crops and normalising the stack.
-    """
+    uint8 -> ``(3, C, T, crop, crop)`` float32, each view written straight into the output (~1.6x
+    faster than stacking uint8 crops and normalising the stack)."""
     windows = three_crop_windows(*clip.shape[-2:], crop_size)
     source = rearrange(clip.as_subclass(torch.Tensor), "t c h w -> c t h w").contiguous()
     out = torch.empty(len(windows), *source.shape[:2], crop_size, crop_size, device=clip.device)

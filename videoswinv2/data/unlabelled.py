@@ -1,33 +1,22 @@
-"""``UnlabelledVideoDataModule``: clips of unlabelled videos, for self-supervised pretraining.
-
-The videos are every video under a folder (any nesting) or every video an annotation file lists,
-its labels ignored; everything else is ``VideoDataModule``'s training pipeline: decoding,
-``clips_per_video``, augmentation, broken-video skipping and DDP sharding. The module is
-``VideoDataModule`` with its two reading hooks (``read_classes``, ``split_videos``) replaced.
-"""
+"""``UnlabelledVideoDataModule``: clips of unlabelled videos, for self-supervised pretraining:
+``VideoDataModule`` with its reading hooks (``read_classes``, ``split_videos``, ``_synthetic_due``) replaced."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
 from videoswinv2.data.annotations import VIDEO_EXTENSIONS, Subset, VideoRecord, find_videos
 from videoswinv2.data.datamodule import VideoDataModule
 from videoswinv2.data.formats import dataset_classes, detect_format, read_annotations
-from videoswinv2.data.offline.synthetic import make_synthetic_dataset
 from videoswinv2.errors import UsageError
-
-log = logging.getLogger(__name__)
 
 NO_LABEL = -1  # what batches carry as `label`: a loss that used it would fail, not learn noise
 
 
 def unlabelled_videos(source: str | Path, root: str | Path) -> list[VideoRecord]:
-    """The videos of ``source``, labelled :data:`NO_LABEL`: a folder is searched recursively
-    (sorted, hidden files skipped); a file is read as any annotation file of a single file
-    ``read_annotations`` takes (a Kinetics CSV, ``path label`` lines, an SSv2 JSON; paths relative
-    to ``root``), whatever its labels."""
+    """The videos of ``source``, labelled :data:`NO_LABEL`: a folder's, searched recursively, or
+    those a single-file annotation file lists (paths relative to ``root``), whatever its labels."""
     source = Path(source)
     if source.is_dir():
         paths = [str(source / video) for video in find_videos(source)]
@@ -53,24 +42,17 @@ def _list_label_names(annotations: Path) -> list[str]:
 
 
 class UnlabelledVideoDataModule(VideoDataModule):
-    """Training clips (and optionally validation clips) of unlabelled videos.
-
-    Batches are ``VideoDataModule``'s training batches, ``video`` ``(B * clips_per_video, C,
-    T, H, W)``, with ``label`` :data:`NO_LABEL`. Every other argument (``num_frames``,
-    ``train_crop_size``, ``clips_per_video``, ``batch_size``, ``synthetic``, ...) is
-    ``VideoDataModule``'s; its ``test_*`` settings are the views ``videoswinv2
-    extract-features`` uses for a checkpoint trained on this module.
+    """Training (and optionally validation) clips of unlabelled videos: ``VideoDataModule``'s
+    batches, ``video`` ``(B * clips_per_video, C, T, H, W)``, with ``label`` :data:`NO_LABEL`.
+    Its ``test_*`` settings are the views ``videoswinv2 extract-features`` uses.
 
     Args:
         data_root: the folder of videos; relative paths below are relative to it.
-        videos: a folder (searched recursively) or an annotation file (labels ignored) naming the
-            videos to train on; default: every video under ``data_root``, or, where ``synthetic``
-            generated a dataset there, its training split.
-        val_videos: the same, for validation (the reconstruction loss on fixed masks); none by
-            default.
-        **kwargs: ``VideoDataModule``'s clip, augmentation and loader settings. ``synthetic``
-            generates a dataset into ``data_root`` only when that folder is missing or empty; a
-            folder holding your own videos is read as it is.
+        videos: a folder (searched recursively) or an annotation file (labels ignored); default:
+            every video under ``data_root`` (of a generated dataset: its training split).
+        val_videos: the same, for validation (the reconstruction loss on fixed masks); default none.
+        **kwargs: ``VideoDataModule``'s settings; ``synthetic`` generates a dataset into
+            ``data_root`` only when that folder is missing or empty.
     """
 
     def __init__(
@@ -92,11 +74,8 @@ class UnlabelledVideoDataModule(VideoDataModule):
     def read_classes(self) -> list[str]:
         return []  # no labels
 
-    def prepare_data(self) -> None:
-        root = self.root
-        if self.synthetic is not None and not (root.is_dir() and any(root.iterdir())):
-            log.info("writing the synthetic dataset %s into %s", self.synthetic, root)
-            make_synthetic_dataset(root, self.synthetic)
+    def _synthetic_due(self) -> bool:
+        return not (self.root.is_dir() and any(self.root.iterdir()))  # your own videos are read as they are
 
     def split_videos(self, split: Subset) -> list[VideoRecord]:
         source = self.split_sources[split]

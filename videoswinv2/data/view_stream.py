@@ -1,16 +1,9 @@
-"""Batches of views over a list of videos, decoded in DataLoader workers.
-
-What is evaluated is a list of *tasks*: a video seen in its evaluation views
-(:class:`MultiViewTask`, for ``test``, ``predict`` and ``extract-features``), or a stretch of a
-video cut into timeline windows (:class:`videoswinv2.data.timeline.TimelineTask`). A task yields
-``(Item, views)`` pairs: an :class:`Item` is what one result is about (a video, or one window of
-it) and ``views`` ``(v, C, T, H, W)`` some or all of its views, in order.
-
-Each worker takes its share of the tasks (and each device its share of those), runs one task at
-a time and yields batches of at most ``batch_size`` views, filled across task boundaries: memory
-holds what one task decoded and a batch of views per worker, whatever the number of views or
-videos. A video that cannot be read never stops the stream: it is reported in the next batch's
-``failed``.
+"""Batches of views over a list of *tasks* (a video in its evaluation views,
+:class:`MultiViewTask`, or a stretch of timeline windows, ``TimelineTask``), decoded in
+DataLoader workers. A task yields ``(Item, views)``: what one result is about and ``(v, C, T, H,
+W)`` of its views. Each worker runs its share one task at a time into batches filled across task
+boundaries, so memory holds one task's frames and a batch per worker; a video that cannot be read
+is reported in the next batch's ``failed``, never stopping the stream.
 """
 
 from __future__ import annotations
@@ -43,12 +36,9 @@ class WindowSpan(NamedTuple):
 
 
 class Item(NamedTuple):
-    """What one result is about: a video in its evaluation views, or one window of a video.
-
-    ``num_views`` views make the result (their softmax is averaged). ``label`` and ``index`` (the
-    video's position in a dataset) are -1 when unknown; ``window`` places a timeline window in its
-    video. (Named tuples, not dataclasses: Lightning moves batches to the device through them.)
-    """
+    """What one result is about: a video in its evaluation views, or one window of a video
+    (``window``), from ``num_views`` views; ``label`` and ``index`` are -1 when unknown. (Named
+    tuples, not dataclasses: Lightning moves batches to the device through them.)"""
 
     video: str
     num_views: int
@@ -129,15 +119,10 @@ def failure_reason(path: str, error: Exception) -> str:
 
 
 class ViewStream(IterableDataset):
-    """Batches of views of the tasks of every ``world``-th video from the ``rank``-th (all tasks
-    of a video on one device), split further between DataLoader workers.
-
-    A batch is a dict: ``video`` ``(b, C, T, crop, crop)`` float (b may be 0); ``item`` and
-    ``view``: the :class:`Item` and the view index of each of the b views; ``failed``:
-    ``(item, reason)`` of the tasks that could not be read since the previous batch (views they
-    yielded before failing are kept); ``finished``: :class:`Finished` of the tasks run to their
-    end since then.
-    """
+    """Batches of views of the tasks of every ``world``-th video from the ``rank``-th, split
+    further between DataLoader workers: ``video`` ``(b, C, T, crop, crop)`` float (b may be 0);
+    ``item`` and ``view`` of each view; ``failed`` ``(item, reason)`` and ``finished``
+    (:class:`Finished`) of the tasks that failed or ended since the previous batch."""
 
     def __init__(self, tasks: Sequence[Task], batch_size: int, rank: int = 0, world: int = 1) -> None:
         if batch_size < 1:
@@ -159,11 +144,7 @@ class ViewStream(IterableDataset):
     def __iter__(self) -> Iterator[ViewBatch]:
         info = get_worker_info()
         mine = self.tasks if info is None else self.tasks[info.id :: info.num_workers]
-        clips: list[torch.Tensor] = []
-        items: list[Item] = []
-        views: list[int] = []
-        failed: list[tuple[Item, str]] = []
-        finished: list[Finished] = []
+        clips, items, views, failed, finished = [], [], [], [], []  # the batch being filled
         seen: dict[Item, int] = {}  # views of each item so far (an item's views may span chunks)
         for task in mine:
             try:

@@ -1,11 +1,6 @@
-"""Inference at scale: a model over many videos through Lightning's predict loop.
-
-Videos are decoded in DataLoader workers into batches of views
-(:mod:`videoswinv2.data.view_stream`; timeline windows: :mod:`videoswinv2.data.timeline`), run
-through ``VideoClassifier.predict_step``, which gathers them into one result per video or window,
-and written by a writer callback (:mod:`.writers`, :mod:`.timeline`) into outputs that record
-what produced them (:mod:`.outputs`). :mod:`.export` writes a model as ONNX or ``.pt2``.
-"""
+"""Inference at scale: a model over many videos through Lightning's predict loop (batches of
+views from :mod:`videoswinv2.data.view_stream`, results written by the callbacks of
+:mod:`.writers` and :mod:`.timeline` into the outputs of :mod:`.outputs`), and :mod:`.export`."""
 
 from videoswinv2.data.view_stream import (
     MultiViewTask,

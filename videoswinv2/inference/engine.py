@@ -19,9 +19,7 @@ from videoswinv2.training.module import VideoClassifier
 
 def resolve_accelerator(device: str) -> str:
     """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; other names pass through."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
+    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
 
 
 # glibc's mallopt parameters (malloc.h).
@@ -29,15 +27,11 @@ _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
 
 
 def keep_freed_memory() -> bool:
-    """Have this process reuse the memory its tensors free instead of giving it back (glibc only).
-
-    glibc maps each block over 32 MB afresh and unmaps it when freed, so every CPU forward pass
-    faults in the pages of its large activations anew: ~20% of a bf16 forward of 6 views
-    (tiny, 32x224) on this project's CPU. With mmap off and trimming at 2 GB the freed blocks
-    stay in the heap for the next batch; the process (and the DataLoader workers it forks later)
-    then holds on to its peak memory until it ends. Returns whether glibc took both settings
-    (False elsewhere: musl, macOS, Windows).
-    """
+    """Have this process reuse the memory its tensors free instead of giving it back (glibc only):
+    glibc unmaps freed blocks over 32 MB, so every CPU forward faults the pages of its large
+    activations in anew (~20% of a bf16 forward, tiny, 32x224). With mmap off and trimming at 2 GB
+    the process (and workers it forks later) keeps its peak memory until it ends. Returns whether
+    glibc took both settings (False elsewhere: musl, macOS, Windows)."""
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
@@ -63,13 +57,10 @@ def predict_videos(
     devices: int = 1,
     precision: str = "32",
 ) -> pl.Trainer:
-    """Run ``module`` over the views of ``tasks`` (videos in their evaluation views, or timeline
-    parts: :mod:`videoswinv2.data.view_stream`); ``writer`` writes each result.
-
-    ``batch_size`` counts views per forward (None: :func:`default_batch_size`); ``precision`` is
-    ``"32"`` or ``"bf16"`` (autocast). On several devices each reads its share of the videos.
-    Returns the trainer, whose ``is_global_zero`` says which process may report. Ctrl-C raises
-    ``KeyboardInterrupt`` once the writer has closed its files (Lightning itself would exit 1).
+    """Run ``module`` over the views of ``tasks`` (:mod:`videoswinv2.data.view_stream`), ``writer``
+    writing each result; ``batch_size`` counts views per forward (None: :func:`default_batch_size`),
+    ``precision`` is ``"32"`` or ``"bf16"``. Returns the trainer (``is_global_zero`` says which
+    process reports). Ctrl-C raises ``KeyboardInterrupt`` once the writer has closed its files.
     """
     with _lightning_quiet():  # "GPU available: ..." is noise here
         trainer = pl.Trainer(

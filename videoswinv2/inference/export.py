@@ -1,29 +1,24 @@
-"""A trained model for deployment: ONNX, through PyTorch's exporter, or a ``torch.export``
-ExportedProgram (``.pt2``), checked against PyTorch before it is kept.
+"""A trained model for deployment: ONNX or a ``torch.export`` program (``.pt2``), checked against
+PyTorch before it is kept.
 
 The exported function is the backbone's ``forward``: clips ``(B, 3, T, H, W)`` float32,
-normalised as in training, to logits ``(B, num_classes)``; T, H and W are fixed to the model's
-evaluation clip, B is dynamic. The file carries the package's metadata (model, class names,
-views) and the input's preprocessing (:mod:`videoswinv2.record`).
-
-How it is exported, and why:
-
-- ``torch.onnx.export(..., dynamo=True)``: the exporter PyTorch maintains. It traces the model
-  with ``torch.export``, which inlines the explicit kernel's custom ``autograd.Function`` (its
-  forward) and decomposes SDPA; the older TorchScript exporter cannot take the custom Function.
-- Attention runs as ``"sdpa"`` while exporting, whatever the checkpoint's ``attn_impl``: one
-  kernel (the one the tests export) for every model. Inside the trace the bias cache is bypassed
-  (the summed bias is constant-folded instead).
+normalised as in training, to logits ``(B, num_classes)``; T, H and W are the model's evaluation
+clip's, B is dynamic. The file carries the model's record and the input's preprocessing.
+ONNX goes through ``torch.onnx.export(..., dynamo=True)``, which traces the custom
+``autograd.Function`` of the explicit kernel (the TorchScript exporter cannot); attention runs as
+``"sdpa"`` while exporting, whatever the checkpoint's ``attn_impl``: one kernel for every model.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -51,8 +46,7 @@ class ExportResult:
 
 
 def metadata_strings(loaded: LoadedModel) -> dict[str, str]:
-    """The package's metadata of ``loaded`` (as it runs: its classes and views) plus the
-    preprocessing of its input."""
+    """The record of ``loaded`` as it runs (its classes and views), and its input's preprocessing."""
     hparams = loaded.module.hparams
     views = asdict(loaded.views)
     metadata = replace(
@@ -66,13 +60,16 @@ def metadata_strings(loaded: LoadedModel) -> dict[str, str]:
     return {**metadata.to_strings(), **preprocessing_strings(views)}
 
 
-def _onnx_session(path: Path):
+def _optional(module: str, purpose: str) -> Any:
+    """The optional ``module`` (of the ``export`` extra), or an :class:`ExportError` saying so."""
     try:
-        import onnxruntime
+        return importlib.import_module(module)
     except ImportError:
-        raise ExportError(
-            "checking an ONNX file needs onnxruntime: pip install 'videoswinv2[export]'"
-        ) from None
+        raise ExportError(f"{purpose}: pip install 'videoswinv2[export]'") from None
+
+
+def _onnx_session(path: Path):
+    onnxruntime = _optional("onnxruntime", "checking an ONNX file needs onnxruntime")
     return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
@@ -85,12 +82,7 @@ def _write(
         program = torch.export.export(model, (example,), dynamic_shapes=dynamic_shapes)
         torch.export.save(program, str(path), extra_files={PT2_EXTRA_FILE: json.dumps(strings)})
         return
-    try:
-        import onnx
-    except ImportError:
-        raise ExportError(
-            "ONNX export needs onnx and onnxscript: pip install 'videoswinv2[export]'"
-        ) from None
+    onnx = _optional("onnx", "ONNX export needs onnx and onnxscript")
     for name in ("onnxscript", "onnx_ir"):  # their optimisers log a line per node at INFO
         logging.getLogger(name).setLevel(logging.WARNING)
     torch.onnx.export(
@@ -119,9 +111,8 @@ def run_exported(path: Path, fmt: str, clips: torch.Tensor) -> torch.Tensor:
 
 
 def export_model(loaded: LoadedModel, fmt: str, output: str | os.PathLike, seed: int = 0) -> ExportResult:
-    """Export ``loaded`` to ``output`` and check it on random clips of two batch sizes against the
-    eager fp32 model; the file appears only if the largest difference is at most
-    :data:`MAX_ABS_DIFF` (else :class:`ExportError`)."""
+    """Export ``loaded`` to ``output``, which appears only if on random clips of two batch sizes it
+    is within :data:`MAX_ABS_DIFF` of the eager fp32 model (else :class:`ExportError`)."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
     started = time.perf_counter()

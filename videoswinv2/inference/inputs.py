@@ -32,13 +32,10 @@ def _read_list(path: Path) -> list[str]:
 
 
 def collect_videos(inputs: Sequence[str]) -> list[str]:
-    """Video paths from files, folders (searched recursively for video suffixes, sorted) and text
-    files listing one video per line, in the order given, each video once: spellings of one file
-    (``v.mp4``, ``./v.mp4``, a link to it) count as one, the first given is kept.
-
-    A listed or named video that does not exist is kept: it is reported as failed like any video
-    that cannot be read. A named input that is neither raises a ``UsageError``.
-    """
+    """Video paths from files, folders (searched recursively, sorted) and text files listing one
+    video per line, in the order given, each file once however spelt. A listed video that does not
+    exist is kept (it fails like any unreadable video); a named input that is none of these is a
+    ``UsageError``."""
     videos: list[str] = []
     for item in inputs:
         path = Path(item)
@@ -59,12 +56,8 @@ def collect_videos(inputs: Sequence[str]) -> list[str]:
 
 
 def mirrored_path(video: str, suffix: str) -> PurePath:
-    """Where ``video``'s output goes under an output folder: its path mirrored, plus ``suffix``.
-
-    A relative path stays as it is (normalised); an absolute one, or one climbing out with
-    ``..``, is made absolute and loses its root, so outputs never leave the output folder.
-    The video's own suffix is kept (``a.mp4`` -> ``a.mp4.npy``) so ``a.mp4`` and ``a.avi`` differ.
-    """
+    """Where ``video``'s output goes under an output folder: its path (normalised; absolute less its
+    root if absolute or climbing out with ``..``) plus ``suffix``, ``a.mp4`` -> ``a.mp4.npy``."""
     path = PurePath(os.path.normpath(video))
     if path.is_absolute() or path.parts[:1] == ("..",):
         path = Path(video).resolve()

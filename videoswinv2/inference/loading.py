@@ -1,12 +1,7 @@
 """The model a command runs: a Lightning checkpoint of ``VideoClassifier`` (or, for features, of
-``MaskedVideoPretraining``), or a plain state dict.
-
-What a file says about its model (name, arguments, class names, views) is its
-:class:`~videoswinv2.record.ModelRecord`, read by :mod:`videoswinv2.checkpoints.records`. A Lightning checkpoint is loaded with
-``VideoClassifier.load_from_checkpoint`` and brings its class names and evaluation views. A plain
-state dict (a ``videoswinv2 inflate`` output, ``.pth`` or ``.safetensors``) needs the model name
-(``--model``, or the name its safetensors header carries); its views are those the header
-records, else the default views (the Kinetics recipe's).
+``MaskedVideoPretraining``), or a plain state dict, which needs the model's name (``--model``, or
+its safetensors header's). What a file records of its model (name, classes, views) is its
+:class:`~videoswinv2.record.ModelRecord`; without one, the views are the Kinetics recipe's.
 """
 
 from __future__ import annotations
@@ -37,10 +32,12 @@ class LoadedModel:
     record: ModelRecord = field(default_factory=ModelRecord)
 
 
-def _fresh_head(state_dict: dict[str, torch.Tensor], prefix: str = "") -> bool:
-    """Whether the classifier is as the model initialises it (bias exactly zero): never trained."""
+def _fresh_head(path: Path, state_dict: dict[str, torch.Tensor], prefix: str = "") -> str | None:
+    """Why the classifier is as the model initialises it (bias exactly zero): never trained."""
     bias = state_dict.get(f"{prefix}head.fc.bias")
-    return bias is not None and not bias.any()
+    if bias is not None and not bias.any():
+        return f"{path} holds a classifier that was never trained (its bias is still zero)"
+    return None
 
 
 def load_model(
@@ -69,17 +66,13 @@ def load_model(
         # A run trained with `compile` would compile again here, minutes before the first video
         # on CPU; predict and extract-features run the model as it is.
         module = module_class.load_from_checkpoint(path, map_location="cpu", weights_only=True, compile=False)
-        if not pretraining and _fresh_head(lightning_ckpt["state_dict"], "backbone."):
-            untrained = f"{path} holds a classifier that was never trained (its bias is still zero)"
+        if not pretraining:
+            untrained = _fresh_head(path, lightning_ckpt["state_dict"], "backbone.")
     else:
         raw = read_raw_checkpoint(path)
         state_dict = raw.tensors
         # Only a safetensors header records the model (`videoswinv2 inflate` writes it there).
-        record = (
-            ModelRecord.from_strings(raw.metadata, str(path))
-            if path.suffix == ".safetensors"
-            else ModelRecord()
-        )
+        record = ModelRecord.from_strings(raw.metadata if path.suffix == ".safetensors" else {}, str(path))
         name = model or record.model
         if name is None:
             raise CheckpointError(f"{path} is a plain state dict: say which model it is with --model")
@@ -95,8 +88,8 @@ def load_model(
                 f"{path} was inflated from the 2D image checkpoint {record.source}: its classifier "
                 "was never trained on video classes"
             )
-        elif _fresh_head(state_dict):
-            untrained = f"{path} holds a classifier that was never trained (its bias is still zero)"
+        else:
+            untrained = _fresh_head(path, state_dict)
     views = record.eval_views
     num_classes = module.hparams.get("num_classes", 0)  # a pretraining module has no classifier
     classes = read_class_names(classes_file) if classes_file is not None else list(record.classes)

@@ -1,16 +1,10 @@
 """Output files that can be trusted: each records what produced it, a re-run continues it only
 with the same settings, and nothing the package did not write is ever changed.
 
-Every output (``predict --output F``, ``extract-features --output DIR``'s ``index.csv``,
-``timeline --output F``) has a record beside it, ``F.videoswinv2.json``: the command that wrote
-it and the settings its rows depend on (checkpoint contents, views, top-k, modes, precision).
-
-- A file or folder with content and no record is someone else's: refused, left untouched.
-- A record of another command, or of other settings, is refused with one line naming what
-  differs, unless ``--overwrite`` (redo everything; the package's own files only).
-- Rows are appended and flushed as they finish; a last line cut short by a killed run is left
-  out when the file is read again, so its video is redone; any other line that is not a row the
-  package writes makes the file foreign.
+Every output has a record beside it, ``F.videoswinv2.json``: the command and the settings its rows
+depend on. An output with content and no record is someone else's, and refused; a record of
+another command or other settings is refused naming what differs, unless ``--overwrite``. Rows
+are flushed as they finish; a last line cut short by a killed run is left out when read again.
 """
 
 from __future__ import annotations
@@ -28,6 +22,7 @@ from typing import IO, Any
 
 from videoswinv2 import __version__
 from videoswinv2.errors import UsageError
+from videoswinv2.files import replaced_atomically
 from videoswinv2.training.evaluation import FAILED, OK
 
 RECORD_SUFFIX = ".videoswinv2.json"
@@ -95,13 +90,9 @@ def _holds_data(path: Path) -> bool:
 def claim(
     path: Path, tool: str, settings: dict[str, Any], *, overwrite: bool, also: Sequence[Path] = ()
 ) -> bool:
-    """Make ``path`` (and ``also``: files or folders that belong to the same output) this run's
-    output, and record ``tool`` and ``settings`` beside it. Returns whether the rows already
-    there are to be continued (same tool and settings, no ``overwrite``).
-
-    Raises :class:`OutputError` for an output another program (or another command) wrote, or
-    one written with other settings (unless ``overwrite``).
-    """
+    """Make ``path`` (and ``also``, of the same output) this run's output, recording ``tool`` and
+    ``settings`` beside it; whether the rows there are to be continued. An :class:`OutputError`
+    for an output of another program or command, or of other settings (unless ``overwrite``)."""
     settings = json.loads(json.dumps(settings))  # as the record will read back (tuples -> lists)
     record = record_path(path)
     if record.is_file():
@@ -129,14 +120,9 @@ def claim(
         continuing = False
     record.parent.mkdir(parents=True, exist_ok=True)
     content = {"written_by": tool, "version": __version__, "settings": settings, "command": sys.argv}
-    replace_atomically(record, json.dumps(content, indent=1, ensure_ascii=False) + "\n")
+    with replaced_atomically(record) as file:
+        file.write((json.dumps(content, indent=1, ensure_ascii=False) + "\n").encode())
     return continuing
-
-
-def replace_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
 
 
 def read_rows(path: Path, columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
@@ -200,6 +186,10 @@ class RowFile:
         self.path, self.columns = Path(path), list(columns)
         self._file: IO[str] | None = None
         self._csv: Any = None
+
+    def rows(self, done: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+        """The rows of ``path`` for which ``done`` holds, as they are (for ranks that only read)."""
+        return [row for row in read_rows(self.path, self.columns) if done(row)]
 
     def keep(self, done: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
         """Merge what the ranks of an interrupted run left, keep the rows for which ``done`` holds

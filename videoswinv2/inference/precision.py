@@ -40,8 +40,5 @@ def choose_precision(requested: Precision, accelerator: str, flags: Collection[s
         raise ValueError(f"precision must be one of {PRECISIONS}, got {requested!r}")
     if requested != "auto":
         return requested
-    if accelerator == "cuda":
-        return "bf16"
-    if accelerator == "cpu" and BF16_CPU_FLAGS & set(flags):
-        return "bf16"
-    return "32"
+    native = accelerator == "cuda" or (accelerator == "cpu" and bool(BF16_CPU_FLAGS & set(flags)))
+    return "bf16" if native else "32"

@@ -1,17 +1,12 @@
-"""What ``videoswinv2 timeline`` writes: one row per window as windows finish, the merged segments
-of each video once all its windows are in, and a PNG of each video's class probabilities over
-time.
-
-For ``--output tl.csv``: ``tl.csv`` (``video,status,reason,window,start_s,end_s,top1_label,
-top1_prob,...``), ``tl.segments.csv`` (``video,status,reason,start_s,end_s,label,windows,
-mean_prob``) and ``tl_plots/<the video's path mirrored>.png`` (``.jsonl`` alike). A re-run
-continues: videos with segments and a picture are skipped, the finished windows of the others are
-kept and only the missing ones computed.
+"""What ``videoswinv2 timeline`` writes, for ``--output tl.csv`` (``.jsonl`` alike): a row per
+window as windows finish (``tl.csv``), each video's merged segments once all its windows are in
+(``tl.segments.csv``) and a PNG of its class probabilities over time (``tl_plots/<the video's
+path mirrored>.png``). A re-run skips videos with segments and a picture and keeps the finished
+windows of the others.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -23,8 +18,9 @@ import lightning.pytorch as pl
 from tqdm.auto import tqdm
 
 from videoswinv2.data.timeline import TimelineSpec, TimelineTask
+from videoswinv2.files import replaced_atomically
 from videoswinv2.inference.inputs import mirrored_path
-from videoswinv2.inference.outputs import RowFile, check_row_file, claim, is_jsonl, read_rows, resolved
+from videoswinv2.inference.outputs import RowFile, check_row_file, claim, is_jsonl, resolved
 from videoswinv2.inference.writers import ResultWriter
 from videoswinv2.training.evaluation import FAILED, OK, Result, RowSchema, row_top
 
@@ -61,22 +57,14 @@ class Segment:
 
 
 def merge_segments(windows: Sequence[Window], min_seconds: float = 0.0) -> list[Segment]:
-    """Segments of windows sorted by start.
-
-    Each window stands for the time around its centre: two segments meet half-way between the
-    centres of the last window of one and the first window of the next; the first starts where
-    its first window starts, the last ends where its last window ends. While a segment is shorter
-    than ``min_seconds`` (and there are two or more), the shortest joins its longer neighbour (the
-    earlier on a tie) and neighbours of one label merge.
+    """Segments of windows sorted by start: runs of one top-1 label, meeting half-way between the
+    centres of the windows on either side (the first starts with its first window, the last ends
+    with its last). While a segment is shorter than ``min_seconds`` (and there are two or more),
+    the shortest joins its longer neighbour (the earlier on a tie) and neighbours of one label merge.
     """
     if not windows:
         return []
-    runs: list[list[Any]] = []  # [label, first window, last window]
-    for k, window in enumerate(windows):
-        if runs and runs[-1][0] == window.top[0][0]:
-            runs[-1][2] = k
-        else:
-            runs.append([window.top[0][0], k, k])
+    runs = _joined([[window.top[0][0], k, k] for k, window in enumerate(windows)])  # [label, first, last]
 
     def bounds(run: list[Any]) -> tuple[float, float]:
         first, last = run[1], run[2]
@@ -98,19 +86,24 @@ def merge_segments(windows: Sequence[Window], min_seconds: float = 0.0) -> list[
         into = max(neighbours, key=lambda j: (length(runs[j]), -j))
         runs[into][1], runs[into][2] = min(runs[into][1], runs[k][1]), max(runs[into][2], runs[k][2])
         del runs[k]
-        merged: list[list[Any]] = []
-        for run in runs:
-            if merged and merged[-1][0] == run[0]:
-                merged[-1][2] = run[2]
-            else:
-                merged.append(run)
-        runs = merged
+        runs = _joined(runs)
     segments = []
     for label, first, last in runs:
         own = [w.top[0][1] for w in windows[first : last + 1] if w.top[0][0] == label]
         start, end = bounds([label, first, last])
         segments.append(Segment(start, end, label, last - first + 1, sum(own) / len(own)))
     return segments
+
+
+def _joined(runs: list[list[Any]]) -> list[list[Any]]:
+    """Neighbouring ``[label, first, last]`` runs of one label as one."""
+    joined: list[list[Any]] = []
+    for run in runs:
+        if joined and joined[-1][0] == run[0]:
+            joined[-1][2] = run[2]
+        else:
+            joined.append(run)
+    return joined
 
 
 # Lines drawn per picture: the classes that are top-1 in the most windows.
@@ -130,14 +123,8 @@ def timeline_figure(video: str, windows: Sequence[Window], segments: Sequence[Se
     times = [w.centre for w in windows]
     for label in drawn:
         probs = [dict(w.top).get(label, float("nan")) for w in windows]
-        ax.plot(
-            times,
-            probs,
-            color=colours[label],
-            label=label,
-            linewidth=1.5,
-            marker="." if len(windows) < 60 else None,
-        )
+        marker = "." if len(windows) < 60 else None
+        ax.plot(times, probs, color=colours[label], label=label, linewidth=1.5, marker=marker)
     ax.set_ylim(0, 1.02)
     ax.set_ylabel("probability")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
@@ -230,14 +217,10 @@ class TimelineWriter(ResultWriter):
                 self.segments.reset()
                 return set(), {}
         done_video = lambda row: row["status"] == OK and self.plot_file(row["video"]).is_file()  # noqa: E731
-        segments = (
-            self.segments.keep(done_video)
-            if writes
-            else [r for r in read_rows(self.segments.path) if done_video(r)]
-        )
+        segments = self.segments.keep(done_video) if writes else self.segments.rows(done_video)
         finished = {resolved(row["video"]) for row in segments}
         ok = lambda row: row["status"] == OK  # noqa: E731
-        windows = self.file.keep(ok) if writes else [r for r in read_rows(self.file.path) if ok(r)]
+        windows = self.file.keep(ok) if writes else self.file.rows(ok)
         skip: dict[str, set[int]] = defaultdict(set)
         for row in windows:
             key = resolved(row["video"])
@@ -291,9 +274,8 @@ class TimelineWriter(ResultWriter):
         target = self.plot_file(video)
         if target is not None and windows:
             target.parent.mkdir(parents=True, exist_ok=True)
-            temporary = target.with_name(target.name + ".tmp.png")
-            timeline_figure(video, windows, segments).savefig(temporary, dpi=100)
-            os.replace(temporary, target)
+            with replaced_atomically(target) as file:
+                timeline_figure(video, windows, segments).savefig(file, format="png", dpi=100)
 
     def _write_segments(self, video: str, segments: list[Segment], reason: str = "") -> None:
         if self.segments is None:

@@ -1,20 +1,15 @@
-"""Writers: Lightning callbacks that write the results ``VideoClassifier.predict_step`` returns.
-
-``predict_step`` gathers the views of each video (or timeline window) into a
-:class:`~videoswinv2.training.evaluation.Result`; a writer writes each one as it comes, so a run
-that is killed keeps every finished video. A video that could not be read gets a row with
-``status`` ``failed`` and the reason. On several devices each rank writes ``OUTPUT.rankR`` and
-rank 0 merges them when the run ends (or at the start of the next run). What may be written
-where, and when earlier rows are kept, is :mod:`.outputs`' business.
+"""Writers: Lightning callbacks that write each :class:`~videoswinv2.training.evaluation.Result`
+``VideoClassifier.predict_step`` returns as it comes, so a killed run keeps every finished video
+(one that could not be read gets a ``failed`` row). On several devices each rank writes
+``OUTPUT.rankR``, which rank 0 merges; what may be written where is :mod:`.outputs`' business.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -26,6 +21,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from tqdm.auto import tqdm
 
 from videoswinv2.distributed import gather_lists
+from videoswinv2.files import replaced_atomically
 from videoswinv2.inference.inputs import mirrored_path
 from videoswinv2.inference.outputs import (
     OK,
@@ -35,7 +31,6 @@ from videoswinv2.inference.outputs import (
     claim,
     file_sha256,
     is_jsonl,
-    read_rows,
     resolved,
 )
 from videoswinv2.training.evaluation import FAILED, Result, RowSchema
@@ -66,6 +61,19 @@ class ResultWriter(BasePredictionWriter, ABC):
 
     @abstractmethod
     def _prepare(self, settings: dict[str, Any], overwrite: bool, writes: bool) -> Any: ...
+
+    def _kept(
+        self, file: RowFile, done: Callable, settings: dict[str, Any], overwrite: bool, writes: bool, also=()
+    ) -> set[str]:
+        """The videos of ``file``'s rows that ``done`` accepts; rank 0 (``writes``) first claims the
+        output and keeps those rows (continuing) or none (starting afresh)."""
+        if not writes:
+            rows = file.rows(done)
+        elif claim(file.path, self.tool, settings, overwrite=overwrite, also=also):
+            rows = file.keep(done)
+        else:
+            rows = file.reset()
+        return {resolved(row["video"]) for row in rows}
 
     @abstractmethod
     def write(self, results: list[Result], finished: list[Any]) -> None:
@@ -111,14 +119,7 @@ class ResultWriter(BasePredictionWriter, ABC):
             file.open(trainer.global_rank, trainer.world_size)
 
     def write_on_batch_end(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        prediction: dict[str, list],
-        batch_indices: Sequence[int] | None,
-        batch: dict[str, Any],
-        batch_idx: int,
-        dataloader_idx: int = 0,
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, prediction: dict[str, list], *_: Any
     ) -> None:
         results, finished = prediction.get("results", []), prediction.get("finished", [])
         self.failed += [(r.item.video, r.reason) for r in results if not r.ok]
@@ -148,12 +149,11 @@ class ResultWriter(BasePredictionWriter, ABC):
 
 
 class PredictionWriter(ResultWriter):
-    """Top-k classes of each video (softmax averaged over its views) to ``output`` (``.csv`` or
-    ``.jsonl``, in the row schema of :class:`~videoswinv2.training.evaluation.RowSchema`), or to
-    the terminal when ``output`` is None.
+    """Top-k classes of each video (softmax averaged over its views), in the row schema of
+    :class:`~videoswinv2.training.evaluation.RowSchema`.
 
     Args:
-        output: the file; None prints each video as it finishes.
+        output: a ``.csv`` or ``.jsonl`` file; None prints each video as it finishes.
         topk: classes per video.
         classes: class names; default: the data module's ``classes``.
         progress: show a progress bar over videos.
@@ -183,11 +183,7 @@ class PredictionWriter(ResultWriter):
         """Videos finished by an earlier run (their ``ok`` rows are kept; failed ones are retried)."""
         if self.file is None:
             return set()
-        if not writes:
-            return {resolved(row["video"]) for row in _read_ok(self.file)}
-        continuing = claim(self.file.path, self.tool, settings, overwrite=overwrite)
-        rows = self.file.keep(lambda row: row["status"] == OK) if continuing else self.file.reset()
-        return {resolved(row["video"]) for row in rows}
+        return self._kept(self.file, lambda row: row["status"] == OK, settings, overwrite, writes)
 
     def row_files(self) -> list[RowFile]:
         return [] if self.file is None else [self.file]
@@ -216,22 +212,14 @@ class PredictionWriter(ResultWriter):
             tqdm.write("\n".join(lines), file=sys.stdout)
 
 
-def _read_ok(file: RowFile) -> list[dict[str, Any]]:
-    return [row for row in read_rows(file.path, file.columns) if row["status"] == OK]
-
-
 INDEX_COLUMNS = ["video", "status", "reason", "feature", "num_views"]
 
 
 class FeatureWriter(ResultWriter):
     """Backbone features of each video as float32 ``.npy`` files under ``output_dir`` (the video's
-    path mirrored, ``a.mp4`` -> ``a.mp4.npy``) plus ``index.csv``
-    (``video,status,reason,feature,num_views``).
-
-    The saved array is the pooled pre-logits ``(C',)`` averaged over the views; ``per_view`` keeps
-    ``(V, C')``; ``feature_map`` saves the ``(C', T', H', W')`` maps instead (``(V, C', T', H', W')``
-    with ``per_view``).
-    """
+    path mirrored, ``a.mp4`` -> ``a.mp4.npy``) plus ``index.csv``: the pooled pre-logits ``(C',)``
+    averaged over the views, or ``(V, C')`` with ``per_view``; ``feature_map`` saves the ``(C',
+    T', H', W')`` maps instead (``(V, C', T', H', W')`` with ``per_view``)."""
 
     tool = "videoswinv2 extract-features"
 
@@ -264,11 +252,7 @@ class FeatureWriter(ResultWriter):
 
     def _prepare(self, settings: dict[str, Any], overwrite: bool, writes: bool) -> set[str]:
         """Videos whose ``ok`` row is in the index and whose feature file exists in the folder."""
-        if not writes:
-            return {resolved(row["video"]) for row in _read_ok(self.index) if self._finished(row)}
-        continuing = claim(self.index.path, self.tool, settings, overwrite=overwrite, also=[self.root])
-        rows = self.index.keep(self._finished) if continuing else self.index.reset()
-        return {resolved(row["video"]) for row in rows}
+        return self._kept(self.index, self._finished, settings, overwrite, writes, also=[self.root])
 
     def row_files(self) -> list[RowFile]:
         return [self.index]
@@ -291,9 +275,7 @@ class FeatureWriter(ResultWriter):
             array = (views if self.per_view else views.mean(0)).float().numpy()
             target = self.feature_file(result.item.video)
             target.parent.mkdir(parents=True, exist_ok=True)
-            temporary = target.with_name(target.name + ".tmp")
-            with open(temporary, "wb") as f:  # renamed when complete: a killed run leaves no half file
-                np.save(f, array)
-            os.replace(temporary, target)
+            with replaced_atomically(target) as file:  # a killed run leaves no half file
+                np.save(file, array)
             rows.append({**row, "feature": target.relative_to(self.root).as_posix(), "num_views": len(views)})
         self.index.write(rows)

@@ -1,28 +1,20 @@
 """Scaled cosine attention over 3D windows: one function, several kernels behind ``attn_impl``.
 
-``softmax(scale * cos(q, k) + bias + mask) @ v`` per window and head, where ``bias`` is the
-continuous position bias of the window ``(heads, N, N)`` (it requires grad: the CPB MLP learns)
-and ``mask`` the shifted-window region mask ``(nW, 1, N, N)`` (a constant), or None. In inference
-the caller may pass the two already added, ``bias`` ``(nW, heads, N, N)`` and no mask: a model
-that caches that sum skips an ``nW * heads * N * N`` addition per block and forward.
+``softmax(scale * cos(q, k) + bias + mask) @ v`` per window and head, with the continuous
+position bias ``(heads, N, N)`` (learnt) and the shifted-window mask ``(nW, 1, N, N)`` or None; in
+inference the two may come added, ``(nW, heads, N, N)``, so a model caching the sum saves an
+addition as large as the logits. Kernels (``attn_impl``):
 
-Kernels (``attn_impl``):
-
-- ``"explicit"``: ``_CosineAttention``, two ``N x N`` buffers per call and an in-place softmax
-  backward. The fastest to train on CPU, where SDPA cannot differentiate a float mask.
-- ``"sdpa"``: ``F.scaled_dot_product_attention`` on 4-D q, k, v only (other ranks fall back to
-  its unfused math path). The per-head scale is folded into the unit q, so fused kernels see
-  plain dot-product attention with scale 1. Windows go into the head dimension when a mask is
-  present, so the ``(nW * heads, N, N)`` bias + mask broadcasts over the clips without a copy,
-  and into the batch dimension otherwise, so the ``(heads, N, N)`` bias does. On CUDA this is
-  the memory-efficient kernel (the only fused one that takes a bias with a gradient); on CPU,
-  without autograd, the fused CPU kernel, ~1.7x faster than ``"explicit"`` in fp32.
-- ``"flex"``: FlexAttention with a ``score_mod`` that reads the bias and mask entries, so no
-  ``N x N`` tensor per window and head is materialised; on CUDA compiled per shape, or fused
-  into the graph of a compiled model. PyTorch has no CPU backward for it: on CPU it serves
-  inference only (its unfused reference).
-- ``"auto"``: ``"sdpa"`` on accelerators and with attention dropout; on CPU ``"explicit"``
-  when gradients are needed and ``"sdpa"`` when not.
+- ``"explicit"``: ``_CosineAttention``, two ``N x N`` buffers and an in-place softmax backward;
+  the fastest to train on CPU, where SDPA cannot differentiate a float mask.
+- ``"sdpa"``: ``F.scaled_dot_product_attention`` on 4-D q, k, v (other ranks fall back to its
+  math path), the per-head scale folded into the unit q; windows go into the head dimension with
+  a mask and the batch dimension without, so the bias broadcasts without a copy. On CUDA the
+  memory-efficient kernel (the only fused one with a bias gradient); on CPU without autograd the
+  fused CPU kernel, ~1.7x faster than ``"explicit"`` in fp32.
+- ``"flex"``: FlexAttention, the bias and mask read in ``score_mod`` (no ``N x N`` tensor), on
+  CUDA compiled per shape or fused into a compiled model; on CPU inference only (no backward).
+- ``"auto"``: ``"sdpa"`` on accelerators and with dropout; on CPU ``"explicit"`` for gradients.
 """
 
 from __future__ import annotations
@@ -195,12 +187,9 @@ def cosine_window_attention(
     impl: str = "auto",
     dropout_p: float = 0.0,
 ) -> torch.Tensor:
-    """Scaled cosine attention within windows.
-
-    q, k, v: ``(B, nW, heads, N, d)``; scale: ``(heads, 1, 1)`` (already clamped and exponentiated);
-    bias: ``(heads, N, N)``, or ``(nW, heads, N, N)`` per window (e.g. with the mask already
-    added); mask: ``(nW, 1, N, N)`` or None. Returns ``(B * nW, heads, N, d)``.
-    """
+    """Scaled cosine attention within windows: q, k, v ``(B, nW, heads, N, d)``; scale ``(heads, 1,
+    1)`` (clamped and exponentiated); bias ``(heads, N, N)`` or ``(nW, heads, N, N)`` (e.g. with
+    the mask added); mask ``(nW, 1, N, N)`` or None. Returns ``(B * nW, heads, N, d)``."""
     needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v, scale, bias))
     impl = resolve_attn_impl(check_attn_impl(impl), q.device, needs_grad, dropout_p)
     if dropout_p and impl != "sdpa":

@@ -20,14 +20,10 @@ def create_model(
     temporal_init: Literal["average", "center"] = "average",
     **overrides: Any,
 ) -> SwinTransformerV2_3D:
-    """Build a named variant; ``overrides`` use the constructor's argument names.
-
-    ``pretrained`` loads any SwinV2 checkpoint (see ``videoswinv2.checkpoints.load_pretrained``):
-    a 2D one of any supported layout is inflated (``temporal_init``), a 3D one of this package
-    (state dict, ``videoswinv2 inflate`` output, Lightning checkpoint) is loaded as is; a
-    classifier with another class count is re-initialised. When ``pretrained_window_sizes`` is
-    not given, the windows the checkpoint shows it was trained with are used.
-    """
+    """Build a named variant; ``overrides`` use the constructor's argument names. ``pretrained``
+    loads any SwinV2 checkpoint (``videoswinv2.checkpoints.load_pretrained``: 2D inflated with
+    ``temporal_init``, 3D as is), and the windows it shows unless ``pretrained_window_sizes`` is
+    given."""
     if name not in VARIANTS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(list_models())}")
     model = SwinTransformerV2_3D(**{**VARIANTS[name], "num_classes": num_classes, **overrides})

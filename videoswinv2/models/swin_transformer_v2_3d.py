@@ -1,14 +1,10 @@
-"""3D Swin Transformer V2 for video.
+"""3D Swin Transformer V2 for video: the SwinV2 block (scaled cosine attention, residual
+post-norm, log-spaced continuous position bias) in 3D shifted windows over (time, height, width),
+with timm's 2D ``SwinTransformerV2`` parameter names, so 2D checkpoints map onto it key for key.
 
-The SwinV2 block (scaled cosine attention, residual post-norm, log-spaced continuous position
-bias) in 3D shifted windows over (time, height, width). Parameter names follow timm's 2D
-``SwinTransformerV2`` so 2D checkpoints map onto this model key for key.
-
-Shapes: the model takes ``(B, C, T, H, W)``; inside, tokens are channels-last ``(B, T, H, W, C)``.
-
-Padding semantics: the cyclic shift is applied to the real tokens, then the grid is padded to
-window multiples, and padded tokens are masked out as keys. Every real token therefore sees
-exactly the tokens of its shifted window and region, as if the padding did not exist.
+The model takes ``(B, C, T, H, W)``; inside, tokens are channels-last ``(B, T, H, W, C)``. The
+cyclic shift moves the real tokens, then the grid is padded to window multiples and padded tokens
+are masked as keys, so every real token sees its shifted window and region as if unpadded.
 """
 
 from __future__ import annotations
@@ -34,6 +30,8 @@ MASKED_LOGIT = -100.0
 # exp(logit_scale) is clamped at 100 (SwinV2: log(1 / 0.01)).
 MAX_LOGIT_SCALE = math.log(100.0)
 CPB_HIDDEN = 512
+_TO_WINDOWS = "b (nt wt) (nh wh) (nw ww) c -> b (nt nh nw) (wt wh ww) c"
+_FROM_WINDOWS = "b (nt nh nw) (wt wh ww) c -> b (nt wt) (nh wh) (nw ww) c"
 
 
 def to_triple(value: int | Sequence[int], name: str) -> Triple:
@@ -55,12 +53,9 @@ def effective_window_and_shift(feat_size: Triple, window: Triple, shift: Triple)
 
 
 def relative_coords_table(window: Triple, pretrained_window: Triple) -> torch.Tensor:
-    """Log-spaced relative (t, h, w) coordinates of a window, ``((2Wt-1)(2Wh-1)(2Ww-1), 3)``.
-
-    Each axis spans ``[-(W-1), W-1]`` and is divided by ``pretrained_W - 1`` where a pretrained
-    window is given (non-zero), else by ``W - 1`` of this (effective) window; a window of one
-    divides by 1. Then ``*8`` and ``sign(x) * log2(|x| + 1) / log2(8)``.
-    """
+    """Log-spaced relative (t, h, w) coordinates of a window, ``((2Wt-1)(2Wh-1)(2Ww-1), 3)``: each
+    axis's ``[-(W-1), W-1]`` divided by ``pretrained_W - 1`` (if non-zero, else ``W - 1``, at least
+    1), times 8, then ``sign(x) * log2(|x| + 1) / log2(8)``."""
     axes = []
     for w, pw in zip(window, pretrained_window):
         coords = torch.arange(-(w - 1), w, dtype=torch.float32)
@@ -71,10 +66,8 @@ def relative_coords_table(window: Triple, pretrained_window: Triple) -> torch.Te
 
 
 def relative_position_index(window: Triple) -> torch.Tensor:
-    """Index into the coordinate table for every (query, key) pair of a window, ``(N, N)``.
-
-    Flat index ``dt*(2Wh-1)(2Ww-1) + dh*(2Ww-1) + dw`` with each offset shifted to be >= 0.
-    """
+    """Index into the coordinate table for every (query, key) pair of a window, ``(N, N)``:
+    ``dt*(2Wh-1)(2Ww-1) + dh*(2Ww-1) + dw`` with each offset shifted to be >= 0."""
     wt, wh, ww = window
     coords = torch.stack(torch.meshgrid(*(torch.arange(w) for w in window), indexing="ij")).flatten(1)
     rel = coords[:, :, None] - coords[:, None, :] + torch.tensor([wt - 1, wh - 1, ww - 1])[:, None, None]
@@ -82,12 +75,9 @@ def relative_position_index(window: Triple) -> torch.Tensor:
 
 
 def shifted_window_mask(feat_size: Triple, window: Triple, shift: Triple) -> torch.Tensor | None:
-    """Additive attention mask for one block, ``(nW, 1, N, N)``, or None when nothing is masked.
-
-    Per axis of real length L and shift s, positions ``[0, L-s)`` hold tokens that did not wrap,
-    ``[L-s, L)`` the wrapped ones and ``[L, Lp)`` padding: three regions per axis, 27 in all.
-    Tokens of a window only see tokens of the same region.
-    """
+    """Additive attention mask for one block, ``(nW, 1, N, N)``, or None when nothing is masked:
+    per axis of length L and shift s, ``[0, L-s)``, ``[L-s, L)`` (wrapped) and ``[L, Lp)``
+    (padding) are regions, 27 in all, and tokens of a window see only their own region's."""
     padded = [math.ceil(f / w) * w for f, w in zip(feat_size, window)]
     if not any(shift) and padded == list(feat_size):
         return None
@@ -100,22 +90,17 @@ def shifted_window_mask(feat_size: Triple, window: Triple, shift: Triple) -> tor
     t_ids, h_ids, w_ids = axis_ids
     region = t_ids[:, None, None] * 9 + h_ids[None, :, None] * 3 + w_ids[None, None, :]
     wt, wh, ww = window
-    region = rearrange(region, "(nt wt) (nh wh) (nw ww) -> (nt nh nw) (wt wh ww)", wt=wt, wh=wh, ww=ww)
+    region = rearrange(region[None, ..., None], _TO_WINDOWS, wt=wt, wh=wh, ww=ww)[0, ..., 0]
     mask = region[:, :, None] != region[:, None, :]
     return (mask.float() * MASKED_LOGIT).unsqueeze(1)
 
 
 class ConstantCache:
-    """Tensors that follow from shapes alone (coordinate tables, index maps, shifted-window masks),
-    built once per (function, arguments, device) and shared by the blocks of one model.
-
-    Bounded in bytes: the masks of a 32x224x224 clip reach ~80 MB, so the least recently used
-    tensors go once ``max_bytes`` is passed. Each tensor is built as a plain constant: outside
-    ``inference_mode`` (an inference tensor could never be saved for backward by a later
-    training step) and without autograd history. Inside a compiled graph the cache is bypassed:
-    the graph computes (or constant-folds) the tensor itself, and filling the cache during the
-    first compiled step would force a recompile.
-    """
+    """Tensors that follow from shapes alone (coordinate tables, index maps, masks), built once per
+    (function, arguments, device) and shared by a model's blocks; the least recently used go
+    past ``max_bytes`` (a 32x224x224 clip's masks reach ~80 MB). Built outside ``inference_mode``
+    and autograd (a later training step could not save an inference tensor for backward);
+    bypassed inside a compiled graph, where filling it would force a recompile."""
 
     def __init__(self, max_bytes: int = 256 * 2**20) -> None:
         self.max_bytes = max_bytes
@@ -279,10 +264,8 @@ class DropPath(nn.Module):
 
 
 class SwinV2Block3D(nn.Module):
-    """Residual post-norm block: ``x + drop_path(norm1(attn(x)))``, ``x + drop_path(norm2(mlp(x)))``.
-
-    Odd blocks of a stage shift their windows by half a window on every axis.
-    """
+    """Residual post-norm block: ``x + drop_path(norm1(attn(x)))``, ``x + drop_path(norm2(mlp(x)))``,
+    shifted by half a window on every axis with ``shift`` (odd blocks of a stage)."""
 
     def __init__(
         self,
@@ -319,23 +302,11 @@ class SwinV2Block3D(nn.Module):
         pads = [(-f) % w for f, w in zip(feat, window)]
         if any(pads):
             x = F.pad(x, (0, 0, 0, pads[2], 0, pads[1], 0, pads[0]))
-        padded = x.shape[1:4]
         wt, wh, ww = window
-        windows = rearrange(
-            x, "b (nt wt) (nh wh) (nw ww) c -> b (nt nh nw) (wt wh ww) c", wt=wt, wh=wh, ww=ww
-        )
+        nt, nh = x.shape[1] // wt, x.shape[2] // wh
         mask = self.attn.constants.get(shifted_window_mask, feat, window, shift, device=x.device)
-        windows = self.attn(windows, window, mask)
-        x = rearrange(
-            windows,
-            "b (nt nh nw) (wt wh ww) c -> b (nt wt) (nh wh) (nw ww) c",
-            nt=padded[0] // wt,
-            nh=padded[1] // wh,
-            nw=padded[2] // ww,
-            wt=wt,
-            wh=wh,
-            ww=ww,
-        )
+        windows = self.attn(rearrange(x, _TO_WINDOWS, wt=wt, wh=wh, ww=ww), window, mask)
+        x = rearrange(windows, _FROM_WINDOWS, nt=nt, nh=nh, wt=wt, wh=wh, ww=ww)
         x = x[:, : feat[0], : feat[1], : feat[2]]
         if any(shift):
             x = torch.roll(x, shifts=shift, dims=(1, 2, 3))
@@ -348,10 +319,8 @@ class SwinV2Block3D(nn.Module):
 
 
 class PatchMerging3D(nn.Module):
-    """Spatial 2x2 merging in SwinV2 order (reduction, then norm): ``(B, T, H, W, C) -> (B, T, H/2, W/2, 2C)``.
-
-    Concatenation order is x0=(0,0), x1=(1,0), x2=(0,1), x3=(1,1) in (h, w); odd H or W is padded.
-    """
+    """Spatial 2x2 merging in SwinV2 order (reduction, then norm): ``(B, T, H, W, C) -> (B, T, H/2,
+    W/2, 2C)``, concatenating x0=(0,0), x1=(1,0), x2=(0,1), x3=(1,1) in (h, w); odd H or W padded."""
 
     def __init__(self, dim: int) -> None:
         super().__init__()
@@ -365,10 +334,8 @@ class PatchMerging3D(nn.Module):
 
 
 class PatchEmbed3D(nn.Module):
-    """Conv3d with kernel = stride = patch, then LayerNorm: ``(B, C, T, H, W) -> (B, T', H', W', D)``.
-
-    T, H and W that are not multiples of the patch are padded at the end.
-    """
+    """Conv3d with kernel = stride = patch, then LayerNorm: ``(B, C, T, H, W) -> (B, T', H', W', D)``
+    (T, H and W padded at the end to multiples of the patch)."""
 
     def __init__(self, patch_size: Triple, in_chans: int, embed_dim: int) -> None:
         super().__init__()
@@ -432,20 +399,11 @@ class SwinV2Stage3D(nn.Module):
         return x
 
 
-def _pretrained_window_triple(value: int | Sequence[int]) -> Triple:
-    """0 -> none; an int s -> spatial (s, s) with no temporal pretrained window; (t, h, w) as is."""
-    if isinstance(value, int):
-        return (0, value, value)
-    value = tuple(int(v) for v in value)
-    if len(value) != 3 or min(value) < 0:
-        raise ValueError(f"a pretrained window size must be an int or (t, h, w) of ints >= 0, got {value}")
-    return value  # type: ignore[return-value]
-
-
 def _pretrained_window_triples(
     windows: Sequence[int | Sequence[int]] | None, num_stages: int
 ) -> tuple[Triple, ...]:
-    """Per-stage pretrained windows as triples; None means none for every stage."""
+    """Per-stage pretrained windows as triples (None: none for every stage). Per stage, 0 is none,
+    an int s is spatial (s, s) with no temporal pretrained window, and (t, h, w) is taken as is."""
     if windows is None:
         return ((0, 0, 0),) * num_stages
     if len(windows) != num_stages:
@@ -453,7 +411,13 @@ def _pretrained_window_triples(
             f"pretrained_window_sizes {tuple(windows)} must have one entry per stage ({num_stages}), "
             "or be None for none"
         )
-    return tuple(_pretrained_window_triple(w) for w in windows)
+    triples = [(0, w, w) if isinstance(w, int) else tuple(int(v) for v in w) for w in windows]
+    for value in triples:
+        if len(value) != 3 or min(value) < 0:
+            raise ValueError(
+                f"a pretrained window size must be an int or (t, h, w) of ints >= 0, got {value}"
+            )
+    return tuple(triples)  # type: ignore[return-value]
 
 
 class SwinTransformerV2_3D(nn.Module):
@@ -494,28 +458,24 @@ class SwinTransformerV2_3D(nn.Module):
         self.patch_embed = PatchEmbed3D(self.patch_size, in_chans, embed_dim)
         num_blocks = sum(depths)
         drop_path = [drop_path_rate * i / max(num_blocks - 1, 1) for i in range(num_blocks)]  # linear
-        self.layers = nn.ModuleList()
-        dim = embed_dim
-        for i, (depth, heads) in enumerate(zip(depths, num_heads)):
-            out_dim = embed_dim * 2**i
-            self.layers.append(
-                SwinV2Stage3D(
-                    dim,
-                    out_dim,
-                    depth,
-                    heads,
-                    self.window_size,
-                    downsample=i > 0,
-                    mlp_ratio=mlp_ratio,
-                    pretrained_window=self.pretrained_window_sizes[i],
-                    proj_drop=proj_drop_rate,
-                    attn_drop=attn_drop_rate,
-                    drop_path=drop_path[sum(depths[:i]) : sum(depths[: i + 1])],
-                    extra_norm_period=extra_norm_period,
-                    attn_impl=attn_impl,
-                )
+        self.layers = nn.ModuleList(
+            SwinV2Stage3D(
+                embed_dim * 2 ** max(i - 1, 0),  # the previous stage's width, merged into this one's
+                embed_dim * 2**i,
+                depth,
+                heads,
+                self.window_size,
+                downsample=i > 0,
+                mlp_ratio=mlp_ratio,
+                pretrained_window=self.pretrained_window_sizes[i],
+                proj_drop=proj_drop_rate,
+                attn_drop=attn_drop_rate,
+                drop_path=drop_path[sum(depths[:i]) : sum(depths[: i + 1])],
+                extra_norm_period=extra_norm_period,
+                attn_impl=attn_impl,
             )
-            dim = out_dim
+            for i, (depth, heads) in enumerate(zip(depths, num_heads))
+        )
         self.norm = nn.LayerNorm(self.num_features)
         self.head_drop = nn.Dropout(drop_rate)
         self.head = ClassifierHead(self.num_features, num_classes)
@@ -545,10 +505,8 @@ class SwinTransformerV2_3D(nn.Module):
                 block.attn.pretrained_window = window
 
     def set_grad_checkpointing(self, enable: bool | Sequence[bool] = True) -> None:
-        """Recompute each block's activations in backward: less memory, about a third more time.
-
-        One flag for every stage, or one per stage (``[True, True, False, False]`` recomputes the
-        first two, whose activations are the largest)."""
+        """Recompute each block's activations in backward (less memory, ~1/3 more time): one flag for
+        every stage, or one per stage (``[True, True, False, False]``: the largest two)."""
         flags = [enable] * len(self.layers) if isinstance(enable, bool) else [bool(f) for f in enable]
         if len(flags) != len(self.layers):
             raise ValueError(
@@ -559,12 +517,10 @@ class SwinTransformerV2_3D(nn.Module):
 
     def cache_attention_bias(self, enable: bool = True) -> None:
         """While on, each block adds its position bias and shifted-window mask once per window,
-        dtype and device, and reuses the sum in every forward pass that needs no gradient of it
-        (evaluation, inference): that addition is as large as the attention logits (~9% of a bf16
-        CPU forward of 3 clips, tiny, 32x224). The sums are kept (~0.3 GB in bf16 for tiny at
-        32x224; off frees them), and weights changed in place (optimizer, ``load_state_dict``)
-        are noticed (each block compares its small position-bias MLP with the one the sums came
-        from)."""
+        dtype and device, and reuses the sum in passes that need no gradient of it: that addition
+        is as large as the attention logits (~9% of a bf16 CPU forward, tiny, 32x224). The sums are
+        kept (~0.3 GB in bf16 there; off frees them); each block notices weights changed in place
+        by comparing its small position-bias MLP with the one the sums came from."""
         for attn in self._window_attentions():
             attn.bias_cache = {} if enable else None
 
@@ -632,12 +588,9 @@ class SwinTransformerV2_3D(nn.Module):
     def forward_features(
         self, x: torch.Tensor, mask: torch.Tensor | None = None, mask_token: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """``(B, C, T, H, W) -> (B, C', T', H', W')``, after the final LayerNorm.
-
-        Masked modelling (SimMIM): ``mask`` ``(B, T', H', W')`` bool over the patch-embedding
-        tokens; where it is True the embedding is replaced by ``mask_token`` ``(embed_dim,)``
-        before the first stage, so the rest of the network is the classifier's, unchanged.
-        """
+        """``(B, C, T, H, W) -> (B, C', T', H', W')``, after the final LayerNorm. For masked
+        modelling (SimMIM), patch embeddings where ``mask`` ``(B, T', H', W')`` is True are
+        replaced by ``mask_token`` ``(embed_dim,)``; the rest of the network is unchanged."""
         self._check_input(x)
         x = self.patch_embed(x)
         if mask is not None:

@@ -1,5 +1,6 @@
 from videoswinv2.data.geometry import ClipGeometry
 
+from .checkpoint_io import WholeCheckpointIO
 from .module import VideoClassifier
 from .nonfinite import NonFiniteSteps, NonFiniteStepsError
 from .pictures import ReconstructionPictures
@@ -16,4 +17,5 @@ __all__ = [
     "ReconstructionPictures",
     "TestReport",
     "VideoClassifier",
+    "WholeCheckpointIO",
 ]

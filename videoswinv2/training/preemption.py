@@ -1,5 +1,5 @@
-"""``Preemption``: a fit told to stop (SIGTERM, or SLURM's warning before a time limit) saves the
-step it is at and exits cleanly; on SLURM the warning also requeues the job."""
+"""``Preemption``: a fit told to stop (SIGTERM, SLURM's warning before a time limit, Ctrl-C) saves
+the step it is at and exits cleanly; on SLURM the warning also requeues the job."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ class Preemption(pl.Callback):
     in, write ``last.ckpt`` beside the other checkpoints, and exit with code 128 + the signal's
     number. On SLURM the time-limit signal also requeues the job (``scontrol requeue``) unless
     ``SLURMEnvironment(auto_requeue=False)``; SIGTERM never does, so ``scancel`` stays final.
+    Ctrl-C (SIGINT) is a preemption too, exit 130; a second Ctrl-C exits at once, saving nothing
+    (one before the first step exits at once too: there is no step to save).
     ``fit --ckpt_path last`` then continues from that step. One of the trainer's default callbacks.
 
     Lightning's own handlers are replaced for the fit (it restores the previous ones when the fit
@@ -31,11 +34,15 @@ class Preemption(pl.Callback):
     middle of a step (so the data position is a batch ahead of the weights), a new file per
     requeue, into ``default_root_dir``.
 
-    A signal that arrives during validation is acted on at the end of the next training step.
+    A signal during the last step of an epoch, or during validation, is acted on once the epoch's
+    validation and checkpoints are done (at its end): a resumed run then starts the next epoch
+    exactly as the uninterrupted run does, rather than skip the validation it was owed.
     """
 
     def __init__(self) -> None:
         self._received: int | None = None
+        self._training = False
+        self._interrupt_handler: Any = None  # the SIGINT handler before the run's
 
     def _environment(self, trainer: pl.Trainer) -> Any:
         # Lightning's own signal handling reads the cluster environment from here too.
@@ -45,20 +52,50 @@ class Preemption(pl.Callback):
         environment = self._environment(trainer)
         return getattr(environment, "requeue_signal", None) or signal.SIGUSR1
 
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        # Ctrl-C from here on is ours (fit, validate, test, predict): Lightning's own handling
+        # would exit 1, saving nothing.
+        self._received, self._training = None, False
+        if _main_thread():
+            self._interrupt_handler = signal.signal(signal.SIGINT, self._note)
+
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Installed after Lightning's handlers (which the Trainer registers before this hook).
-        self._received = None
-        if threading.current_thread() is not threading.main_thread():
+        self._training = True
+        if not _main_thread():
             return  # only the main thread may set handlers (Lightning skips them there too)
         for signum in {signal.SIGTERM, self._requeue_signal(trainer)}:
             signal.signal(signum, self._note)
 
     def _note(self, signum: int, frame: Any) -> None:
+        if signum == signal.SIGINT and (self._received == signal.SIGINT or not self._training):
+            print("\ninterrupted" + (": nothing saved" if self._training else ""), file=sys.stderr)
+            raise SystemExit(128 + signal.SIGINT)
+        if signum == signal.SIGINT:
+            print("\nCtrl-C: saving at the end of this step (Ctrl-C again exits at once)", file=sys.stderr)
         self._received = signum
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
+        if trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+            return  # the epoch's validation and checkpoints come first: on_train_epoch_end acts
+        self._stop_if_told(trainer)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._stop_if_told(trainer)
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if _main_thread() and self._interrupt_handler is not None:
+            signal.signal(signal.SIGINT, self._interrupt_handler)
+            self._interrupt_handler = None
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        self.teardown(trainer, pl_module, "")
+
+    def _stop_if_told(self, trainer: pl.Trainer) -> None:
         # A SIGTERM from before on_train_start was seen by Lightning's handler.
         received = self._received or (signal.SIGTERM if trainer.received_sigterm else None)
         # Every rank must save and stop at the same step, whichever ranks got the signal.
@@ -66,14 +103,14 @@ class Preemption(pl.Callback):
             return
         signum = signal.Signals(received or signal.SIGTERM)
         path = self._checkpoint_path(trainer)
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=False)  # the whole state (None would log a line)
         if trainer.is_global_zero:
             then = "run the same command with --ckpt_path last to continue"
             if signum == self._requeue_signal(trainer) and self._requeue(trainer):
                 then = f"requeued SLURM job {_slurm_job_id()}, which continues from it"
             log.warning(
                 "%s: saved epoch %d, step %d to %s; %s",
-                signum.name,
+                "interrupted" if signum == signal.SIGINT else signum.name,
                 trainer.current_epoch,
                 trainer.global_step,
                 path,
@@ -101,6 +138,10 @@ class Preemption(pl.Callback):
         if result.returncode != 0:
             log.warning("scontrol requeue %s failed: %s", _slurm_job_id(), result.stderr.strip())
         return result.returncode == 0
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
 
 
 def _slurm_job_id() -> str:

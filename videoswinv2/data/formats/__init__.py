@@ -1,11 +1,7 @@
-"""Dataset annotation formats: one module each (``kinetics_csv``, ``list``, ``class_folders``,
-``ucf101``, ``hmdb51``, ``ssv2``; see each for its layout as the archive unpacks), one registry,
-and the entry points that read any of them. ``annotation_format: auto`` takes the one format a
-source can be (a ``.json`` file is SSv2's, a folder holding ``classInd.txt`` UCF101's, ...).
-
-A source that does not match its format is a ``UsageError`` (a ``ValueError``) naming the file,
-the line (or JSON entry) and the format expected. Lists without labels (UCF101's test lists used
-for training, SSv2's ``test.json``, a Kinetics test CSV without labels) are refused the same way.
+"""Dataset annotation formats: one module each (see each for its layout as the archive unpacks),
+one registry, and the entry points that read any of them; ``annotation_format: auto`` takes the
+one format a source can be. A source that does not match its format, or lists no labels, is a
+``UsageError`` naming the file, the line (or JSON entry) and the format expected.
 
 Adding a format is one module defining an :class:`AnnotationFormat` plus one entry: in
 :data:`FORMATS` for the package's own, else a :func:`register_format` call before the data module
@@ -68,12 +64,9 @@ def read_annotations(
     subset: Subset = "train",
     split: int = 1,
 ) -> Annotations:
-    """The videos of one split: ``source`` read as ``annotation_format``, videos under ``root``.
-
-    ``subset`` says what the split is for (UCF101's and HMDB51's split files hold train and test
-    together; a test list is refused for training) and ``split`` which official split (1-3) a
-    UCF101 / HMDB51 folder gives.
-    """
+    """The videos of one split: ``source`` read as ``annotation_format``, videos under ``root``;
+    ``subset`` says what the split is for and ``split`` which official split (1-3) a UCF101 or
+    HMDB51 folder gives."""
     source = Path(source)
     layout = _resolve(source, annotation_format)
     if source.is_dir() and not layout.folder:
@@ -82,10 +75,7 @@ def read_annotations(
 
 
 def dataset_classes(source: str | Path, annotation_format: str = "auto", split: int = 1) -> list[str]:
-    """The class list a dataset defines, for when no class names file is given: UCF101's
-    ``classInd.txt``, HMDB51's split-file names (sorted), SSv2's ``labels.json``, a class-folder
-    root's folder names (sorted), a Kinetics CSV's labels (Kinetics-400's 400 names if they all are
-    Kinetics-400 classes, else the CSV's labels sorted, as the official K600/K700 lists are). A
-    ``path label_index`` list names no classes: Kinetics-400's are assumed, with a warning."""
+    """The class list a dataset defines, for when no class names file is given (each format's
+    ``classes``; a ``path label_index`` list names none: Kinetics-400's, with a warning)."""
     source = Path(source)
     return _resolve(source, annotation_format).classes(source, split)

@@ -10,10 +10,9 @@ from pathlib import Path
 from videoswinv2.data.annotations import (
     AnnotationFormat,
     Annotations,
-    VideoRecord,
+    existing_videos,
     index_videos,
     label_index,
-    report_missing,
 )
 from videoswinv2.errors import UsageError
 from videoswinv2.record import kinetics400_classes
@@ -37,13 +36,10 @@ def _seconds(value: str, column: str, where: str) -> int:
 
 
 def read_kinetics_csv(path: str | Path, root: str | Path, classes: list[str]) -> Annotations:
-    """The official Kinetics CSV: ``label,youtube_id,time_start,time_end,split[,is_cc]``.
-
-    Each row's file ``{youtube_id}_{start:06d}_{end:06d}.mp4`` (or .mkv/.webm/...) is looked
-    up in ``root/<split>/`` (the row's split value, then the CSV's name: ``train.csv`` ->
-    ``train/``), then ``root/``, each flat or under label folders (the label as written or with
-    ``_`` for spaces), as the CVDF downloads and the ActivityNet crawler lay them out.
-    """
+    """The official Kinetics CSV: each row's ``{youtube_id}_{start:06d}_{end:06d}`` video (any
+    suffix) is looked up in ``root/<split>/`` (the row's split, then the CSV's name), then
+    ``root/``, each flat or under label folders, as the CVDF downloads and ActivityNet's crawler
+    lay them out."""
     path, root = Path(path), Path(root)
     labels = {name: i for i, name in enumerate(classes)}
     folders = label_index(classes)
@@ -85,15 +81,8 @@ def read_kinetics_csv(path: str | Path, root: str | Path, classes: list[str]) ->
         for sub in sorted(base.iterdir())
         if sub.is_dir() and sub.name in folders
     ]
-    found = index_videos(bases + label_dirs)
-    videos, missing = [], []
-    for stem, label, _ in records:
-        if stem in found:
-            videos.append(VideoRecord(found[stem], label))
-        else:
-            missing.append(stem)
-    report_missing(path, missing, len(records))
-    return Annotations(videos, missing)
+    listed = [(Path(stem), label) for stem, label, _ in records]
+    return existing_videos(path, listed, index_videos(bases + label_dirs))
 
 
 def kinetics_csv_classes(path: Path) -> list[str]:

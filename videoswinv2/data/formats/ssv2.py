@@ -10,10 +10,9 @@ from pathlib import Path
 from videoswinv2.data.annotations import (
     AnnotationFormat,
     Annotations,
-    VideoRecord,
+    existing_videos,
     index_videos,
     read_class_names,
-    report_missing,
 )
 from videoswinv2.errors import UsageError
 
@@ -41,8 +40,7 @@ def read_ssv2(source: str | Path, root: str | Path, classes: list[str]) -> Annot
             f"{source}: expected a JSON list of {{id, label, template, placeholders}} (annotation_format ssv2)"
         )
     labels = {name: i for i, name in enumerate(classes)}
-    found = index_videos([root])
-    videos, missing = [], []
+    listed: list[tuple[Path, int]] = []
     labelled = any(isinstance(row, dict) and "template" in row for row in rows)
     for number, row in enumerate(rows, start=1):
         where = f"{source}: entry {number}"
@@ -62,13 +60,8 @@ def read_ssv2(source: str | Path, root: str | Path, classes: list[str]) -> Annot
             raise UsageError(
                 f"{where} (id {row['id']}): class {label!r} is not in {_SSV2_CLASSES}'s {len(classes)}"
             )
-        stem = str(row["id"])
-        if stem in found:
-            videos.append(VideoRecord(found[stem], labels[label]))
-        else:
-            missing.append(str(root / f"{stem}.webm"))
-    report_missing(source, missing, len(rows))
-    return Annotations(videos, missing)
+        listed.append((root / f"{row['id']}.webm", labels[label]))  # found by its stem, whatever the suffix
+    return existing_videos(source, listed, index_videos([root]))
 
 
 FORMAT = AnnotationFormat(

@@ -1,11 +1,9 @@
 """Re-encode a video dataset for training: small, upright, silent H.264 with frequent keyframes.
 
-Random training clips decode from the keyframe before their first frame, so the cost of a clip
-is set by the GOP length and the frame size: a YouTube video (keyframe every 250 frames,
-B-frames, 720p) costs several times what the same clip costs at short side 256 with a keyframe
-every 32 frames and no B-frames (``scripts/benchmark_data.py`` measures it). :func:`prepare_dataset`
-writes such a copy of a dataset folder, with the same relative paths and file names, so the
-annotation files work unchanged with the copy as ``data_root``.
+Random clips decode from the keyframe before their first frame, so a YouTube video (a keyframe
+every 250 frames, B-frames, 720p) costs several times what it costs at short side 256 with a
+keyframe every 32 frames (``scripts/benchmark_data.py``). :func:`prepare_dataset` writes such a
+copy with the same relative paths, so the annotation files work with it as ``data_root``.
 """
 
 from __future__ import annotations
@@ -68,13 +66,10 @@ class PrepareSettings:
 
 
 class WrittenFiles:
-    """The files ``prepare`` wrote into a folder, so that a rerun replaces or skips only those.
-
-    A hidden JSON-lines ledger in the folder names each file when ``prepare`` is about to write
-    it, and again with its size and modification time once written; the last line of a path
-    wins. A file is ``prepare``'s own while its ledger entry matches it (or names it without a
-    stat: a write a killed run had started). Any other file is the user's and is never touched.
-    """
+    """The files ``prepare`` wrote into a folder, so that a rerun replaces or skips only those: a
+    hidden JSON-lines ledger names each file before it is written and with its size and mtime
+    after (the last line of a path wins). A file is ``prepare``'s while its entry matches it or
+    has no stat (a killed run's write); any other file is the user's, never touched."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -291,13 +286,12 @@ def prepare_dataset(
     workers: int | None = None,
 ) -> list[PrepareResult]:
     """Prepare every video under ``source`` into ``target`` (same relative paths) with
-    ``workers`` processes (default: all cores), copy the annotation files, and write
-    ``target/prepare_report.csv`` (path, kind, reason) for the videos that could not be read.
+    ``workers`` processes (default: all cores), copy the annotation files, and list the videos
+    that could not be read (or are no regular files) in ``target/prepare_report.csv``.
 
-    Outputs that exist and decode are skipped, so an interrupted run resumes where it stopped.
-    Only files ``prepare`` wrote are ever replaced or skipped (:class:`WrittenFiles`): a
-    ``target`` holding a file of the user's where an output would go is refused before any work.
-    Entries that are not regular files (FIFOs, devices) are reported as failed, never opened.
+    Outputs that exist and decode are skipped, so an interrupted run resumes. Only files
+    ``prepare`` wrote are replaced or skipped (:class:`WrittenFiles`): a user's file where an
+    output would go is refused before any work.
     """
     source, target = Path(source).resolve(), Path(target).resolve()
     settings = settings or PrepareSettings()

@@ -1,19 +1,11 @@
 """A small synthetic action dataset in the Kinetics layout, for tests and smoke runs.
 
-Each video shows a random smooth colour pattern (a sum of plane waves, different per video)
-sliding vertically through the frame. The classes are "moving down slowly", "moving up slowly",
-"moving down quickly" and "moving up quickly": partners (down / up at one speed) are the same
-frames in reverse order, and the pattern is stationary, so every frame of every class is drawn
-from the same distribution. No single frame tells the classes apart; the motion does, and it
-covers every pixel, so a small model learns it in a few hundred steps. All classes survive
-horizontal flips and the default random resized crops (the speed ranges stay apart under up to
-1.6x magnification), so the standard training augmentation keeps labels valid.
-
-Layout (as the CVDF Kinetics downloads)::
-
-    OUT/classes.txt                         class names, one per line, label order
-    OUT/annotations/{train,val,test}.csv    label,youtube_id,time_start,time_end,split
-    OUT/{train,val,test}/{youtube_id}_{start:06d}_{end:06d}.mp4   H.264, yuv420p
+Each video shows a random smooth colour pattern (a sum of plane waves) sliding up or down, slowly
+or quickly (:data:`SYNTHETIC_CLASSES`). Partners are the same frames in reverse order and the
+pattern is stationary, so no single frame tells the classes apart; the motion, over every pixel,
+does, and a small model learns it in a few hundred steps. Labels survive flips and the default
+random resized crops (the speed ranges stay apart under up to 1.6x magnification). Layout: the
+CVDF Kinetics downloads' (``classes.txt``, ``annotations/{split}.csv``, ``{split}/*.mp4``).
 """
 
 from __future__ import annotations
@@ -77,11 +69,7 @@ class SyntheticSpec:
 
     @property
     def per_split(self) -> dict[str, int]:
-        return {
-            "train": self.train_per_class,
-            "val": self.val_per_class,
-            "test": self.test_per_class,
-        }
+        return {split: getattr(self, f"{split}_per_class") for split in SPLITS}
 
 
 def render_video(label: int, num_frames: int, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -120,12 +108,8 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: int) -> None:
 
 
 def make_synthetic_dataset(out: str | Path, spec: SyntheticSpec | None = None) -> Path:
-    """Write the synthetic dataset of ``spec`` into the new or empty directory ``out``.
-
-    Files are written to a sibling temporary directory that is renamed into place at the end,
-    so ``out`` either holds a complete dataset or nothing. ``spec`` defaults to
-    ``SyntheticSpec()``. Returns ``out``.
-    """
+    """Write the synthetic dataset of ``spec`` (default ``SyntheticSpec()``) into the new or empty
+    directory ``out``, through a sibling folder renamed into place: whole or nothing. Returns it."""
     spec = spec or SyntheticSpec()
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
