@@ -53,7 +53,7 @@ def last_error_line(capsys, *argv: str) -> str:
         (
             "--data.init_args.decoder",
             "fancy",
-            "error: --data.init_args.decoder: expected one of 'pyav', 'decord', got 'fancy'",
+            "error: --data.init_args.decoder: expected one of 'pyav', 'decord', 'torchcodec', got 'fancy'",
         ),
         ("--trainer.max_epochs", "x", "error: --trainer.max_epochs: expected an int, got 'x'"),
         (

@@ -318,3 +318,18 @@ def test_lightning_cli_can_fill_the_arguments(tmp_path) -> None:
     assert dm.classes == list(SYNTHETIC_CLASSES[:3])
     with pytest.raises(Exception, match="decoder"):
         parser.parse_string("data:\n  data_root: x\n  decoder: opencv\n")
+
+
+def test_frames_are_resized_while_decoding_where_the_transforms_start_with_a_resize(
+    data_synthetic_root,
+) -> None:
+    # Validation always (its transform starts with that resize); training with train_short_side
+    # (Video Swin's short side 256 before the random resized crop), else from the decoded frames.
+    settings = {**SMALL, "decoder": "torchcodec"}
+    dm = KineticsDataModule(str(data_synthetic_root), **settings)
+    dm.setup("fit")
+    assert (dm.datasets["train"].short_side, dm.datasets["val"].short_side) == (None, 32)
+    dm = KineticsDataModule(str(data_synthetic_root), train_short_side=40, **settings)
+    dm.setup("fit")
+    assert dm.datasets["train"].short_side == 40
+    assert dm.datasets["train"][0]["video"][0].shape == (3, 4, 32, 32)

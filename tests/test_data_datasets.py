@@ -19,11 +19,11 @@ from videoswinv2.data import (
     spread_clips,
     train_clips,
 )
-from videoswinv2.data.view_stream import view_clips
+from videoswinv2.data.view_stream import multi_view_tasks, view_clips, view_loader
 from videoswinv2.errors import WorkFailed
 from videoswinv2.record import INPUT_MEAN, INPUT_STD, EvalViews
 
-DECODERS = ["pyav", "decord"]
+DECODERS = ["pyav", "decord", "torchcodec"]
 
 
 def _pixels(video: torch.Tensor) -> torch.Tensor:
@@ -213,3 +213,37 @@ def test_test_views_place_clips_and_loop_as_configured(data_numbered_video, data
     long = dict(num_frames=60, clip_placement="segment_centres")
     assert numbers(**long)[0] == [min(i, 89) for i in range(0, 120, 2)]
     assert numbers(**long, short_video="loop")[0] == [i % 90 for i in range(0, 120, 2)]
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_frames_resized_while_decoding_feed_the_same_transforms(decoder, data_sample_videos) -> None:
+    # The validation transform resizes to 128 first: frames the reader resized to 128 skip that
+    # step (torchvision's resize returns a frame of the asked size as it is) and give the same
+    # clip, within the resize kernel's rounding for torchcodec, exactly for the others.
+    videos = [VideoRecord(str(data_sample_videos["bikes"]), 0)]
+    spec = ClipSpec(num_frames=4, frame_interval=2)
+
+    def val(short_side):
+        dataset = VideoClipDataset(
+            videos,
+            mode="val",
+            transform=EvalTransform(128, 112),
+            clip=spec,
+            decoder=decoder,
+            short_side=short_side,
+        )
+        return _pixels(dataset[0]["video"])
+
+    difference = (val(128) - val(None)).abs()
+    assert difference.mean() < (0.5 if decoder == "torchcodec" else 1e-6)
+    train = VideoClipDataset(
+        videos, mode="train", transform=TrainTransform(112), clip=spec, decoder=decoder, short_side=128
+    )
+    assert train[0]["video"][0].shape == (3, 4, 112, 112)
+
+
+def test_views_decoded_on_a_gpu_are_read_in_the_main_process(data_numbered_video) -> None:
+    views = EvalViews(num_clips=1, num_frames=4, short_side=64, crop_size=64, decoder="torchcodec")
+    cpu = view_loader(multi_view_tasks([str(data_numbered_video)], views), 3, num_workers=2)
+    gpu = view_loader(multi_view_tasks([str(data_numbered_video)], views, "cuda"), 3, num_workers=2)
+    assert cpu.num_workers == 2 and (gpu.num_workers, gpu.pin_memory) == (0, False)

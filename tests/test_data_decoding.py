@@ -1,23 +1,34 @@
-"""Decoders return exactly the planned frames, for both backends, and fail cleanly."""
+"""Decoders return exactly the planned frames, PyAV, decord and torchcodec alike (resized while
+decoding too, and on a GPU where there is one), and fail cleanly."""
 
+import logging
 import re
 from pathlib import Path
 
 import av
 import pytest
 import torch
+import torch.nn.functional as F
+import torchcodec
 
 from videoswinv2.data import (
     ClipSpec,
     VideoDecodeError,
     center_clip,
+    decoding,
     open_video,
     spread_clips,
     train_clip,
 )
-from videoswinv2.data.decoding import DecordReader, PyAVReader
+from videoswinv2.data.decoding import DecordReader, PyAVReader, TorchCodecReader
+from videoswinv2.data.transforms import resize_short_side
+from videoswinv2.data.view_stream import load_views
+from videoswinv2.errors import UsageError
+from videoswinv2.record import EvalViews
 
-DECODERS = ["pyav", "decord"]
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+DECODERS = ["pyav", "decord", "torchcodec"]
 
 
 @pytest.mark.parametrize("decoder", DECODERS)
@@ -74,13 +85,15 @@ def test_variable_frame_rate_is_indexed_by_display_order(
 @pytest.mark.parametrize("suffix", [".mkv", ".mov", ".webm", ".avi", ".ts"])
 def test_other_containers(decoder, suffix, data_make_numbered_video, data_frame_numbers, tmp_path) -> None:
     # MPEG-TS seeks by estimate: PyAV's seeks land past the keyframe (then it decodes from the
-    # start), and decord would return neighbouring frames, so it hands .ts files to PyAV.
+    # start), decord would return neighbouring frames and torchcodec runs out of frames, so both
+    # hand .ts files to PyAV.
     path = data_make_numbered_video(tmp_path / f"numbered{suffix}", 60)
     with open_video(str(path), decoder) as reader:
         assert reader.num_frames == 60
         for indices in ([5, 30, 31, 59, 13, 0], list(range(48, 60)), [59]):
             assert data_frame_numbers(reader.read(indices)) == indices
-        assert isinstance(reader, DecordReader if decoder == "decord" and suffix != ".ts" else PyAVReader)
+        expected = {"decord": DecordReader, "torchcodec": TorchCodecReader}.get(decoder, PyAVReader)
+        assert isinstance(reader, PyAVReader if suffix == ".ts" else expected)
 
 
 def _cut_with_edit_list(source: Path, target: Path, cut: int) -> None:
@@ -108,8 +121,8 @@ def test_edit_list_pre_roll_is_not_counted(
     _cut_with_edit_list(source, path, 140)
     with open_video(str(path), decoder) as reader:
         # decord counts the 140 hidden frames too (and misnumbers all); the guard hands the
-        # file to PyAV, which numbers what is shown.
-        assert isinstance(reader, PyAVReader)
+        # file to PyAV, which numbers what is shown, as torchcodec does.
+        assert isinstance(reader, TorchCodecReader if decoder == "torchcodec" else PyAVReader)
         assert reader.num_frames == 60
         indices = [0, 1, 30, 58, 59]
         assert data_frame_numbers(reader.read(indices)) == [140 + i for i in indices]
@@ -156,7 +169,7 @@ def test_broken_files_raise_a_decode_error_naming_the_file(decoder, kind, data_b
 
     with pytest.raises(VideoDecodeError, match=re.escape(path)) as error:
         read()
-    if decoder == "pyav":  # decord's errors do not say why a file is unreadable
+    if decoder != "decord":  # decord's errors do not say why a file is unreadable
         assert error.value.kind == BROKEN[kind]
 
 
@@ -188,14 +201,97 @@ def test_real_sample_videos(decoder, name, shape, fps, data_sample_videos) -> No
     assert frames.float().std() > 10  # real picture content, not a blank buffer
 
 
+@pytest.mark.parametrize("other", ["decord", "torchcodec"])
 @pytest.mark.parametrize("name", ["bikes", "carphone_pristine"])
-def test_both_decoders_return_the_same_frames(name, data_sample_videos) -> None:
+def test_decoders_return_the_same_frames(other, name, data_sample_videos) -> None:
     path = str(data_sample_videos[name])
-    with open_video(path, "pyav") as pyav_reader, open_video(path, "decord") as decord_reader:
-        assert pyav_reader.num_frames == decord_reader.num_frames
-        indices = [0, 1, 57, 58, decord_reader.num_frames - 1]
-        a, b = pyav_reader.read(indices).float(), decord_reader.read(indices).float()
-    # The two bundled FFmpeg builds may round colours differently, but an off-by-one frame
-    # would differ by several levels on average (these videos move).
+    with open_video(path, "pyav") as pyav_reader, open_video(path, other) as other_reader:
+        assert pyav_reader.num_frames == other_reader.num_frames
+        indices = [0, 1, 57, 58, other_reader.num_frames - 1]
+        a, b = pyav_reader.read(indices).float(), other_reader.read(indices).float()
+    # The bundled FFmpeg builds (and the system's, torchcodec's) could round colours differently
+    # (measured: they agree to the bit), but an off-by-one frame would differ by several levels
+    # on average (these videos move).
     assert (a - b).abs().mean() < 0.5
     assert (a[2] - b[3]).abs().mean() > 2
+
+
+def _upright_numbers(frames: torch.Tensor, read) -> list[int]:
+    """Numbers of frames resized to half the numbered size, read at full size again."""
+    full = F.interpolate(frames.permute(0, 3, 1, 2).float(), scale_factor=2, mode="nearest")
+    return read(full.permute(0, 2, 3, 1))
+
+
+@pytest.mark.parametrize("decoder", [*DECODERS, "torchcodec+resize"])
+@pytest.mark.parametrize("rotation", [0, -90])
+def test_short_side_is_resized_while_decoding(
+    decoder, rotation, data_make_numbered_video, data_frame_numbers, tmp_path, monkeypatch
+) -> None:
+    # torchcodec resizes in its colour conversion (on the GPU; on the CPU where asked to), the
+    # others after it with torchvision's antialiased resize: the same frames, upright, within
+    # rounding of each other.
+    if decoder == "torchcodec+resize":
+        decoder = "torchcodec"
+        monkeypatch.setattr(decoding, "RESIZE_WHILE_DECODING_ON_CPU", True)
+    path = data_make_numbered_video(tmp_path / "numbered.mp4", 40, rotation=rotation)
+    indices = [0, 7, 13, 39, 7]
+    with open_video(str(path), decoder, short_side=32) as small, open_video(str(path), decoder) as full:
+        frames = small.read(indices)
+        expected = resize_short_side(full.read(indices), 32).permute(0, 2, 3, 1)
+        streamed = list(small.iter_frames(30))
+        assert small.resizes_while_decoding == decoding.RESIZE_WHILE_DECODING_ON_CPU
+    assert frames.shape == (5, 32, 60, 3) and frames.dtype == torch.uint8
+    assert _upright_numbers(frames, data_frame_numbers) == indices
+    assert (frames.float() - expected.float()).abs().mean() < (1.5 if small.resizes_while_decoding else 1e-6)
+    assert [i for i, _ in streamed] == list(range(30, 40)) and streamed[0][1].shape == (32, 60, 3)
+    assert _upright_numbers(torch.stack([f for _, f in streamed]), data_frame_numbers) == list(range(30, 40))
+
+
+def test_torchcodec_without_ffmpeg_is_a_usage_error(data_numbered_video, monkeypatch) -> None:
+    monkeypatch.setattr(torchcodec, "ffmpeg_major_version", None)
+    with pytest.raises(UsageError, match="FFmpeg's shared libraries .*apt-get install ffmpeg"):
+        open_video(str(data_numbered_video), "torchcodec")
+
+
+def test_only_torchcodec_decodes_on_a_gpu(data_numbered_video) -> None:
+    with pytest.raises(ValueError, match="needs decoder torchcodec"):
+        open_video(str(data_numbered_video), "pyav", device="cuda")
+
+
+def test_cuda_decoding_without_a_gpu_decodes_on_the_cpu_and_says_so_once(
+    data_numbered_video, data_frame_numbers, monkeypatch, caplog
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(decoding, "_logged", set())
+    with caplog.at_level(logging.WARNING, "videoswinv2.data.decoding"):
+        for _ in range(2):
+            with open_video(str(data_numbered_video), "torchcodec", device="cuda") as reader:
+                frames = reader.read([3, 50])
+            assert frames.device.type == "cpu" and data_frame_numbers(frames) == [3, 50]
+    assert caplog.messages == ["no CUDA device: decoding on the CPU"]
+
+
+@cuda
+@pytest.mark.parametrize("short_side", [None, 32])
+def test_cuda_decoding_gives_the_cpu_frames(short_side, data_numbered_video, data_frame_numbers) -> None:
+    path, indices = str(data_numbered_video), [89, 3, 3, 40, 0, 12]
+    with open_video(path, "torchcodec", short_side=short_side, device="cuda") as gpu:
+        frames = gpu.read(indices)
+        streamed = [frame for _, frame in gpu.iter_frames(80)]
+    assert frames.device.type == "cuda" and streamed[0].device.type == "cuda"
+    with open_video(path, "torchcodec", short_side=short_side) as cpu:
+        expected = cpu.read(indices)
+    assert frames.shape == expected.shape
+    read = data_frame_numbers if short_side is None else lambda f: _upright_numbers(f, data_frame_numbers)
+    assert read(frames.cpu()) == indices and read(torch.stack(streamed).cpu()) == list(range(80, 90))
+    # NVDEC's colour conversion is not FFmpeg's: close, not equal.
+    assert (frames.cpu().float() - expected.float()).abs().mean() < 3
+
+
+@cuda
+def test_cuda_decoded_views_match_the_cpu_ones(data_sample_videos) -> None:
+    views = EvalViews(num_clips=2, num_frames=8, short_side=128, crop_size=112, decoder="torchcodec")
+    path = str(data_sample_videos["bikes"])
+    gpu, cpu = load_views(views, path, "cuda"), load_views(views, path)
+    assert gpu.device.type == "cuda" and gpu.shape == cpu.shape == (6, 3, 8, 112, 112)
+    assert (gpu.cpu() - cpu).abs().mean() < 0.1  # normalised units: about 6 levels of 255

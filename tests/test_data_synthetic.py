@@ -13,6 +13,7 @@ from videoswinv2.data import (
     read_annotations,
     read_class_names,
 )
+from videoswinv2.data.decoding import DECODERS
 from videoswinv2.data.offline.synthetic import render_video
 
 
@@ -31,7 +32,7 @@ def test_layout_and_annotations(data_synthetic_root) -> None:
         assert all(v.path.startswith(str(root / split)) for v in annotations.videos)
 
 
-@pytest.mark.parametrize("decoder", ["pyav", "decord"])
+@pytest.mark.parametrize("decoder", DECODERS)
 def test_videos_decode_at_the_requested_size(decoder, data_synthetic_root) -> None:
     video = next((data_synthetic_root / "val").iterdir())
     with open_video(str(video), decoder) as reader:

@@ -194,12 +194,17 @@ def test_benchmark_inflate_writes_its_table_and_plot(tmp_path, monkeypatch) -> N
 
 def test_benchmark_data_writes_its_tables_and_plot(tmp_path, monkeypatch) -> None:
     script = _script("benchmark_data.py", monkeypatch, tmp_path)
+    cost = {"pyav": 100.0, "decord": 120.0, "torchcodec": 80.0}
     results = [
-        {"videos": videos, "decoder": decoder, "k": k, "bare_ms": 20.0 * k,
-         "pipeline_ms": float("nan") if decoder == "torchcodec" else 100.0 / k}
+        {"videos": videos, "what": what, "decoder": decoder, "k": k, "ms": cost[decoder] / k,
+         "low": cost[decoder] / k - 5, "high": cost[decoder] / k + 5}
         for videos in ("raw 640x360", "prepared 640x360")
+        for what in ("bare", "train", "train 256")
+        for k in (1, 4)
         for decoder in ("pyav", "decord", "torchcodec")
-        for k in (1, 2, 4)
+    ] + [
+        {"videos": "raw 640x360", "what": "views", "decoder": d, "k": 4, "ms": 900.0, "low": 880.0, "high": 950.0}
+        for d in ("pyav", "torchcodec")
     ]  # fmt: skip
     scaling = [
         {"videos": "raw 640x360", "k": 1, "workers": w, "clips_per_s": 4.8 * w, "per_worker": 4.8,
@@ -209,8 +214,8 @@ def test_benchmark_data_writes_its_tables_and_plot(tmp_path, monkeypatch) -> Non
     args = argparse.Namespace(dataset="kinetics", videos=2, rounds=3, docs=tmp_path)
     script["docs_results"](args, results, scaling).write(tmp_path)
     text = _check_written(tmp_path, "data")
-    assert "| raw 640x360 | pyav | 100 (20) | 50 (40) | 25 (80) | 10.0 -> 2.5 |" in text
-    assert "| raw 640x360 | torchcodec | - (20) | - (40) | - (80) | bare only |" in text
+    assert "| raw 640x360 | train | 1 | 100 (95-105) | 120 (115-125) | 80 (75-85) | 1.25x | 8.0 |" in text
+    assert "| raw 640x360 | views | 4 | 900 (880-950) |  | 900 (880-950) | 1.00x |  |" in text
     args.dataset = "ssv2"
     script["docs_results"](args, results, []).write(tmp_path)
     _check_written(tmp_path, "data-ssv2")

@@ -437,3 +437,33 @@ def test_keep_freed_memory_keeps_a_freed_large_tensor_in_the_process():
         )
     assert given_back["default"] > 60 * 2**20  # glibc unmapped it: the next one faults in anew
     assert given_back["keep"] < 2**20  # kept for the next tensor
+
+
+def test_decoding_on_the_gpu_predicts_what_decoding_on_the_cpu_does(
+    tmp_path, data_sample_videos, monkeypatch, caplog
+):
+    # --decode-device cuda decodes with torchcodec on the GPU in the main process; without a GPU
+    # it decodes on the CPU, said once in the log. Either way the predictions are the CPU's
+    # (NVDEC's colour conversion differs a little).
+    import logging
+
+    from videoswinv2 import create_model
+    from videoswinv2.checkpoints import save_state_dict
+    from videoswinv2.data import decoding
+
+    state_dict = create_model("videoswinv2_tiny").state_dict()
+    torch.nn.init.normal_(state_dict["head.fc.bias"])
+    save_state_dict(state_dict, tmp_path / "tiny.safetensors")
+    monkeypatch.setattr(decoding, "_logged", set())
+    video = str(data_sample_videos["carphone_pristine"])
+    small = ["--ckpt", str(tmp_path / "tiny.safetensors"), "--model", "videoswinv2_tiny", "--views", "1"]
+    small += ["--num-frames", "4", "--short-side", "96", "--crop-size", "96", "--num-workers", "0"]
+    assert _predict(video, *small, "--decoder", "torchcodec", "--output", str(tmp_path / "cpu.csv")) == 0
+    with caplog.at_level(logging.WARNING, "videoswinv2.data.decoding"):
+        assert _predict(video, *small, "--decode-device", "cuda", "--output", str(tmp_path / "gpu.csv")) == 0
+    gpu = torch.cuda.is_available()
+    assert_same_predictions(
+        read_csv(tmp_path / "cpu.csv"), read_csv(tmp_path / "gpu.csv"), 0.05 if gpu else 1e-5
+    )
+    assert gpu or caplog.messages.count("no CUDA device: decoding on the CPU") == 1
+    assert _predict(video, *small, "--decode-device", "cuda", "--decoder", "pyav") == 2

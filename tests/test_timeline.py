@@ -185,3 +185,15 @@ def test_timeline_prints_segments_without_output_and_refuses_a_folder(
     assert lines[0] == str(long_video) and len(lines) == 2 and "0.00 -    15.00 s" in lines[1]
     assert _timeline(smoke_run, str(long_video), "--stride-seconds", "3", "--output", str(tmp_path)) == 2
     assert "is a folder" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_windows_decoded_on_the_gpu_hold_the_cpu_frames(tmp_path, data_make_numbered_video):
+    # torchcodec on the GPU (NVDEC's colours differ a little), or on the CPU where there is none.
+    video = str(data_make_numbered_video(tmp_path / "numbered.mp4", 40, fps=10))
+    spec = TimelineSpec(CLIP, 0.5, short_side=64, crop_size=64, decoder="torchcodec")
+    cpu = list(TimelineTask(video, spec))
+    gpu = list(TimelineTask(video, TimelineSpec(**{**spec.__dict__, "device": "cuda"})))
+    assert [item for item, _ in gpu] == [item for item, _ in cpu]
+    for (_, a), (_, b) in zip(gpu, cpu):
+        assert a.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+        assert (a.cpu() - b).abs().mean() < 0.1

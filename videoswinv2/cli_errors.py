@@ -61,8 +61,8 @@ def _did_you_mean(given: str, known: Iterable[str]) -> str | None:
 
 def concise_error(message: str, parser: argparse.ArgumentParser | None = None) -> str:
     """One line out of jsonargparse's nested union-type report, the option and the problem (e.g.
-    ``--data.init_args.decoder: expected one of 'pyav', 'decord', got 'fancy'``); a message of
-    another shape as it is, with a "did you mean" for unrecognised options."""
+    ``--data.init_args.decoder: expected one of 'pyav', 'decord', 'torchcodec', got 'fancy'``); a
+    message of another shape as it is, with a "did you mean" for unrecognised options."""
     unrecognised = re.match(r"unrecognized arguments: (--[\w.\-]+)", message)
     if unrecognised:
         guess = _did_you_mean(unrecognised.group(1)[2:], _option_names(parser) if parser else [])

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from videoswinv2.data.decoding import DECODERS
+from videoswinv2.data.decoding import DECODERS, check_decoder
 from videoswinv2.data.view_stream import Task, multi_view_tasks
 from videoswinv2.errors import UsageError
 from videoswinv2.inference.engine import keep_freed_memory, predict_videos, resolve_accelerator
@@ -71,6 +71,13 @@ def add_inference_arguments(parser: argparse.ArgumentParser, clips: bool = True)
     views.add_argument("--short-side", type=positive_int, help="resize of the short side before cropping")
     views.add_argument("--crop-size", type=positive_int, help="side of the square crops")
     views.add_argument("--decoder", choices=DECODERS)
+    views.add_argument(
+        "--decode-device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="cuda: decode on the GPU (NVDEC) in the main process, with torchcodec (the default "
+        "decoder then); codecs it cannot decode, or no GPU, fall back to the CPU, said in the log",
+    )
     engine = parser.add_argument_group("engine")
     engine.add_argument(
         "--batch-size",
@@ -110,6 +117,7 @@ class Setup:
     accelerator: str
     precision: str
     checkpoint_sha256: str
+    decode_device: str = "cpu"
 
     def settings(self, **extra: Any) -> dict[str, Any]:
         """What an output's rows depend on, recorded beside it (see ``inference.outputs``)."""
@@ -138,11 +146,14 @@ def prepare(args: argparse.Namespace, need_head: bool) -> Setup:
         frame_interval=args.frame_interval,
         short_side=args.short_side,
         crop_size=args.crop_size,
-        decoder=args.decoder,
+        decoder=args.decoder or ("torchcodec" if args.decode_device == "cuda" else None),
     )
+    check_decoder(views.decoder)
+    if args.decode_device == "cuda" and views.decoder != "torchcodec":
+        raise UsageError(f"--decode-device cuda decodes with torchcodec, not --decoder {views.decoder}")
     accelerator = resolve_accelerator(args.device)
     precision = choose_precision(args.precision, accelerator, cpu_flags())
-    return Setup(loaded, views, videos, accelerator, precision, file_sha256(args.ckpt))
+    return Setup(loaded, views, videos, accelerator, precision, file_sha256(args.ckpt), args.decode_device)
 
 
 def warn_untrained(prog: str, setup: Setup) -> None:
@@ -178,7 +189,7 @@ def run_tasks(
     """Run the engine over the tasks (default: the evaluation views) of the videos not ``done`` by
     an earlier run (by resolved path), print the summary; the exit code."""
     videos = [video for video in setup.videos if resolved(video) not in done]
-    tasks = make_tasks(videos) if make_tasks else multi_view_tasks(videos, setup.views)
+    tasks = make_tasks(videos) if make_tasks else multi_view_tasks(videos, setup.views, setup.decode_device)
     if tasks:
         if setup.accelerator == "cpu":  # this process only runs the model from here on
             keep_freed_memory()

@@ -56,7 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     check_row_file(args.output)  # before the model is read
     setup = prepare(args, need_head=True)
-    spec = TimelineSpec.from_views(setup.views, args.stride_seconds, crops=3 if args.three_crops else 1)
+    spec = TimelineSpec.from_views(
+        setup.views, args.stride_seconds, crops=3 if args.three_crops else 1, device=setup.decode_device
+    )
     writer = TimelineWriter(
         args.output,
         args.topk,

@@ -13,7 +13,7 @@ import dataclasses
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -24,6 +24,7 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 from videoswinv2.data.annotations import Subset, VideoRecord, read_class_names
 from videoswinv2.data.clip_planning import ClipPlacement, ClipSpec, Sampling, ShortVideo
 from videoswinv2.data.datasets import VideoClipDataset, collate_clips, collate_videos
+from videoswinv2.data.decoding import DecoderName
 from videoswinv2.data.formats import check_format, dataset_classes, read_annotations
 from videoswinv2.data.formats.ssv2 import SSV2_MIRRORED_CLASSES
 from videoswinv2.data.geometry import ClipGeometry
@@ -89,7 +90,7 @@ class VideoDataModule(pl.LightningDataModule):
         annotation_format: str = "auto",
         split: int = 1,
         video_dir: str | None = None,
-        decoder: Literal["pyav", "decord"] = "pyav",
+        decoder: DecoderName = "pyav",
         num_frames: int = EvalViews.num_frames,
         frame_interval: int = EvalViews.frame_interval,
         target_fps: float | None = None,
@@ -97,6 +98,7 @@ class VideoDataModule(pl.LightningDataModule):
         short_video: ShortVideo = "repeat_last",
         clips_per_video: int = 1,
         train_crop_size: int = 224,
+        train_short_side: int | None = None,
         train_scale: tuple[float, float] = (0.08, 1.0),
         train_flip: bool = True,
         rand_augment: bool = False,
@@ -129,7 +131,8 @@ class VideoDataModule(pl.LightningDataModule):
                 (``videoswinv2.data.formats``: built-in or registered).
             split: the official split (1-3) a UCF101 or HMDB51 split folder gives.
             video_dir: folder the annotations' video paths are relative to (default ``data_root``).
-            decoder: "pyav" or "decord" (decord hands files it would misnumber to PyAV).
+            decoder: "pyav", "decord" or "torchcodec" (decord and torchcodec hand files they
+                would misnumber to PyAV).
             num_frames: frames per clip.
             frame_interval: frames between consecutive clip frames.
             target_fps: count ``frame_interval`` at this frame rate instead of the video's.
@@ -140,6 +143,9 @@ class VideoDataModule(pl.LightningDataModule):
                 own random start, crop and flip: a batch holds ``batch_size`` videos, so
                 ``batch_size * clips_per_video`` clips, and an epoch as many steps.
             train_crop_size: side of the random resized crop.
+            train_short_side: resize the short side to this while decoding, before the random
+                resized crop (Video Swin's 256); None crops the decoded frames, which selects the
+                same region and resizes once.
             train_scale: area range of the random resized crop (aspect 3/4 to 4/3).
             train_flip: random horizontal flips.
             rand_augment: torchvision RandAugment on training clips (same ops on every frame).
@@ -292,6 +298,7 @@ class VideoDataModule(pl.LightningDataModule):
                 clip=self.clip,
                 decoder=h.decoder,
                 clips_per_video=h.clips_per_video,
+                short_side=h.train_short_side,
                 transform=TrainTransform(
                     h.train_crop_size,
                     tuple(h.train_scale),
@@ -311,6 +318,7 @@ class VideoDataModule(pl.LightningDataModule):
                     mode="val",
                     clip=self.clip,
                     decoder=h.decoder,
+                    short_side=h.val_short_side,
                     transform=EvalTransform(h.val_short_side, h.val_crop_size),
                 )
         if stage in ("test", None) and "test" not in self.datasets:

@@ -34,6 +34,7 @@ class VideoClipDataset(Dataset[Sample]):
     uint8 to ``(C, T, H, W)`` float); a broken video is replaced by a random other one (after
     ``max_replacements`` in a row, a ``WorkFailed`` names the files). In validation ``video`` is
     the centre clip, or None for a broken video, which :func:`collate_videos` drops uncounted.
+    ``short_side``: frames are resized to it as they are decoded, before ``transform``.
     """
 
     def __init__(
@@ -46,6 +47,7 @@ class VideoClipDataset(Dataset[Sample]):
         decoder: DecoderName = "pyav",
         max_replacements: int = 50,
         clips_per_video: int = 1,
+        short_side: int | None = None,
     ) -> None:
         if mode not in ("train", "val"):
             raise ValueError(f"mode must be 'train' or 'val', got {mode!r}")
@@ -62,12 +64,13 @@ class VideoClipDataset(Dataset[Sample]):
         self.decoder = decoder
         self.max_replacements = max_replacements
         self.clips_per_video = clips_per_video
+        self.short_side = short_side
 
     def __len__(self) -> int:
         return len(self.videos)
 
     def _load(self, index: int) -> torch.Tensor | list[torch.Tensor]:
-        with open_video(self.videos[index].path, self.decoder) as reader:
+        with open_video(self.videos[index].path, self.decoder, short_side=self.short_side) as reader:
             total, fps = reader.num_frames, reader.fps
             if self.mode == "val":
                 [clip] = read_clips(reader, [center_clip(total, fps, self.clip)])

@@ -1,7 +1,9 @@
-"""Frame-exact video decoding with PyAV or decord.
+"""Frame-exact video decoding with PyAV, decord or torchcodec.
 
 ``open_video(path, decoder)`` returns a reader whose ``read(indices)`` gives the frames at those
-display-order indices as a ``(T, H, W, C)`` uint8 RGB tensor. Only the video stream is decoded,
+display-order indices as a ``(T, H, W, C)`` uint8 RGB tensor, resized to ``short_side`` where one
+is given (torchcodec resizes in its colour conversion, the others after it), on the CPU or, with
+torchcodec, on a CUDA device. Only the video stream is decoded,
 and only from the keyframe before each needed stretch of frames. Every failure (missing file,
 no video stream, truncated data, a decoder error, a frame the decoder never produces) is raised
 as :class:`VideoDecodeError` naming the file and the cause, with its ``kind`` (one of
@@ -12,6 +14,7 @@ with the video (phone footage) is applied.
 from __future__ import annotations
 
 import bisect
+import functools
 import logging
 import os
 import re
@@ -23,22 +26,33 @@ from typing import Literal
 import av
 import numpy as np
 import torch
+from einops import rearrange
+
+from videoswinv2.data.transforms import resize_short_side, resized_size
+from videoswinv2.errors import UsageError
 
 log = logging.getLogger(__name__)
 
-DecoderName = Literal["pyav", "decord"]
-DECODERS: tuple[str, ...] = ("pyav", "decord")
+DecoderName = Literal["pyav", "decord", "torchcodec"]
+DECODERS: tuple[str, ...] = ("pyav", "decord", "torchcodec")
 
 # PyAV >= 17 converts pixel formats on a thread pool unless told otherwise; in a DataLoader worker
 # (one per core) that doubles the CPU time per frame and stalls when the cores are busy.
 _PYAV_THREADED_CONVERSION = int(av.__version__.split(".")[0]) >= 17
 
-# decord seeks exactly only in containers with a sample index; in others (MPEG-TS, ...) it returns
-# neighbouring frames (measured: 11-17 frames off in a 90-frame H.264 .ts), so those go to PyAV.
-_DECORD_CONTAINERS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
+# decord and torchcodec seek exactly only in containers with a sample index; in others (MPEG-TS,
+# ...) decord returns neighbouring frames (measured: 11-17 frames off in a 90-frame H.264 .ts) and
+# torchcodec runs out of frames, so those go to PyAV.
+_INDEXED_CONTAINERS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
 
-# Frames per get_batch call when decord reads a video from start to end.
-_DECORD_SEQUENTIAL_BATCH = 16
+# Frames per call when decord or torchcodec reads a video from start to end: consecutive batches
+# decode forward from where the previous one ended.
+_SEQUENTIAL_BATCH = 16
+
+# torchcodec resizes in its colour conversion on the GPU; on the CPU its resize (FFmpeg's scaler)
+# measured 1.5-2.5x the CPU time of converting the whole frame and resizing it with torchvision
+# (docs/benchmarks/data.md), so there frames are resized after the conversion, as PyAV's are.
+RESIZE_WHILE_DECODING_ON_CPU = False
 
 # AVI headers are known to count one frame more than the file stores; anything beyond this is
 # data that is missing from the file (a truncated download).
@@ -80,11 +94,14 @@ def upright(image: np.ndarray, rotation: float) -> np.ndarray:
 
 
 class VideoReader(ABC):
-    """An open video: ``num_frames`` and ``fps`` for clip planning, ``read`` for the frames."""
+    """An open video: ``num_frames`` and ``fps`` for clip planning, ``read`` for the frames, whose
+    short side is ``short_side`` when one is set (None: as decoded)."""
 
     path: str
     num_frames: int
     fps: float
+    short_side: int | None = None
+    resizes_while_decoding = False  # True: the decoder itself gives frames at short_side
 
     @abstractmethod
     def _read_sorted(self, indices: list[int]) -> torch.Tensor:
@@ -95,10 +112,24 @@ class VideoReader(ABC):
         """Release the file and the decoder."""
 
     @abstractmethod
+    def _frames_from(self, start: int) -> Iterator[tuple[int, torch.Tensor]]:
+        """What :meth:`iter_frames` yields, before :meth:`_sized`."""
+
+    def _sized(self, frames: torch.Tensor) -> torch.Tensor:
+        """``(N, H, W, 3)`` frames with their short side at ``short_side``, where the decoder did
+        not resize them already (the same antialiased resize the transforms apply)."""
+        if self.short_side is None or self.resizes_while_decoding:
+            return frames
+        return rearrange(
+            resize_short_side(frames, self.short_side).as_subclass(torch.Tensor), "t c h w -> t h w c"
+        )
+
     def iter_frames(self, start: int = 0) -> Iterator[tuple[int, torch.Tensor]]:
         """Every frame from ``start`` to the end, in display order, each decoded once (one seek at
         most, to reach ``start``): ``(index, (H, W, 3) uint8)``. A frame the decoder skips is
         missing from the sequence."""
+        for index, frame in self._frames_from(start):
+            yield index, self._sized(frame[None])[0]
 
     def read(self, indices: Sequence[int]) -> torch.Tensor:
         """Frames at ``indices`` (any order, repeats allowed) -> ``(T, H, W, 3)`` uint8 RGB."""
@@ -108,11 +139,11 @@ class VideoReader(ABC):
         if bad:
             raise IndexError(f"{self.path}: frame indices {bad[:5]} outside [0, {self.num_frames})")
         unique = sorted(set(indices))
-        frames = self._read_sorted(unique)
+        frames = self._sized(self._read_sorted(unique))
         if len(unique) == len(indices) and unique == list(indices):
             return frames
         position = {index: k for k, index in enumerate(unique)}
-        return frames[torch.tensor([position[i] for i in indices])]
+        return frames[torch.tensor([position[i] for i in indices], device=frames.device)]
 
     def __enter__(self) -> VideoReader:
         return self
@@ -129,8 +160,8 @@ class PyAVReader(VideoReader):
     are exact for B-frames and variable frame rates, and match what decoding from the start yields.
     """
 
-    def __init__(self, path: str, threads: int = 1) -> None:
-        self.path = str(path)
+    def __init__(self, path: str, threads: int = 1, short_side: int | None = None) -> None:
+        self.path, self.short_side = str(path), short_side
         self._threads = threads
         self._convert: dict[str, object] = {"format": "rgb24"}
         if _PYAV_THREADED_CONVERSION:
@@ -247,13 +278,13 @@ class PyAVReader(VideoReader):
             f"{self.path}: decoding ended before frame {indices[k]} ({self.num_frames} frames indexed)"
         )
 
-    def iter_frames(self, start: int = 0) -> Iterator[tuple[int, torch.Tensor]]:
+    def _frames_from(self, start: int) -> Iterator[tuple[int, torch.Tensor]]:
         try:
-            yield from self._frames_from(start, from_start=self._keyframe_before(start) == 0)
+            yield from self._frames_after(start, from_start=self._keyframe_before(start) == 0)
         except av.FFmpegError as error:
             raise VideoDecodeError(f"{self.path}: decoding failed ({error})") from error
 
-    def _frames_from(self, start: int, from_start: bool) -> Iterator[tuple[int, torch.Tensor]]:
+    def _frames_after(self, start: int, from_start: bool) -> Iterator[tuple[int, torch.Tensor]]:
         # As _decode_run: seek by the keyframe's pts; where the seek lands after it, start over
         # from the beginning of a freshly opened file.
         if from_start:
@@ -268,7 +299,7 @@ class PyAVReader(VideoReader):
                 if index is None:
                     continue
                 if first and index > start and not from_start:
-                    yield from self._frames_from(start, from_start=True)
+                    yield from self._frames_after(start, from_start=True)
                     return
                 first = False
                 if index >= start:
@@ -292,10 +323,10 @@ class DecordReader(VideoReader):
     :func:`open_video` checks for it and reads those files with PyAV instead.
     """
 
-    def __init__(self, path: str, threads: int = 1) -> None:
+    def __init__(self, path: str, threads: int = 1, short_side: int | None = None) -> None:
         import decord  # imported here so that PyAV users never load decord's bundled FFmpeg
 
-        self.path = str(path)
+        self.path, self.short_side = str(path), short_side
         try:
             self._reader = decord.VideoReader(self.path, num_threads=threads)
             self.num_frames = len(self._reader)
@@ -316,38 +347,183 @@ class DecordReader(VideoReader):
             raise VideoDecodeError(f"{self.path}: decoding failed ({_first_line(error)})") from error
         return torch.utils.dlpack.from_dlpack(batch.to_dlpack())
 
-    def iter_frames(self, start: int = 0) -> Iterator[tuple[int, torch.Tensor]]:
-        # Consecutive batches: decord decodes forward from where the previous one ended.
-        for first in range(start, self.num_frames, _DECORD_SEQUENTIAL_BATCH):
-            indices = list(range(first, min(first + _DECORD_SEQUENTIAL_BATCH, self.num_frames)))
-            yield from zip(indices, self._read_sorted(indices))
+    def _frames_from(self, start: int) -> Iterator[tuple[int, torch.Tensor]]:
+        yield from _in_batches(self, start)
 
     def close(self) -> None:
         del self._reader
 
 
+def _in_batches(reader: VideoReader, start: int) -> Iterator[tuple[int, torch.Tensor]]:
+    """Every frame from ``start``, read ``_SEQUENTIAL_BATCH`` consecutive frames at a time."""
+    for first in range(start, reader.num_frames, _SEQUENTIAL_BATCH):
+        indices = list(range(first, min(first + _SEQUENTIAL_BATCH, reader.num_frames)))
+        yield from zip(indices, reader._read_sorted(indices))
+
+
+@functools.cache
+def _short_side_transform() -> type:
+    """torchcodec's decoder transform that resizes the short side (its own ``Resize`` needs the
+    output size, which depends on the frames' upright size, known only once the file is open)."""
+    from torchcodec.transforms import DecoderTransform  # loads FFmpeg: only where torchcodec is used
+
+    class ShortSide(DecoderTransform):
+        def __init__(self, short_side: int) -> None:
+            self.short_side, self.size = short_side, None
+
+        def _make_transform_spec(self, input_dims: tuple[int | None, int | None]) -> str:
+            self.size = resized_size(*input_dims, self.short_side)  # type: ignore[arg-type]
+            return f"resize, {self.size[0]}, {self.size[1]}"
+
+        def _get_output_dims(self) -> tuple[int, int] | None:
+            return self.size
+
+    return ShortSide
+
+
+_logged: set[str] = set()
+
+
+def _log_once(message: str, *args: object) -> None:
+    if message % args not in _logged:
+        _logged.add(message % args)
+        log.warning(message, *args)
+
+
+class TorchCodecReader(VideoReader):
+    """torchcodec reader (``get_frames_at``, exact seek mode: frames indexed from a scan of every
+    packet, in display order, as PyAV's reader indexes them).
+
+    torchcodec applies the display rotation itself, and numbers frames right after edit-list
+    pre-roll. With ``device="cuda"`` it decodes on the GPU (NVDEC), resizes to ``short_side`` in
+    its colour conversion there (bilinear, antialiased: no full-size RGB frame is made), and the
+    frames come out on the GPU; a codec NVDEC cannot decode is decoded on the CPU, said once per
+    codec in the log. On the CPU it resizes in its colour conversion only with
+    :data:`RESIZE_WHILE_DECODING_ON_CPU` (measured slower than resizing after it).
+    """
+
+    def __init__(
+        self, path: str, threads: int = 1, short_side: int | None = None, device: str = "cpu"
+    ) -> None:
+        from torchcodec.decoders import VideoDecoder  # loads FFmpeg: only where torchcodec is used
+
+        self.path, self.short_side = str(path), short_side
+        self.resizes_while_decoding = bool(short_side) and (device != "cpu" or RESIZE_WHILE_DECODING_ON_CPU)
+        try:
+            self._decoder = VideoDecoder(
+                self.path,
+                seek_mode="exact",
+                num_ffmpeg_threads=threads,
+                dimension_order="NHWC",
+                device=device,
+                transforms=[_short_side_transform()(short_side)] if self.resizes_while_decoding else None,
+            )
+        except ValueError as error:  # torchcodec finds no video stream to decode
+            kind = "no_video_stream" if "video stream" in str(error) else "unreadable"
+            raise VideoDecodeError(f"{self.path}: {_first_line(error)}", kind) from error
+        except RuntimeError as error:
+            raise VideoDecodeError(
+                f"{self.path}: cannot open ({_first_line(error)})", "unreadable"
+            ) from error
+        meta = self._decoder.metadata
+        if device != "cpu" and self._decoder.cpu_fallback:
+            _log_once(
+                "torchcodec: no GPU decoder for %s (%s); decoding it on the CPU",
+                meta.codec,
+                self._decoder.cpu_fallback,
+            )
+        self.num_frames, self.fps = meta.num_frames or 0, float(meta.average_fps or 0.0)
+        # What the header says is shown: its frame count counts edit-list pre-roll too, its
+        # duration does not.
+        declared = [meta.num_frames_from_header, round((meta.duration_seconds_from_header or 0) * self.fps)]
+        declared = min((n for n in declared if n), default=0)
+        if declared > 0 and self.num_frames < declared - _HEADER_FRAME_SLACK:
+            raise VideoDecodeError(
+                f"{self.path}: header declares {declared} frames but only {self.num_frames} are stored "
+                "(truncated file?)",
+                "truncated",
+            )
+        if not self.num_frames:
+            raise VideoDecodeError(f"{self.path}: the video stream holds no frames", "no_frames")
+
+    def _read_sorted(self, indices: list[int]) -> torch.Tensor:
+        try:
+            return self._decoder.get_frames_at(indices).data
+        except RuntimeError as error:
+            raise VideoDecodeError(f"{self.path}: decoding failed ({_first_line(error)})") from error
+
+    def _frames_from(self, start: int) -> Iterator[tuple[int, torch.Tensor]]:
+        yield from _in_batches(self, start)
+
+    def close(self) -> None:
+        del self._decoder
+
+
 def _first_line(error: BaseException) -> str:
-    """decord's messages carry a C++ stack trace and a "[time] file.cc:line: " prefix."""
+    """decord's messages carry a C++ stack trace and a "[time] file.cc:line: " prefix,
+    torchcodec's a "Function, file.cpp:line, " one."""
     lines = str(error).strip().splitlines()
-    return re.sub(r"^(\[[\d:]+\] \S+:\d+: )+", "", lines[0]) if lines else type(error).__name__
+    return re.sub(r"^(\[[\d:]+\] \S+:\d+: |\w+, \S+:\d+, )+", "", lines[0]) if lines else type(error).__name__
 
 
-def open_video(path: str, decoder: DecoderName = "pyav", threads: int = 1) -> VideoReader:
-    """Open ``path`` for frame-exact reading with ``decoder`` ("pyav" or "decord").
+def check_decoder(decoder: str) -> str:
+    """``decoder``, once it is a known one that can decode here (a ``UsageError`` otherwise:
+    torchcodec loads FFmpeg's shared libraries from the system)."""
+    if decoder not in DECODERS:
+        raise UsageError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+    if decoder == "torchcodec":
+        import torchcodec  # loads FFmpeg: only where torchcodec is used
+
+        if torchcodec.ffmpeg_major_version is None:
+            raise UsageError(
+                "decoder torchcodec needs FFmpeg's shared libraries (versions 4 to 9, e.g. Debian's "
+                "`apt-get install ffmpeg`) and found none; install them or use decoder pyav"
+            )
+    return decoder
+
+
+def open_video(
+    path: str,
+    decoder: DecoderName = "pyav",
+    threads: int = 1,
+    short_side: int | None = None,
+    device: str = "cpu",
+) -> VideoReader:
+    """Open ``path`` for frame-exact reading with ``decoder`` ("pyav", "decord" or "torchcodec").
 
     ``threads`` is the decoder's thread count: 1 suits DataLoader workers, which already run
-    one video per core. decord is used only where it numbers frames right: files in indexed
-    containers (mp4, mov, mkv, webm, avi) without edit-list pre-roll; others go to PyAV.
-    Raises :class:`VideoDecodeError` for any file that cannot be read.
+    one video per core. ``short_side``: frames come out with their short side resized to it
+    (antialiased). ``device``: "cuda" decodes on the GPU (torchcodec only; the CPU where there
+    is none, said once in the log). decord and torchcodec are used only where they number
+    frames right: files in indexed containers (mp4, mov, mkv, webm, avi), and for decord without
+    edit-list pre-roll; others go to PyAV. Raises :class:`VideoDecodeError` for any file that
+    cannot be read.
     """
     if decoder not in DECODERS:
         raise ValueError(f"unknown decoder {decoder!r}; choose one of {DECODERS}")
+    if decoder == "torchcodec":
+        check_decoder(decoder)
+    if device != "cpu" and decoder != "torchcodec":
+        raise ValueError(f"decoding on {device!r} needs decoder torchcodec, not {decoder!r}")
     if not os.path.exists(path):
         raise VideoDecodeError(f"{path}: no such file", "missing")
-    if decoder == "decord" and Path(path).suffix.lower() in _DECORD_CONTAINERS:
-        reader = DecordReader(path, threads)
+    indexed = Path(path).suffix.lower() in _INDEXED_CONTAINERS
+    if decoder == "torchcodec" and indexed:
+        return TorchCodecReader(path, threads, short_side, _cuda_or_cpu(device))
+    if decoder == "decord" and indexed:
+        reader = DecordReader(path, threads, short_side)
         if not reader.has_preroll:
             return reader
         reader.close()
         log.debug("%s: edit-list pre-roll that decord misnumbers; reading it with PyAV", path)
-    return PyAVReader(path, threads)
+    return PyAVReader(path, threads, short_side)
+
+
+def _cuda_or_cpu(device: str) -> str:
+    """``device``; "cuda" as this process's current CUDA device, or "cpu" (said once) without one."""
+    if not device.startswith("cuda"):
+        return device
+    if not torch.cuda.is_available():
+        _log_once("no CUDA device: decoding on the CPU")
+        return "cpu"
+    return f"cuda:{torch.cuda.current_device()}" if device == "cuda" else device

@@ -15,7 +15,7 @@ import torch
 from videoswinv2.data.clip_planning import ClipSpec, plan_windows, window_times
 from videoswinv2.data.clip_reading import read_clips
 from videoswinv2.data.decoding import DecoderName, open_video
-from videoswinv2.data.transforms import normalize, resize_short_side, three_crop_views, three_crop_windows
+from videoswinv2.data.transforms import as_video, normalize, three_crop_views, three_crop_windows
 from videoswinv2.data.view_stream import Finished, Item, WindowSpan
 from videoswinv2.data.views import clip_spec
 from videoswinv2.record import EvalViews
@@ -27,7 +27,7 @@ CROP_CHOICES = (1, 3)
 class TimelineSpec:
     """Windows of ``clip`` every ``stride_s`` seconds; frames resized to ``short_side``, then the
     centre ``crop_size`` square (``crops=1``) or the three squares along the long side (``crops=3``,
-    as test views)."""
+    as test views); decoded on ``device``."""
 
     clip: ClipSpec
     stride_s: float
@@ -35,6 +35,7 @@ class TimelineSpec:
     crop_size: int = 224
     crops: int = 1
     decoder: DecoderName = "pyav"
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         if not self.stride_s > 0:
@@ -43,9 +44,13 @@ class TimelineSpec:
             raise ValueError(f"crops must be 1 or 3, got {self.crops}")
 
     @classmethod
-    def from_views(cls, views: EvalViews, stride_s: float, crops: int = 1) -> TimelineSpec:
+    def from_views(
+        cls, views: EvalViews, stride_s: float, crops: int = 1, device: str = "cpu"
+    ) -> TimelineSpec:
         """The clip, sizes and decoder of a model's evaluation views."""
-        return cls(clip_spec(views), stride_s, views.short_side, views.crop_size, crops, views.decoder)
+        return cls(
+            clip_spec(views), stride_s, views.short_side, views.crop_size, crops, views.decoder, device
+        )
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,10 @@ class TimelineTask:
     parts: int = 1
     skip: frozenset[int] = field(default_factory=frozenset)
 
+    @property
+    def device(self) -> str:
+        return self.spec.device
+
     def failure_item(self) -> Item:
         return Item(self.video, self.spec.crops)
 
@@ -67,9 +76,10 @@ class TimelineTask:
         return Finished(self.video, self.part, self.parts)
 
     def _transform(self, frames: torch.Tensor) -> torch.Tensor:
-        """``(N, H, W, 3)`` uint8 -> ``(N, 3, h, w)`` uint8: short side resized, centre crop if one
-        crop (a frame is cropped as soon as it is decoded: the buffer holds crops, not frames)."""
-        resized = resize_short_side(frames, self.spec.short_side).as_subclass(torch.Tensor)
+        """``(N, H, W, 3)`` uint8 (short side resized while decoding) -> ``(N, 3, h, w)`` uint8,
+        centre crop if one crop (a frame is cropped as soon as it is decoded: the buffer holds
+        crops, not frames)."""
+        resized = as_video(frames).as_subclass(torch.Tensor)
         if self.spec.crops == 3:
             return resized
         top, left = three_crop_windows(*resized.shape[-2:], self.spec.crop_size)[1]
@@ -84,7 +94,7 @@ class TimelineTask:
 
     def __iter__(self) -> Iterator[tuple[Item, torch.Tensor]]:
         spec = self.spec
-        with open_video(self.video, spec.decoder) as reader:
+        with open_video(self.video, spec.decoder, short_side=spec.short_side, device=spec.device) as reader:
             total, fps = reader.num_frames, reader.fps
             windows = plan_windows(total, fps, spec.clip, spec.stride_s)
             first, last = len(windows) * self.part // self.parts, len(windows) * (self.part + 1) // self.parts

@@ -25,7 +25,8 @@ def normalize(clip: torch.Tensor) -> torch.Tensor:
     fused multiply-add from the transposed view (~3x faster than ``v2.ToDtype`` + ``v2.Normalize``
     + a transpose, ~1.2x than converting a transposed copy in place)."""
     clip = clip.as_subclass(torch.Tensor).transpose(-4, -3)
-    return torch.addcmul(_SHIFT, clip, _SCALE, out=torch.empty(clip.shape))
+    out = torch.empty(clip.shape, device=clip.device)
+    return torch.addcmul(_SHIFT.to(clip.device), clip, _SCALE.to(clip.device), out=out)
 
 
 class TrainTransform:
@@ -84,10 +85,16 @@ def three_crop_views(clip: torch.Tensor, crop_size: int) -> torch.Tensor:
     faster than stacking uint8 crops and normalising the stack)."""
     windows = three_crop_windows(*clip.shape[-2:], crop_size)
     source = rearrange(clip.as_subclass(torch.Tensor), "t c h w -> c t h w").contiguous()
-    out = torch.empty(len(windows), *source.shape[:2], crop_size, crop_size)
+    out = torch.empty(len(windows), *source.shape[:2], crop_size, crop_size, device=clip.device)
     for k, (top, left) in enumerate(windows):
         out[k].copy_(source[..., top : top + crop_size, left : left + crop_size])
-    return torch.addcmul(_SHIFT, out, _SCALE, out=out)
+    return torch.addcmul(_SHIFT.to(clip.device), out, _SCALE.to(clip.device), out=out)
+
+
+def resized_size(height: int, width: int, short_side: int) -> tuple[int, int]:
+    """``(H', W')`` of a ``height x width`` frame resized to ``short_side`` (torchvision's rounding)."""
+    long_side = int(short_side * max(height, width) / min(height, width))
+    return (short_side, long_side) if height <= width else (long_side, short_side)
 
 
 def resize_short_side(frames: torch.Tensor, short_side: int) -> torch.Tensor:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, NamedTuple, Protocol
 
 import lightning.pytorch as pl
@@ -20,7 +19,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from videoswinv2.data.clip_planning import evaluation_clips
 from videoswinv2.data.clip_reading import read_clips
 from videoswinv2.data.decoding import VideoDecodeError, open_video
-from videoswinv2.data.transforms import resize_short_side, three_crop_views
+from videoswinv2.data.transforms import as_video, three_crop_views
 from videoswinv2.data.views import clip_spec
 from videoswinv2.record import EvalViews
 
@@ -60,6 +59,7 @@ class Task(Protocol):
     """A unit of work of the stream: one video, or one part of a video."""
 
     video: str
+    device: str  # where its frames are decoded: "cpu", or "cuda" (in the main process only)
 
     def failure_item(self) -> Item:
         """The item a failure of this task is reported under."""
@@ -71,21 +71,21 @@ class Task(Protocol):
         """``(item, views)`` with ``views`` ``(v, C, T, H, W)`` float, normalised."""
 
 
-def view_clips(views: EvalViews, path: str) -> Iterator[torch.Tensor]:
-    """The clips of ``path`` that ``views`` are cut from, short side resized: each ``(T, C, H, W)``
-    uint8, every frame decoded and resized once. Raises :class:`VideoDecodeError` for a video
-    that cannot be read."""
-    with open_video(path, views.decoder) as reader:
+def view_clips(views: EvalViews, path: str, device: str = "cpu") -> Iterator[torch.Tensor]:
+    """The clips of ``path`` that ``views`` are cut from, short side resized (while decoding):
+    each ``(T, C, H, W)`` uint8 on ``device``, every frame decoded and resized once. Raises
+    :class:`VideoDecodeError` for a video that cannot be read."""
+    with open_video(path, views.decoder, short_side=views.short_side, device=device) as reader:
         clips = evaluation_clips(
             reader.num_frames, reader.fps, clip_spec(views), views.num_clips, views.clip_placement
         )
-        return read_clips(reader, clips, partial(resize_short_side, short_side=views.short_side))
+        return read_clips(reader, clips, as_video)
 
 
-def load_views(views: EvalViews, path: str) -> torch.Tensor:
+def load_views(views: EvalViews, path: str, device: str = "cpu") -> torch.Tensor:
     """All views of ``path``: ``(V, C, T, crop, crop)`` float, clip-major (clip0-crop0,
     clip0-crop1, clip0-crop2, clip1-crop0, ...), normalised."""
-    return torch.cat([three_crop_views(clip, views.crop_size) for clip in view_clips(views, path)])
+    return torch.cat([three_crop_views(clip, views.crop_size) for clip in view_clips(views, path, device)])
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,7 @@ class MultiViewTask:
     views: EvalViews
     label: int = -1
     index: int = -1
+    device: str = "cpu"
 
     def failure_item(self) -> Item:
         return Item(self.video, self.views.num_views, self.label, self.index)
@@ -106,7 +107,7 @@ class MultiViewTask:
 
     def __iter__(self) -> Iterator[tuple[Item, torch.Tensor]]:
         item = self.failure_item()
-        for clip in view_clips(self.views, self.video):
+        for clip in view_clips(self.views, self.video, self.device):
             yield item, three_crop_views(clip, self.views.crop_size)
 
 
@@ -173,18 +174,20 @@ class ViewStream(IterableDataset):
 def view_loader(
     tasks: Sequence[Task], batch_size: int, num_workers: int, rank: int = 0, world: int = 1
 ) -> DataLoader:
-    """A DataLoader over :class:`ViewStream` batches (``batch_size`` counts views)."""
+    """A DataLoader over :class:`ViewStream` batches (``batch_size`` counts views); tasks that
+    decode on a GPU run in this process (CUDA does not survive forking into workers)."""
+    on_cpu = all(task.device == "cpu" for task in tasks)
     return DataLoader(
         ViewStream(tasks, batch_size, rank, world),
         batch_size=None,  # the stream batches itself, across video boundaries
-        num_workers=num_workers,
-        pin_memory=torch.cuda.is_available(),
+        num_workers=num_workers if on_cpu else 0,
+        pin_memory=torch.cuda.is_available() and on_cpu,
     )
 
 
-def multi_view_tasks(videos: Sequence[str], views: EvalViews) -> list[MultiViewTask]:
-    """Unlabelled videos in their evaluation views (what ``predict`` runs)."""
-    return [MultiViewTask(video, views) for video in videos]
+def multi_view_tasks(videos: Sequence[str], views: EvalViews, device: str = "cpu") -> list[MultiViewTask]:
+    """Unlabelled videos in their evaluation views (what ``predict`` runs), decoded on ``device``."""
+    return [MultiViewTask(video, views, device=device) for video in videos]
 
 
 class VideoListData(pl.LightningDataModule):

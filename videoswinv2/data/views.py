@@ -7,7 +7,7 @@ placement) against what this layer can read. Reading a video by its views is
 from __future__ import annotations
 
 from videoswinv2.data.clip_planning import ClipSpec, evaluation_clips
-from videoswinv2.data.decoding import DECODERS
+from videoswinv2.data.decoding import check_decoder
 from videoswinv2.record import EvalViews
 
 
@@ -19,8 +19,8 @@ def clip_spec(views: EvalViews) -> ClipSpec:
 
 
 def check_views(views: EvalViews) -> EvalViews:
-    """``views``, once its decoder, sampling and placement names are known ones (ValueError)."""
-    if views.decoder not in DECODERS:
-        raise ValueError(f"decoder must be one of {DECODERS}, got {views.decoder!r}")
+    """``views``, once its decoder can decode here (a ``UsageError`` otherwise) and its sampling
+    and placement names are known ones (ValueError)."""
+    check_decoder(views.decoder)
     evaluation_clips(1, 30.0, clip_spec(views), views.num_clips, views.clip_placement)  # checks the rest
     return views
