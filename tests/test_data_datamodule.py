@@ -320,6 +320,7 @@ def test_lightning_cli_can_fill_the_arguments(tmp_path) -> None:
         parser.parse_string("data:\n  data_root: x\n  decoder: opencv\n")
 
 
+@pytest.mark.torchcodec
 def test_frames_are_resized_while_decoding_where_the_transforms_start_with_a_resize(
     data_synthetic_root,
 ) -> None:

@@ -242,6 +242,7 @@ def test_frames_resized_while_decoding_feed_the_same_transforms(decoder, data_sa
     assert train[0]["video"][0].shape == (3, 4, 112, 112)
 
 
+@pytest.mark.torchcodec
 def test_views_decoded_on_a_gpu_are_read_in_the_main_process(data_numbered_video) -> None:
     views = EvalViews(num_clips=1, num_frames=4, short_side=64, crop_size=64, decoder="torchcodec")
     cpu = view_loader(multi_view_tasks([str(data_numbered_video)], views), 3, num_workers=2)

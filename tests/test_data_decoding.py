@@ -222,7 +222,9 @@ def _upright_numbers(frames: torch.Tensor, read) -> list[int]:
     return read(full.permute(0, 2, 3, 1))
 
 
-@pytest.mark.parametrize("decoder", [*DECODERS, "torchcodec+resize"])
+@pytest.mark.parametrize(
+    "decoder", [*DECODERS, pytest.param("torchcodec+resize", marks=pytest.mark.torchcodec)]
+)
 @pytest.mark.parametrize("rotation", [0, -90])
 def test_short_side_is_resized_while_decoding(
     decoder, rotation, data_make_numbered_video, data_frame_numbers, tmp_path, monkeypatch
@@ -258,6 +260,7 @@ def test_only_torchcodec_decodes_on_a_gpu(data_numbered_video) -> None:
         open_video(str(data_numbered_video), "pyav", device="cuda")
 
 
+@pytest.mark.torchcodec
 def test_cuda_decoding_without_a_gpu_decodes_on_the_cpu_and_says_so_once(
     data_numbered_video, data_frame_numbers, monkeypatch, caplog
 ) -> None:

@@ -439,6 +439,7 @@ def test_keep_freed_memory_keeps_a_freed_large_tensor_in_the_process():
     assert given_back["keep"] < 2**20  # kept for the next tensor
 
 
+@pytest.mark.torchcodec
 def test_decoding_on_the_gpu_predicts_what_decoding_on_the_cpu_does(
     tmp_path, data_sample_videos, monkeypatch, caplog
 ):

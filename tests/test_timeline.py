@@ -187,6 +187,7 @@ def test_timeline_prints_segments_without_output_and_refuses_a_folder(
     assert "is a folder" in capsys.readouterr().err.strip().splitlines()[-1]
 
 
+@pytest.mark.torchcodec
 def test_windows_decoded_on_the_gpu_hold_the_cpu_frames(tmp_path, data_make_numbered_video):
     # torchcodec on the GPU (NVDEC's colours differ a little), or on the CPU where there is none.
     video = str(data_make_numbered_video(tmp_path / "numbered.mp4", 40, fps=10))
