@@ -44,6 +44,7 @@ RESUMABLE_TOOLS = ("predict", "extract-features", "timeline", "prepare")
 
 
 def _tools() -> dict[str, Tool]:
+    """Each tool's description, options and run; its name is its module's, ``-`` for ``_``."""
     from videoswinv2.commands import (
         export,
         extract_features,
@@ -54,30 +55,18 @@ def _tools() -> dict[str, Tool]:
         timeline,
     )
 
+    described = {
+        inflate: "turn a 2D SwinV2 checkpoint into a 3D state dict",
+        make_synthetic: "write a synthetic motion dataset in the Kinetics layout",
+        predict: "top-k classes of videos, to the terminal or a file",
+        extract_features: "backbone features of videos as .npy files",
+        timeline: "classes along whole videos: a row per window, merged segments and a picture",
+        export: "a checkpoint as an ONNX or torch.export (.pt2) model",
+        prepare: "re-encode a dataset folder for fast training (short side, keyframes, upright, no audio)",
+    }
     return {
-        "inflate": ("turn a 2D SwinV2 checkpoint into a 3D state dict", inflate.add_arguments, inflate.run),
-        "make-synthetic": (
-            "write a synthetic motion dataset in the Kinetics layout",
-            make_synthetic.add_arguments,
-            make_synthetic.run,
-        ),
-        "predict": ("top-k classes of videos, to the terminal or a file", predict.add_arguments, predict.run),
-        "extract-features": (
-            "backbone features of videos as .npy files",
-            extract_features.add_arguments,
-            extract_features.run,
-        ),
-        "timeline": (
-            "classes along whole videos: a row per window, merged segments and a picture",
-            timeline.add_arguments,
-            timeline.run,
-        ),
-        "export": ("a checkpoint as an ONNX or torch.export (.pt2) model", export.add_arguments, export.run),
-        "prepare": (
-            "re-encode a dataset folder for fast training (short side, keyframes, upright, no audio)",
-            prepare.add_arguments,
-            prepare.run,
-        ),
+        module.__name__.rsplit(".", 1)[1].replace("_", "-"): (description, module.add_arguments, module.run)
+        for module, description in described.items()
     }
 
 
@@ -89,9 +78,6 @@ class _ArgumentParser(LightningArgumentParser):
             parser = getattr(ex, "subcommand_parser", None) or self
             message = concise_error(message, parser)
         super().error(message, ex)
-
-
-# -- noise ------------------------------------------------------------------------------------------
 
 
 def _quiet_warnings() -> None:
@@ -130,19 +116,13 @@ TRAINER_DEFAULTS = Path(__file__).with_name("trainer_defaults.yaml")
 
 
 class VideoSwinCLI(LightningCLI):
-    """LightningCLI in subclass mode: ``model: class_path:`` and ``data: class_path:`` in YAML
-    pick the classes. A re-run in the same log directory overwrites its saved config.
-
-    Besides LightningCLI's behaviour: the trainer's defaults, callbacks included, are
-    :data:`TRAINER_DEFAULTS` (a config's own Preemption, NonFiniteSteps, BrokenVideoLogger,
-    RunIdentity or TestReport replaces the default one); the model's ``num_classes`` follows the data module's
-    ``num_classes`` (a value given in the config, on the command line or by a ``--ckpt_path``
-    checkpoint must agree with it) and its ``clip_geometry`` the data module's clips; errors end
-    in one line naming the setting; the run folders follow ``videoswinv2.commands.run_folders``
-    (``test`` / ``validate`` of a run's checkpoint log into that run, ``fit --ckpt_path last``
-    continues the newest run, a run that fails before writing a checkpoint leaves no version
-    folder behind); output to a file or pipe gets the TQDM progress bar (Rich's draws nothing
-    there); ``fit`` ends by printing where the checkpoints went.
+    """LightningCLI in subclass mode (``class_path:`` in YAML picks the model and data classes),
+    and besides: the trainer's defaults, callbacks included, are :data:`TRAINER_DEFAULTS` (a
+    config's own Preemption, NonFiniteSteps, BrokenVideoLogger, RunIdentity or TestReport replaces
+    the default one); the model's ``num_classes`` (which a given value must agree with) and
+    ``clip_geometry`` follow the data module; errors end in one line naming the setting; run
+    folders follow ``videoswinv2.commands.run_folders``; a file or pipe gets the TQDM progress bar
+    (Rich's draws nothing there); ``fit`` ends by printing where the checkpoints went.
     """
 
     def __init__(self, args: Sequence[str] | None = None, run: bool = True, prog: str | None = None) -> None:
@@ -152,12 +132,10 @@ class VideoSwinCLI(LightningCLI):
         import videoswinv2.training  # noqa: F401
 
         _quiet_lightning()
-        # What the config says of the model's class count (see _num_classes), set before the
-        # classes are built.
+        # What the config says of the model's class count (see _num_classes).
         self._model_has_num_classes = True
         self._given_num_classes: int | None = None
         super().__init__(
-            # Any LightningModule / LightningDataModule, picked by class_path (subclass mode).
             model_class=pl.LightningModule,
             datamodule_class=pl.LightningDataModule,
             subclass_mode_model=True,
@@ -206,19 +184,17 @@ class VideoSwinCLI(LightningCLI):
         # a traceback from deep inside torch.load.
         config = self.config.get(self.config.get("subcommand") or "", {})
         path = config.get("ckpt_path") if config else None
-        if path and "://" not in path and path not in ("best", "last", "hpc", "registry"):
-            if not Path(path).is_file():
-                self.parser.error(f"--ckpt_path {path}: no such file")
-            try:
-                super()._parse_ckpt_path()
-            except SystemExit:
+        local = path and "://" not in path and path not in ("best", "last", "hpc", "registry")
+        if local and not Path(path).is_file():
+            self.parser.error(f"--ckpt_path {path}: no such file")
+        try:
+            super()._parse_ckpt_path()
+        except Exception as err:
+            if not local:
                 raise
-            except Exception as err:
-                self.parser.error(
-                    f"--ckpt_path {path} is not a checkpoint torch can read ({type(err).__name__}: {first_line(err)})"
-                )
-            return
-        super()._parse_ckpt_path()
+            self.parser.error(
+                f"--ckpt_path {path} is not a checkpoint torch can read ({type(err).__name__}: {first_line(err)})"
+            )
 
     def before_instantiate_classes(self) -> None:
         # Checked here so the message is the last line, not buried in jsonargparse's union error.
@@ -240,8 +216,7 @@ class VideoSwinCLI(LightningCLI):
         self._log_into_evaluated_run(config)
 
     def _continue_last_run(self, config: Any) -> bool:
-        """``fit --ckpt_path last``: whether there is a run to continue (see
-        :func:`~videoswinv2.commands.run_folders.continue_last_run`)."""
+        """``fit --ckpt_path last``: whether there is a run to continue (see ``continue_last_run``)."""
         logger = config.get("trainer.logger")
         init_args = getattr(logger, "init_args", None)
         if init_args is None or "save_dir" not in init_args:
@@ -261,8 +236,7 @@ class VideoSwinCLI(LightningCLI):
         return True
 
     def _log_into_evaluated_run(self, config: Any) -> None:
-        """``test`` / ``validate`` of a run's checkpoint log into that run, unless the logger's
-        version is set (see :func:`~videoswinv2.commands.run_folders.evaluated_run`)."""
+        """``test`` / ``validate`` of a run's checkpoint log into it unless a version is set."""
         init_args = getattr(config.get("trainer.logger"), "init_args", None)
         run = evaluated_run(self.subcommand or "", config.get("ckpt_path"))
         unversioned = init_args is not None and "save_dir" in init_args and init_args.get("version") is None
@@ -301,9 +275,9 @@ class VideoSwinCLI(LightningCLI):
         configured = config.get("callbacks") or []
         configured = configured if isinstance(configured, list) else [configured]
         # A run has one of each of these: a config's own (`callbacks+:`) replaces the default.
-        kept = _last_of_each(
-            configured, (Preemption, NonFiniteSteps, BrokenVideoLogger, RunIdentity, TestReport)
-        )
+        unique = (Preemption, NonFiniteSteps, BrokenVideoLogger, RunIdentity, TestReport)
+        last = {type(c): c for c in configured if type(c) in unique}
+        kept = [c for c in configured if type(c) not in unique or last[type(c)] is c]
         wants_bar = config.get("enable_progress_bar", True) is not False
         if wants_bar and not sys.stderr.isatty():
             if not any(isinstance(c, ProgressBar) for c in [*configured, *callbacks]):
@@ -332,8 +306,7 @@ class VideoSwinCLI(LightningCLI):
         return Path(root) if root and hasattr(logger, "version") else None
 
     def _remove_failed_run(self, before: set[Path]) -> None:
-        """The version folder of a run that failed before writing a checkpoint goes (see
-        :func:`~videoswinv2.commands.run_folders.remove_failed_run`)."""
+        """The version folder of a run that failed before writing a checkpoint goes."""
         root = self._log_root()
         logger = self.trainer.logger
         if root is not None and self.trainer.is_global_zero and getattr(logger, "_version", None) is not None:
@@ -354,12 +327,6 @@ class VideoSwinCLI(LightningCLI):
         if self.trainer.logger is not None:
             lines.append(f"logs: {self.trainer.log_dir}")
         print("\n".join(dict.fromkeys(lines)))  # two callbacks may write the same last.ckpt
-
-
-def _last_of_each(callbacks: list[Any], classes: tuple[type, ...]) -> list[Any]:
-    """``callbacks`` with only the last one of each of ``classes``."""
-    last = {type(c): c for c in callbacks if type(c) in classes}
-    return [c for c in callbacks if type(c) not in classes or last[type(c)] is c]
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -436,8 +403,7 @@ def lightning_main() -> int:
 
 
 def _run_lightning_cli(args: list[str] | None, prog: str | None) -> int:
-    """Run ``VideoSwinCLI``; work that failed (a run of non-finite steps, videos that do not
-    decode) ends in one line, exit 1."""
+    """Run ``VideoSwinCLI``; work that failed ends in one line, exit 1."""
     try:
         VideoSwinCLI(args=args, prog=prog)
     except WorkFailed as error:
@@ -449,16 +415,14 @@ def _run_lightning_cli(args: list[str] | None, prog: str | None) -> int:
 
 
 def _report(prog: str, error: UsageError | WorkFailed) -> int:
-    """The one way a command ends on an error it expects: its line, and exit 2 for a setting or
-    input to change, 1 for work that failed. Any other error keeps its traceback."""
+    """A command's end on an error it expects: one line, exit 2 (a setting to change) or 1."""
     print(f"{prog}: error: {_message(error)}", file=sys.stderr)
     return 2 if isinstance(error, UsageError) else 1
 
 
 def _message(error: BaseException) -> str:
-    """The error's line: its ``summary`` where it has one (an ``InflationError`` lists keys below
-    it), else its message; one raised in a DataLoader worker arrives wrapped in the worker's
-    traceback, whose last line is ``module.Class: message``."""
+    """The error's ``summary`` (an ``InflationError``'s) or message; one from a DataLoader worker
+    arrives in the worker's traceback, whose last line is ``module.Class: message``."""
     text = getattr(error, "summary", None) or str(error).strip()
     if "\nOriginal Traceback" not in text:
         return text

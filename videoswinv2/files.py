@@ -12,11 +12,9 @@ from typing import IO
 @contextmanager
 def replaced_atomically(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     """A file open for writing whose content replaces ``path`` (or creates it) only once the block
-    ends without an error: until then, and after an error, ``path`` is as it was.
-
-    The content goes into an unnamed file in ``path``'s folder (Linux's ``O_TMPFILE``), named only
-    at the end, so even a kill -9 in the middle leaves no temporary file behind; where the file
-    system has no unnamed files, into a hidden ``.NAME.tmp-PID`` beside ``path``, removed on error.
+    ends without an error. It is an unnamed file in ``path``'s folder (Linux's ``O_TMPFILE``),
+    named at the end, so even a kill -9 leaves no temporary file; where the file system has none,
+    a hidden ``.NAME.tmp-PID`` beside ``path``, removed on error.
     """
     path = Path(path)
     folder = path.parent

@@ -1,12 +1,8 @@
 """What a model is, in one leaf module that imports no torch: the variants, the input's
-normalisation, the views a model is evaluated in, and :class:`ModelRecord`, the package's record
-of one model (variant and settings, classes, views, where its weights came from).
-
-Every artefact is written from a :class:`ModelRecord` and read back into one here: a Lightning
-checkpoint's ``hyper_parameters`` and ``checkpoint["videoswinv2"]`` entry (older checkpoints: the
-data module's saved settings), or the strings of a safetensors header, ONNX ``metadata_props`` or
-a ``.pt2``'s ``videoswinv2.json`` (:meth:`ModelRecord.to_strings`). Opening those files needs
-torch, safetensors or onnx: :mod:`videoswinv2.checkpoints.records` does it.
+normalisation, the evaluation views, and :class:`ModelRecord` (variant and settings, classes,
+views, where its weights came from), which every artefact is written from and read back into: a
+Lightning checkpoint's entries, or the strings of a safetensors header, ONNX ``metadata_props`` or
+a ``.pt2``'s ``videoswinv2.json``. :mod:`videoswinv2.checkpoints.records` opens the files.
 """
 
 from __future__ import annotations

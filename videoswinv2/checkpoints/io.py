@@ -18,10 +18,11 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import Tensor
 
 from videoswinv2.errors import CheckpointError
+from videoswinv2.files import replaced_atomically
 
 __all__ = ["CheckpointError", "RawCheckpoint", "read_raw_checkpoint", "unwrap_state_dict", "save_state_dict"]
 
@@ -95,16 +96,18 @@ def unwrap_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, Tensor]
 def save_state_dict(
     state_dict: Mapping[str, Tensor], path: PathLike, metadata: Mapping[str, str] | None = None
 ) -> None:
-    """Write a flat state dict: safetensors for a ``.safetensors`` suffix (``metadata`` into its
-    header), ``torch.save`` for ``.pth``/``.pt`` (no metadata: it must load with ``load_state_dict``)."""
+    """Write a flat state dict, whole or not at all: safetensors for a ``.safetensors`` suffix
+    (``metadata`` into its header), ``torch.save`` for ``.pth``/``.pt`` (no metadata: it must load
+    with ``load_state_dict``)."""
     path = Path(path)
-    tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
-    if path.suffix == ".safetensors":
-        save_file(tensors, str(path), metadata=dict(metadata or {}))
-    elif path.suffix in (".pth", ".pt"):
-        torch.save(tensors, path)
-    else:
+    if path.suffix not in (".safetensors", ".pth", ".pt"):
         raise CheckpointError(f"cannot tell the format of {path}: use a .safetensors or .pth suffix")
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
+    with replaced_atomically(path) as file:
+        if path.suffix == ".safetensors":
+            file.write(save(tensors, metadata=dict(metadata or {})))
+        else:
+            torch.save(tensors, file)
 
 
 def _holds_tensors(obj: Mapping) -> bool:

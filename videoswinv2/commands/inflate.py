@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +26,6 @@ from videoswinv2.record import (
     list_models,
     variant_differences,
 )
-
-__all__ = ["add_arguments", "parse_window_sizes", "run"]
 
 
 def parse_window_sizes(text: str) -> tuple[WindowSize, ...]:
@@ -99,7 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Inflate ``args.src`` into a ``args.model`` state dict at ``args.dst``; print the report. Exit code."""
+    """Inflate ``args.src`` into a ``args.model`` state dict at ``args.dst``; print the report."""
     # Checked first: reading and inflating take a while, and nothing the user has may be replaced.
     src, dst = Path(args.src), Path(args.dst)
     if dst.exists() and src.exists() and dst.resolve() == src.resolve():
@@ -145,16 +142,10 @@ def run(args: argparse.Namespace) -> int:
         source=str(args.src),
         temporal_init=args.temporal_init,
     )
-    # Written beside DST and moved over it: an existing DST stays whole if writing fails.
-    partial = dst.with_name(f".{dst.stem}.partial{dst.suffix}")
-    try:
-        save_state_dict(state_dict, partial, metadata.to_strings())
-        partial.replace(dst)
+    try:  # an existing DST stays whole if writing fails
+        save_state_dict(state_dict, dst, metadata.to_strings())
     except (OSError, SafetensorError) as err:  # a read-only folder, a full disk
         raise WorkFailed(f"cannot write {dst}: {getattr(err, 'strerror', None) or err}") from None
-    finally:
-        with contextlib.suppress(OSError):  # nothing was written there
-            partial.unlink(missing_ok=True)
     print(report)
     print(f"pretrained window sizes: {windows or 'none'} ({origin})")
     call = ", ".join([repr(args.model), f"num_classes={args.num_classes}", *_keywords(kwargs)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
 
 from videoswinv2.data.offline.synthetic import (
     SPLITS,
@@ -10,8 +11,6 @@ from videoswinv2.data.offline.synthetic import (
     SyntheticSpec,
     make_synthetic_dataset,
 )
-
-__all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,16 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write the dataset and print where it went."""
-    spec = SyntheticSpec(
-        num_classes=args.num_classes,
-        train_per_class=args.train_per_class,
-        val_per_class=args.val_per_class,
-        test_per_class=args.test_per_class,
-        num_frames=args.num_frames,
-        size=args.size,
-        fps=args.fps,
-        seed=args.seed,
-    )
+    spec = SyntheticSpec(**{field.name: getattr(args, field.name) for field in fields(SyntheticSpec)})
     out = make_synthetic_dataset(args.out, spec)  # a UsageError into a non-empty folder
     total = sum(spec.per_split.values()) * spec.num_classes
     print(f"wrote {total} videos of {spec.num_classes} classes to {out}")

@@ -9,10 +9,9 @@ from pathlib import Path
 from videoswinv2.data.offline.prepare import PrepareSettings, prepare_dataset, summary
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``videoswinv2 prepare``; defaults from :class:`PrepareSettings`."""
     defaults = PrepareSettings()
-    parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     parser.add_argument("src", type=Path, help="dataset folder: videos in any layout, annotation files")
     parser.add_argument("dst", type=Path, help="output folder (same relative paths and file names)")
     parser.add_argument("--short-side", type=int, default=defaults.short_side, help="shorter side in pixels")
@@ -21,7 +20,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--crf", type=int, default=defaults.crf, help="x264 quality (lower is better)")
     parser.add_argument("--preset", default=defaults.preset, help="x264 preset")
     parser.add_argument("--workers", type=int, default=os.cpu_count(), help="parallel processes")
-    return parser
 
 
 def run(args: argparse.Namespace) -> int:

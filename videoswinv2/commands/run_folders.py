@@ -11,9 +11,8 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Continuation:
-    """How ``fit --ckpt_path last`` continues a run: the logger logs on in ``version``, where
-    Lightning finds ``last.ckpt``, or starts a new version resuming from ``ckpt_path``; neither:
-    as configured."""
+    """How ``fit --ckpt_path last`` continues: logging on in ``version`` (where Lightning finds
+    ``last.ckpt``), or in a new version resuming from ``ckpt_path``; neither: as configured."""
 
     version: str | None = None
     ckpt_path: str | None = None
@@ -21,11 +20,9 @@ class Continuation:
 
 def continue_last_run(root: Path, version: int | str | None, reuses_folders: bool) -> Continuation | None:
     """``fit --ckpt_path last`` for a logger whose version folders are in ``root``: the given
-    ``version``'s folder, or else the newest run with ``checkpoints/last.ckpt`` (what a preempted
-    or killed job left). A logger that adds to a folder it reuses (TensorBoard adds event files
-    beside the old ones) logs on in that run's folder; another, which may replace files there
-    (CSVLogger deletes metrics.csv), gets a new version and the checkpoint's path. None: there
-    is no run to continue (a job's first start), so the fit starts a new one."""
+    ``version``, else the newest run with ``checkpoints/last.ckpt``. A logger that only adds to a
+    folder (TensorBoard) logs on in it; another (CSVLogger deletes metrics.csv) gets a new version
+    and the checkpoint's path. None: no run to continue, so the fit starts a new one."""
     if version is not None:
         folder = root / (version if isinstance(version, str) else f"version_{version}")
         return Continuation() if folder.is_dir() else None
@@ -38,9 +35,8 @@ def continue_last_run(root: Path, version: int | str | None, reuses_folders: boo
 
 
 def unreadable_checkpoint(ckpt: Path) -> str | None:
-    """None when ``ckpt`` is whole (torch writes a zip archive, whose directory comes last, so a
-    write cut short by a kill leaves none); else a line naming it and the newest whole checkpoint
-    beside it to resume from instead."""
+    """None when ``ckpt`` is whole (a zip archive, whose directory comes last); else a line naming
+    the newest whole checkpoint beside it to resume from instead."""
     if not ckpt.is_file() or zipfile.is_zipfile(ckpt):
         return None
     whole = [other for other in ckpt.parent.glob("*.ckpt") if other != ckpt and zipfile.is_zipfile(other)]
@@ -54,9 +50,8 @@ def unreadable_checkpoint(ckpt: Path) -> str | None:
 
 
 def evaluated_run(subcommand: str, ckpt_path: str | None) -> tuple[Path, str] | None:
-    """``test`` / ``validate`` of ``RUN/checkpoints/X.ckpt`` log beside the training run: the
-    folder ``RUN`` and the version ``<subcommand>_X``. None for other subcommands, remote
-    checkpoints and checkpoints outside a run's ``checkpoints`` folder."""
+    """``test`` / ``validate`` of ``RUN/checkpoints/X.ckpt`` log into ``RUN``, version
+    ``<subcommand>_X``; None for other subcommands and checkpoints outside a run."""
     if subcommand not in ("test", "validate") or not ckpt_path or "://" in ckpt_path:
         return None
     ckpt = Path(ckpt_path)
@@ -71,9 +66,9 @@ def runs_in(root: Path | None) -> set[Path]:
 
 
 def remove_failed_run(run_dir: Path, root: Path, before: set[Path]) -> bool:
-    """Remove ``run_dir`` if it is a version folder in ``root`` that a failed run created (it was
-    not in ``before``) and that holds no checkpoint: the next run takes its number, so
-    ``version_0`` stays the first run that got anywhere. Returns whether it was removed."""
+    """Remove ``run_dir``, a version folder in ``root``, if the failed run created it (not in
+    ``before``) and it holds no checkpoint, so ``version_0`` stays the first run that got anywhere.
+    Returns whether it was removed."""
     if run_dir.parent != root or not run_dir.is_dir() or run_dir in before or any(run_dir.rglob("*.ckpt")):
         return False
     shutil.rmtree(run_dir, ignore_errors=True)

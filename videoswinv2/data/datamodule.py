@@ -439,7 +439,7 @@ class VideoDataModule(pl.LightningDataModule):
         videos) and the loader's settings. The data's part is read once per run."""
         h = self.hparams
         if self._data_identity is None:
-            sources = [*self.split_sources.values(), h.class_names_file]
+            sources = [*self.split_sources.values(), h.get("class_names_file")]  # unlabelled: none
             files = {name: self._path(name) for name in sources if name is not None}
             videos = [(video.path, video.label) for video in self._dataset("train").videos]
             self._data_identity = {

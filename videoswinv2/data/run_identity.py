@@ -47,10 +47,8 @@ def video_list_identity(videos: list[tuple[str, int]], root: Path) -> str:
 
 
 def differences(saved: dict[str, Any], now: dict[str, Any]) -> list[tuple[str, str]]:
-    """``(kind, description)`` of each entry of the run's identity that differs from the saved
-    one; kind is ``data`` or ``loader``, or ``moved`` for a ``data_root`` whose files, classes
-    and videos are the checkpoint's (a copy on a node's local disk, say: the same data).
-    Entries a checkpoint does not hold are not compared."""
+    """``(kind, description)`` of each entry the checkpoint holds that differs now; kind is ``data``
+    or ``loader``, or ``moved`` for a ``data_root`` whose files, classes and videos are the same."""
     found = []
     same_data = all(saved.get(key) == now.get(key) for key in DATA if key in saved and key != "data_root")
     for key in (*DATA, *LOADER):
@@ -79,9 +77,9 @@ def differences(saved: dict[str, Any], now: dict[str, Any]) -> list[tuple[str, s
 
 
 def start_next_epoch(loops: dict[str, Any]) -> int:
-    """Make a checkpoint's fit-loop state say that its epoch is over, so that the loader starts
-    the next one from its first batch (a mid-epoch position means nothing in other data or
-    another loader). Returns the epoch that was interrupted."""
+    """Make a checkpoint's fit-loop state say that its epoch is over, so the loader starts the next
+    one from its first batch (a mid-epoch position means nothing in other data or another
+    loader). Returns the epoch that was interrupted."""
     fit = loops["fit_loop"]
     epochs = fit["epoch_progress"]
     for counts in (epochs["total"], epochs["current"]):
@@ -94,14 +92,11 @@ def start_next_epoch(loops: dict[str, Any]) -> int:
 
 
 class RunIdentity(pl.Callback):
-    """Saves the fit's identity (the data module's :meth:`run_identity`: ``data_root``, the
-    annotation files' sizes and hashes, the class list, the training videos (their number and a
-    hash of the list); ``batch_size``,
-    ``num_workers``, ``clips_per_video``, world size, seeds) in every checkpoint; a resumed fit
-    whose identity differs stops with one line naming each difference and the option that accepts
-    it. Accepted (``accept_new_data`` for the data, ``accept_new_loader`` for the loader), the
-    run goes on from the next epoch's first batch, and the log says so. One of the trainer's
-    default callbacks; checkpoints from before it are not checked."""
+    """Saves the fit's identity (the data module's ``run_identity``: data, annotation files'
+    hashes, classes, the training videos' list; loader settings, world size, seeds) in every checkpoint; a resumed
+    fit whose identity differs stops with one line naming each difference and the option that
+    accepts it (``accept_new_data``, ``accept_new_loader``), then goes on from the next epoch's
+    first batch. One of the trainer's default callbacks."""
 
     def __init__(self, accept_new_data: bool = False, accept_new_loader: bool = False) -> None:
         self.accept = {"data": accept_new_data, "loader": accept_new_loader}
@@ -118,8 +113,8 @@ class RunIdentity(pl.Callback):
     ) -> None:
         identity = getattr(trainer.datamodule, "run_identity", None)
         saved = checkpoint.get(CHECKPOINT_KEY)
-        if identity is None or saved is None:
-            return
+        if identity is None or saved is None or trainer.state.fn != "fit":
+            return  # test, validate, predict: a checkpoint's weights on any data, any devices
         found = differences(saved, identity())
         for _, text in (entry for entry in found if entry[0] == "moved"):
             log.info("%s: the same annotation files, classes and videos, so the run goes on", text)

@@ -1,8 +1,9 @@
-"""``BackboneModule``: the Lightning hooks every LightningModule around a videoswinv2 backbone
-shares. Hooks must be methods, so they live here; each hands its work to the part that does it."""
+"""``BackboneModule``: the Lightning hooks every module around a videoswinv2 backbone shares, each
+handing its work to the part that does it."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict
 from typing import Any
 
@@ -11,25 +12,31 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
 from videoswinv2.data.geometry import ClipGeometry
+from videoswinv2.data.sampling import derive_seed
 from videoswinv2.models.swin_transformer_v2_3d import SwinTransformerV2_3D
 from videoswinv2.record import LIGHTNING_KEY, ModelRecord
 
 from .evaluation import ViewEvaluator
 from .nonfinite import NonFiniteGuard
 from .optim import adamw_warmup_cosine
-from .seeding import seed_training_step
 from .weights import PretrainedWeights
 
 # The split whose clips a stage runs on.
 _STAGE_SPLITS = {"fit": "train", "validate": "val", "test": "test"}
 
 
+def seed_training_step(epoch: int, batch_idx: int, rank: int) -> None:
+    """Seed the global generators per training step (PL_GLOBAL_SEED is seed_everything's): every
+    random draw of a step (mixup, masks, drop path, dropout) comes from them, so a run resumed
+    mid-epoch draws what an uninterrupted one does (checkpoints hold no generator state)."""
+    torch.manual_seed(derive_seed(int(os.environ.get("PL_GLOBAL_SEED", 0)), epoch, batch_idx, rank))
+
+
 class BackboneModule(L.LightningModule):
-    """Base of ``VideoClassifier`` and ``MaskedVideoPretraining``, which save hyper-parameters
-    (``model_kwargs``, ``pretrained``, ``temporal_init``, ``compile``, the optimiser's settings),
-    then hand their backbone to :meth:`_compose`. Its parts: ``evaluator`` (evaluation over views),
-    ``pretrained_weights``, ``step_guard`` (non-finite steps), per-batch seeding and
-    ``clip_geometry`` (the data's clips, checked against the backbone when a run starts)."""
+    """Base of ``VideoClassifier`` and ``MaskedVideoPretraining``, which save their hyper-parameters
+    and hand their backbone to :meth:`_compose`. Its parts: ``evaluator`` (evaluation over views),
+    ``pretrained_weights``, ``step_guard`` (non-finite steps) and ``clip_geometry`` (the data's
+    clips, checked against the backbone when a run starts)."""
 
     backbone: SwinTransformerV2_3D
 
@@ -42,9 +49,8 @@ class BackboneModule(L.LightningModule):
         self._compiled = False
 
     def configure_model(self) -> None:
-        # Here rather than in the constructor, so that building or loading a model never compiles.
-        # Stage by stage, so that every entry point (forward, and forward_features, which
-        # predict_step calls) runs compiled.
+        # Not in the constructor: building or loading a model never compiles. Stage by stage, so
+        # that forward and forward_features (predict_step's) both run compiled.
         if self.hparams.compile and not self._compiled:
             for part in (self.backbone.patch_embed, *self.backbone.layers):
                 part.compile(fullgraph=True)
@@ -73,19 +79,15 @@ class BackboneModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.pretrained_weights.restored(checkpoint)
 
-    # What `videoswinv2 predict` needs from a checkpoint: the model is rebuilt from the
-    # hyper-parameters (which hold the resolved windows); the class names and evaluation views
-    # live in the data module, so they are saved beside them.
+    # The model is rebuilt from the hyper-parameters (windows resolved); the class names and
+    # evaluation views, which `videoswinv2 predict` needs too, are the data module's: saved beside.
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
         views = getattr(datamodule, "test_views", None)
-        metadata = ModelRecord(
-            classes=tuple(getattr(datamodule, "classes", None) or ()), views=asdict(views) if views else None
-        )
-        checkpoint[LIGHTNING_KEY] = metadata.lightning_entry()
-
-    # -- optimisation: AdamW over the subclass's parameter groups, warmup + cosine per step ------
+        classes = tuple(getattr(datamodule, "classes", None) or ())
+        record = ModelRecord(classes=classes, views=asdict(views) if views else None)
+        checkpoint[LIGHTNING_KEY] = record.lightning_entry()
 
     def optimizer_groups(self) -> list[dict[str, Any]]:
         """AdamW parameter groups (with their ``lr`` and ``weight_decay``)."""
@@ -102,8 +104,6 @@ class BackboneModule(L.LightningModule):
             min_lr_ratio=hp.min_lr_ratio,
         )
 
-    # -- every training step: seeded per batch, kept from the weights when not finite ------------
-
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         self.step_guard.start()
         seed_training_step(self.current_epoch, batch_idx, self.global_rank)
@@ -119,14 +119,11 @@ class BackboneModule(L.LightningModule):
         if self.step_guard.skipped is None:
             super().lr_scheduler_step(scheduler, metric)
 
-    # -- evaluation and prediction over views -------------------------------------------------------
-
     def predict_step(
         self, batch: dict[str, Any], batch_idx: int = 0, dataloader_idx: int = 0
     ) -> dict[str, list]:
-        """A ``ViewStream`` batch -> ``results``: the :class:`Result` of every item (video, or
-        timeline window) whose last view it holds, and of every video that failed; ``finished``:
-        the stream's tasks that ended with it. The writers of ``videoswinv2.inference`` write them."""
+        """A ``ViewStream`` batch -> ``results``: the :class:`Result` of every item it completes and
+        every video that failed; ``finished``: the stream's tasks that ended with it."""
         return {"results": self.evaluator.results(batch), "finished": batch["finished"]}
 
     def _start_evaluation(self) -> None:

@@ -13,11 +13,10 @@ from videoswinv2.files import replaced_atomically
 
 
 class WholeCheckpointIO(TorchCheckpointIO):
-    """Lightning's ``TorchCheckpointIO``, but a local checkpoint is written next to its place and
-    replaces the file in one step: a kill or a full disk in the middle of a write leaves the
-    previous ``last.ckpt`` readable and no temporary file (Lightning's writes into a temporary file
-    in ``/tmp`` and moves it, a copy when ``/tmp`` is another file system). The trainer's default
-    plugin; remote paths (``s3://``) are Lightning's."""
+    """Lightning's ``TorchCheckpointIO``, but a local checkpoint replaces its file in one step
+    (``files.replaced_atomically``): a kill or a full disk mid-write leaves the previous
+    ``last.ckpt`` readable (Lightning's goes through ``/tmp``, a copy across file systems). The
+    trainer's default plugin; remote paths (``s3://``) are Lightning's."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
         if storage_options is not None or not _is_local_file_protocol(path):

@@ -1,12 +1,7 @@
-"""Multi-view evaluation in one place: per-view outputs -> one :class:`Result` per video (or
-timeline window), and the one row schema every output of it is written in.
-
-``lightning test`` (metrics, ``predictions.csv``), ``videoswinv2 predict``, ``extract-features``
-and ``timeline`` all run views through the :class:`ViewEvaluator` of ``VideoClassifier`` (features:
-also ``MaskedVideoPretraining``), which gathers them with a :class:`ViewGatherer`: once all views
-of an item are in, their softmax probabilities are averaged and the result made. A video that
-could not be read is a result too (status ``failed`` with the reason), so every output records
-broken videos the same way.
+"""Multi-view evaluation in one place, for test, predict, extract-features and timeline: per-view
+outputs -> one :class:`Result` per video (or timeline window), softmax averaged over its views, and
+the one row schema every output is written in. A video that could not be read is a result too
+(``failed``, with the reason), so every output records broken videos the same way.
 """
 
 from __future__ import annotations
@@ -39,12 +34,8 @@ class Result:
     @classmethod
     def from_views(cls, item: Item, views: Sequence[dict[str, torch.Tensor]]) -> Result:
         stacked = {key: torch.stack([view[key] for view in views]) for key in views[0]}
-        return cls(
-            item,
-            probs=stacked["probs"].mean(0) if "probs" in stacked else None,
-            features=stacked.get("features"),
-            feature_map=stacked.get("feature_map"),
-        )
+        probs = stacked.pop("probs", None)  # the rest: features, feature_map
+        return cls(item, probs=None if probs is None else probs.mean(0), **stacked)
 
     @property
     def ok(self) -> bool:
@@ -93,9 +84,7 @@ class ViewGatherer:
 
 class ViewEvaluator:
     """Evaluation over views with a backbone: the per-view outputs of clips, and the results a
-    ``ViewStream`` batch completes (test, multi-view validation and prediction batches hold views
-    of several items, an item's views possibly spread over batches). A module calls
-    :meth:`start` and :meth:`end` around each evaluation or prediction loop."""
+    ``ViewStream`` batch completes. A module calls :meth:`start` and :meth:`end` around each loop."""
 
     def __init__(self, backbone: SwinTransformerV2_3D) -> None:
         self.backbone = backbone
@@ -140,8 +129,6 @@ class ViewEvaluator:
         return self.gatherer.batch_results(batch, outputs)
 
 
-# -- the row schema -------------------------------------------------------------------------------
-
 BASE_COLUMNS = ("video", "status", "reason")
 LABEL_COLUMNS = ("label", "correct")  # when the true class is known (a test run)
 WINDOW_COLUMNS = ("window", "start_s", "end_s")  # timeline windows
@@ -159,15 +146,10 @@ class RowSchema:
 
     def columns(self) -> list[str]:
         return [
-            *self._context(),
-            *(f"top{j}_{x}" for j in range(1, self.topk + 1) for x in ("label", "prob")),
-        ]
-
-    def _context(self) -> list[str]:
-        return [
             *BASE_COLUMNS,
             *(LABEL_COLUMNS if self.labelled else ()),
             *(WINDOW_COLUMNS if self.windows else ()),
+            *(f"top{j}_{x}" for j in range(1, self.topk + 1) for x in ("label", "prob")),
         ]
 
     def row(self, result: Result, classes: Sequence[str], jsonl: bool = False) -> dict[str, Any]:
@@ -201,9 +183,6 @@ def row_top(row: dict[str, Any]) -> list[tuple[str, float]]:
         top.append((row[f"top{j}_label"], float(row[f"top{j}_prob"])))
         j += 1
     return top
-
-
-# -- accuracy ------------------------------------------------------------------------------------
 
 
 def per_class_accuracy(confusion: torch.Tensor) -> torch.Tensor:

@@ -1,11 +1,9 @@
 """Masks and the reconstruction loss of masked video modelling, as pure functions.
 
-A mask is drawn over *units*, boxes of ``(t, h, w)`` pixels aligned with the backbone's
-last-stage tokens (e.g. 2 frames x 32 x 32 px for a 4-stage model with 2x4x4 patches), so that
-every last-stage token, whose pixels the decoder predicts, is either wholly masked or wholly
-visible. ``cube`` masks units at random in space and time; ``tube`` masks the same spatial
-units in every frame (VideoMAE's tubes: a masked region cannot be copied from a neighbouring
-frame).
+A mask is drawn over *units*, boxes of ``(t, h, w)`` pixels aligned with the last-stage tokens, so
+every token whose pixels the decoder predicts is wholly masked or wholly visible. ``cube`` masks
+units at random; ``tube`` the same spatial units in every frame (VideoMAE's tubes: a masked region
+cannot be copied from a neighbouring frame).
 """
 
 from __future__ import annotations
@@ -58,9 +56,8 @@ def random_unit_mask(
     device: torch.device | str | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """A random mask over a ``grid`` of ``(t, h, w)`` units per clip: ``(B, t, h, w)`` bool, True
-    where masked, with exactly :func:`masked_count` units masked in every clip (``cube``), or
-    exactly that many spatial positions masked in every unit of time (``tube``)."""
+    """``(B, t, h, w)`` bool over a ``grid`` of units, True where masked: exactly
+    :func:`masked_count` units per clip (``cube``), or spatial positions per unit of time (``tube``)."""
     check_mask(kind, ratio)
     t, h, w = grid
     cells = mask_cells(grid, kind)
@@ -88,10 +85,7 @@ def patch_statistics(clips: torch.Tensor, patch: Triple) -> tuple[torch.Tensor, 
     boxes = rearrange(clips, "b c (t pt) (h ph) (w pw) -> b c t h w (pt ph pw)", pt=pt, ph=ph, pw=pw)
     mean, std = boxes.mean(-1, keepdim=True), boxes.std(-1, keepdim=True)
     spread = "b c t h w () -> b c (t pt) (h ph) (w pw)"
-    return (
-        repeat(mean, spread, pt=pt, ph=ph, pw=pw),
-        repeat(std, spread, pt=pt, ph=ph, pw=pw),
-    )
+    return repeat(mean, spread, pt=pt, ph=ph, pw=pw), repeat(std, spread, pt=pt, ph=ph, pw=pw)
 
 
 # VideoMAE's epsilon: flat patches (std 0) give targets of 0, not infinities.
@@ -106,9 +100,8 @@ def normalize_patches(clips: torch.Tensor, patch: Triple) -> torch.Tensor:
 
 
 def masked_l1(prediction: torch.Tensor, target: torch.Tensor, voxel_mask: torch.Tensor) -> torch.Tensor:
-    """Mean absolute error over the masked voxels only (SimMIM): ``prediction`` and ``target``
-    ``(B, C, T, H, W)``, ``voxel_mask`` ``(B, T, H, W)`` bool. Every channel of a masked voxel
-    counts, nothing of a visible one."""
+    """Mean absolute error over every channel of the masked voxels only (SimMIM): ``prediction``
+    and ``target`` ``(B, C, T, H, W)``, ``voxel_mask`` ``(B, T, H, W)`` bool."""
     weight = voxel_mask.unsqueeze(1).to(prediction.dtype)
     error = (prediction - target).abs() * weight
     return error.sum() / (weight.sum() * prediction.shape[1]).clamp(min=1)

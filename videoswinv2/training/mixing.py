@@ -21,12 +21,9 @@ def mix_clips(
     cutmix_alpha: float = 0.0,
     label_smoothing: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mix each clip with the batch reversed; returns mixed clips and soft targets ``(B, K)``.
-
-    With both alphas set, each batch picks mixup or CutMix with equal odds (timm's default
-    switch). CutMix cuts the same spatial box out of every frame, so motion inside the box stays
-    intact; the target weight is the box's true area after clipping to the frame.
-    """
+    """Mix each clip with the batch reversed; returns mixed clips and soft targets ``(B, K)``. With
+    both alphas set, each batch picks mixup or CutMix with equal odds (timm's switch). CutMix cuts
+    the same box out of every frame, so motion inside it stays intact."""
     targets = smooth_one_hot(labels, num_classes, label_smoothing)
     choices = [(kind, a) for kind, a in (("mixup", mixup_alpha), ("cutmix", cutmix_alpha)) if a > 0]
     if not choices:

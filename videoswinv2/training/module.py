@@ -29,44 +29,41 @@ def _accuracies(num_classes: int, prefix: str) -> MetricCollection:
     return MetricCollection(metrics, prefix=prefix)
 
 
+def _scores(metrics: MetricCollection, confusion: MulticlassConfusionMatrix, split: str) -> dict[str, Any]:
+    """The split's accuracies and mean class accuracy over the epoch."""
+    return {**metrics.compute(), f"{split}/mean_class_accuracy": mean_class_accuracy(confusion.compute())}
+
+
 class VideoClassifier(BackboneModule):
     """Video action recognition with a 3D SwinV2 backbone; the defaults are Video Swin's
     Kinetics-400 recipe for the tiny model (ImageNet-1K weights).
 
-    Batches are dicts from ``videoswinv2.data``: in training and single-clip validation,
-    ``video`` ``(B, C, T, H, W)`` (one clip per video), ``label`` and ``index`` (broken videos are
-    counted by the ``BrokenVideoLogger`` callback); in test, multi-view validation and
-    prediction, batches of views from a ``ViewStream``, which the module gathers into one
-    :class:`~videoswinv2.training.evaluation.Result` per video (or timeline window): test and
-    predict steps return them, and callbacks write them (``TestReport``, one of the trainer's
-    default callbacks, and the writers of ``videoswinv2.inference``).
+    Batches are dicts from ``videoswinv2.data``: ``video`` ``(B, C, T, H, W)``, ``label`` and
+    ``index`` in training and single-clip validation; otherwise ``ViewStream`` batches of views,
+    gathered into one :class:`~videoswinv2.training.evaluation.Result` per video (or timeline
+    window), which test and predict steps return for callbacks (``TestReport``, the writers of
+    ``videoswinv2.inference``) to write.
 
     Args:
         model: a name from ``videoswinv2.list_models()``.
         num_classes: classifier outputs; None: 400 (Kinetics-400). The command line sets it to the
             data module's class count (a value given there must agree).
-        model_kwargs: backbone constructor arguments (``window_size``, ``patch_size``, ...) over
-            the variant's own; a ``drop_rate`` or ``drop_path_rate`` here (older configs and
-            checkpoints) wins over the arguments below.
+        model_kwargs: backbone arguments (``window_size``, ``patch_size``, ...) over the variant's;
+            a ``drop_rate`` or ``drop_path_rate`` here (older checkpoints) wins over the ones below.
         drop_rate: dropout before the classifier (Video Swin's 0.5).
         drop_path_rate: stochastic depth of the last block, rising linearly from 0 at the first.
-        pretrained: weights to start training from, any checkpoint ``create_model(pretrained=)``
-            takes (a 2D SwinV2 one is inflated; a 3D one, such as another run's Lightning
-            checkpoint, is loaded as is; a classifier with another class count is
-            re-initialised). Read once, when a fit starts from scratch: never when the model is
-            rebuilt from its own checkpoint (``load_from_checkpoint``, ``ckpt_path``).
+        pretrained: weights to start from, any checkpoint ``create_model(pretrained=)`` takes (2D
+            SwinV2: inflated; a classifier with another class count: re-initialised). Read only
+            when a fit starts from scratch, never by ``load_from_checkpoint`` or ``ckpt_path``.
         temporal_init: how the 2D patch embedding is spread over time when inflating.
         lr: peak learning rate of the head (and of the backbone unless ``backbone_lr_mult``).
         backbone_lr_mult: backbone learning rate / head learning rate (0.1 for inflated weights).
         warmup_epochs: linear warmup length; the schedule is cosine, stepped every optimiser step.
         max_views_per_forward: views per model call in validation and test (prediction runs the
             batches its data loader makes, whose size counts views).
-        compile: compile the backbone's patch embedding and stages with
-            ``torch.compile(fullgraph=True)`` when a run starts (in place: checkpoints keep their
-            keys). The first steps of each input shape and of training vs evaluation pay the
-            compilation.
-        clip_geometry: the clips the data gives; the command line links it from the data module
-            (input-size warnings when a run starts).
+        compile: ``torch.compile(fullgraph=True)`` the patch embedding and stages when a run
+            starts (in place: checkpoints keep their keys); each new input shape compiles again.
+        clip_geometry: the data's clips, linked from the data module (input-size warnings).
     """
 
     def __init__(
@@ -109,8 +106,6 @@ class VideoClassifier(BackboneModule):
         """``(B, C, T, H, W)`` -> logits ``(B, num_classes)``."""
         return self.backbone(clips)
 
-    # -- training -------------------------------------------------------------------------------
-
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         clips, labels = batch["video"], batch["label"]
         hp = self.hparams
@@ -138,8 +133,6 @@ class VideoClassifier(BackboneModule):
         return param_groups(
             self.backbone, lr=hp.lr, weight_decay=hp.weight_decay, backbone_lr_mult=hp.backbone_lr_mult
         )
-
-    # -- evaluation: views -> one Result per video (or timeline window) ----------------------------
 
     def _evaluate(
         self, batch: dict[str, Any]
@@ -191,8 +184,7 @@ class VideoClassifier(BackboneModule):
             values = {key: math.nan for key in keys}
         else:
             values = {
-                **self.val_metrics.compute(),
-                "val/mean_class_accuracy": mean_class_accuracy(self.val_confusion.compute()),
+                **_scores(self.val_metrics, self.val_confusion, "val"),
                 "val/loss": self.val_loss.compute(),
             }
         for metric in (self.val_metrics, self.val_confusion, self.val_loss, self.val_videos):
@@ -210,10 +202,7 @@ class VideoClassifier(BackboneModule):
             )
 
     def on_test_epoch_end(self) -> None:
-        values = {
-            **self.test_metrics.compute(),
-            "test/mean_class_accuracy": mean_class_accuracy(self.test_confusion.compute()),
-        }
+        values = _scores(self.test_metrics, self.test_confusion, "test")
         self.test_metrics.reset()
         self.test_confusion.reset()
         self.log_dict(values)

@@ -1,6 +1,5 @@
-"""Training steps whose loss or gradient norm is not finite: :class:`NonFiniteGuard`, the module's
-part that keeps them from the weights, and :class:`NonFiniteSteps`, the callback that reports
-them and stops a run of them."""
+"""Training steps whose loss or gradient norm is not finite: kept from the weights
+(:class:`NonFiniteGuard`), reported and, in a long run of them, stopped (:class:`NonFiniteSteps`)."""
 
 from __future__ import annotations
 
@@ -47,13 +46,11 @@ class NonFiniteGuard:
 
 
 class NonFiniteSteps(pl.Callback):
-    """Counts the steps the module's :class:`NonFiniteGuard` (its ``step_guard``) skipped, logs
-    the running total as ``train/skipped_steps`` and, for each one, a warning naming the batch's
-    videos (all ranks together). After ``max_bad_steps`` in a row the
-    fit stops with :class:`NonFiniteStepsError`, a one-line message naming the videos of the last
-    one; no checkpoint is written after it (the weights never took a bad update, but the data
-    position would have moved past the bad batches). The count survives a resume. One of the
-    trainer's default callbacks (``videoswinv2/trainer_defaults.yaml``).
+    """Counts the steps the module's ``step_guard`` skipped (``train/skipped_steps``, surviving a
+    resume) and warns of each, naming the batch's videos on every rank. After ``max_bad_steps`` in
+    a row the fit stops with :class:`NonFiniteStepsError` naming the last one's videos, writing no
+    checkpoint (the data position would have moved past the bad batches). One of the trainer's
+    default callbacks.
     """
 
     def __init__(self, max_bad_steps: int = 20) -> None:

@@ -26,29 +26,23 @@ def param_groups(
     backbone_lr_mult: float = 1.0,
     head_prefix: str = "head.",
 ) -> list[dict]:
-    """AdamW groups: (backbone | head) x (decay | no decay).
-
-    The backbone (everything outside ``head_prefix``) trains at ``lr * backbone_lr_mult``; Video
-    Swin uses 0.1 for a backbone inflated from image weights. Empty groups are left out; each
-    group carries its ``name`` for logging.
-    """
+    """AdamW groups, each with its ``name``: (backbone | head) x (decay | no decay), empty ones left
+    out. The backbone (all outside ``head_prefix``) trains at ``lr * backbone_lr_mult``."""
     keywords = no_decay_keywords(model)
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if param.requires_grad:
             decays = param.ndim > 1 and not any(k in name for k in keywords)
             groups.setdefault((name.startswith(head_prefix), decays), []).append(param)
-    result = []
-    for (is_head, decay), params in sorted(groups.items()):
-        result.append(
-            {
-                "name": f"{'head' if is_head else 'backbone'}_{'decay' if decay else 'no_decay'}",
-                "params": params,
-                "lr": lr * (1.0 if is_head else backbone_lr_mult),
-                "weight_decay": weight_decay if decay else 0.0,
-            }
-        )
-    return result
+    return [
+        {
+            "name": f"{'head' if is_head else 'backbone'}_{'decay' if decay else 'no_decay'}",
+            "params": params,
+            "lr": lr * (1.0 if is_head else backbone_lr_mult),
+            "weight_decay": weight_decay if decay else 0.0,
+        }
+        for (is_head, decay), params in sorted(groups.items())
+    ]
 
 
 def learning_rates(groups: list[dict]) -> dict[str, float]:
@@ -87,8 +81,7 @@ def adamw_warmup_cosine(
     min_lr_ratio: float,
 ) -> dict[str, Any]:
     """What ``configure_optimizers`` returns: AdamW over ``groups`` and :func:`warmup_cosine`
-    stepped every optimiser step, over the trainer's whole run (``warmup_epochs`` may be a
-    fraction)."""
+    stepped every optimiser step over the trainer's whole run."""
     optimizer = torch.optim.AdamW(groups, lr=lr, betas=tuple(betas))
     total = trainer.estimated_stepping_batches
     warmup = round(warmup_epochs * total / max(trainer.max_epochs or 1, 1))

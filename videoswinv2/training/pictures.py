@@ -27,9 +27,8 @@ def to_pixels(clips: torch.Tensor) -> torch.Tensor:
 def reconstruction_grid(
     original: torch.Tensor, voxel_mask: torch.Tensor, reconstructed: torch.Tensor, num_frames: int
 ) -> torch.Tensor:
-    """One picture ``(3, H', W')``: per clip three rows, the original, masked and reconstructed
-    frames (``num_frames`` of them, evenly spaced), from normalised ``(B, C, T, H, W)`` clips and
-    the ``(B, T, H, W)`` voxel mask."""
+    """One picture ``(3, H', W')``: per clip, rows of ``num_frames`` evenly spaced original, masked
+    and reconstructed frames of normalised ``(B, C, T, H, W)`` clips, voxel mask ``(B, T, H, W)``."""
     frames = torch.linspace(0, original.shape[2] - 1, min(num_frames, original.shape[2])).round().long()
     original, reconstructed = to_pixels(original.float()), to_pixels(reconstructed.float())
     masked = original.masked_fill(voxel_mask.unsqueeze(1), _MASKED_GREY)
@@ -39,10 +38,9 @@ def reconstruction_grid(
 
 
 class ReconstructionPictures(L.Callback):
-    """Every ``every_n_steps`` optimiser steps, ``num_clips`` clips of the current training batch
-    are masked afresh and reconstructed by ``MaskedVideoPretraining`` (in eval mode, without
-    gradients): original, masked and reconstructed frames side by side, logged to TensorBoard as
-    the image ``reconstructions`` and saved as ``RUN/reconstructions/step_NNNNNNN.png``."""
+    """Every ``every_n_steps`` optimiser steps, ``num_clips`` clips of the training batch masked
+    afresh and reconstructed (eval mode, no gradients), as the TensorBoard image
+    ``reconstructions`` and ``RUN/reconstructions/step_NNNNNNN.png``."""
 
     def __init__(self, every_n_steps: int = 500, num_clips: int = 2, num_frames: int = 4) -> None:
         if every_n_steps < 1 or num_clips < 1 or num_frames < 1:

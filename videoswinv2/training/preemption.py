@@ -19,24 +19,17 @@ log = logging.getLogger(__name__)
 
 
 class Preemption(pl.Callback):
-    """SIGTERM (a scheduler's preemption, ``scancel``, ``kill``) and SIGUSR1 (what
-    ``#SBATCH --signal=USR1@300`` sends 300 s before the time limit; another signal if
-    ``SLURMEnvironment(requeue_signal=...)`` says so) make a fit finish the training step it is
-    in, write ``last.ckpt`` beside the other checkpoints, and exit with code 128 + the signal's
-    number. On SLURM the time-limit signal also requeues the job (``scontrol requeue``) unless
-    ``SLURMEnvironment(auto_requeue=False)``; SIGTERM never does, so ``scancel`` stays final.
-    Ctrl-C (SIGINT) is a preemption too, exit 130; a second Ctrl-C exits at once, saving nothing
-    (one before the first step exits at once too: there is no step to save).
-    ``fit --ckpt_path last`` then continues from that step. One of the trainer's default callbacks.
+    """SIGTERM, SIGUSR1 (SLURM's time-limit warning, or ``SLURMEnvironment(requeue_signal=...)``)
+    and Ctrl-C make a fit finish its training step, write ``last.ckpt`` beside the other
+    checkpoints and exit with 128 + the signal's number; ``fit --ckpt_path last`` continues from
+    that step. On SLURM the time-limit signal also requeues the job unless
+    ``SLURMEnvironment(auto_requeue=False)``; SIGTERM never does. A second Ctrl-C, or one before
+    the first step, exits at once, saving nothing. One of the trainer's default callbacks.
 
-    Lightning's own handlers are replaced for the fit (it restores the previous ones when the fit
-    ends): its SIGUSR1 handler writes ``hpc_ckpt_N.ckpt`` from inside the signal handler, in the
-    middle of a step (so the data position is a batch ahead of the weights), a new file per
-    requeue, into ``default_root_dir``.
-
-    A signal during the last step of an epoch, or during validation, is acted on once the epoch's
-    validation and checkpoints are done (at its end): a resumed run then starts the next epoch
-    exactly as the uninterrupted run does, rather than skip the validation it was owed.
+    Lightning's own handlers are replaced for the fit: its SIGUSR1 handler saves from inside the
+    signal handler, mid-step (the data position a batch ahead of the weights). A signal during an
+    epoch's last step or its validation is acted on at the epoch's end, so a resumed run is not
+    owed a validation.
     """
 
     def __init__(self) -> None:
@@ -53,8 +46,7 @@ class Preemption(pl.Callback):
         return getattr(environment, "requeue_signal", None) or signal.SIGUSR1
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        # Ctrl-C from here on is ours (fit, validate, test, predict): Lightning's own handling
-        # would exit 1, saving nothing.
+        # Ctrl-C from here on is ours: Lightning's own handling would exit 1, saving nothing.
         self._received, self._training = None, False
         if _main_thread():
             self._interrupt_handler = signal.signal(signal.SIGINT, self._note)

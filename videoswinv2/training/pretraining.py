@@ -1,12 +1,9 @@
 """``MaskedVideoPretraining``: SimMIM carried to video, on unlabelled clips.
 
-Units of the clip (boxes aligned with the last stage's tokens) are masked: their patch
-embeddings are replaced by one learnable mask token, the backbone runs unchanged, and a light
-decoder (one linear layer per last-stage token, predicting the pixels of the box it covers, then a
-3D pixel shuffle) reconstructs the clip. The loss is the L1 distance to per-patch normalised
-pixels, on masked voxels only. The backbone is the classifier's own (``backbone.*`` keys, no
-classifier), so a checkpoint of this module starts fine-tuning through
-``VideoClassifier(pretrained=...)``; the mask token and decoder are left behind.
+Masked units of the clip (boxes aligned with the last stage's tokens) have their patch embeddings
+replaced by a learnable mask token; a light decoder reconstructs the clip, with an L1 loss to
+per-patch normalised pixels on masked voxels only. The backbone is the classifier's own
+(``backbone.*`` keys), so a checkpoint starts fine-tuning through ``VideoClassifier(pretrained=...)``.
 """
 
 from __future__ import annotations
@@ -73,19 +70,16 @@ class MaskedVideoPretraining(BackboneModule):
     any, are ignored. T, H and W must be multiples of the mask unit.
 
     ``model``, ``model_kwargs``, ``drop_path_rate``, ``temporal_init``, ``compile`` and
-    ``clip_geometry`` are as ``VideoClassifier``'s (the clip sizes are checked against the mask
-    unit).
+    ``clip_geometry`` are as ``VideoClassifier``'s.
 
     Args:
-        pretrained: weights to start from, any checkpoint ``VideoClassifier(pretrained=)`` takes
-            (an inflated 2D SwinV2 or SimMIM checkpoint, a video model); the mask token and the
-            decoder always start fresh. Read once, when a fit starts from scratch.
+        pretrained: weights to start from, as ``VideoClassifier``'s; the mask token and the
+            decoder always start fresh.
         mask_kind: ``cube`` (units masked at random in space and time) or ``tube`` (the same
             spatial units masked in every frame).
         mask_ratio: fraction of the units masked in every clip (of the spatial units for tubes).
         mask_unit: ``(t, h, w)`` pixels of one mask unit, multiples of the last stage's stride
-            (patch size x 2 ** (stages - 1) spatially); default: that stride (2 x 32 x 32 for a
-            4-stage model with 2x4x4 patches).
+            (patch size x 2 ** (stages - 1) spatially, the default).
         normalize_target: normalise each channel of each last-stage box of the target to zero
             mean and unit variance (MAE / VideoMAE), so that structure, not brightness, is learnt.
         lr: peak learning rate.
@@ -131,8 +125,6 @@ class MaskedVideoPretraining(BackboneModule):
         nn.init.trunc_normal_(self.mask_token, std=0.02)
         self.decoder = PixelShuffleDecoder3D(self.backbone.num_features, self.stride, self.backbone.in_chans)
 
-    # -- masking and reconstruction --------------------------------------------------------------
-
     def unit_grid(self, clip_size: tuple[int, ...]) -> Triple:
         """Mask units along ``(T, H, W)`` of a clip; a clip that does not divide into units is an error."""
         if any(s % u for s, u in zip(clip_size, self.mask_unit)):
@@ -172,8 +164,6 @@ class MaskedVideoPretraining(BackboneModule):
             return prediction
         mean, std = patch_statistics(clips.float(), self.stride)
         return prediction * (std + PATCH_NORM_EPS) + mean
-
-    # -- training --------------------------------------------------------------------------------
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         clips = batch["video"]

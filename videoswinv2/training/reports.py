@@ -4,8 +4,8 @@ the per-class accuracy and confusion-matrix images."""
 from __future__ import annotations
 
 import csv
+import io
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +14,7 @@ import lightning.pytorch as pl
 import torch
 
 from videoswinv2.distributed import gather_lists
+from videoswinv2.files import replaced_atomically
 
 from .evaluation import RowSchema, per_class_accuracy
 
@@ -24,16 +25,11 @@ log = logging.getLogger(__name__)
 
 
 class TestReport(pl.Callback):
-    """Writes a test run's results into its log directory (``trainer.log_dir``).
-
-    ``predictions.csv``: one row per video in dataset order, in the row schema of
-    :class:`~videoswinv2.training.evaluation.RowSchema` with the true label (``video,status,reason,
-    label,correct,top1_label,top1_prob,...``, top-``topk`` or all classes if fewer); a video that
-    could not be read is a ``failed`` row with the reason. ``per_class_accuracy.png`` and
-    ``confusion_matrix.png`` from the videos that were scored. One of the trainer's default
-    callbacks; ``VideoClassifier.test_step`` returns the
-    :class:`~videoswinv2.training.evaluation.Result` of each video it finishes.
-    """
+    """Writes a test run's results into its log directory: ``predictions.csv``, one row per video
+    in dataset order in the :class:`~videoswinv2.training.evaluation.RowSchema` with the true label
+    (top-``topk``, a ``failed`` row for a video that could not be read), and
+    ``per_class_accuracy.png`` and ``confusion_matrix.png`` of the videos scored. One of the
+    trainer's default callbacks."""
 
     def __init__(self, topk: int = 5) -> None:
         self.topk = topk
@@ -91,14 +87,14 @@ class TestReport(pl.Callback):
 
 
 def write_csv(path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
-    """Rows to ``path`` at once (written beside it, then renamed: never half a file)."""
+    """Rows to ``path``, whole or not at all."""
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, columns)
+    writer.writeheader()
+    writer.writerows(rows)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(temporary, path)
+    with replaced_atomically(path) as file:
+        file.write(text.getvalue().encode())
 
 
 # Classes shown by name at each end of the sorted per-class plot when there are too many to label all.
@@ -113,13 +109,9 @@ def per_class_accuracy_figure(confusion: torch.Tensor, classes: Sequence[str]) -
 
     accuracy = per_class_accuracy(confusion)
     order = torch.argsort(torch.nan_to_num(accuracy, nan=-1.0), descending=True).tolist()
-    n = len(classes)
-    if n > _MAX_LABELLED:
-        k = _NAMED_AT_EACH_END
-        rows = order[:k] + [None] + order[-k:]
-    else:
-        rows = order
-    labels = [f"... {n - 2 * _NAMED_AT_EACH_END} classes ..." if i is None else f"{classes[i]}" for i in rows]
+    n, k = len(classes), _NAMED_AT_EACH_END
+    rows = order[:k] + [None] + order[-k:] if n > _MAX_LABELLED else order
+    labels = [f"... {n - 2 * k} classes ..." if i is None else f"{classes[i]}" for i in rows]
     values = [0.0 if i is None else float(accuracy[i].nan_to_num(0)) for i in rows]
     longest = max(len(label) for label in labels)
     fig = Figure(figsize=(4.5 + 0.075 * longest, 1.6 + 0.24 * len(rows)), layout="constrained")
@@ -134,9 +126,7 @@ def per_class_accuracy_figure(confusion: torch.Tensor, classes: Sequence[str]) -
     ax.set_xticks([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
     ax.set_ylim(-0.6, len(rows) - 0.4)
     ax.set_xlabel("top-1 accuracy")
-    shown = (
-        f"{n} classes" if n <= _MAX_LABELLED else f"the {_NAMED_AT_EACH_END} best and worst of {n} classes"
-    )
+    shown = f"{n} classes" if n <= _MAX_LABELLED else f"the {k} best and worst of {n} classes"
     ax.set_title(f"Per-class accuracy (mean {torch.nanmean(accuracy):.3f})\n{shown}, sorted", fontsize=11)
     return fig
 

@@ -17,10 +17,9 @@ from videoswinv2.record import ModelRecord
 
 
 class PretrainedWeights:
-    """Reads the module's ``pretrained`` into the backbone once, when a fit starts from scratch:
-    never when the module is rebuilt from its own checkpoint (``load_from_checkpoint``,
-    ``ckpt_path``). The windows the weights were trained with go into the hyper-parameters'
-    ``model_kwargs``, which every checkpoint saves, so every checkpoint rebuilds the same model."""
+    """Reads the module's ``pretrained`` into the backbone when a fit starts from scratch, never
+    from its own checkpoint. The weights' windows go into the hyper-parameters' ``model_kwargs``,
+    so every checkpoint rebuilds the same model."""
 
     def __init__(self, backbone: SwinTransformerV2_3D, hparams: AttributeDict) -> None:
         self.backbone, self.hparams = backbone, hparams
