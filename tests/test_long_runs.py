@@ -391,7 +391,10 @@ def test_on_slurm_the_time_limit_signal_requeues_the_job(signum, tmp_path, monke
         current_epoch=2,
         global_step=40,
         checkpoint_callback=SimpleNamespace(dirpath=str(tmp_path / "checkpoints")),
-        save_checkpoint=saved.append,
+        save_checkpoint=lambda path, weights_only: saved.append(path),
+        fit_loop=SimpleNamespace(
+            epoch_loop=SimpleNamespace(batch_progress=SimpleNamespace(is_last_batch=False))
+        ),
     )
     preemption = Preemption()
     preemption.on_train_batch_end(trainer, None, None, None, 0)  # no signal: goes on
