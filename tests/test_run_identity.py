@@ -145,3 +145,23 @@ def test_every_entry_of_the_identity_is_compared_and_named() -> None:
     ]
     fewer = {**renamed, "videos": 3}
     assert differences(saved, fewer) == [("data", "videos is 3 (checkpoint: 4)")]  # the count says it
+
+
+def test_a_resume_on_another_number_of_devices_names_the_world_size() -> None:
+    from types import SimpleNamespace
+
+    from videoswinv2.data.run_identity import CHECKPOINT_KEY, RunIdentity
+    from videoswinv2.errors import UsageError
+
+    saved = {"data_root": "/d", "batch_size": 8, "world_size": 8, "seed": 0}
+    now = {**saved, "world_size": 16}  # the run rescheduled on 2 nodes instead of 1
+    trainer = SimpleNamespace(
+        datamodule=SimpleNamespace(run_identity=lambda: now, drop_loader_position=lambda: None),
+        state=SimpleNamespace(fn="fit"),
+        is_global_zero=True,
+    )
+    checkpoint = {CHECKPOINT_KEY: saved}
+    with pytest.raises(UsageError, match=r"world_size is 16 \(checkpoint: 8\).*accept_new_loader true"):
+        RunIdentity().on_load_checkpoint(trainer, None, checkpoint)
+    trainer.state.fn = "test"  # testing a checkpoint on other devices is no resume
+    RunIdentity().on_load_checkpoint(trainer, None, checkpoint)
