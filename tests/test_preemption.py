@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import REPO, check
+from conftest import REPO, check, run_cli_in_process
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 STEPS_PER_EPOCH = 4  # 16 training videos, batches of 4
@@ -88,7 +88,7 @@ def epoch_end_runs(data_synthetic_root, tmp_path_factory) -> dict[str, Any]:
     and stopped by Ctrl-C in the last step of epoch 1, and resumed to the end."""
     root = tmp_path_factory.mktemp("epoch_end")
     full, chain = root / "full", root / "chain"
-    check(_fit(full, data_synthetic_root))
+    check(run_cli_in_process(*tiny_fit_args(full, data_synthetic_root)))  # no signal: in this process
     last = STEPS_PER_EPOCH - 1  # SignalAt counts steps from 0
     term = _fit(chain, data_synthetic_root, *_signal_at(last, "SIGTERM"))
     run = chain / "smoke" / "version_0"
@@ -97,7 +97,7 @@ def epoch_end_runs(data_synthetic_root, tmp_path_factory) -> dict[str, Any]:
         chain, data_synthetic_root, "--ckpt_path=last", *_signal_at(2 * STEPS_PER_EPOCH - 1, "SIGINT")
     )
     ctrl_c_step = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
-    finished = check(_fit(chain, data_synthetic_root, "--ckpt_path=last"))
+    finished = check(run_cli_in_process(*tiny_fit_args(chain, data_synthetic_root, "--ckpt_path=last")))
     return {
         "full": full / "smoke" / "version_0",
         "chain": run,

@@ -9,7 +9,8 @@ import signal
 from pathlib import Path
 
 import pytest
-from test_preemption import _fit, _signal_at, tiny_fit_args
+from conftest import run_cli_in_process
+from test_preemption import tiny_fit_args
 
 from videoswinv2.cli import main
 from videoswinv2.data.run_identity import differences
@@ -23,7 +24,9 @@ def preempted(data_synthetic_root, tmp_path_factory) -> Path:
     copy of the tiny data it trained on beside it (``data``)."""
     root = tmp_path_factory.mktemp("identity")
     shutil.copytree(data_synthetic_root, root / "data")
-    result = _fit(root / "runs", root / "data", *_signal_at(5, "SIGTERM"))
+    stop = ["--trainer.callbacks+=long_run_callbacks.SignalAt", "--trainer.callbacks.step=5"]
+    stop += ["--trainer.callbacks.signal=SIGTERM"]  # to this process: Preemption saves and exits
+    result = run_cli_in_process(*tiny_fit_args(root / "runs", root / "data", *stop))
     assert result.returncode == 128 + signal.SIGTERM, result.stderr[-3000:]
     return root
 
