@@ -71,6 +71,7 @@ def test_files_beside_the_output_are_the_users_unless_they_are_its_rank_files(
         "p.csv.rank-notes.txt": "more notes\n",
         "p.csv.rank1": "not rows of predict, though named like a rank file\n",
         "p.csv.rank2.bak": "a backup\n",
+        "p.csv.tmp": "named like a temporary file, and still the user's\n",
     }
     for name, text in mine.items():
         (tmp_path / name).write_text(text)

@@ -10,9 +10,9 @@ from typing import IO
 
 
 @contextmanager
-def replaced_atomically(path: str | Path, mode: str = "wb") -> Iterator[IO]:
-    """A file open for writing whose content replaces ``path`` (or creates it) only once the block
-    ends without an error. It is an unnamed file in ``path``'s folder (Linux's ``O_TMPFILE``),
+def replaced_atomically(path: str | Path, mode: str = "wb", **open_args: str) -> Iterator[IO]:
+    """A file open for writing (``open_args``: ``open``'s ``encoding``, ``newline``) whose content
+    replaces ``path`` (or creates it) only once the block ends without an error. It is an unnamed file in ``path``'s folder (Linux's ``O_TMPFILE``),
     named at the end, so even a kill -9 leaves no temporary file; where the file system has none,
     a hidden ``.NAME.tmp-PID`` beside ``path``, removed on error.
     """
@@ -27,7 +27,7 @@ def replaced_atomically(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     else:
         unnamed = True
     try:
-        with os.fdopen(descriptor, mode) as file:
+        with os.fdopen(descriptor, mode, **open_args) as file:
             yield file
             file.flush()
             os.fsync(file.fileno())

@@ -57,10 +57,9 @@ def differences(saved: dict[str, Any], now: dict[str, Any]) -> list[tuple[str, s
         kind = "data" if key in DATA else "loader"
         if key == "data_root" and same_data:
             kind = "moved"
-        if key == "video_list" and saved.get("videos") != now.get("videos"):
-            continue  # the count says it
         if key == "video_list":
-            found.append((kind, "the training videos (as many, but other files, labels or order)"))
+            if saved.get("videos") == now.get("videos"):  # else the count says it
+                found.append((kind, "the training videos (as many, but other files, labels or order)"))
         elif key == "classes":
             added = [c for c in now[key] if c not in saved[key]]
             removed = [c for c in saved[key] if c not in now[key]]

@@ -197,11 +197,12 @@ class RowFile:
         parts = _part_files(self.path, self.columns)
         rows = [row for file in [self.path, *parts] for row in read_rows(file, self.columns)]
         kept = [row for row in rows if done(row)]
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        self._open(temporary, "w")
-        self.write(kept)
-        self.close()
-        os.replace(temporary, self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Replaced whole: a kill mid-rewrite leaves the rows as they were and no file beside them.
+        with replaced_atomically(self.path, "w", newline="", encoding="utf-8") as file:
+            self._attach(file)
+            self.write(kept)
+        self._file, self._csv = None, None
         for part in parts:
             part.unlink()
         return kept
@@ -214,7 +215,11 @@ class RowFile:
 
     def _open(self, path: Path, mode: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(path, mode, newline="", encoding="utf-8")
+        self._attach(open(path, mode, newline="", encoding="utf-8"))
+
+    def _attach(self, file: IO[str]) -> None:
+        """Write rows into ``file`` (a header first where it is an empty CSV)."""
+        self._file = file
         if not is_jsonl(self.path):
             self._csv = csv.DictWriter(self._file, self.columns, extrasaction="ignore")
             if self._file.tell() == 0:
