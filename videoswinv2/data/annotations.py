@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 from collections import Counter
@@ -24,11 +25,39 @@ _SHOWN_MISSING = 5
 
 
 @dataclass(frozen=True)
+class Action:
+    """One action of a multi-label video: class ``label`` from ``start_s`` to ``end_s`` seconds
+    (the whole video by default: a list that gives no times)."""
+
+    label: int
+    start_s: float = 0.0
+    end_s: float = math.inf
+
+
+@dataclass(frozen=True)
 class VideoRecord:
-    """One video: its file and its label index."""
+    """One video: its file and its class index (single-label), or its actions (multi-label:
+    ``actions`` is not None, ``label`` is -1; a video may have no action)."""
 
     path: str
-    label: int
+    label: int = -1
+    actions: tuple[Action, ...] | None = None
+
+    @property
+    def multi_label(self) -> bool:
+        return self.actions is not None
+
+    @property
+    def target(self) -> int | tuple[int, ...]:
+        """The class index, or the sorted classes of every action (a test video's labels)."""
+        return self.label if self.actions is None else tuple(sorted({a.label for a in self.actions}))
+
+    def target_between(self, start_s: float, end_s: float) -> int | tuple[int, ...]:
+        """The target of the stretch ``[start_s, end_s)``: the class index, or the sorted classes
+        of the actions that overlap it (a training clip's labels, as PySlowFast's Charades)."""
+        if self.actions is None:
+            return self.label
+        return tuple(sorted({a.label for a in self.actions if a.start_s < end_s and a.end_s > start_s}))
 
 
 @dataclass
@@ -55,6 +84,7 @@ class AnnotationFormat:
         detect: ``source -> bool``: whether ``auto`` reads this existing file or folder as this
             format (None: only when named); a ``UsageError`` for a source it cannot read as given.
         folder: the source may be a folder; otherwise a folder is refused before reading.
+        multi_label: its videos have several labels each (``VideoRecord.actions``).
     """
 
     name: str
@@ -62,6 +92,7 @@ class AnnotationFormat:
     classes: Callable[[Path, int], list[str]]
     detect: Callable[[Path], bool] | None = None
     folder: bool = False
+    multi_label: bool = False
 
 
 def find_videos(root: Path, suffixes: Iterable[str] = VIDEO_EXTENSIONS) -> Iterator[Path]:

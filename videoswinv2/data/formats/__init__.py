@@ -74,6 +74,11 @@ def read_annotations(
     return layout.read(source, Path(root), classes, subset, split)
 
 
+def is_multi_label(source: str | Path, annotation_format: str = "auto") -> bool:
+    """Whether ``source``, read as ``annotation_format``, gives each video several labels."""
+    return _resolve(Path(source), annotation_format).multi_label
+
+
 def dataset_classes(source: str | Path, annotation_format: str = "auto", split: int = 1) -> list[str]:
     """The class list a dataset defines, for when no class names file is given (each format's
     ``classes``; a ``path label_index`` list names none: Kinetics-400's, with a warning)."""
