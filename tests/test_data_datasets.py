@@ -40,9 +40,9 @@ def test_train_and_val_samples(decoder, data_numbered_video) -> None:
     train = VideoClipDataset(videos, mode="train", transform=TrainTransform(48), clip=spec, decoder=decoder)
     val = VideoClipDataset(videos, mode="val", transform=EvalTransform(64, 48), clip=spec, decoder=decoder)
     (clip,) = train[0]["video"]  # training samples hold a list of clips_per_video clips
-    for sample, video in ((train[0], clip), (val[0], val[0]["video"])):
+    for sample, video, label in ((train[0], clip, [3]), (val[0], val[0]["video"], 3)):
         assert video.shape == (3, 8, 48, 48) and video.dtype == torch.float32
-        assert (sample["label"], sample["index"], sample["broken"]) == (3, 0, [])
+        assert (sample["label"], sample["index"], sample["broken"]) == (label, 0, [])
 
 
 @pytest.mark.parametrize("decoder", DECODERS)
@@ -85,7 +85,7 @@ def test_clips_per_video_cuts_independent_clips_from_one_decode(
     for clip, plan, flipped in zip(sample["video"], plans, flips, strict=True):
         assert data_frame_numbers(clip.flip(2) if flipped else clip) == plan
     assert len(set(flips)) == 2  # seed 3 flips some clips and not others
-    batch = collate_clips([sample, {**sample, "label": 5, "index": 1}])
+    batch = collate_clips([sample, {**sample, "label": [5] * k, "index": 1}])
     assert batch["video"].shape == (2 * k, 6, 64, 120, 3)
     assert batch["label"].tolist() == [0] * k + [5] * k and batch["index"].tolist() == [0] * k + [1] * k
 

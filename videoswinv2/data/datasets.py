@@ -2,19 +2,22 @@
 (multi-view evaluation streams views instead: :mod:`videoswinv2.data.view_stream`).
 
 A sample is a dict: ``video``, ``label``, ``index`` (the video's position in
-``dataset.videos``) and ``broken``, the paths that failed to decode while producing it.
+``dataset.videos``) and ``broken``, the paths that failed to decode while producing it. A label is
+a class index, or for multi-label videos a multi-hot ``(K,)`` float tensor: in training the
+actions that overlap the clip's frames (PySlowFast's Charades rule), in validation the video's.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import torch
 from torch.utils.data import Dataset
 
 from videoswinv2.data.annotations import VideoRecord
+from videoswinv2.data.transforms import TrainTransform
 from videoswinv2.data.clip_planning import ClipSpec, center_clip, train_clips
 from videoswinv2.data.clip_reading import read_clips
 from videoswinv2.data.decoding import DecoderName, VideoDecodeError, open_video
@@ -35,6 +38,11 @@ class VideoClipDataset(Dataset[Sample]):
     ``max_replacements`` in a row, a ``WorkFailed`` names the files). In validation ``video`` is
     the centre clip, or None for a broken video, which :func:`collate_videos` drops uncounted.
     ``short_side``: frames are resized to it as they are decoded, before ``transform``.
+
+    ``label`` is a list of one target per clip in training: a clip may be flipped, which with
+    ``mirror`` (class -> the class it shows flipped; ``transform`` must then be a
+    :class:`TrainTransform`) changes its label, and a multi-label clip is labelled by the actions
+    it overlaps. ``num_classes``: the length of multi-hot targets (multi-label videos only).
     """
 
     def __init__(
@@ -48,6 +56,8 @@ class VideoClipDataset(Dataset[Sample]):
         max_replacements: int = 50,
         clips_per_video: int = 1,
         short_side: int | None = None,
+        mirror: Mapping[int, int] | None = None,
+        num_classes: int | None = None,
     ) -> None:
         if mode not in ("train", "val"):
             raise ValueError(f"mode must be 'train' or 'val', got {mode!r}")
@@ -57,6 +67,10 @@ class VideoClipDataset(Dataset[Sample]):
             )
         if not videos:
             raise ValueError("a dataset needs at least one video")
+        if mirror and not isinstance(transform, TrainTransform):
+            raise ValueError("mirror needs a TrainTransform, which says whether it flipped a clip")
+        if num_classes is None and any(video.multi_label for video in videos):
+            raise ValueError("multi-label videos need num_classes, the length of their targets")
         self.videos = list(videos)
         self.mode = mode
         self.transform = transform
@@ -65,18 +79,45 @@ class VideoClipDataset(Dataset[Sample]):
         self.max_replacements = max_replacements
         self.clips_per_video = clips_per_video
         self.short_side = short_side
+        self.mirror = dict(mirror or {})
+        self.num_classes = num_classes
 
     def __len__(self) -> int:
         return len(self.videos)
 
-    def _load(self, index: int) -> torch.Tensor | list[torch.Tensor]:
-        with open_video(self.videos[index].path, self.decoder, short_side=self.short_side) as reader:
+    def _load(self, index: int) -> tuple[torch.Tensor | list[torch.Tensor], Any]:
+        """The clip (validation) or clips (training) of video ``index`` and their label(s)."""
+        record = self.videos[index]
+        with open_video(record.path, self.decoder, short_side=self.short_side) as reader:
             total, fps = reader.num_frames, reader.fps
             if self.mode == "val":
                 [clip] = read_clips(reader, [center_clip(total, fps, self.clip)])
-                return self.transform(clip)
+                return self.transform(clip), self._label(record.target)
             plans = train_clips(total, fps, self.clip, self.clips_per_video)
-            return [self.transform(clip) for clip in read_clips(reader, plans)]
+            clips, labels = [], []
+            for plan, frames in zip(plans, read_clips(reader, plans)):
+                target = record.target_between(min(plan) / fps, (max(plan) + 1) / fps) if fps > 0 else record.target
+                if self.mirror:
+                    clip, flipped = self.transform.apply(frames)  # type: ignore[attr-defined]
+                    target = self._mirrored(target) if flipped else target
+                else:
+                    clip = self.transform(frames)
+                clips.append(clip)
+                labels.append(self._label(target))
+            return clips, labels
+
+    def _mirrored(self, target: int | tuple[int, ...]) -> int | tuple[int, ...]:
+        if isinstance(target, int):
+            return self.mirror.get(target, target)
+        return tuple(sorted(self.mirror.get(label, label) for label in target))
+
+    def _label(self, target: int | tuple[int, ...]) -> int | torch.Tensor:
+        """A class index as it is; a multi-label target as a multi-hot ``(K,)`` float tensor."""
+        if isinstance(target, int):
+            return target
+        multi_hot = torch.zeros(self.num_classes or 0)
+        multi_hot[list(target)] = 1.0
+        return multi_hot
 
     def __getitem__(self, key: int | SampleKey) -> Sample:
         """The sample of video ``key``; with a :class:`SampleKey` (what the training sampler
@@ -92,12 +133,13 @@ class VideoClipDataset(Dataset[Sample]):
         while True:
             record = self.videos[index]
             try:
-                video = self._load(index)
+                video, label = self._load(index)
             except VideoDecodeError as error:
                 _warn_broken(error)
                 broken.append(record.path)
                 if self.mode == "val":
-                    return {"video": None, "label": record.label, "index": index, "broken": broken}
+                    label = self._label(record.target)
+                    return {"video": None, "label": label, "index": index, "broken": broken}
                 if len(broken) > self.max_replacements:
                     distinct = list(dict.fromkeys(broken))
                     raise WorkFailed(
@@ -106,7 +148,7 @@ class VideoClipDataset(Dataset[Sample]):
                     ) from error
                 index = int(torch.randint(len(self.videos), (1,)))
                 continue
-            return {"video": video, "label": record.label, "index": index, "broken": broken}
+            return {"video": video, "label": label, "index": index, "broken": broken}
 
 
 _warned: set[str] = set()
@@ -122,22 +164,25 @@ def _warn_broken(error: VideoDecodeError) -> None:
 
 def collate_clips(samples: list[Sample]) -> dict[str, Any]:
     """Training batch of B samples with k clips each: :func:`collate_videos` over their B * k
-    clips, ``video`` ``(B * k, C, T, H, W)``, ``label`` and ``index`` repeated per clip."""
+    clips, ``video`` ``(B * k, C, T, H, W)``, each clip's ``label``, ``index`` repeated per clip."""
     clips = [
-        {"video": clip, "label": s["label"], "index": s["index"], "broken": s["broken"] if k == 0 else []}
+        {"video": clip, "label": label, "index": s["index"], "broken": s["broken"] if k == 0 else []}
         for s in samples
-        for k, clip in enumerate(s["video"])
+        for k, (clip, label) in enumerate(zip(s["video"], s["label"]))
     ]
     return collate_videos(clips)
 
 
 def collate_videos(samples: list[Sample]) -> dict[str, Any]:
     """Stack samples into a batch, leaving out those whose video failed to decode: ``video`` ``(B,
-    ...)`` (``(0,)`` for none), ``label`` and ``index`` ``(B,)`` int64, and every sample's ``broken``."""
+    ...)`` (``(0,)`` for none), ``label`` ``(B,)`` int64 (multi-label: ``(B, K)`` float), ``index``
+    ``(B,)`` int64, and every sample's ``broken``."""
     kept = [sample for sample in samples if sample["video"] is not None]
+    labels = [s["label"] for s in kept]
+    multi_hot = bool(labels) and isinstance(labels[0], torch.Tensor)
     return {
         "video": torch.stack([s["video"] for s in kept]) if kept else torch.empty(0),
-        "label": torch.tensor([s["label"] for s in kept], dtype=torch.long),
+        "label": torch.stack(labels) if multi_hot else torch.tensor(labels, dtype=torch.long),
         "index": torch.tensor([s["index"] for s in kept], dtype=torch.long),
         "broken": [path for sample in samples for path in sample["broken"]],
     }

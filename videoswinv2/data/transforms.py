@@ -45,15 +45,23 @@ class TrainTransform:
         rand_augment_ops: int = 2,
         rand_augment_magnitude: int = 9,
     ) -> None:
-        steps: list[v2.Transform] = [v2.RandomResizedCrop(crop_size, scale, ratio, antialias=True)]
-        if flip:
-            steps.append(v2.RandomHorizontalFlip())
-        if rand_augment:
-            steps.append(v2.RandAugment(rand_augment_ops, rand_augment_magnitude))
-        self.transform = v2.Compose(steps)
+        self.crop = v2.RandomResizedCrop(crop_size, scale, ratio, antialias=True)
+        self.flip = flip
+        self.rand_augment = v2.RandAugment(rand_augment_ops, rand_augment_magnitude) if rand_augment else None
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
-        return normalize(self.transform(as_video(frames)))
+        return self.apply(frames)[0]
+
+    def apply(self, frames: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        """The transformed clip, and whether it was flipped (which may change its label)."""
+        clip = self.crop(as_video(frames))
+        # Drawn as v2.RandomHorizontalFlip draws it, so the random stream is the same.
+        flipped = self.flip and bool(torch.rand(1) < 0.5)
+        if flipped:
+            clip = v2.functional.horizontal_flip(clip)
+        if self.rand_augment is not None:
+            clip = self.rand_augment(clip)
+        return normalize(clip), flipped
 
 
 class EvalTransform:
