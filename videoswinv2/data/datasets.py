@@ -17,11 +17,11 @@ import torch
 from torch.utils.data import Dataset
 
 from videoswinv2.data.annotations import VideoRecord
-from videoswinv2.data.transforms import TrainTransform
 from videoswinv2.data.clip_planning import ClipSpec, center_clip, train_clips
 from videoswinv2.data.clip_reading import read_clips
 from videoswinv2.data.decoding import DecoderName, VideoDecodeError, open_video
 from videoswinv2.data.sampling import SampleKey, seeded_rng
+from videoswinv2.data.transforms import TrainTransform
 from videoswinv2.errors import WorkFailed
 
 log = logging.getLogger(__name__)
