@@ -135,6 +135,7 @@ class VideoSwinCLI(LightningCLI):
         # What the config says of the model's class count (see _num_classes).
         self._model_has_num_classes = True
         self._given_num_classes: int | None = None
+        self._given_multi_label: bool | None = None
         super().__init__(
             model_class=pl.LightningModule,
             datamodule_class=pl.LightningDataModule,
@@ -160,6 +161,9 @@ class VideoSwinCLI(LightningCLI):
             "data", "model.init_args.num_classes", compute_fn=self._num_classes, apply_on="instantiate"
         )
         parser.link_arguments(
+            "data", "model.init_args.multi_label", compute_fn=self._multi_label, apply_on="instantiate"
+        )
+        parser.link_arguments(
             "data", "model.init_args.clip_geometry", compute_fn=ClipGeometry.of, apply_on="instantiate"
         )
 
@@ -178,6 +182,13 @@ class VideoSwinCLI(LightningCLI):
                 "follow the data, or give data with those classes"
             )
         return count
+
+    def _multi_label(self, data: Any) -> bool | None:
+        """Multi-label when the data's annotation format is, or the config (or the ``--ckpt_path``
+        checkpoint) says so: a single-label dataset may train independent sigmoids too."""
+        if self._given_multi_label is None:  # e.g. a pretraining module: nothing to link
+            return None
+        return bool(self._given_multi_label) or bool(getattr(data, "multi_label", False))
 
     def _parse_ckpt_path(self) -> None:
         # Lightning reads the hyper-parameters of --ckpt_path here; a wrong file must not end in
@@ -201,6 +212,8 @@ class VideoSwinCLI(LightningCLI):
         config = self.config[self.subcommand] if self.subcommand else self.config
         self._model_has_num_classes = "num_classes" in (config.get("model.init_args") or {})
         self._given_num_classes = config.get("model.init_args.num_classes")
+        init_args = config.get("model.init_args") or {}
+        self._given_multi_label = init_args.get("multi_label") if "multi_label" in init_args else None
         # Only a fresh fit reads `pretrained`: a resumed one, test, validate and predict restore
         # the weights from their checkpoint.
         path = config.get("model.init_args.pretrained")

@@ -87,15 +87,19 @@ DATAMODULE_VIEW_ARGUMENTS = {
     "frame_sampling": "sampling",
     "short_video": "short_video",
     "test_clip_placement": "clip_placement",
+    "test_view_reduction": "reduction",
 }
+VIEW_REDUCTIONS = ("mean", "max")
 
 
 @dataclass(frozen=True)
 class EvalViews:
     """How a video is seen at evaluation time: ``num_clips`` clips of ``num_frames`` frames (see
     :class:`~videoswinv2.data.clip_planning.ClipSpec`) placed as ``clip_placement`` says, short side
-    resized to ``short_side``, three ``crop_size`` crops each: ``3 * num_clips`` views. Its
-    defaults are the data module's test defaults; :mod:`videoswinv2.data.views` reads by it."""
+    resized to ``short_side``, three ``crop_size`` crops each: ``3 * num_clips`` views, whose
+    probabilities make the video's by their ``reduction`` (``mean`` or ``max``, PySlowFast's for
+    Charades). Its defaults are the data module's test defaults; :mod:`videoswinv2.data.views`
+    reads by it."""
 
     num_clips: int = 4
     num_frames: int = 32
@@ -107,8 +111,11 @@ class EvalViews:
     sampling: str = "interval"
     short_video: str = "repeat_last"
     clip_placement: str = "uniform"
+    reduction: str = "mean"
 
     def __post_init__(self) -> None:
+        if self.reduction not in VIEW_REDUCTIONS:
+            raise UsageError(f"the view reduction must be one of {VIEW_REDUCTIONS}, got {self.reduction!r}")
         for name in ("num_clips", "num_frames", "frame_interval", "short_side", "crop_size"):
             if getattr(self, name) < 1:
                 raise UsageError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -147,7 +154,8 @@ class ModelRecord:
     """The package's record of a model. ``model_kwargs`` includes ``pretrained_window_sizes``
     when known; ``views`` maps :class:`EvalViews` field names to values (None: unknown);
     ``source`` and ``temporal_init`` say which 2D checkpoint an inflated model came from;
-    ``pretraining`` marks a masked-pretraining model (no classifier)."""
+    ``pretraining`` marks a masked-pretraining model (no classifier); ``multi_label``, a
+    classifier of independent sigmoids (several classes per video), absent in older files."""
 
     model: str | None = None
     num_classes: int | None = None
@@ -157,6 +165,7 @@ class ModelRecord:
     source: str | None = None
     temporal_init: str | None = None
     pretraining: bool = False
+    multi_label: bool = False
 
     @property
     def pretrained_window_sizes(self) -> Any:
@@ -181,6 +190,7 @@ class ModelRecord:
             views=dict(self.views) if self.views else None,
             source=self.source,
             temporal_init=self.temporal_init,
+            multi_label="true" if self.multi_label else None,  # absent: single-label, as before
         )
         return {
             key: json.dumps(value) if key in _JSON_KEYS else str(value)
@@ -209,6 +219,7 @@ class ModelRecord:
             views=parsed.get("views"),
             source=strings.get("source"),
             temporal_init=strings.get("temporal_init"),
+            multi_label=strings.get("multi_label", "false").lower() == "true",
         )
 
     # -- Lightning checkpoints -------------------------------------------------------------------
@@ -228,6 +239,7 @@ class ModelRecord:
             classes=tuple(entry.get("classes") or ()),
             views=views,
             pretraining=PRETRAINING_KEY in checkpoint,
+            multi_label=bool(hparams.get("multi_label", False)),
         )
 
     def lightning_entry(self) -> dict[str, Any]:
@@ -247,7 +259,7 @@ class ModelRecord:
         return cls()
 
 
-def preprocessing_strings(views: Mapping[str, Any] | None) -> dict[str, str]:
+def preprocessing_strings(views: Mapping[str, Any] | None, multi_label: bool = False) -> dict[str, str]:
     """What an exported model's input needs, as text: the layout, normalisation and clip spec."""
     spec = {
         "layout": "(batch, 3 RGB, frames, height, width), float32",
@@ -263,7 +275,9 @@ def preprocessing_strings(views: Mapping[str, Any] | None) -> dict[str, str]:
             "resize_short_side": views["short_side"],
             "crop_size": views["crop_size"],
         }
-    return {
-        "preprocessing": json.dumps(spec),
-        "output": "logits (batch, num_classes); softmax for probabilities",
-    }
+    output = (
+        "probabilities (batch, num_classes): independent sigmoids"
+        if multi_label
+        else "logits (batch, num_classes); softmax for probabilities"
+    )
+    return {"preprocessing": json.dumps(spec), "output": output}

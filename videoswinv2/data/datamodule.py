@@ -25,7 +25,7 @@ from videoswinv2.data.annotations import Subset, VideoRecord, read_class_names
 from videoswinv2.data.clip_planning import ClipPlacement, ClipSpec, Sampling, ShortVideo
 from videoswinv2.data.datasets import VideoClipDataset, collate_clips, collate_videos
 from videoswinv2.data.decoding import DecoderName
-from videoswinv2.data.formats import check_format, dataset_classes, read_annotations
+from videoswinv2.data.formats import check_format, dataset_classes, is_multi_label, read_annotations
 from videoswinv2.data.formats.ssv2 import SSV2_MIRRORED_CLASSES
 from videoswinv2.data.geometry import ClipGeometry
 from videoswinv2.data.offline.synthetic import SyntheticSpec, make_synthetic_dataset
@@ -111,6 +111,8 @@ class VideoDataModule(pl.LightningDataModule):
         test_crop_size: int = EvalViews.crop_size,
         num_test_clips: int = EvalViews.num_clips,
         test_clip_placement: ClipPlacement = "uniform",
+        test_view_reduction: str = EvalViews.reduction,
+        videos_without_labels: str = "keep",
         batch_size: int = 8,
         test_batch_size: int = 1,
         num_workers: int = 8,
@@ -159,6 +161,10 @@ class VideoDataModule(pl.LightningDataModule):
             num_test_clips: temporal clips per test video (views = 3 x this).
             test_clip_placement: "uniform" (first to last possible start: PySlowFast) or
                 "segment_centres" (mmaction 0.x, which Video Swin's published numbers used).
+            test_view_reduction: how a test video's view probabilities make its own: "mean" or
+                "max" (PySlowFast's for Charades: an action seen in one clip is in the video).
+            videos_without_labels: multi-label data: "keep" a video with no action as an
+                all-negative example (as PySlowFast and the Charades evaluation do) or "drop" it.
             batch_size: training (and single-clip validation) batch size per device.
             test_batch_size: multi-view batch size per device, in videos.
             num_workers: DataLoader worker processes per device.
@@ -169,6 +175,8 @@ class VideoDataModule(pl.LightningDataModule):
         self.save_hyperparameters()
         _check_counts(self.hparams)
         check_format(annotation_format)
+        if videos_without_labels not in ("keep", "drop"):
+            raise UsageError(f"videos_without_labels must be 'keep' or 'drop', got {videos_without_labels!r}")
         # What each split is read from (None: there is no such split), as given to this class.
         self.split_sources = {"train": train_annotations, "val": val_annotations, "test": test_annotations}
         if isinstance(synthetic, dict):  # as hparams hold it, e.g. when rebuilt from a checkpoint
@@ -228,6 +236,17 @@ class VideoDataModule(pl.LightningDataModule):
         """The number of classes: what the model's head must output (the CLI links the two)."""
         return len(self.classes)
 
+    @property
+    def multi_label(self) -> bool:
+        """Whether videos have several labels each: the annotation format's (the CLI links the
+        model's ``multi_label`` to it)."""
+        h = self.hparams
+        if self.synthetic is not None:
+            return False
+        given = [self._path(source) for source in self.split_sources.values() if source is not None]
+        existing = [source for source in given if source.exists()]
+        return bool(existing) and is_multi_label(existing[0], h.annotation_format)
+
     def read_classes(self) -> list[str]:
         """The class names in label order: the class names file's, else the synthetic dataset's,
         else those the first split's annotations define (``dataset_classes``)."""
@@ -274,6 +293,10 @@ class VideoDataModule(pl.LightningDataModule):
         videos = read_annotations(
             self._path(source), self.video_root, self.classes, h.annotation_format, split, h.split
         ).videos
+        unlabelled = [video for video in videos if video.actions == ()]
+        if unlabelled and h.get("videos_without_labels", "keep") == "drop":
+            videos = [video for video in videos if video.actions != ()]
+            log.info("%s split: left out %d videos without any action", split, len(unlabelled))
         if not videos:
             raise UsageError(
                 f"the {split} split has no videos: {split}_annotations {self._path(source)} lists none, "
@@ -299,6 +322,7 @@ class VideoDataModule(pl.LightningDataModule):
                 decoder=h.decoder,
                 clips_per_video=h.clips_per_video,
                 short_side=h.train_short_side,
+                num_classes=self.num_classes,
                 transform=TrainTransform(
                     h.train_crop_size,
                     tuple(h.train_scale),
@@ -319,6 +343,7 @@ class VideoDataModule(pl.LightningDataModule):
                     clip=self.clip,
                     decoder=h.decoder,
                     short_side=h.val_short_side,
+                    num_classes=self.num_classes,
                     transform=EvalTransform(h.val_short_side, h.val_crop_size),
                 )
         if stage in ("test", None) and "test" not in self.datasets:
@@ -327,7 +352,7 @@ class VideoDataModule(pl.LightningDataModule):
     def _every_class_trained(self, videos: list[VideoRecord]) -> list[VideoRecord]:
         """``videos``, when every class has one: a class without would be an output the model
         never learns (and a class list that does not match the annotations)."""
-        labels = {video.label for video in videos}
+        labels = {label for video in videos for label in _labels(video.target)}
         untrained = [name for label, name in enumerate(self.classes) if label not in labels]
         if untrained:
             listed = ", ".join(map(repr, untrained[:5])) + (", ..." if len(untrained) > 5 else "")
@@ -365,7 +390,7 @@ class VideoDataModule(pl.LightningDataModule):
 
     def _multi_view_tasks(self, videos: list[VideoRecord]) -> list[MultiViewTask]:
         """Each video in the test views, with its label and its position in the split."""
-        return [MultiViewTask(video.path, self.test_views, video.label, i) for i, video in enumerate(videos)]
+        return [MultiViewTask(video.path, self.test_views, video.target, i) for i, video in enumerate(videos)]
 
     def _dataset(self, split: str) -> Dataset | list[MultiViewTask]:
         if split not in self.datasets:
@@ -441,7 +466,7 @@ class VideoDataModule(pl.LightningDataModule):
         if self._data_identity is None:
             sources = [*self.split_sources.values(), h.get("class_names_file")]  # unlabelled: none
             files = {name: self._path(name) for name in sources if name is not None}
-            videos = [(video.path, video.label) for video in self._dataset("train").videos]
+            videos = [(video.path, video.actions or video.label) for video in self._dataset("train").videos]
             self._data_identity = {
                 "data_root": str(self.root.resolve()),
                 "files": {name: file_identity(path) for name, path in files.items() if path.is_file()},
@@ -497,6 +522,10 @@ def _lightning_replaces_samplers(trainer: pl.Trainer) -> bool:
 
 # Every config names the module by its first name.
 KineticsDataModule = VideoDataModule
+
+
+def _labels(target: int | tuple[int, ...]) -> tuple[int, ...]:
+    return target if isinstance(target, tuple) else (target,)
 
 
 def _classifiable(classes: list[str], source: Path) -> list[str]:

@@ -96,7 +96,11 @@ class VideoClipDataset(Dataset[Sample]):
             plans = train_clips(total, fps, self.clip, self.clips_per_video)
             clips, labels = [], []
             for plan, frames in zip(plans, read_clips(reader, plans)):
-                target = record.target_between(min(plan) / fps, (max(plan) + 1) / fps) if fps > 0 else record.target
+                target = (
+                    record.target_between(min(plan) / fps, (max(plan) + 1) / fps)
+                    if fps > 0
+                    else record.target
+                )
                 if self.mirror:
                     clip, flipped = self.transform.apply(frames)  # type: ignore[attr-defined]
                     target = self._mirrored(target) if flipped else target

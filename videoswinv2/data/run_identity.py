@@ -35,8 +35,8 @@ def file_identity(path: Path) -> str:
     return f"{path.stat().st_size} bytes, sha256 {digest.hexdigest()[:16]}"
 
 
-def video_list_identity(videos: list[tuple[str, int]], root: Path) -> str:
-    """A hash of the training videos in order (paths relative to ``root``, labels): what the
+def video_list_identity(videos: list[tuple[str, Any]], root: Path) -> str:
+    """A hash of the training videos in order (paths relative to ``root``, labels or actions): what the
     sampler's indices mean, for every format (class folders and split folders included), read
     from the list the data module holds rather than from the disk."""
     digest = hashlib.sha256()

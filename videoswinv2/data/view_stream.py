@@ -37,14 +37,17 @@ class WindowSpan(NamedTuple):
 
 class Item(NamedTuple):
     """What one result is about: a video in its evaluation views, or one window of a video
-    (``window``), from ``num_views`` views; ``label`` and ``index`` are -1 when unknown. (Named
-    tuples, not dataclasses: Lightning moves batches to the device through them.)"""
+    (``window``), from ``num_views`` views whose probabilities make the result's by
+    ``reduction`` (``mean`` or ``max``); ``label`` is the class index (-1 when unknown), or the
+    sorted classes of a multi-label video; ``index`` its position in its split (-1: unknown).
+    (Named tuples, not dataclasses: Lightning moves batches to the device through them.)"""
 
     video: str
     num_views: int
-    label: int = -1
+    label: int | tuple[int, ...] = -1
     index: int = -1
     window: WindowSpan | None = None
+    reduction: str = "mean"
 
 
 class Finished(NamedTuple):
@@ -95,12 +98,12 @@ class MultiViewTask:
 
     video: str
     views: EvalViews
-    label: int = -1
+    label: int | tuple[int, ...] = -1
     index: int = -1
     device: str = "cpu"
 
     def failure_item(self) -> Item:
-        return Item(self.video, self.views.num_views, self.label, self.index)
+        return Item(self.video, self.views.num_views, self.label, self.index, reduction=self.views.reduction)
 
     def finished(self) -> Finished:
         return Finished(self.video)

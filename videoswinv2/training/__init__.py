@@ -1,6 +1,6 @@
 from videoswinv2.data.geometry import ClipGeometry
 
-from .checkpoint_io import WholeCheckpointIO
+from .checkpoint_io import BestCheckpoint, WholeCheckpointIO
 from .module import VideoClassifier
 from .nonfinite import NonFiniteSteps, NonFiniteStepsError
 from .pictures import ReconstructionPictures
@@ -9,6 +9,7 @@ from .pretraining import MaskedVideoPretraining
 from .reports import TestReport
 
 __all__ = [
+    "BestCheckpoint",
     "ClipGeometry",
     "MaskedVideoPretraining",
     "NonFiniteSteps",

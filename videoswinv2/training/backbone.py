@@ -43,7 +43,7 @@ class BackboneModule(L.LightningModule):
     def _compose(self, backbone: SwinTransformerV2_3D, clip_geometry: ClipGeometry | None) -> None:
         self.backbone = backbone
         self.clip_geometry = clip_geometry
-        self.evaluator = ViewEvaluator(backbone)
+        self.evaluator = ViewEvaluator(backbone, multi_label=self.hparams.get("multi_label", False))
         self.pretrained_weights = PretrainedWeights(backbone, self.hparams)
         self.step_guard = NonFiniteGuard()
         self._compiled = False

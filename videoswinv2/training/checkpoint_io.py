@@ -1,12 +1,15 @@
-"""``WholeCheckpointIO``: checkpoints that are either whole or as they were."""
+"""Checkpoint files: ``WholeCheckpointIO`` writes them whole or not at all, ``BestCheckpoint``
+keeps the best epoch by the module's own score."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import lightning.pytorch as pl
 import torch
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from videoswinv2.files import replaced_atomically
@@ -25,3 +28,18 @@ class WholeCheckpointIO(TorchCheckpointIO):
         path.parent.mkdir(parents=True, exist_ok=True)
         with replaced_atomically(path) as file:
             torch.save(checkpoint, file)
+
+
+class BestCheckpoint(ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` of the best epoch, by ``monitor`` or, left out, by the
+    module's ``monitored_metric`` (``VideoClassifier``: ``val/top1``, ``val/mAP`` when
+    multi-label), highest first. The trainer's default best checkpoint, so that a multi-label run
+    needs no setting of its own."""
+
+    def __init__(self, monitor: str | None = None, mode: str = "max", **kwargs: Any) -> None:
+        super().__init__(monitor=monitor, mode=mode, **kwargs)
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self.monitor is None:
+            self.monitor = getattr(pl_module, "monitored_metric", None)
+        super().setup(trainer, pl_module, stage)

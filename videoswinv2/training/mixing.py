@@ -1,4 +1,5 @@
-"""Mixup and CutMix for clip batches ``(B, C, T, H, W)``, with soft targets."""
+"""Mixup and CutMix for clip batches ``(B, C, T, H, W)``, with soft targets (of one class per
+clip, or multi-hot: several)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import torch.nn.functional as F
 
 
 def smooth_one_hot(labels: torch.Tensor, num_classes: int, smoothing: float) -> torch.Tensor:
-    """``(B,)`` -> ``(B, num_classes)``, with ``smoothing`` spread evenly over all classes
-    (the convention of ``F.cross_entropy(label_smoothing=...)``)."""
-    return F.one_hot(labels, num_classes).float() * (1 - smoothing) + smoothing / num_classes
+    """Class indices ``(B,)`` or multi-hot ``(B, num_classes)`` -> ``(B, num_classes)``, with
+    ``smoothing`` spread evenly over all classes (the convention of
+    ``F.cross_entropy(label_smoothing=...)``, and of timm's binary cross-entropy for multi-hot)."""
+    hot = labels.float() if labels.dim() == 2 else F.one_hot(labels, num_classes).float()
+    return hot * (1 - smoothing) + smoothing / num_classes
 
 
 def mix_clips(
@@ -21,7 +24,8 @@ def mix_clips(
     cutmix_alpha: float = 0.0,
     label_smoothing: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mix each clip with the batch reversed; returns mixed clips and soft targets ``(B, K)``. With
+    """Mix each clip with the batch reversed; ``labels`` are class indices ``(B,)`` or multi-hot
+    ``(B, K)``; returns mixed clips and soft targets ``(B, K)``. With
     both alphas set, each batch picks mixup or CutMix with equal odds (timm's switch). CutMix cuts
     the same box out of every frame, so motion inside it stays intact."""
     targets = smooth_one_hot(labels, num_classes, label_smoothing)

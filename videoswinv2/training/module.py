@@ -15,7 +15,7 @@ from videoswinv2.data.geometry import ClipGeometry
 from videoswinv2.models import create_model
 
 from .backbone import BackboneModule
-from .evaluation import Result, mean_class_accuracy
+from .evaluation import AveragePrecisions, Result, mean_average_precision, mean_class_accuracy
 from .mixing import mix_clips
 from .optim import learning_rates, param_groups
 
@@ -29,9 +29,42 @@ def _accuracies(num_classes: int, prefix: str) -> MetricCollection:
     return MetricCollection(metrics, prefix=prefix)
 
 
-def _scores(metrics: MetricCollection, confusion: MulticlassConfusionMatrix, split: str) -> dict[str, Any]:
-    """The split's accuracies and mean class accuracy over the epoch."""
-    return {**metrics.compute(), f"{split}/mean_class_accuracy": mean_class_accuracy(confusion.compute())}
+class _SplitScores:
+    """The scores of one split over an epoch: single-label, top-1 (top-5) accuracy and mean class
+    accuracy; multi-label, mAP over the classes with a positive video (PySlowFast's Charades)."""
+
+    def __init__(self, module: VideoClassifier, split: str, num_classes: int, multi_label: bool) -> None:
+        self.split, self.multi_label = split, multi_label
+        # Registered on the module (as `{split}_metrics`, ...) so that they follow its device.
+        if multi_label:
+            module.add_module(f"{split}_ap", AveragePrecisions())
+            self.metrics: list[Any] = [getattr(module, f"{split}_ap")]
+        else:
+            module.add_module(f"{split}_metrics", _accuracies(num_classes, f"{split}/"))
+            module.add_module(f"{split}_confusion", MulticlassConfusionMatrix(num_classes))
+            self.metrics = [getattr(module, f"{split}_metrics"), getattr(module, f"{split}_confusion")]
+
+    def names(self) -> list[str]:
+        if self.multi_label:
+            return [f"{self.split}/mAP"]
+        return [*self.metrics[0].keys(keep_base=False), f"{self.split}/mean_class_accuracy"]
+
+    def update(self, probs: torch.Tensor, labels: torch.Tensor) -> None:
+        for metric in self.metrics:
+            metric.update(probs, labels)
+
+    def compute_and_reset(self) -> dict[str, Any]:
+        if self.multi_label:
+            values = {f"{self.split}/mAP": mean_average_precision(self.metrics[0].compute())}
+        else:
+            accuracy, confusion = self.metrics
+            values = {
+                **accuracy.compute(),
+                f"{self.split}/mean_class_accuracy": mean_class_accuracy(confusion.compute()),
+            }
+        for metric in self.metrics:
+            metric.reset()
+        return values
 
 
 class VideoClassifier(BackboneModule):
@@ -48,6 +81,9 @@ class VideoClassifier(BackboneModule):
         model: a name from ``videoswinv2.list_models()``.
         num_classes: classifier outputs; None: 400 (Kinetics-400). The command line sets it to the
             data module's class count (a value given there must agree).
+        multi_label: several classes per video: binary cross-entropy on each class's logit,
+            sigmoid probabilities, mAP as the score (``val/mAP`` monitored). The command line sets
+            it from the data's annotation format.
         model_kwargs: backbone arguments (``window_size``, ``patch_size``, ...) over the variant's;
             a ``drop_rate`` or ``drop_path_rate`` here (older checkpoints) wins over the ones below.
         drop_rate: dropout before the classifier (Video Swin's 0.5).
@@ -70,6 +106,7 @@ class VideoClassifier(BackboneModule):
         self,
         model: str = "videoswinv2_tiny",
         num_classes: int | None = None,
+        multi_label: bool = False,
         model_kwargs: dict[str, Any] | None = None,
         drop_rate: float = 0.5,
         drop_path_rate: float = 0.1,
@@ -93,14 +130,25 @@ class VideoClassifier(BackboneModule):
         num_classes = self.hparams.num_classes = 400 if num_classes is None else num_classes
         kwargs = {"drop_rate": drop_rate, "drop_path_rate": drop_path_rate, **(model_kwargs or {})}
         self._compose(create_model(model, num_classes=num_classes, **kwargs), clip_geometry)
-        self.train_metrics = _accuracies(num_classes, "train/")
-        self.val_metrics = _accuracies(num_classes, "val/")
-        self.test_metrics = _accuracies(num_classes, "test/")
+        # Training accuracy of single-label runs (mixed clips' targets have no mAP worth reading).
+        self.train_metrics = None if multi_label else _accuracies(num_classes, "train/")
+        self.val_scores = _SplitScores(self, "val", num_classes, multi_label)
+        self.test_scores = _SplitScores(self, "test", num_classes, multi_label)
         # A skipped non-finite step is reported by NonFiniteSteps; the epoch's mean leaves it out.
         self.train_loss, self.val_loss = MeanMetric(nan_strategy="ignore"), MeanMetric()
         self.val_videos = SumMetric()  # summed over ranks: no rank may skip a collective alone
-        self.val_confusion = MulticlassConfusionMatrix(num_classes)
-        self.test_confusion = MulticlassConfusionMatrix(num_classes)
+
+    @property
+    def monitored_metric(self) -> str:
+        """The score the best checkpoint is chosen by (``BestCheckpoint``)."""
+        return "val/mAP" if self.hparams.multi_label else "val/top1"
+
+    def _loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Soft targets ``(B, K)``: cross-entropy of one softmax, or binary cross-entropy of each
+        class's sigmoid (multi-label)."""
+        if self.hparams.multi_label:
+            return F.binary_cross_entropy_with_logits(logits.float(), targets)
+        return F.cross_entropy(logits.float(), targets)
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         """``(B, C, T, H, W)`` -> logits ``(B, num_classes)``."""
@@ -118,13 +166,14 @@ class VideoClassifier(BackboneModule):
             label_smoothing=hp.label_smoothing,
         )
         logits = self(clips)
-        loss = F.cross_entropy(logits.float(), targets)
+        loss = self._loss(logits, targets)
         self.train_loss(loss)
-        self.train_metrics(logits, labels)
         self.log(
             "train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(labels)
         )
-        self.log_dict(self.train_metrics, on_step=False, on_epoch=True, batch_size=len(labels))
+        if self.train_metrics is not None:
+            self.train_metrics(logits, labels)
+            self.log_dict(self.train_metrics, on_step=False, on_epoch=True, batch_size=len(labels))
         self.log_dict(learning_rates(self.trainer.optimizers[0].param_groups), on_step=True, on_epoch=False)
         return loss
 
@@ -138,34 +187,45 @@ class VideoClassifier(BackboneModule):
         self, batch: dict[str, Any]
     ) -> tuple[list[Result], torch.Tensor | None, torch.Tensor | None]:
         """An evaluation batch -> the results it completes, and the probabilities ``(n, K)`` and
-        labels ``(n,)`` of the videos scored (None when none)."""
+        labels ``(n,)`` (multi-label: multi-hot ``(n, K)``) of the videos scored (None when none)."""
         max_views = self.hparams.max_views_per_forward
         if "item" not in batch:  # one clip per video: a result at once
             if len(batch["label"]) == 0:
                 return [], None, None
             probs = self.evaluator.outputs(batch["video"], max_views)["probs"]
-            return [], probs.to(self.device), batch["label"]
+            labels = batch["label"]
+            if self.hparams.multi_label and labels.dim() == 1:  # single-label data, sigmoid outputs
+                labels = F.one_hot(labels, probs.shape[1]).float()
+            return [], probs.to(self.device), labels
         results = self.evaluator.results(batch, max_views)
         scored = [r for r in results if r.ok]
         if not scored:
             return results, None, None
         probs = torch.stack([r.probs for r in scored]).to(self.device)
-        return results, probs, torch.tensor([r.item.label for r in scored], device=self.device)
+        if self.hparams.multi_label:
+            labels = torch.zeros_like(probs)
+            for row, result in enumerate(scored):
+                target = result.item.label
+                labels[row, list(target) if isinstance(target, tuple) else [target]] = 1.0
+        else:
+            labels = torch.tensor([r.item.label for r in scored], device=self.device)
+        return results, probs, labels
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         _, probs, labels = self._evaluate(batch)
         if probs is None:
             return
-        self.val_loss(F.nll_loss(probs.clamp(min=1e-12).log(), labels))
-        self.val_metrics(probs, labels)
-        self.val_confusion(probs, labels)
+        if self.hparams.multi_label:
+            self.val_loss(F.binary_cross_entropy(probs.clamp(1e-7, 1 - 1e-7), labels))
+        else:
+            self.val_loss(F.nll_loss(probs.clamp(min=1e-12).log(), labels))
+        self.val_scores.update(probs, labels)
         self.val_videos(len(labels))
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> list[Result]:
         results, probs, labels = self._evaluate(batch)
         if probs is not None:
-            self.test_metrics(probs, labels)
-            self.test_confusion(probs, labels)
+            self.test_scores.update(probs, labels)
         return results
 
     # Metrics are computed and logged at epoch end on every rank: under DDP each rank sees its own
@@ -178,20 +238,18 @@ class VideoClassifier(BackboneModule):
             if not self.trainer.sanity_checking:
                 rank_zero_warn(
                     f"epoch {self.current_epoch}: no validation video could be decoded (see the broken "
-                    "videos above), so val/top1 and val/loss are logged as NaN, below any real score"
+                    f"videos above), so {self.monitored_metric} and val/loss are logged as NaN, below any "
+                    "real score"
                 )
-            keys = [*self.val_metrics.keys(keep_base=False), "val/mean_class_accuracy", "val/loss"]
-            values = {key: math.nan for key in keys}
+            values = {key: math.nan for key in [*self.val_scores.names(), "val/loss"]}
+            self.val_scores.compute_and_reset()  # nothing to score: only the reset matters
         else:
-            values = {
-                **_scores(self.val_metrics, self.val_confusion, "val"),
-                "val/loss": self.val_loss.compute(),
-            }
-        for metric in (self.val_metrics, self.val_confusion, self.val_loss, self.val_videos):
+            values = {**self.val_scores.compute_and_reset(), "val/loss": self.val_loss.compute()}
+        for metric in (self.val_loss, self.val_videos):
             metric.reset()
         self.log_dict(values, prog_bar=True)
         # TensorBoard shows hp_metric beside the hyper-parameters (it stays -1 unless logged).
-        self.log("hp_metric", values["val/top1"])
+        self.log("hp_metric", values[self.monitored_metric])
 
     def on_test_start(self) -> None:
         super().on_test_start()  # the bias cache of evaluation loops
@@ -202,7 +260,4 @@ class VideoClassifier(BackboneModule):
             )
 
     def on_test_epoch_end(self) -> None:
-        values = _scores(self.test_metrics, self.test_confusion, "test")
-        self.test_metrics.reset()
-        self.test_confusion.reset()
-        self.log_dict(values)
+        self.log_dict(self.test_scores.compute_and_reset())
