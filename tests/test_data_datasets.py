@@ -19,6 +19,7 @@ from videoswinv2.data import (
     spread_clips,
     train_clips,
 )
+from videoswinv2.data.annotations import Action
 from videoswinv2.data.view_stream import multi_view_tasks, view_clips, view_loader
 from videoswinv2.errors import WorkFailed
 from videoswinv2.record import INPUT_MEAN, INPUT_STD, EvalViews
@@ -248,3 +249,87 @@ def test_views_decoded_on_a_gpu_are_read_in_the_main_process(data_numbered_video
     cpu = view_loader(multi_view_tasks([str(data_numbered_video)], views), 3, num_workers=2)
     gpu = view_loader(multi_view_tasks([str(data_numbered_video)], views, "cuda"), 3, num_workers=2)
     assert cpu.num_workers == 2 and (gpu.num_workers, gpu.pin_memory) == (0, False)
+
+
+def test_a_multi_label_training_clip_is_labelled_by_the_actions_over_its_frames(
+    data_numbered_video, data_frame_numbers
+) -> None:
+    # 90 frames at 30 fps; actions that some clips overlap and others miss, one past the end.
+    actions = (
+        Action(0, 0.0, 0.5),  # frames 0-14
+        Action(1, 1.0, 1.2),  # frames 30-35
+        Action(2, 2.0, 3.0),  # frames 60-89
+        Action(3, 1.19, 1.21),  # inside frame 35 only
+        Action(1, 5.0, 6.0),  # after the video
+    )
+    video = VideoRecord(str(data_numbered_video), actions=actions)
+    dataset = VideoClipDataset(
+        [video], mode="train", transform=lambda f: f, clip=ClipSpec(4, 3), clips_per_video=40, num_classes=5
+    )
+    torch.manual_seed(0)
+    sample = dataset[0]
+    seen = set()
+    for clip, label in zip(sample["video"], sample["label"], strict=True):
+        frames = data_frame_numbers(clip)
+        # Frame f shows [f/30, (f+1)/30): an action overlapping any frame from first to last.
+        expected = {
+            a.label
+            for a in actions
+            for f in range(frames[0], frames[-1] + 1)
+            if a.start_s < (f + 1) / 30 and a.end_s > f / 30
+        }
+        assert label.tolist() == [float(c in expected) for c in range(5)]
+        seen.add(tuple(sorted(expected)))
+    assert len(seen) >= 4  # clips with different label sets, the empty one among them
+    assert () in seen and any(3 in labels for labels in seen)
+    val = VideoClipDataset([video], mode="val", transform=lambda f: f, clip=ClipSpec(4, 3), num_classes=5)
+    assert val[0]["label"].tolist() == [1.0, 1.0, 1.0, 1.0, 0.0]  # all the video's actions
+    batch = collate_clips([sample])
+    assert batch["label"].shape == (40, 5) and batch["label"].dtype == torch.float32
+
+
+def test_a_flipped_clip_takes_the_mirror_class(data_numbered_video) -> None:
+    transform = TrainTransform(32)
+    flips = []
+    apply = transform.apply
+    transform.apply = lambda frames: (result := apply(frames), flips.append(result[1]))[0]
+    for target, mirror, mirrored in ((0, {0: 1, 1: 0}, 1), (2, {0: 1, 1: 0}, 2)):
+        dataset = VideoClipDataset(
+            [VideoRecord(str(data_numbered_video), target)],
+            mode="train",
+            transform=transform,
+            clip=ClipSpec(2, 2),
+            clips_per_video=8,
+            mirror=mirror,
+        )
+        flips.clear()
+        labels = dataset[0]["label"]
+        assert labels == [mirrored if flipped else target for flipped in flips] and len(set(flips)) == 2
+    multi = VideoRecord(str(data_numbered_video), actions=(Action(0), Action(2)))
+    dataset = VideoClipDataset(
+        [multi],
+        mode="train",
+        transform=transform,
+        clip=ClipSpec(2, 2),
+        clips_per_video=8,
+        mirror={0: 1, 1: 0},
+        num_classes=3,
+    )
+    flips.clear()
+    labels = [label.tolist() for label in dataset[0]["label"]]
+    assert labels == [[0.0, 1.0, 1.0] if flipped else [1.0, 0.0, 1.0] for flipped in flips]
+
+
+def test_train_transform_says_whether_it_flipped() -> None:
+    frames = torch.arange(2 * 8 * 8 * 3, dtype=torch.uint8).view(2, 8, 8, 3)
+    transform = TrainTransform(8, scale=(1.0, 1.0), ratio=(1.0, 1.0))
+    flips = []
+    for seed in range(8):
+        torch.manual_seed(seed)
+        clip, flipped = transform.apply(frames)
+        torch.manual_seed(seed)
+        assert torch.equal(transform(frames), clip)
+        unflipped = TrainTransform(8, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=False)(frames)
+        assert torch.equal(clip, unflipped.flip(-1) if flipped else unflipped)
+        flips.append(flipped)
+    assert len(set(flips)) == 2
