@@ -38,7 +38,8 @@ def test_print_config_works_for_every_config(config, capsys):
 
 # The trainer's default callbacks (videoswinv2/trainer_defaults.yaml), in order.
 DEFAULT_CALLBACKS = [
-    *["ModelCheckpoint"] * 3,
+    "BestCheckpoint",
+    *["ModelCheckpoint"] * 2,
     "Preemption",
     "NonFiniteSteps",
     "BrokenVideoLogger",
@@ -100,7 +101,7 @@ def test_the_trainer_has_the_callbacks_print_config_lists(capsys):
     # Preemption ends the process when it has saved a step: the callbacks that act on it come first.
     order = [type(c).__name__ for c in cli.trainer.callbacks]
     assert order.index("Preemption") > max(
-        order.index(name) for name in set(listed) - {"Preemption", "ModelCheckpoint"}
+        order.index(name) for name in set(listed) - {"Preemption", "ModelCheckpoint", "BestCheckpoint"}
     )
     # The clip geometry follows the data module, as the class count does.
     assert cli.model.clip_geometry == ClipGeometry(
