@@ -81,6 +81,7 @@ def test_export_runs_like_pytorch_for_any_batch_and_carries_its_metadata(fmt, ti
     preprocessing = json.loads(strings["preprocessing"])
     assert (preprocessing["mean"], preprocessing["std"]) == (list(INPUT_MEAN), list(INPUT_STD))
     assert (preprocessing["num_frames"], preprocessing["crop_size"]) == (4, 32)
+    assert "multi_label" not in strings and strings["output"].startswith("logits")  # single-label
 
 
 def test_an_export_that_differs_from_pytorch_is_not_kept(tiny_checkpoint, tmp_path, monkeypatch, capsys):

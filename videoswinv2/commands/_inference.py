@@ -20,10 +20,12 @@ from videoswinv2.inference.outputs import file_sha256, resolved
 from videoswinv2.inference.precision import PRECISIONS, choose_precision, cpu_flags
 from videoswinv2.inference.writers import ResultWriter
 from videoswinv2.record import EvalViews
+from videoswinv2.training.evaluation import DEFAULT_THRESHOLD
 
 
-def _at_least(kind: type, minimum: float, above: bool = False):
-    """An argparse type: a finite ``kind`` (int or float) >= ``minimum`` (> with ``above``)."""
+def _at_least(kind: type, minimum: float, above: bool = False, maximum: float | None = None):
+    """An argparse type: a finite ``kind`` (int or float) >= ``minimum`` (> with ``above``) and, if
+    given, <= ``maximum``."""
 
     def parse(text: str):
         try:
@@ -36,15 +38,20 @@ def _at_least(kind: type, minimum: float, above: bool = False):
             raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
         if value < minimum or (above and value == minimum):
             raise argparse.ArgumentTypeError(f"must be {'>' if above else '>='} {minimum}, got {text}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be <= {maximum}, got {text}")
         return value
 
     parse.__name__ = f"{'integer' if kind is int else 'number'} {'>' if above else '>='} {minimum}"
+    if maximum is not None:
+        parse.__name__ += f" and <= {maximum}"
     return parse
 
 
 positive_int = _at_least(int, 1)
 positive_float = _at_least(float, 0, above=True)
 non_negative_float = _at_least(float, 0)
+probability = _at_least(float, 0, maximum=1)
 
 
 def add_inference_arguments(parser: argparse.ArgumentParser, clips: bool = True) -> None:
@@ -107,9 +114,37 @@ def add_inference_arguments(parser: argparse.ArgumentParser, clips: bool = True)
     engine.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def add_threshold_argument(parser: argparse.ArgumentParser, effect: str) -> None:
+    """``--threshold``: what a multi-label model predicts (a single-label model refuses it);
+    ``effect`` says what the command does with it."""
+    parser.add_argument(
+        "--threshold",
+        type=probability,
+        help=f"multi-label models: a class is predicted where its probability (its own sigmoid) "
+        f"reaches this (default {DEFAULT_THRESHOLD}): {effect}. Refused for a single-label model, "
+        "whose classes share one softmax",
+    )
+
+
+def _threshold(args: argparse.Namespace, loaded: LoadedModel) -> float | None:
+    """The threshold of a multi-label model; None for a single-label one, or a command without
+    ``--threshold`` (features)."""
+    if not hasattr(args, "threshold"):
+        return None
+    if not loaded.record.multi_label:
+        if args.threshold is not None:
+            raise UsageError(
+                f"--threshold is for multi-label models; {args.ckpt} is single-label (one softmax over "
+                "its classes: the top-1 is its prediction): drop --threshold"
+            )
+        return None
+    return DEFAULT_THRESHOLD if args.threshold is None else args.threshold
+
+
 @dataclass
 class Setup:
-    """What a command runs: the model, its views, the videos, where and in which precision."""
+    """What a command runs: the model, its views, the videos, where and in which precision, and
+    a multi-label model's ``threshold`` (None: single-label)."""
 
     loaded: LoadedModel
     views: EvalViews
@@ -118,6 +153,7 @@ class Setup:
     precision: str
     checkpoint_sha256: str
     decode_device: str = "cpu"
+    threshold: float | None = None
 
     def settings(self, **extra: Any) -> dict[str, Any]:
         """What an output's rows depend on, recorded beside it (see ``inference.outputs``)."""
@@ -128,6 +164,8 @@ class Setup:
             "model_kwargs": dict(hparams.model_kwargs or {}),
             "views": asdict(self.views),
             "precision": self.precision,
+            # Only where there is one: a single-label output's record stays as it was.
+            **({"threshold": self.threshold} if self.threshold is not None else {}),
             **extra,
         }
 
@@ -153,7 +191,10 @@ def prepare(args: argparse.Namespace, need_head: bool) -> Setup:
         raise UsageError(f"--decode-device cuda decodes with torchcodec, not --decoder {views.decoder}")
     accelerator = resolve_accelerator(args.device)
     precision = choose_precision(args.precision, accelerator, cpu_flags())
-    return Setup(loaded, views, videos, accelerator, precision, file_sha256(args.ckpt), args.decode_device)
+    threshold = _threshold(args, loaded)
+    return Setup(
+        loaded, views, videos, accelerator, precision, file_sha256(args.ckpt), args.decode_device, threshold
+    )
 
 
 def warn_untrained(prog: str, setup: Setup) -> None:

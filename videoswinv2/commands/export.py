@@ -13,6 +13,7 @@ from videoswinv2.inference.loading import load_model
 from videoswinv2.inference.outputs import check_writable
 
 PROG = "videoswinv2 export"
+SINGULAR = {"logits": "logit", "probabilities": "probability"}  # of the exported outputs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,11 +55,12 @@ def run(args: argparse.Namespace) -> int:
     result = export_model(loaded, fmt, output)  # an ExportError (exit 1) when it computes otherwise
     shape = ", ".join(map(str, result.input_shape[1:]))
     print(
-        f"wrote {result.path}: clips (B, {shape}) float32 -> logits (B, {len(loaded.classes)}), B dynamic; "
-        "metadata: model, classes, views, preprocessing"
+        f"wrote {result.path}: clips (B, {shape}) float32 -> {result.output} (B, {len(loaded.classes)}), "
+        "B dynamic; metadata: model, classes, views, preprocessing"
     )
     print(
         f"checked against PyTorch fp32 on batches of {' and '.join(map(str, result.batch_sizes))}: "
-        f"max abs logit difference {result.max_abs_diff:.2e} (limit {MAX_ABS_DIFF:g}); {result.seconds:.0f} s"
+        f"max abs {SINGULAR[result.output]} difference {result.max_abs_diff:.2e} (limit {MAX_ABS_DIFF:g}); "
+        f"{result.seconds:.0f} s"
     )
     return 0

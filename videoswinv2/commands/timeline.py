@@ -1,6 +1,7 @@
 """``videoswinv2 timeline VIDEO ... --ckpt CKPT --stride-seconds S [--output F.csv|.jsonl]``:
 what happens when, along whole videos: windows of the model's clip every S seconds (see
-``videoswinv2.data.timeline``), written by ``videoswinv2.inference.timeline``."""
+``videoswinv2.data.timeline``), written by ``videoswinv2.inference.timeline``; a multi-label
+model's segments are per class, where it is over ``--threshold``."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from functools import partial
 
 from videoswinv2.commands._inference import (
     add_inference_arguments,
+    add_threshold_argument,
     non_negative_float,
     positive_float,
     positive_int,
@@ -40,12 +42,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--min-segment-seconds",
         type=non_negative_float,
         default=0.0,
-        help="segments shorter than this join their longer neighbour (default 0: none)",
+        help="segments shorter than this join their longer neighbour (default 0: none); "
+        "multi-label, per class: shorter gaps close and shorter segments go",
     )
     parser.add_argument(
         "--classes", help="class names file, one per line (default: the checkpoint's, or Kinetics-400)"
     )
     parser.add_argument("--topk", type=positive_int, default=5, help="classes per window row (default 5)")
+    add_threshold_argument(parser, "each class has its own segments, which may overlap")
     parser.add_argument(
         "--output",
         help="the windows' .csv or .jsonl file; segments and pictures go beside it "
@@ -65,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         setup.loaded.classes,
         spec,
         args.min_segment_seconds,
+        setup.threshold,
         progress=not args.no_progress,
     )
     settings = setup.settings(

@@ -2,8 +2,9 @@
 PyTorch before it is kept.
 
 The exported function is the backbone's ``forward``: clips ``(B, 3, T, H, W)`` float32,
-normalised as in training, to logits ``(B, num_classes)``; T, H and W are the model's evaluation
-clip's, B is dynamic. The file carries the model's record and the input's preprocessing.
+normalised as in training, to logits ``(B, num_classes)``, or for a multi-label model to its
+probabilities (the sigmoid of each logit: what it is read by); T, H and W are the model's
+evaluation clip's, B is dynamic. The file carries the model's record and the input's preprocessing.
 ONNX goes through ``torch.onnx.export(..., dynamo=True)``, which traces the custom
 ``autograd.Function`` of the explicit kernel (the TorchScript exporter cannot); attention runs as
 ``"sdpa"`` while exporting, whatever the checkpoint's ``attn_impl``: one kernel for every model.
@@ -27,8 +28,9 @@ from videoswinv2.inference.loading import LoadedModel
 from videoswinv2.record import PT2_EXTRA_FILE, preprocessing_strings
 
 FORMATS = ("onnx", "pt2")
-MAX_ABS_DIFF = 1e-4  # fp32 logits, exported vs eager
-INPUT_NAME, OUTPUT_NAME = "clips", "logits"
+MAX_ABS_DIFF = 1e-4  # fp32 outputs, exported vs eager
+INPUT_NAME = "clips"
+OUTPUT_NAMES = {False: "logits", True: "probabilities"}  # by multi_label
 
 
 class ExportError(WorkFailed):
@@ -40,9 +42,21 @@ class ExportResult:
     path: Path
     format: str
     input_shape: tuple[int, ...]
+    output: str  # what it gives: logits, or probabilities
     max_abs_diff: float
     batch_sizes: tuple[int, ...]
     seconds: float
+
+
+class _Probabilities(torch.nn.Module):
+    """A multi-label backbone ending in its sigmoids: clips -> probabilities ``(B, K)``."""
+
+    def __init__(self, backbone: torch.nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x).sigmoid()
 
 
 def metadata_strings(loaded: LoadedModel) -> dict[str, str]:
@@ -57,7 +71,7 @@ def metadata_strings(loaded: LoadedModel) -> dict[str, str]:
         classes=tuple(loaded.classes),
         views=views,
     )
-    return {**metadata.to_strings(), **preprocessing_strings(views)}
+    return {**metadata.to_strings(), **preprocessing_strings(views, metadata.multi_label)}
 
 
 def _optional(module: str, purpose: str) -> Any:
@@ -91,7 +105,7 @@ def _write(
         str(path),
         dynamo=True,
         input_names=[INPUT_NAME],
-        output_names=[OUTPUT_NAME],
+        output_names=[OUTPUT_NAMES[isinstance(model, _Probabilities)]],
         dynamic_shapes=dynamic_shapes,
         verbose=False,
     )
@@ -102,7 +116,7 @@ def _write(
 
 
 def run_exported(path: Path, fmt: str, clips: torch.Tensor) -> torch.Tensor:
-    """Logits of an exported file for ``clips`` (onnxruntime on the CPU, or the loaded program)."""
+    """The outputs of an exported file for ``clips`` (onnxruntime on the CPU, or the loaded program)."""
     if fmt == "onnx":
         session = _onnx_session(path)
         return torch.from_numpy(session.run(None, {session.get_inputs()[0].name: clips.numpy()})[0])
@@ -117,9 +131,12 @@ def export_model(loaded: LoadedModel, fmt: str, output: str | os.PathLike, seed:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
     started = time.perf_counter()
     path = Path(output)
-    model = loaded.module.backbone.float().eval()
-    model.cache_attention_bias(False)
-    model.set_attn_impl("sdpa")
+    backbone = loaded.module.backbone.float().eval()
+    backbone.cache_attention_bias(False)
+    backbone.set_attn_impl("sdpa")
+    multi_label = loaded.record.multi_label
+    model = _Probabilities(backbone) if multi_label else backbone
+    output = OUTPUT_NAMES[multi_label]
     views = loaded.views
     shape = (3, views.num_frames, views.crop_size, views.crop_size)
     generator = torch.Generator().manual_seed(seed)
@@ -136,10 +153,11 @@ def export_model(loaded: LoadedModel, fmt: str, output: str | os.PathLike, seed:
             diffs.append(float((run_exported(temporary, fmt, clips) - expected).abs().max()))
         if max(diffs) > MAX_ABS_DIFF:
             raise ExportError(
-                f"the exported model's logits differ from PyTorch's by up to {max(diffs):.2e} "
+                f"the exported model's {output} differ from PyTorch's by up to {max(diffs):.2e} "
                 f"(> {MAX_ABS_DIFF:g} allowed): {path} was not written"
             )
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
-    return ExportResult(path, fmt, (-1, *shape), max(diffs), (1, 3), time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return ExportResult(path, fmt, (-1, *shape), output, max(diffs), (1, 3), seconds)

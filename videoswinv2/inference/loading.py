@@ -1,7 +1,8 @@
 """The model a command runs: a Lightning checkpoint of ``VideoClassifier`` (or, for features, of
 ``MaskedVideoPretraining``), or a plain state dict, which needs the model's name (``--model``, or
-its safetensors header's). What a file records of its model (name, classes, views) is its
-:class:`~videoswinv2.record.ModelRecord`; without one, the views are the Kinetics recipe's.
+its safetensors header's). What a file records of its model (name, classes, views, multi-label)
+is its :class:`~videoswinv2.record.ModelRecord`; without one, the views are the Kinetics recipe's
+and the classifier single-label.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from videoswinv2.training.pretraining import MaskedVideoPretraining
 @dataclass
 class LoadedModel:
     """A model ready for ``Trainer.predict``, its class names, the views it was evaluated with,
-    when its classifier is known never to have been trained, why, and what its file records."""
+    when its classifier is known never to have been trained, why, and what its file records
+    (``record.multi_label``: the module's, whichever file it came from)."""
 
     module: VideoClassifier | MaskedVideoPretraining
     classes: list[str]
@@ -81,7 +83,12 @@ def load_model(
                 f"{path} has no head.fc.weight: it is not a videoswinv2 classifier state dict"
             )
         num_classes = state_dict["head.fc.weight"].shape[0]
-        module = VideoClassifier(name, num_classes=num_classes, model_kwargs=dict(record.model_kwargs))
+        module = VideoClassifier(
+            name,
+            num_classes=num_classes,
+            multi_label=record.multi_label,
+            model_kwargs=dict(record.model_kwargs),
+        )
         module.backbone.load_state_dict(state_dict, strict=True)
         if record.source is not None:
             untrained = (

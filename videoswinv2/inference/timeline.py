@@ -22,7 +22,7 @@ from videoswinv2.files import replaced_atomically
 from videoswinv2.inference.inputs import mirrored_path
 from videoswinv2.inference.outputs import RowFile, check_row_file, claim, is_jsonl, resolved
 from videoswinv2.inference.writers import ResultWriter
-from videoswinv2.training.evaluation import FAILED, OK, Result, RowSchema, row_top
+from videoswinv2.training.evaluation import FAILED, OK, Result, RowSchema, row_predicted, row_top
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -32,22 +32,30 @@ SEGMENT_COLUMNS = ["video", "status", "reason", "start_s", "end_s", "label", "wi
 
 @dataclass(frozen=True)
 class Window:
-    """A finished window: where it lies and its top-k ``(label, probability)``."""
+    """A finished window: where it lies, its top-k ``(label, probability)`` and, for a
+    multi-label model, its classes over the threshold."""
 
     index: int
     start_s: float
     end_s: float
     top: tuple[tuple[str, float], ...]
+    predicted: tuple[tuple[str, float], ...] = ()
 
     @property
     def centre(self) -> float:
         return (self.start_s + self.end_s) / 2
 
+    def probability(self, label: str) -> float:
+        """The probability of ``label`` here, NaN where the row does not hold it (below the top-k
+        and the threshold)."""
+        return dict(self.top).get(label, dict(self.predicted).get(label, float("nan")))
+
 
 @dataclass(frozen=True)
 class Segment:
-    """Consecutive windows with one top-1 label: ``[start_s, end_s)``, how many windows it holds
-    and the mean top-1 probability of those whose top-1 is ``label``."""
+    """Consecutive windows with one label: ``[start_s, end_s)``, how many windows it holds and
+    the mean probability of ``label`` in those of them that have it (as top-1, or over the
+    threshold)."""
 
     start_s: float
     end_s: float
@@ -56,15 +64,36 @@ class Segment:
     mean_prob: float
 
 
-def merge_segments(windows: Sequence[Window], min_seconds: float = 0.0) -> list[Segment]:
+def merge_segments(
+    windows: Sequence[Window], min_seconds: float = 0.0, per_class: bool = False
+) -> list[Segment]:
     """Segments of windows sorted by start: runs of one top-1 label, meeting half-way between the
     centres of the windows on either side (the first starts with its first window, the last ends
     with its last). While a segment is shorter than ``min_seconds`` (and there are two or more),
     the shortest joins its longer neighbour (the earlier on a tie) and neighbours of one label merge.
+
+    ``per_class`` (a multi-label model): each class over the threshold somewhere has segments of
+    its own, its runs of windows over the threshold, merged the same way against its runs under it
+    (a short gap closes, a short run goes); several classes' segments may overlap. Sorted by
+    start, then label.
     """
+    if not per_class:
+        return _runs(windows, [w.top[0] for w in windows], min_seconds)
+    segments: list[Segment] = []
+    for label in dict.fromkeys(label for w in windows for label, _ in w.predicted):
+        over = [dict(w.predicted).get(label) for w in windows]
+        segments += _runs(windows, [None if p is None else (label, p) for p in over], min_seconds)
+    return sorted(segments, key=lambda s: (s.start_s, s.label))
+
+
+def _runs(
+    windows: Sequence[Window], marks: Sequence[tuple[str, float] | None], min_seconds: float
+) -> list[Segment]:
+    """The segments of :func:`merge_segments` for each window's ``(label, probability)`` mark; runs
+    of windows without one (None) take part in the merging but make no segment."""
     if not windows:
         return []
-    runs = _joined([[window.top[0][0], k, k] for k, window in enumerate(windows)])  # [label, first, last]
+    runs = _joined([[mark and mark[0], k, k] for k, mark in enumerate(marks)])  # [label, first, last]
 
     def bounds(run: list[Any]) -> tuple[float, float]:
         first, last = run[1], run[2]
@@ -89,7 +118,9 @@ def merge_segments(windows: Sequence[Window], min_seconds: float = 0.0) -> list[
         runs = _joined(runs)
     segments = []
     for label, first, last in runs:
-        own = [w.top[0][1] for w in windows[first : last + 1] if w.top[0][0] == label]
+        if label is None:
+            continue
+        own = [mark[1] for mark in marks[first : last + 1] if mark and mark[0] == label]
         start, end = bounds([label, first, last])
         segments.append(Segment(start, end, label, last - first + 1, sum(own) / len(own)))
     return segments
@@ -106,35 +137,53 @@ def _joined(runs: list[list[Any]]) -> list[list[Any]]:
     return joined
 
 
-# Lines drawn per picture: the classes that are top-1 in the most windows.
+# Lines drawn per picture: the classes that are top-1 (multi-label: over the threshold) in the most windows.
 _CLASSES_DRAWN = 5
 
 
-def timeline_figure(video: str, windows: Sequence[Window], segments: Sequence[Segment]) -> Figure:
+def timeline_figure(
+    video: str, windows: Sequence[Window], segments: Sequence[Segment], threshold: float | None = None
+) -> Figure:
     """Probabilities of the most frequent top-1 classes over time (window centres; a class below a
-    window's top-k is not drawn there), with the segments as a coloured band underneath."""
+    window's top-k is not drawn there), with the segments as a coloured band underneath. For a
+    multi-label model (``threshold`` given): the classes over the threshold in the most windows
+    (else the most frequent top-1), the threshold as a dashed line, and a lane of segments per
+    class drawn."""
     from matplotlib.figure import Figure
 
-    counts = Counter(w.top[0][0] for w in windows)
+    over = Counter(label for w in windows for label, _ in w.predicted)
+    counts = over if threshold is not None and over else Counter(w.top[0][0] for w in windows)
     drawn = [label for label, _ in counts.most_common(_CLASSES_DRAWN)]
     colours = {label: f"C{k}" for k, label in enumerate(drawn)}
     fig = Figure(figsize=(10, 3.4), layout="constrained")
     ax, band = fig.subplots(2, 1, sharex=True, height_ratios=[5, 1])
     times = [w.centre for w in windows]
     for label in drawn:
-        probs = [dict(w.top).get(label, float("nan")) for w in windows]
+        probs = [w.probability(label) for w in windows]
         marker = "." if len(windows) < 60 else None
         ax.plot(times, probs, color=colours[label], label=label, linewidth=1.5, marker=marker)
+    if threshold is not None:
+        ax.axhline(threshold, color="0.4", linestyle="--", linewidth=0.8)
     ax.set_ylim(0, 1.02)
     ax.set_ylabel("probability")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     ax.grid(alpha=0.3)
     end = max(w.end_s for w in windows)
     ax.set_title(f"{Path(video).name}: {len(windows)} windows over {end:.1f} s", fontsize=10)
-    for segment in segments:
-        band.axvspan(segment.start_s, segment.end_s, color=colours.get(segment.label, "0.75"), linewidth=0)
+    if threshold is None:
+        for segment in segments:
+            band.axvspan(
+                segment.start_s, segment.end_s, color=colours.get(segment.label, "0.75"), linewidth=0
+            )
+    else:
+        lanes = {label: len(drawn) - 1 - k for k, label in enumerate(drawn)}  # the first drawn on top
+        for segment in (s for s in segments if s.label in lanes):
+            extent = [(segment.start_s, segment.end_s - segment.start_s)]
+            band.broken_barh(extent, (lanes[segment.label] + 0.1, 0.8), color=colours[segment.label])
+        band.set_ylim(0, max(len(drawn), 1))
     band.set_yticks([])
-    band.set_ylabel("top-1", rotation=0, ha="right", va="center", fontsize=8)
+    lanes_name = "top-1" if threshold is None else f">= {threshold:g}"
+    band.set_ylabel(lanes_name, rotation=0, ha="right", va="center", fontsize=8)
     band.set_xlim(0, end)
     band.set_xlabel("time (s)")
     return fig
@@ -168,6 +217,8 @@ class TimelineWriter(ResultWriter):
         topk: classes per window row.
         classes: class names of the model.
         min_segment_s: shorter segments join a neighbour (:func:`merge_segments`).
+        threshold: a multi-label model's: rows name the classes whose probability reaches it, and
+            segments are per class (None: single-label, segments of the top-1).
         progress: show a progress bar over windows.
     """
 
@@ -181,11 +232,12 @@ class TimelineWriter(ResultWriter):
         classes: Sequence[str],
         spec: TimelineSpec,
         min_segment_s: float = 0.0,
+        threshold: float | None = None,
         progress: bool = True,
     ) -> None:
         super().__init__(progress)
         check_row_file(output)
-        self.schema = RowSchema(topk, windows=True)
+        self.schema = RowSchema(topk, windows=True, threshold=threshold)
         self.classes, self.spec, self.min_segment_s = list(classes), spec, min_segment_s
         self.file = self.segments = self.plots = None
         if output is not None:
@@ -252,8 +304,11 @@ class TimelineWriter(ResultWriter):
             item, key = result.item, resolved(result.item.video)  # internal state: by resolved path
             if result.ok:
                 rows.append(self.schema.row(result, self.classes, jsonl))
+                threshold = self.schema.threshold
                 top = tuple((self.classes[c], p) for c, p in result.top(self.schema.topk))
-                self._windows[key].append(Window(*item.window, top))
+                over = result.above(threshold) if threshold is not None else []
+                over = tuple((self.classes[c], p) for c, p in over)
+                self._windows[key].append(Window(*item.window, top, over))
             elif key not in self._failed_videos:  # one row per video, however many parts failed
                 self._failed_videos.add(key)
                 self._windows.pop(key, None)
@@ -269,13 +324,14 @@ class TimelineWriter(ResultWriter):
 
     def _finish(self, video: str) -> None:
         windows = sorted(self._windows.pop(resolved(video), []), key=lambda w: w.index)
-        segments = merge_segments(windows, self.min_segment_s)
+        threshold = self.schema.threshold
+        segments = merge_segments(windows, self.min_segment_s, per_class=threshold is not None)
         self._write_segments(video, segments)
         target = self.plot_file(video)
         if target is not None and windows:
             target.parent.mkdir(parents=True, exist_ok=True)
             with replaced_atomically(target) as file:
-                timeline_figure(video, windows, segments).savefig(file, format="png", dpi=100)
+                timeline_figure(video, windows, segments, threshold).savefig(file, format="png", dpi=100)
 
     def _write_segments(self, video: str, segments: list[Segment], reason: str = "") -> None:
         if self.segments is None:
@@ -296,4 +352,10 @@ class TimelineWriter(ResultWriter):
 
 
 def _window(row: dict[str, Any]) -> Window:
-    return Window(int(row["window"]), float(row["start_s"]), float(row["end_s"]), tuple(row_top(row)))
+    return Window(
+        int(row["window"]),
+        float(row["start_s"]),
+        float(row["end_s"]),
+        tuple(row_top(row)),
+        tuple(row_predicted(row)),
+    )

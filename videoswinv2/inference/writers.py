@@ -21,6 +21,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from tqdm.auto import tqdm
 
 from videoswinv2.distributed import gather_lists
+from videoswinv2.errors import UsageError
 from videoswinv2.files import replaced_atomically
 from videoswinv2.inference.inputs import mirrored_path
 from videoswinv2.inference.outputs import (
@@ -33,7 +34,7 @@ from videoswinv2.inference.outputs import (
     is_jsonl,
     resolved,
 )
-from videoswinv2.training.evaluation import FAILED, Result, RowSchema
+from videoswinv2.training.evaluation import DEFAULT_THRESHOLD, FAILED, Result, RowSchema
 
 
 class ResultWriter(BasePredictionWriter, ABC):
@@ -149,13 +150,17 @@ class ResultWriter(BasePredictionWriter, ABC):
 
 
 class PredictionWriter(ResultWriter):
-    """Top-k classes of each video (softmax averaged over its views), in the row schema of
-    :class:`~videoswinv2.training.evaluation.RowSchema`.
+    """Top-k classes of each video (its views' probabilities averaged, or as the model's
+    ``test_view_reduction`` says), in the row schema of
+    :class:`~videoswinv2.training.evaluation.RowSchema`; for a multi-label model, also every
+    class whose probability reaches ``threshold``.
 
     Args:
         output: a ``.csv`` or ``.jsonl`` file; None prints each video as it finishes.
         topk: classes per video.
         classes: class names; default: the data module's ``classes``.
+        threshold: a multi-label model's rows name the classes whose probability reaches it (a
+            single-label model's rows, only the top-k: its classes share one softmax).
         progress: show a progress bar over videos.
     """
 
@@ -166,18 +171,34 @@ class PredictionWriter(ResultWriter):
         output: str | None = None,
         topk: int = 5,
         classes: Sequence[str] | None = None,
+        threshold: float | None = DEFAULT_THRESHOLD,
         progress: bool = True,
     ) -> None:
         super().__init__(progress)
         if topk < 1:
-            raise ValueError(f"topk must be >= 1, got {topk}")
+            raise UsageError(f"topk must be >= 1, got {topk}")
+        if threshold is not None and not 0 <= threshold <= 1:
+            raise UsageError(f"threshold is a probability, from 0 to 1: got {threshold}")
         check_row_file(output)
+        self.threshold = threshold
         self.schema = RowSchema(topk)
         self.classes = None if classes is None else list(classes)
         self.file = None if output is None else RowFile(Path(output), self.schema.columns())
 
+    def for_model(self, multi_label: bool) -> None:
+        """Write the rows of a multi-label model (with its classes over the threshold) or of a
+        single-label one; before :meth:`prepare`, which reads the rows an earlier run wrote."""
+        self.schema = RowSchema(self.schema.topk, threshold=self.threshold if multi_label else None)
+        if self.file is not None:
+            self.file.columns = self.schema.columns()
+
     def lightning_settings(self, trainer: pl.Trainer) -> dict[str, Any]:
-        return {**super().lightning_settings(trainer), "topk": self.schema.topk}
+        threshold = self.schema.threshold
+        return {
+            **super().lightning_settings(trainer),
+            "topk": self.schema.topk,
+            **({"threshold": threshold} if threshold is not None else {}),
+        }
 
     def _prepare(self, settings: dict[str, Any], overwrite: bool, writes: bool) -> set[str]:
         """Videos finished by an earlier run (their ``ok`` rows are kept; failed ones are retried)."""
@@ -195,6 +216,7 @@ class PredictionWriter(ResultWriter):
             raise ValueError(
                 "PredictionWriter needs class names: pass classes= or use a data module with classes"
             )
+        self.for_model(bool(pl_module.hparams.get("multi_label", False)))  # `lightning predict`: its module's
         super().on_predict_start(trainer, pl_module)
 
     def write(self, results: list[Result], finished: list[Any]) -> None:
@@ -202,8 +224,12 @@ class PredictionWriter(ResultWriter):
             jsonl = is_jsonl(self.file.path)
             self.file.write([self.schema.row(r, self.classes, jsonl) for r in results])
             return
+        threshold = self.schema.threshold
         for result in results:
             lines = [result.item.video]
+            if result.ok and threshold is not None:
+                over = [f"{self.classes[c]} ({p:.4f})" for c, p in result.above(threshold)]
+                lines.append(f"  over {threshold:g}: {', '.join(over) or 'none'}")
             if result.ok:
                 top = result.top(self.schema.topk)
                 lines += [f"  {j}. {self.classes[c]:<40} {p:.4f}" for j, (c, p) in enumerate(top, 1)]

@@ -153,6 +153,7 @@ WINDOW_COLUMNS = ("window", "start_s", "end_s")  # timeline windows
 
 PREDICTED_COLUMNS = ("predicted", "predicted_probs")  # multi-label: every class over the threshold
 LABEL_SEPARATOR = ";"  # between the names of one multi-label row's classes
+DEFAULT_THRESHOLD = 0.5  # a multi-label model predicts the classes whose sigmoid reaches it
 
 
 @dataclass(frozen=True)
@@ -220,6 +221,15 @@ def row_top(row: dict[str, Any]) -> list[tuple[str, float]]:
         top.append((row[f"top{j}_label"], float(row[f"top{j}_prob"])))
         j += 1
     return top
+
+
+def row_predicted(row: dict[str, Any]) -> list[tuple[str, float]]:
+    """A written multi-label row's classes over the threshold ``(label, probability)``, from either
+    file format (none for a single-label row)."""
+    labels, probs = row.get("predicted") or [], row.get("predicted_probs") or []
+    if isinstance(labels, str):
+        labels, probs = labels.split(LABEL_SEPARATOR), probs.split(LABEL_SEPARATOR)
+    return list(zip(labels, map(float, probs)))
 
 
 def per_class_accuracy(confusion: torch.Tensor) -> torch.Tensor:
