@@ -17,7 +17,13 @@ import torch
 from videoswinv2.distributed import gather_lists
 from videoswinv2.files import replaced_atomically
 
-from .evaluation import RowSchema, average_precisions, mean_average_precision, per_class_accuracy
+from .evaluation import (
+    DEFAULT_THRESHOLD,
+    RowSchema,
+    average_precisions,
+    mean_average_precision,
+    per_class_accuracy,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -34,7 +40,7 @@ class TestReport(pl.Callback):
     ``per_class_ap.csv`` / ``per_class_ap.png`` give each class's average precision. One of the
     trainer's default callbacks."""
 
-    def __init__(self, topk: int = 5, threshold: float = 0.5) -> None:
+    def __init__(self, topk: int = 5, threshold: float = DEFAULT_THRESHOLD) -> None:
         self.topk, self.threshold = topk, threshold
         # (index, row, label, scores): the predicted class, or a multi-label video's probabilities
         self._rows: list[tuple[int, dict[str, Any], Any, Any]] = []
