@@ -57,7 +57,7 @@ def _tools() -> dict[str, Tool]:
 
     described = {
         inflate: "turn a 2D SwinV2 checkpoint into a 3D state dict",
-        make_synthetic: "write a synthetic motion dataset in the Kinetics layout",
+        make_synthetic: "write a synthetic dataset: motion classes, or multi-label objects (--objects)",
         predict: "top-k classes of videos, to the terminal or a file",
         extract_features: "backbone features of videos as .npy files",
         timeline: "classes along whole videos: a row per window, merged segments and a picture",

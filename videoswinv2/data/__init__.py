@@ -1,6 +1,7 @@
-"""Video data: annotation formats (Kinetics, UCF101, HMDB51, Something-Something V2, class
-folders, and any registered one), clip planning, decoding, clip reading, transforms, datasets, the
-Lightning DataModule, and offline tools (re-encoding, a synthetic motion dataset)."""
+"""Video data: annotation formats (Kinetics, UCF101, HMDB51, Something-Something V2, Charades, class
+folders, multi-label lists and CSVs, and any registered one), clip planning, decoding, clip
+reading, transforms, datasets, the Lightning DataModule, and offline tools (re-encoding, synthetic
+motion and object datasets)."""
 
 from videoswinv2.data.annotations import AnnotationFormat, Annotations, VideoRecord, read_class_names
 from videoswinv2.data.broken_videos import BrokenVideoLogger
@@ -25,6 +26,7 @@ from videoswinv2.data.formats.kinetics_csv import read_kinetics_csv
 from videoswinv2.data.formats.list_file import read_list_file
 from videoswinv2.data.formats.ssv2 import SSV2_MIRRORED_CLASSES, read_ssv2
 from videoswinv2.data.formats.ucf101 import read_ucf101
+from videoswinv2.data.offline.objects import OBJECT_KINDS, ObjectSpec, make_object_dataset
 from videoswinv2.data.offline.synthetic import SYNTHETIC_CLASSES, SyntheticSpec, make_synthetic_dataset
 from videoswinv2.data.run_identity import RunIdentity
 from videoswinv2.data.sampling import ResumableSampler, SampleKey
@@ -33,6 +35,7 @@ from videoswinv2.data.unlabelled import UnlabelledVideoDataModule, unlabelled_vi
 from videoswinv2.data.view_stream import load_views
 
 __all__ = [
+    "OBJECT_KINDS",
     "SSV2_MIRRORED_CLASSES",
     "SYNTHETIC_CLASSES",
     "AnnotationFormat",
@@ -42,6 +45,7 @@ __all__ = [
     "DecoderName",
     "EvalTransform",
     "KineticsDataModule",
+    "ObjectSpec",
     "ResumableSampler",
     "RunIdentity",
     "SampleKey",
@@ -62,6 +66,7 @@ __all__ = [
     "detect_format",
     "evaluation_clips",
     "load_views",
+    "make_object_dataset",
     "make_synthetic_dataset",
     "normalize",
     "open_video",

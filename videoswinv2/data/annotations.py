@@ -181,11 +181,13 @@ def report_missing(source: Path, missing: list[str], listed: int) -> None:
 
 
 def existing_videos(
-    source: Path, listed: list[tuple[Path, int]], found: Mapping[str, str] | None = None
+    source: Path,
+    listed: list[tuple[Path, int]] | list[tuple[Path, tuple[Action, ...]]],
+    found: Mapping[str, str] | None = None,
 ) -> Annotations:
-    """The ``(video file, label)`` pairs ``source`` lists whose file exists or, with ``found`` (an
-    :func:`index_videos` map), whose name less a video suffix it holds; the others are left out
-    and reported once."""
+    """The ``(video file, label or actions)`` pairs ``source`` lists whose file exists or, with
+    ``found`` (an :func:`index_videos` map), whose name less a video suffix it holds; the others
+    are left out and reported once."""
     videos, missing = [], []
     for video, label in listed:
         if found is None:
@@ -195,7 +197,9 @@ def existing_videos(
         if path is None:
             missing.append(str(video))
         else:
-            videos.append(VideoRecord(path, label))
+            videos.append(
+                VideoRecord(path, label) if isinstance(label, int) else VideoRecord(path, actions=label)
+            )
     report_missing(source, missing, len(listed))
     return Annotations(videos, missing)
 

@@ -13,12 +13,32 @@ from __future__ import annotations
 from pathlib import Path
 
 from videoswinv2.data.annotations import AnnotationFormat, Annotations, Subset
-from videoswinv2.data.formats import class_folders, hmdb51, kinetics_csv, list_file, ssv2, ucf101
+from videoswinv2.data.formats import (
+    charades,
+    class_folders,
+    hmdb51,
+    kinetics_csv,
+    list_file,
+    multilabel_csv,
+    multilabel_list,
+    ssv2,
+    ucf101,
+)
 from videoswinv2.errors import UsageError
 
 # By name; `auto` asks the formats with a `detect` in this order (registered ones last), and reads
 # a source none of them claims as class folders (a folder) or a list (a file).
-_BUILT_IN = (ucf101, hmdb51, ssv2, kinetics_csv, class_folders, list_file)
+_BUILT_IN = (
+    ucf101,
+    hmdb51,
+    ssv2,
+    charades,
+    multilabel_csv,
+    kinetics_csv,
+    class_folders,
+    list_file,
+    multilabel_list,
+)
 FORMATS: dict[str, AnnotationFormat] = {module.FORMAT.name: module.FORMAT for module in _BUILT_IN}
 
 
