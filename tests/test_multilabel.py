@@ -1,13 +1,18 @@
-"""Multi-label models: average precision, view reductions, the loss and targets, the record."""
+"""Multi-label models: average precision, view reductions, the loss and targets, the record, and
+a tiny model that learns which objects a video shows."""
 
 from __future__ import annotations
 
+import csv
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
+from conftest import check, run_cli_in_process
 
+from videoswinv2.data.offline.objects import OBJECT_KINDS, ObjectSpec, make_object_dataset
 from videoswinv2.data.view_stream import Item
 from videoswinv2.record import EvalViews, ModelRecord
 from videoswinv2.training import VideoClassifier
@@ -67,7 +72,7 @@ def test_mean_average_precision_equals_a_brute_force_computation() -> None:
 
 @pytest.mark.parametrize("reduction", ["mean", "max"])
 def test_view_reduction_by_its_definition(reduction) -> None:
-    item = Item("v.mp4", 3, label=(0, 2), reduction=reduction)
+    item = Item("v.mp4", 3, label=frozenset({0, 2}), reduction=reduction)
     probs = torch.tensor([[0.9, 0.1, 0.2], [0.3, 0.5, 0.2], [0.6, 0.2, 0.95]])
     (result,) = ViewGatherer().add([item] * 3, [2, 0, 1], {"probs": probs})
     expected = [max(probs[:, k]) if reduction == "max" else sum(probs[:, k]) / 3 for k in range(3)]
@@ -119,7 +124,7 @@ def test_the_record_says_multi_label_and_its_absence_means_single_label() -> Non
 
 def test_multi_label_rows_give_the_true_and_the_predicted_classes() -> None:
     classes = ["drink", "sit", "watch"]
-    result = Result(Item("v.mp4", 3, label=(0, 1)), probs=torch.tensor([0.7, 0.55, 0.2]))
+    result = Result(Item("v.mp4", 3, label=frozenset({0, 1})), probs=torch.tensor([0.7, 0.55, 0.2]))
     schema = RowSchema(1, labelled=True, threshold=0.5)
     assert schema.columns() == [
         *("video", "status", "reason", "label", "correct", "predicted", "predicted_probs"),
@@ -132,3 +137,77 @@ def test_multi_label_rows_give_the_true_and_the_predicted_classes() -> None:
     assert (as_json["predicted"], as_json["predicted_probs"]) == (["drink"], [0.7])
     wrong = RowSchema(1, labelled=True, threshold=0.6).row(result, classes)
     assert wrong["correct"] == 0  # exactly the true classes, or not correct
+
+
+@pytest.fixture(scope="module")
+def object_run(tmp_path_factory) -> dict:
+    """A tiny model fitted, in this process, on videos that each show 1 to 3 of 4 object kinds;
+    the data is multi-label by its format alone (``multilabel_csv``, detected)."""
+    root = tmp_path_factory.mktemp("objects")
+    data = make_object_dataset(
+        root / "data", ObjectSpec(train_videos=96, val_videos=24, test_videos=32, size=32)
+    )
+    args = [
+        "-c",
+        "configs/smoke.yaml",
+        f"--data.init_args.data_root={data}",
+        "--data.init_args.synthetic=null",
+        "--data.init_args.class_names_file=classes.txt",
+        "--data.init_args.num_frames=4",
+        "--data.init_args.train_crop_size=32",
+        "--data.init_args.train_scale=[0.6,1.0]",
+        "--data.init_args.val_short_side=32",
+        "--data.init_args.val_crop_size=32",
+        "--data.init_args.test_short_side=32",
+        "--data.init_args.test_crop_size=32",
+        "--data.init_args.num_test_clips=1",
+        "--data.init_args.num_workers=0",
+        "--model.init_args.label_smoothing=0",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        "--trainer.logger=lightning.pytorch.loggers.CSVLogger",
+        f"--trainer.logger.save_dir={root / 'runs'}",
+    ]
+    check(run_cli_in_process("fit", *args, "--trainer.max_epochs=20"))
+    return {"root": root, "data": data, "args": args, "run": root / "runs" / "smoke" / "version_0"}
+
+
+def test_a_model_learns_which_objects_a_video_shows(object_run) -> None:
+    run = object_run["run"]
+    hparams = yaml.safe_load((run / "hparams.yaml").read_text())
+    assert hparams["multi_label"] is True  # from the data's format, set by nobody
+    best = next((run / "checkpoints").glob("epoch=*.ckpt"))
+    assert ModelRecord.from_lightning(torch.load(best, weights_only=True)).multi_label
+    check(run_cli_in_process("test", *object_run["args"], f"--ckpt_path={best}"))
+    tested = run / f"test_{best.stem}"
+    [metrics] = [
+        {k: float(v) for k, v in row.items() if v} for row in csv.DictReader((tested / "metrics.csv").open())
+    ]
+    assert metrics["test/mAP"] >= 0.9
+    per_class = list(csv.DictReader((tested / "per_class_ap.csv").open()))
+    assert [row["class"] for row in per_class] == list(OBJECT_KINDS)
+    assert sum(float(row["ap"]) for row in per_class) / 4 == pytest.approx(metrics["test/mAP"], abs=1e-5)
+    # predict names exactly the kinds a video shows for most held-out videos.
+    truth = {
+        str(object_run["data"] / row["video"]): set(row["labels"].split(";"))
+        for row in csv.DictReader((object_run["data"] / "annotations" / "test.csv").open())
+    }
+    out = object_run["root"] / "predicted.csv"
+    check(
+        run_cli_in_process(
+            "predict",
+            *truth,
+            "--ckpt",
+            str(best),
+            "--threshold",
+            "0.5",
+            "--output",
+            str(out),
+            "--no-progress",
+            "--num-workers",
+            "0",
+        )
+    )
+    rows = list(csv.DictReader(out.open()))
+    exact = sum(set(row["predicted"].split(";")) - {""} == truth[row["video"]] for row in rows)
+    assert len(rows) == 32 and exact >= 0.8 * len(rows), f"{exact} of {len(rows)} exactly right"

@@ -24,6 +24,11 @@ VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 _SHOWN_MISSING = 5
 
 
+# What a video (or clip) is labelled with: a class index, or a multi-label video's set of classes
+# (a frozenset: hashable, and kept as it is by DataLoader collation, which turns tuples into lists).
+Target = int | frozenset[int]
+
+
 @dataclass(frozen=True)
 class Action:
     """One action of a multi-label video: class ``label`` from ``start_s`` to ``end_s`` seconds
@@ -48,16 +53,16 @@ class VideoRecord:
         return self.actions is not None
 
     @property
-    def target(self) -> int | tuple[int, ...]:
-        """The class index, or the sorted classes of every action (a test video's labels)."""
-        return self.label if self.actions is None else tuple(sorted({a.label for a in self.actions}))
+    def target(self) -> Target:
+        """The class index, or the classes of every action (a test video's labels)."""
+        return self.label if self.actions is None else frozenset(a.label for a in self.actions)
 
-    def target_between(self, start_s: float, end_s: float) -> int | tuple[int, ...]:
-        """The target of the stretch ``[start_s, end_s)``: the class index, or the sorted classes
-        of the actions that overlap it (a training clip's labels, as PySlowFast's Charades)."""
+    def target_between(self, start_s: float, end_s: float) -> Target:
+        """The target of the stretch ``[start_s, end_s)``: the class index, or the classes of the
+        actions that overlap it (a training clip's labels, as PySlowFast's Charades)."""
         if self.actions is None:
             return self.label
-        return tuple(sorted({a.label for a in self.actions if a.start_s < end_s and a.end_s > start_s}))
+        return frozenset(a.label for a in self.actions if a.start_s < end_s and a.end_s > start_s)
 
 
 @dataclass

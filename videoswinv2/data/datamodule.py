@@ -21,7 +21,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchdata.stateful_dataloader import StatefulDataLoader
 
-from videoswinv2.data.annotations import Subset, VideoRecord, read_class_names
+from videoswinv2.data.annotations import Subset, Target, VideoRecord, read_class_names
 from videoswinv2.data.clip_planning import ClipPlacement, ClipSpec, Sampling, ShortVideo
 from videoswinv2.data.datasets import VideoClipDataset, collate_clips, collate_videos
 from videoswinv2.data.decoding import DecoderName
@@ -524,8 +524,8 @@ def _lightning_replaces_samplers(trainer: pl.Trainer) -> bool:
 KineticsDataModule = VideoDataModule
 
 
-def _labels(target: int | tuple[int, ...]) -> tuple[int, ...]:
-    return target if isinstance(target, tuple) else (target,)
+def _labels(target: Target) -> frozenset[int]:
+    return frozenset({target}) if isinstance(target, int) else target
 
 
 def _classifiable(classes: list[str], source: Path) -> list[str]:

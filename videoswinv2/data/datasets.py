@@ -16,7 +16,7 @@ from typing import Any, Literal
 import torch
 from torch.utils.data import Dataset
 
-from videoswinv2.data.annotations import VideoRecord
+from videoswinv2.data.annotations import Target, VideoRecord
 from videoswinv2.data.clip_planning import ClipSpec, center_clip, train_clips
 from videoswinv2.data.clip_reading import read_clips
 from videoswinv2.data.decoding import DecoderName, VideoDecodeError, open_video
@@ -110,12 +110,12 @@ class VideoClipDataset(Dataset[Sample]):
                 labels.append(self._label(target))
             return clips, labels
 
-    def _mirrored(self, target: int | tuple[int, ...]) -> int | tuple[int, ...]:
+    def _mirrored(self, target: Target) -> Target:
         if isinstance(target, int):
             return self.mirror.get(target, target)
-        return tuple(sorted(self.mirror.get(label, label) for label in target))
+        return frozenset(self.mirror.get(label, label) for label in target)
 
-    def _label(self, target: int | tuple[int, ...]) -> int | torch.Tensor:
+    def _label(self, target: Target) -> int | torch.Tensor:
         """A class index as it is; a multi-label target as a multi-hot ``(K,)`` float tensor."""
         if isinstance(target, int):
             return target

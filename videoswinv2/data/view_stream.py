@@ -16,6 +16,7 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from videoswinv2.data.annotations import Target
 from videoswinv2.data.clip_planning import evaluation_clips
 from videoswinv2.data.clip_reading import read_clips
 from videoswinv2.data.decoding import VideoDecodeError, open_video
@@ -39,12 +40,12 @@ class Item(NamedTuple):
     """What one result is about: a video in its evaluation views, or one window of a video
     (``window``), from ``num_views`` views whose probabilities make the result's by
     ``reduction`` (``mean`` or ``max``); ``label`` is the class index (-1 when unknown), or the
-    sorted classes of a multi-label video; ``index`` its position in its split (-1: unknown).
+    classes of a multi-label video; ``index`` its position in its split (-1: unknown).
     (Named tuples, not dataclasses: Lightning moves batches to the device through them.)"""
 
     video: str
     num_views: int
-    label: int | tuple[int, ...] = -1
+    label: Target = -1
     index: int = -1
     window: WindowSpan | None = None
     reduction: str = "mean"
@@ -98,7 +99,7 @@ class MultiViewTask:
 
     video: str
     views: EvalViews
-    label: int | tuple[int, ...] = -1
+    label: Target = -1
     index: int = -1
     device: str = "cpu"
 

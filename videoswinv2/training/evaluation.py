@@ -184,8 +184,8 @@ class RowSchema:
         item, top = result.item, result.top(self.topk)
         predicted = result.above(self.threshold) if self.threshold is not None else []
         row: dict[str, Any] = {"video": item.video, "status": result.status, "reason": result.reason}
-        if self.labelled and isinstance(item.label, tuple):
-            row["label"] = LABEL_SEPARATOR.join(classes[c] for c in item.label)
+        if self.labelled and isinstance(item.label, frozenset):
+            row["label"] = LABEL_SEPARATOR.join(classes[c] for c in sorted(item.label))
             row["correct"] = int({c for c, _ in predicted} == set(item.label)) if result.ok else ""
         elif self.labelled:
             row["label"] = classes[item.label] if item.label >= 0 else ""

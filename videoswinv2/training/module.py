@@ -206,7 +206,7 @@ class VideoClassifier(BackboneModule):
             labels = torch.zeros_like(probs)
             for row, result in enumerate(scored):
                 target = result.item.label
-                labels[row, list(target) if isinstance(target, tuple) else [target]] = 1.0
+                labels[row, [target] if isinstance(target, int) else list(target)] = 1.0
         else:
             labels = torch.tensor([r.item.label for r in scored], device=self.device)
         return results, probs, labels

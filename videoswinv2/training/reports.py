@@ -114,7 +114,7 @@ def _confusion(pairs: Sequence[tuple[int, int]], num_classes: int) -> torch.Tens
 
 
 def save_average_precision(
-    out_dir: Path, scored: Sequence[tuple[int | tuple[int, ...], torch.Tensor]], classes: Sequence[str]
+    out_dir: Path, scored: Sequence[tuple[int | frozenset[int], torch.Tensor]], classes: Sequence[str]
 ) -> list[Path]:
     """``per_class_ap.csv`` (class, positive videos, AP; empty for a class without positives)
     and ``per_class_ap.png`` of multi-label videos' ``(true classes, probabilities)``."""
@@ -123,7 +123,7 @@ def save_average_precision(
     probs = torch.stack([p for _, p in scored])
     targets = torch.zeros_like(probs)
     for row, (label, _) in enumerate(scored):
-        targets[row, list(label) if isinstance(label, tuple) else [label]] = 1.0
+        targets[row, [label] if isinstance(label, int) else list(label)] = 1.0
     ap = average_precisions(probs, targets)
     positives = targets.sum(0).long().tolist()
     table = out_dir / "per_class_ap.csv"
