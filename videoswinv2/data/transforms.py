@@ -1,6 +1,7 @@
 """Clip transforms on uint8 frames, ending in Video Swin normalisation: decoders give ``(T, H, W,
 C)`` uint8, the transforms work on its ``(T, C, H, W)`` view (channels-last in memory, where
-torchvision's uint8 antialiased resize is ~2.5x faster) and return ``(C, T, H, W)`` float32."""
+torchvision's uint8 antialiased resize is ~2.5x faster) and return ``(C, T, H, W)`` float32.
+:func:`mirrored_classes` says what a horizontal flip does to class labels."""
 
 from __future__ import annotations
 
