@@ -178,7 +178,7 @@ def test_the_class_count_follows_the_data(tmp_path, capsys):
     assert "num_classes is 400" in last_line and "the data has 7 classes" in last_line
 
 
-def test_ssv2_config_builds_a_174_way_flipless_recipe(tmp_path, caplog):
+def test_ssv2_config_builds_a_174_way_recipe_whose_flips_swap_left_and_right(tmp_path, caplog):
     labels = tmp_path / "labels"
     labels.mkdir()
     names = [f"Doing thing {i} to something" for i in range(172)]
@@ -196,15 +196,15 @@ def test_ssv2_config_builds_a_174_way_flipless_recipe(tmp_path, caplog):
     assert cli.model.backbone.head.fc.out_features == 174
     assert cli.model.backbone.window_size == (16, 7, 7) and cli.model.backbone.head_drop.p == 0.5
     dm = cli.datamodule
-    dm.setup("fit")
+    with caplog.at_level(logging.INFO):
+        dm.setup("fit")
     assert dm.clip.sampling == "segments" and dm.test_views.num_clips == 1
-    steps = [type(step).__name__ for step in dm.datasets["train"].transform.transform.transforms]
-    assert steps == ["RandomResizedCrop", "RandAugment"]  # no flip: left/right classes
-    assert dm.datasets["train"].videos[-1].label == 173
-    with caplog.at_level(logging.WARNING):
-        flipping = VideoSwinCLI(args=[*args, "--data.init_args.train_flip", "true"], run=False).datamodule
-        flipping.setup("fit")
-    assert "a horizontal flip turns classes into each other" in caplog.text
+    train = dm.datasets["train"]
+    assert train.transform.flip and train.transform.rand_augment is not None
+    assert train.transform.erase.p == 0.25
+    assert train.mirror == {172: 173, 173: 172}  # a flipped clip of one is labelled the other
+    assert "train_flip: mirrored class pairs: 1 (e.g." in caplog.text
+    assert train.videos[-1].label == 173
 
 
 def sample_video(name: str) -> Path:

@@ -304,6 +304,22 @@ def test_training_without_a_validation_split(data_synthetic_root) -> None:
         dm.setup("validate")
 
 
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"random_erasing": 1.5}, r"random_erasing is a probability, in \[0, 1\], got 1\.5"),
+        (
+            {"random_erasing_area": (0.3, 0.1)},
+            r"random_erasing_area must be \(min, max\) .* got \[0\.3, 0\.1\]",
+        ),
+        ({"random_erasing_area": (0.0, 0.3)}, r"0 < min <= max <= 1"),
+    ],
+)
+def test_random_erasing_settings_are_checked(tmp_path, setting, message) -> None:
+    with pytest.raises(UsageError, match=message):
+        KineticsDataModule(str(tmp_path), **setting)
+
+
 def test_lightning_cli_can_fill_the_arguments(tmp_path) -> None:
     parser = ArgumentParser(exit_on_error=False)
     parser.add_class_arguments(KineticsDataModule, "data")

@@ -1,4 +1,7 @@
-"""Transforms: shapes, normalisation values, crop positions, per-clip consistency."""
+"""Transforms: shapes, normalisation values, crop positions, per-clip consistency, what a flip
+does to labels, random erasing."""
+
+from pathlib import Path
 
 import pytest
 import torch
@@ -6,7 +9,9 @@ import torch
 from videoswinv2.data import (
     EvalTransform,
     TrainTransform,
+    mirrored_classes,
     normalize,
+    read_class_names,
 )
 from videoswinv2.data.transforms import resize_short_side, three_crop_views, three_crop_windows
 from videoswinv2.record import INPUT_MEAN, INPUT_STD
@@ -48,6 +53,58 @@ def test_train_transform_flips_half_the_time(flip: bool, low: int, high: int) ->
         out = transform(frames)
         flipped += bool(out[0, 0, 0, 0] > out[0, 0, 0, -1])
     assert low <= flipped <= high
+
+
+def _erased(clip: torch.Tensor) -> torch.Tensor:
+    """``(T, H, W)``: where a normalised clip has the mean colour (up to its rounding)."""
+    return (clip * torch.tensor(INPUT_STD).view(3, 1, 1, 1)).abs().amax(0) < 0.5
+
+
+def test_random_erasing_erases_one_box_in_range_the_same_on_every_frame() -> None:
+    torch.manual_seed(0)
+    frames = torch.zeros(4, 64, 64, 3, dtype=torch.uint8)  # black, unlike the box's mean colour
+    area = (0.1, 0.2)
+    transform = TrainTransform(64, (1.0, 1.0), (1.0, 1.0), random_erasing=1.0, random_erasing_area=area)
+    for _ in range(20):
+        erased = _erased(transform(frames))
+        assert torch.equal(erased, erased[:1].expand_as(erased))  # the same box on every frame
+        rows, cols = erased[0].any(1).nonzero(), erased[0].any(0).nonzero()
+        h, w = int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)
+        assert erased[0].sum() == h * w  # one box
+        slack = (h + w) / 2 + 1  # h and w are rounded from the drawn area
+        assert area[0] * 64 * 64 - slack <= h * w <= area[1] * 64 * 64 + slack
+
+
+def test_random_erasing_with_probability_0_erases_nothing() -> None:
+    torch.manual_seed(0)
+    frames = torch.zeros(4, 64, 64, 3, dtype=torch.uint8)
+    transform = TrainTransform(64, random_erasing=0.0, random_erasing_area=(0.1, 0.2))
+    assert not any(_erased(transform(frames)).any() for _ in range(20))
+
+
+def test_mirrored_classes_of_ssv2_are_mmaction2s_flip_label_map() -> None:
+    # The 174 names of the official labels.json, in its label order (ids 0-173).
+    classes = read_class_names(Path(__file__).parent / "data" / "ssv2_classes.txt")
+    mirror, unpaired = mirrored_classes(classes)
+    assert mirror == {86: 87, 87: 86, 93: 94, 94: 93, 166: 167, 167: 166}
+    assert classes[93] == "Pushing something from left to right"
+    assert unpaired == ["Plugging something into something but pulling it right out as you remove your hand"]
+
+
+def test_mirrored_classes_exchange_whole_words_in_their_case() -> None:
+    classes = [
+        "Pushing something from left to right",
+        "Pushing something from right to left",
+        "Left hand up",
+        "Right hand up",
+        "Moving left",  # its mirror would be "Moving right", not "Moving Right"
+        "Moving Right",
+        "Leftovers on the table",  # not the word "left"
+        "Holding something",
+    ]
+    mirror, unpaired = mirrored_classes(classes)
+    assert mirror == {0: 1, 1: 0, 2: 3, 3: 2}
+    assert unpaired == ["Moving left", "Moving Right"]
 
 
 def test_rand_augment_runs_on_clips() -> None:

@@ -24,19 +24,18 @@ from videoswinv2.data.formats.class_folders import read_class_folders
 from videoswinv2.data.formats.hmdb51 import read_hmdb51
 from videoswinv2.data.formats.kinetics_csv import read_kinetics_csv
 from videoswinv2.data.formats.list_file import read_list_file
-from videoswinv2.data.formats.ssv2 import SSV2_MIRRORED_CLASSES, read_ssv2
+from videoswinv2.data.formats.ssv2 import read_ssv2
 from videoswinv2.data.formats.ucf101 import read_ucf101
 from videoswinv2.data.offline.objects import OBJECT_KINDS, ObjectSpec, make_object_dataset
 from videoswinv2.data.offline.synthetic import SYNTHETIC_CLASSES, SyntheticSpec, make_synthetic_dataset
 from videoswinv2.data.run_identity import RunIdentity
 from videoswinv2.data.sampling import ResumableSampler, SampleKey
-from videoswinv2.data.transforms import EvalTransform, TrainTransform, normalize
+from videoswinv2.data.transforms import EvalTransform, TrainTransform, mirrored_classes, normalize
 from videoswinv2.data.unlabelled import UnlabelledVideoDataModule, unlabelled_videos
 from videoswinv2.data.view_stream import load_views
 
 __all__ = [
     "OBJECT_KINDS",
-    "SSV2_MIRRORED_CLASSES",
     "SYNTHETIC_CLASSES",
     "AnnotationFormat",
     "Annotations",
@@ -68,6 +67,7 @@ __all__ = [
     "load_views",
     "make_object_dataset",
     "make_synthetic_dataset",
+    "mirrored_classes",
     "normalize",
     "open_video",
     "random_segment_clip",

@@ -26,12 +26,11 @@ from videoswinv2.data.clip_planning import ClipPlacement, ClipSpec, Sampling, Sh
 from videoswinv2.data.datasets import VideoClipDataset, collate_clips, collate_videos
 from videoswinv2.data.decoding import DecoderName
 from videoswinv2.data.formats import check_format, dataset_classes, is_multi_label, read_annotations
-from videoswinv2.data.formats.ssv2 import SSV2_MIRRORED_CLASSES
 from videoswinv2.data.geometry import ClipGeometry
 from videoswinv2.data.offline.synthetic import SyntheticSpec, make_synthetic_dataset
 from videoswinv2.data.run_identity import file_identity, global_seed, video_list_identity
 from videoswinv2.data.sampling import ResumableSampler
-from videoswinv2.data.transforms import EvalTransform, TrainTransform
+from videoswinv2.data.transforms import EvalTransform, TrainTransform, mirrored_classes
 from videoswinv2.data.view_stream import MultiViewTask, multi_view_tasks, view_loader
 from videoswinv2.data.views import check_views
 from videoswinv2.data.workers import outlive_job_signals
@@ -104,6 +103,8 @@ class VideoDataModule(pl.LightningDataModule):
         rand_augment: bool = False,
         rand_augment_ops: int = 2,
         rand_augment_magnitude: int = 9,
+        random_erasing: float = 0.0,
+        random_erasing_area: tuple[float, float] = (0.02, 1 / 3),
         val_short_side: int = 256,
         val_crop_size: int = 224,
         val_views: bool = False,
@@ -149,10 +150,16 @@ class VideoDataModule(pl.LightningDataModule):
                 resized crop (Video Swin's 256); None crops the decoded frames, which selects the
                 same region and resizes once.
             train_scale: area range of the random resized crop (aspect 3/4 to 4/3).
-            train_flip: random horizontal flips.
+            train_flip: random horizontal flips; a flipped clip of a class whose name says left or
+                right takes the label of the class named with the two words exchanged (SSv2's
+                "Pushing something from left to right" <-> "... right to left").
             rand_augment: torchvision RandAugment on training clips (same ops on every frame).
             rand_augment_ops: RandAugment operations per clip.
             rand_augment_magnitude: RandAugment magnitude (0-30).
+            random_erasing: probability of erasing one random box of a training clip, the same box
+                on every frame, filled with the mean colour (Video Swin's SSv2 recipe: 0.25).
+            random_erasing_area: area range of the erased box, as fractions of the crop (aspect
+                0.3 to 3.3).
             val_short_side: validation resize of the short side, before the centre crop.
             val_crop_size: validation centre crop.
             val_views: validate on the test views (and ``test_batch_size``), not one centre clip.
@@ -189,6 +196,14 @@ class VideoDataModule(pl.LightningDataModule):
         if not 0 < low <= high:
             raise UsageError(
                 f"train_scale must be (min, max) area fractions with 0 < min <= max, got {list(train_scale)}"
+            )
+        if not 0 <= random_erasing <= 1:
+            raise UsageError(f"random_erasing is a probability, in [0, 1], got {random_erasing}")
+        low, high = random_erasing_area
+        if not 0 < low <= high <= 1:
+            raise UsageError(
+                "random_erasing_area must be (min, max) area fractions with 0 < min <= max <= 1, "
+                f"got {list(random_erasing_area)}"
             )
         self._data_root = data_root
         self.clip = ClipSpec(num_frames, frame_interval, target_fps, frame_sampling, short_video)
@@ -314,7 +329,6 @@ class VideoDataModule(pl.LightningDataModule):
                 )
         h = self.hparams
         if stage in ("fit", None) and "train" not in self.datasets:
-            self._warn_about_mirrored_classes()
             self.datasets["train"] = VideoClipDataset(
                 self._every_class_trained(self.split_videos("train")),
                 mode="train",
@@ -330,7 +344,10 @@ class VideoDataModule(pl.LightningDataModule):
                     rand_augment=h.rand_augment,
                     rand_augment_ops=h.rand_augment_ops,
                     rand_augment_magnitude=h.rand_augment_magnitude,
+                    random_erasing=h.random_erasing,
+                    random_erasing_area=tuple(h.random_erasing_area),
                 ),
+                mirror=self._flip_mirror(),
             )
         fit_without_val = stage == "fit" and self.split_sources["val"] is None
         if stage in ("fit", "validate", None) and "val" not in self.datasets and not fit_without_val:
@@ -363,14 +380,28 @@ class VideoDataModule(pl.LightningDataModule):
             )
         return videos
 
-    def _warn_about_mirrored_classes(self) -> None:
-        mirrored = [pair for pair in SSV2_MIRRORED_CLASSES if set(pair) <= set(self.classes)]
-        if self.hparams.train_flip and mirrored:
-            log.warning(
-                "train_flip is on, but a horizontal flip turns classes into each other (%s): flipped clips "
-                "get wrong labels; set train_flip false (as configs/ssv2.yaml does)",
-                " / ".join(mirrored[0]),
+    def _flip_mirror(self) -> dict[int, int]:
+        """With ``train_flip``, class -> the class its flipped clips show (``mirrored_classes``),
+        said in the log; the classes that say left or right with no mirror are warned about."""
+        if not self.hparams.train_flip:
+            return {}
+        mirror, unpaired = mirrored_classes(self.classes)
+        if mirror:
+            first = min(mirror)
+            log.info(
+                "train_flip: mirrored class pairs: %d (e.g. %r <-> %r); a flipped clip of one is "
+                "labelled the other",
+                len(mirror) // 2,
+                self.classes[first],
+                self.classes[mirror[first]],
             )
+        if unpaired:
+            log.warning(
+                "train_flip: classes that say left or right, but whose mirror (left and right "
+                "exchanged) is no class, keep their label when flipped: %s",
+                "; ".join(map(repr, unpaired)),
+            )
+        return mirror
 
     @property
     def clip_geometry(self) -> ClipGeometry:

@@ -1,8 +1,12 @@
 """Clip transforms on uint8 frames, ending in Video Swin normalisation: decoders give ``(T, H, W,
 C)`` uint8, the transforms work on its ``(T, C, H, W)`` view (channels-last in memory, where
-torchvision's uint8 antialiased resize is ~2.5x faster) and return ``(C, T, H, W)`` float32."""
+torchvision's uint8 antialiased resize is ~2.5x faster) and return ``(C, T, H, W)`` float32.
+:func:`mirrored_classes` says what a horizontal flip does to class labels."""
 
 from __future__ import annotations
+
+import re
+from collections.abc import Sequence
 
 import torch
 from einops import rearrange
@@ -13,6 +17,7 @@ from videoswinv2.record import INPUT_MEAN, INPUT_STD
 
 _SCALE = torch.tensor([1.0 / s for s in INPUT_STD]).view(3, 1, 1, 1)
 _SHIFT = torch.tensor([-m / s for m, s in zip(INPUT_MEAN, INPUT_STD, strict=True)]).view(3, 1, 1, 1)
+_SIDE = re.compile(r"\b(left|right)\b", re.IGNORECASE)
 
 
 def as_video(frames: torch.Tensor) -> tv_tensors.Video:
@@ -31,9 +36,13 @@ def normalize(clip: torch.Tensor) -> torch.Tensor:
 
 class TrainTransform:
     """Random resized crop (area ``scale``, aspect ``ratio``), horizontal flip, optional
-    RandAugment, normalisation, the same on every frame: ``(T, H, W, C)`` uint8 -> ``(C, T, crop,
-    crop)`` float. (Video Swin resizes to 256 first; the crop is relative, so cropping the decoded
-    frames selects the same region with one resize instead of two.)"""
+    RandAugment and random erasing, normalisation, the same on every frame: ``(T, H, W, C)`` uint8
+    -> ``(C, T, crop, crop)`` float. (Video Swin resizes to 256 first; the crop is relative, so
+    cropping the decoded frames selects the same region with one resize instead of two.)
+
+    ``random_erasing``: the probability of erasing one box (area ``random_erasing_area`` of the
+    crop, aspect 0.3 to 3.3), the same box on every frame, so the motion around it stays intact.
+    """
 
     def __init__(
         self,
@@ -44,10 +53,21 @@ class TrainTransform:
         rand_augment: bool = False,
         rand_augment_ops: int = 2,
         rand_augment_magnitude: int = 9,
+        random_erasing: float = 0.0,
+        random_erasing_area: tuple[float, float] = (0.02, 1 / 3),
     ) -> None:
         self.crop = v2.RandomResizedCrop(crop_size, scale, ratio, antialias=True)
         self.flip = flip
         self.rand_augment = v2.RandAugment(rand_augment_ops, rand_augment_magnitude) if rand_augment else None
+        # Video Swin erases after normalising, filling with 0 (timm's "const" mode): the mean colour.
+        # Filling the uint8 frames with the rounded mean is the same up to rounding, and torchvision
+        # erases a Video's frames in one box (its kernel slices [..., H, W]).
+        mean = [round(m) for m in INPUT_MEAN]
+        self.erase = (
+            v2.RandomErasing(random_erasing, random_erasing_area, (0.3, 1 / 0.3), value=mean)
+            if random_erasing > 0
+            else None
+        )
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
         return self.apply(frames)[0]
@@ -61,7 +81,33 @@ class TrainTransform:
             clip = v2.functional.horizontal_flip(clip)
         if self.rand_augment is not None:
             clip = self.rand_augment(clip)
+        if self.erase is not None:
+            clip = self.erase(clip)
         return normalize(clip), flipped
+
+
+def mirrored_classes(classes: Sequence[str]) -> tuple[dict[int, int], list[str]]:
+    """What a horizontal flip does to labels, from the class names: ``{i: j}`` where name ``j`` is
+    name ``i`` with the whole words "left" and "right" exchanged (case kept: "Left" <-> "Right"),
+    both ways; and the names that say left or right but have no such mirror (their label stays)."""
+    index = {name: i for i, name in enumerate(classes)}
+    mirror, unpaired = {}, []
+    for i, name in enumerate(classes):
+        if not _SIDE.search(name):
+            continue
+        j = index.get(_SIDE.sub(_other_side, name))
+        if j is None:
+            unpaired.append(name)
+        else:
+            mirror[i] = j
+    return mirror, unpaired
+
+
+def _other_side(word: re.Match[str]) -> str:
+    """The other side: left -> right and back, in the word's case (left, Left, LEFT)."""
+    text = word.group()
+    other = "right" if text.lower() == "left" else "left"
+    return other.upper() if text.isupper() else other.capitalize() if text[0].isupper() else other
 
 
 class EvalTransform:

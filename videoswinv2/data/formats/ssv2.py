@@ -18,13 +18,6 @@ from videoswinv2.errors import UsageError
 
 _SSV2_CLASSES = "labels.json"
 
-# Something-Something V2 classes that a horizontal flip turns into each other.
-SSV2_MIRRORED_CLASSES: tuple[tuple[str, str], ...] = (
-    ("Pulling something from left to right", "Pulling something from right to left"),
-    ("Pushing something from left to right", "Pushing something from right to left"),
-    ("Turning the camera left while filming something", "Turning the camera right while filming something"),
-)
-
 
 def read_ssv2(source: str | Path, root: str | Path, classes: list[str]) -> Annotations:
     """SSv2's ``train.json`` / ``validation.json``; videos ``root/<id>.<any video suffix>``."""
