@@ -168,7 +168,7 @@ def object_run(tmp_path_factory) -> dict:
         "--trainer.logger=lightning.pytorch.loggers.CSVLogger",
         f"--trainer.logger.save_dir={root / 'runs'}",
     ]
-    check(run_cli_in_process("fit", *args, "--trainer.max_epochs=20"))
+    check(run_cli_in_process("fit", *args, "--trainer.max_epochs=16"))
     return {"root": root, "data": data, "args": args, "run": root / "runs" / "smoke" / "version_0"}
 
 

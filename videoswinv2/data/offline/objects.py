@@ -39,7 +39,7 @@ class ObjectSpec:
         test_videos: videos in the test split.
         num_frames: frames per video.
         size: frame height and width in pixels (even; objects are a quarter to a third of it,
-            the bar a tenth thick: at 32 px a tiny model learns it slowly).
+            the bar half as thick as it is long).
         fps: frame rate written into the files.
         seed: seed of everything random (kinds, places, colours, motion, noise).
     """
@@ -77,7 +77,7 @@ def _coverage(kind: int, dx: np.ndarray, dy: np.ndarray, half: float) -> np.ndar
     distance = {
         "cross": lambda: np.minimum(box(half, 0.3 * half), box(0.3 * half, half)),
         "disc": lambda: np.hypot(dx, dy) - half,
-        "horizontal bar": lambda: box(half, 0.35 * half),
+        "horizontal bar": lambda: box(half, 0.55 * half),
         "square": lambda: box(0.85 * half, 0.85 * half),  # about the disc's area
     }[OBJECT_KINDS[kind]]()
     return np.clip(0.5 - distance, 0.0, 1.0)
