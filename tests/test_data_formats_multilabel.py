@@ -56,13 +56,13 @@ def test_charades_videos_have_their_actions_with_times(tmp_path: Path, caplog) -
         VideoRecord(str(videos / "ABC12.mp4"), actions=(Action(2, 3.1, 3.1),)),
     ]
     assert read.missing == [str(videos / "GONE1.mp4")] and "1 of 4 listed videos are missing" in caplog.text
-    assert read.videos[0].target == (0, 1) and read.videos[0].target_between(0.0, 5.0) == (0,)
+    assert read.videos[0].target == {0, 1} and read.videos[0].target_between(0.0, 5.0) == {0}
     # A class names file of the whole `cNNN name` lines, in another order, maps by name.
     lines = [f"c{i:03d} {name}" for i, name in enumerate(CHARADES_CLASSES)][::-1]
     assert [v.target for v in read_annotations(source, videos, lines, "charades").videos] == [
-        (1, 2),
-        (),
-        (0,),
+        {1, 2},
+        set(),
+        {0},
     ]
 
 

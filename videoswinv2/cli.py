@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from videoswinv2.cli_errors import concise_error, first_line, named_options
@@ -330,6 +331,8 @@ class VideoSwinCLI(LightningCLI):
             return
         lines = []
         for callback in self.trainer.checkpoint_callbacks:
+            if not isinstance(callback, ModelCheckpoint):  # Preemption
+                continue
             if callback.monitor and callback.best_model_path:
                 score = callback.best_model_score
                 lines.append(

@@ -14,11 +14,12 @@ from typing import Any
 
 import lightning.pytorch as pl
 from lightning.fabric.plugins.environments import SLURMEnvironment
+from lightning.pytorch.callbacks import Checkpoint
 
 log = logging.getLogger(__name__)
 
 
-class Preemption(pl.Callback):
+class Preemption(Checkpoint):
     """SIGTERM, SIGUSR1 (SLURM's time-limit warning, or ``SLURMEnvironment(requeue_signal=...)``)
     and Ctrl-C make a fit finish its training step, write ``last.ckpt`` beside the other
     checkpoints and exit with 128 + the signal's number; ``fit --ckpt_path last`` continues from
@@ -29,7 +30,10 @@ class Preemption(pl.Callback):
     Lightning's own handlers are replaced for the fit: its SIGUSR1 handler saves from inside the
     signal handler, mid-step (the data position a batch ahead of the weights). A signal during an
     epoch's last step or its validation is acted on at the epoch's end, so a resumed run is not
-    owed a validation.
+    owed a validation. It is a ``Checkpoint`` callback so that Lightning runs its epoch-end hook
+    with the checkpoint callbacks, after those before it (the CLI puts it last): the epoch's best
+    checkpoint is written, and recorded in the state it saves, before it saves (a plain callback
+    would save first, and the resumed run would forget the best epoch).
     """
 
     def __init__(self) -> None:
