@@ -43,4 +43,3 @@ class BestCheckpoint(ModelCheckpoint):
         if self.monitor is None:
             self.monitor = getattr(pl_module, "monitored_metric", None)
         super().setup(trainer, pl_module, stage)
-
