@@ -109,6 +109,19 @@ def test_a_multi_label_classifier_trains_each_class_with_its_own_sigmoid() -> No
     assert single.monitored_metric == "val/top1" and not single.hparams.multi_label
 
 
+def test_the_best_checkpoint_keeps_model_checkpoints_state_key() -> None:
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from videoswinv2.training import BestCheckpoint
+
+    assert BestCheckpoint().monitor is None  # until setup asks the module (see the object run)
+    # A checkpoint of a run from before BestCheckpoint restores into it.
+    assert (
+        BestCheckpoint(monitor="val/top1").state_key
+        == ModelCheckpoint(monitor="val/top1", mode="max").state_key
+    )
+
+
 def test_the_record_says_multi_label_and_its_absence_means_single_label() -> None:
     record = ModelRecord(model="videoswinv2_tiny", num_classes=3, multi_label=True)
     strings = record.to_strings()
@@ -168,14 +181,21 @@ def object_run(tmp_path_factory) -> dict:
         "--trainer.logger=lightning.pytorch.loggers.CSVLogger",
         f"--trainer.logger.save_dir={root / 'runs'}",
     ]
-    check(run_cli_in_process("fit", *args, "--trainer.max_epochs=16"))
-    return {"root": root, "data": data, "args": args, "run": root / "runs" / "smoke" / "version_0"}
+    fit = check(run_cli_in_process("fit", *args, "--trainer.max_epochs=16"))
+    return {
+        "root": root,
+        "data": data,
+        "args": args,
+        "run": root / "runs" / "smoke" / "version_0",
+        "fit": fit,
+    }
 
 
 def test_a_model_learns_which_objects_a_video_shows(object_run) -> None:
     run = object_run["run"]
     hparams = yaml.safe_load((run / "hparams.yaml").read_text())
     assert hparams["multi_label"] is True  # from the data's format, set by nobody
+    assert "best checkpoint (val/mAP = " in object_run["fit"].stdout  # the module's score picks it
     best = next((run / "checkpoints").glob("epoch=*.ckpt"))
     assert ModelRecord.from_lightning(torch.load(best, weights_only=True)).multi_label
     check(run_cli_in_process("test", *object_run["args"], f"--ckpt_path={best}"))

@@ -39,6 +39,12 @@ class BestCheckpoint(ModelCheckpoint):
     def __init__(self, monitor: str | None = None, mode: str = "max", **kwargs: Any) -> None:
         super().__init__(monitor=monitor, mode=mode, **kwargs)
 
+    @property
+    def state_key(self) -> str:
+        # ModelCheckpoint's: a run checkpointed while the best epoch was a plain ModelCheckpoint's
+        # (before this class) resumes knowing its best epoch.
+        return super().state_key.replace(type(self).__qualname__, "ModelCheckpoint", 1)
+
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if self.monitor is None:
             self.monitor = getattr(pl_module, "monitored_metric", None)
