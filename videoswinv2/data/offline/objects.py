@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from videoswinv2.data.offline.synthetic import SPLITS, staged_folder, write_mp4
-from videoswinv2.errors import UsageError
+from videoswinv2.data.offline.synthetic import SPLITS, check_video_settings, staged_folder, write_mp4
 
 OBJECT_KINDS = ("cross", "disc", "horizontal bar", "square")  # sorted: the CSV's own class order
 # Each kind's colour (RGB, 0..1; a little darker in some videos). From shape alone a tiny model
@@ -53,10 +52,7 @@ class ObjectSpec:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.size < 16 or self.size % 2:
-            raise UsageError(f"size must be even and >= 16 (H.264 4:2:0), got {self.size}")
-        if self.num_frames < 2 or self.fps < 1 or min(self.per_split.values()) < 1:
-            raise UsageError(f"need >= 2 frames, fps >= 1 and >= 1 video per split: {self}")
+        check_video_settings(self)
 
     @property
     def classes(self) -> list[str]:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -31,6 +32,15 @@ _SPEEDS = ((0.3, 0.7), (1.5, 2.5))
 _NUM_WAVES = 8
 SPLITS = ("train", "val", "test")
 _ID_ALPHABET = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"))
+
+
+def check_video_settings(spec: Any) -> None:
+    """A ``UsageError`` for a generated dataset's video settings that cannot be written: its
+    ``size``, ``num_frames``, ``fps`` and videos ``per_split``."""
+    if spec.size < 16 or spec.size % 2:
+        raise UsageError(f"size must be even and >= 16 (H.264 4:2:0), got {spec.size}")
+    if spec.num_frames < 2 or spec.fps < 1 or min(spec.per_split.values()) < 1:
+        raise UsageError(f"need >= 2 frames, fps >= 1 and >= 1 video per split: {spec}")
 
 
 @dataclass(frozen=True)
@@ -60,10 +70,7 @@ class SyntheticSpec:
     def __post_init__(self) -> None:
         if not 2 <= self.num_classes <= len(SYNTHETIC_CLASSES):
             raise UsageError(f"num_classes must be in [2, {len(SYNTHETIC_CLASSES)}]")
-        if self.size < 16 or self.size % 2:
-            raise UsageError(f"size must be even and >= 16 (H.264 4:2:0), got {self.size}")
-        if self.num_frames < 2 or self.fps < 1 or min(self.per_split.values()) < 1:
-            raise UsageError(f"need >= 2 frames, fps >= 1 and >= 1 video per split: {self}")
+        check_video_settings(self)
 
     @property
     def classes(self) -> list[str]:
