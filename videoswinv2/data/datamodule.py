@@ -171,7 +171,8 @@ class VideoDataModule(pl.LightningDataModule):
             test_view_reduction: how a test video's view probabilities make its own: "mean" or
                 "max" (PySlowFast's for Charades: an action seen in one clip is in the video).
             videos_without_labels: multi-label data: "keep" a video with no action as an
-                all-negative example (as PySlowFast and the Charades evaluation do) or "drop" it.
+                all-negative example (as PySlowFast's Charades loader keeps clips over no action)
+                or "drop" it.
             batch_size: training (and single-clip validation) batch size per device.
             test_batch_size: multi-view batch size per device, in videos.
             num_workers: DataLoader worker processes per device.
