@@ -347,9 +347,11 @@ def test_loader_workers_outlive_slurm_signals_and_never_hold_up_an_exit(
     """SIGUSR1 (SLURM's time-limit warning goes to every process of a job) leaves the workers
     running; a process that exits with its workers alive (they get SIGTERM from multiprocessing,
     which they outlive by the grace period) still exits."""
+    # The workers' grace after SIGTERM shortened to 1 s (set before they fork): the exit waits for it.
     script = f"""
 import os, signal, time
-from videoswinv2.data import KineticsDataModule
+from videoswinv2.data import KineticsDataModule, workers
+workers.WORKER_SIGTERM_GRACE_S = 1.0
 data = KineticsDataModule({str(data_synthetic_root)!r}, train_annotations={str(train_list)!r}, num_workers=2,
                           **{TINY_DATA!r})
 batches = iter(data.train_dataloader())
