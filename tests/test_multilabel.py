@@ -181,7 +181,7 @@ def object_run(tmp_path_factory) -> dict:
         "--trainer.logger=lightning.pytorch.loggers.CSVLogger",
         f"--trainer.logger.save_dir={root / 'runs'}",
     ]
-    fit = check(run_cli_in_process("fit", *args, "--trainer.max_epochs=16"))
+    fit = check(run_cli_in_process("fit", *args, "--trainer.max_epochs=24"))
     return {
         "root": root,
         "data": data,
