@@ -29,6 +29,11 @@ _SHOWN_MISSING = 5
 Target = int | frozenset[int]
 
 
+def target_classes(target: Target) -> frozenset[int]:
+    """The classes of a target: a class index alone, or a multi-label target's as they are."""
+    return frozenset({target}) if isinstance(target, int) else target
+
+
 @dataclass(frozen=True)
 class Action:
     """One action of a multi-label video: class ``label`` from ``start_s`` to ``end_s`` seconds

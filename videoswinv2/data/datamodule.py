@@ -21,7 +21,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchdata.stateful_dataloader import StatefulDataLoader
 
-from videoswinv2.data.annotations import Subset, Target, VideoRecord, read_class_names
+from videoswinv2.data.annotations import Subset, VideoRecord, read_class_names, target_classes
 from videoswinv2.data.clip_planning import ClipPlacement, ClipSpec, Sampling, ShortVideo
 from videoswinv2.data.datasets import VideoClipDataset, collate_clips, collate_videos
 from videoswinv2.data.decoding import DecoderName
@@ -256,12 +256,14 @@ class VideoDataModule(pl.LightningDataModule):
     def multi_label(self) -> bool:
         """Whether videos have several labels each: the annotation format's (the CLI links the
         model's ``multi_label`` to it)."""
-        h = self.hparams
         if self.synthetic is not None:
             return False
-        given = [self._path(source) for source in self.split_sources.values() if source is not None]
-        existing = [source for source in given if source.exists()]
-        return bool(existing) and is_multi_label(existing[0], h.annotation_format)
+        source = next((path for path in self._given_sources() if path.exists()), None)
+        return source is not None and is_multi_label(source, self.hparams.annotation_format)
+
+    def _given_sources(self) -> list[Path]:
+        """The annotation files or folders of the splits given, train first."""
+        return [self._path(source) for source in self.split_sources.values() if source is not None]
 
     def read_classes(self) -> list[str]:
         """The class names in label order: the class names file's, else the synthetic dataset's,
@@ -274,7 +276,7 @@ class VideoDataModule(pl.LightningDataModule):
             return self.synthetic.classes  # the class file prepare_data writes holds the same
         if names_file is not None:
             raise UsageError(f"class names file {names_file} does not exist")
-        given = [self._path(source) for source in self.split_sources.values() if source is not None]
+        given = self._given_sources()
         for source in given:
             if source.exists():
                 return _classifiable(dataset_classes(source, h.annotation_format, h.split), source)
@@ -370,7 +372,7 @@ class VideoDataModule(pl.LightningDataModule):
     def _every_class_trained(self, videos: list[VideoRecord]) -> list[VideoRecord]:
         """``videos``, when every class has one: a class without would be an output the model
         never learns (and a class list that does not match the annotations)."""
-        labels = {label for video in videos for label in _labels(video.target)}
+        labels = {label for video in videos for label in target_classes(video.target)}
         untrained = [name for label, name in enumerate(self.classes) if label not in labels]
         if untrained:
             listed = ", ".join(map(repr, untrained[:5])) + (", ..." if len(untrained) > 5 else "")
@@ -554,10 +556,6 @@ def _lightning_replaces_samplers(trainer: pl.Trainer) -> bool:
 
 # Every config names the module by its first name.
 KineticsDataModule = VideoDataModule
-
-
-def _labels(target: Target) -> frozenset[int]:
-    return frozenset({target}) if isinstance(target, int) else target
 
 
 def _classifiable(classes: list[str], source: Path) -> list[str]:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import torch
 from torch.utils.data import Dataset
 
-from videoswinv2.data.annotations import Target, VideoRecord
+from videoswinv2.data.annotations import Target, VideoRecord, target_classes
 from videoswinv2.data.clip_planning import ClipSpec, center_clip, train_clips
 from videoswinv2.data.clip_reading import read_clips
 from videoswinv2.data.decoding import DecoderName, VideoDecodeError, open_video
@@ -117,11 +117,7 @@ class VideoClipDataset(Dataset[Sample]):
 
     def _label(self, target: Target) -> int | torch.Tensor:
         """A class index as it is; a multi-label target as a multi-hot ``(K,)`` float tensor."""
-        if isinstance(target, int):
-            return target
-        multi_hot = torch.zeros(self.num_classes or 0)
-        multi_hot[list(target)] = 1.0
-        return multi_hot
+        return target if isinstance(target, int) else multi_hot([target], self.num_classes or 0)[0]
 
     def __getitem__(self, key: int | SampleKey) -> Sample:
         """The sample of video ``key``; with a :class:`SampleKey` (what the training sampler
@@ -164,6 +160,14 @@ def _warn_broken(error: VideoDecodeError) -> None:
     if message not in _warned:
         _warned.add(message)
         log.warning("skipping broken video: %s", message)
+
+
+def multi_hot(targets: Sequence[Target], num_classes: int) -> torch.Tensor:
+    """Targets (class indices or sets of them) -> ``(N, num_classes)`` float, 1 at each class."""
+    hot = torch.zeros(len(targets), num_classes)
+    for row, target in enumerate(targets):
+        hot[row, list(target_classes(target))] = 1.0
+    return hot
 
 
 def collate_clips(samples: list[Sample]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torchmetrics import MeanMetric, MetricCollection, SumMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from videoswinv2.data.datasets import multi_hot
 from videoswinv2.data.geometry import ClipGeometry
 from videoswinv2.models import create_model
 
@@ -203,10 +204,7 @@ class VideoClassifier(BackboneModule):
             return results, None, None
         probs = torch.stack([r.probs for r in scored]).to(self.device)
         if self.hparams.multi_label:
-            labels = torch.zeros_like(probs)
-            for row, result in enumerate(scored):
-                target = result.item.label
-                labels[row, [target] if isinstance(target, int) else list(target)] = 1.0
+            labels = multi_hot([r.item.label for r in scored], probs.shape[1]).to(self.device)
         else:
             labels = torch.tensor([r.item.label for r in scored], device=self.device)
         return results, probs, labels

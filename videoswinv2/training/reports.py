@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import lightning.pytorch as pl
 import torch
 
+from videoswinv2.data.datasets import multi_hot
 from videoswinv2.distributed import gather_lists
 from videoswinv2.files import replaced_atomically
 
@@ -121,9 +122,7 @@ def save_average_precision(
     if not scored:
         return []
     probs = torch.stack([p for _, p in scored])
-    targets = torch.zeros_like(probs)
-    for row, (label, _) in enumerate(scored):
-        targets[row, [label] if isinstance(label, int) else list(label)] = 1.0
+    targets = multi_hot([label for label, _ in scored], probs.shape[1])
     ap = average_precisions(probs, targets)
     positives = targets.sum(0).long().tolist()
     table = out_dir / "per_class_ap.csv"
