@@ -70,13 +70,14 @@ def read_multilabel_csv(path: str | Path, root: str | Path, classes: list[str]) 
     for where, (video, names) in csv_rows(path, _COLUMNS, _LAYOUT):
         if not video:
             raise UsageError(f"{where}: no video path ({_LAYOUT})")
-        for name in _names(names):
+        row_names = _names(names)
+        for name in row_names:
             if name not in labels:
                 raise UsageError(
                     f"{where}: unknown label {name!r}: not among the {len(classes)} classes "
                     "(the class list is class_names_file's, or else the training CSV's labels)"
                 )
-        listed.append((root / video, tuple(Action(labels[name]) for name in _names(names))))
+        listed.append((root / video, tuple(Action(labels[name]) for name in row_names)))
     return existing_videos(path, listed)
 
 
