@@ -10,10 +10,17 @@ from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
-import av
-import numpy as np
-import pytest
-import torch
+# Under pytest-xdist the workers share the cores. OpenMP threads that sleep when out of work (not
+# spin) let a worker that trains use every core while another runs Python: on 2 cores the suite
+# took 9 min 8-32 s of CPU so, 10 min 24 s with one thread per worker (torch's single-threaded
+# kernels are slower), and spinning threads of 2 workers doubled the wall time.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+
+import av  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 # Frame numbers are drawn as 10 black/white blocks (bit b at row b // 5, column b % 5), big
 # enough to survive H.264 and any resize the tests apply.
@@ -160,11 +167,19 @@ def data_synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's, which reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests that decode with torchcodec (a ``torchcodec`` parameter or mark) are skipped where
-    it finds no FFmpeg libraries to load: the system's, which pip cannot install (.ci/run does)."""
+    it finds no FFmpeg libraries to load: the system's, which pip cannot install (.ci/run does).
+
+    Under pytest-xdist (``--dist loadgroup``) a module's tests run in one worker, so that its
+    module fixtures are built once, and every test that reads the smoke run in the same one."""
     import torchcodec
 
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:  # a test may name its own
+            group = "smoke_run" if "smoke_run" in item.fixturenames else item.module.__name__
+            item.add_marker(pytest.mark.xdist_group(group))
     if torchcodec.ffmpeg_major_version is not None:
         return
     skip = pytest.mark.skip(reason="torchcodec finds no FFmpeg shared libraries (apt-get install ffmpeg)")

@@ -35,6 +35,7 @@ class Fault:
     build: Callable[[Path, Callable[[str], object]], list[str]]
     code: int
     words: str
+    reads_smoke_run: bool = False  # through its fixture getter: grouped with the tests that read it
 
 
 def _data_root_is_a_file(tmp: Path, fixture) -> list[str]:
@@ -212,7 +213,7 @@ FAULTS = {
     },
     **{
         f"{command} beside the user's out.csv.rank* files": Fault(
-            _user_files_beside_the_output(command), 0, r"1 videos done, 0 failed"
+            _user_files_beside_the_output(command), 0, r"1 videos done, 0 failed", reads_smoke_run=True
         )
         for command in ("timeline", "predict")
     },
@@ -223,7 +224,13 @@ def _files(folder: Path) -> dict[Path, bytes]:
     return {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()}
 
 
-@pytest.mark.parametrize("fault", FAULTS.values(), ids=FAULTS.keys())
+@pytest.mark.parametrize(
+    "fault",
+    [
+        pytest.param(fault, id=name, marks=[pytest.mark.xdist_group("smoke_run")] * fault.reads_smoke_run)
+        for name, fault in FAULTS.items()
+    ],
+)
 def test_a_fault_ends_as_promised_and_touches_no_file(fault: Fault, tmp_path, request, capsys) -> None:
     argv = fault.build(tmp_path, request.getfixturevalue)
     before = _files(tmp_path)
