@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, run_cli_in_process
+from conftest import REPO, run_cli, run_cli_in_process
 
 from videoswinv2.cli import main
 from videoswinv2.inference import read_rows
@@ -198,9 +197,7 @@ def test_ctrl_c_exits_130_and_the_same_command_continues(smoke_run, videos, tmp_
         filter(None, [str(REPO / "tests" / "interrupt_after_rows"), os.environ.get("PYTHONPATH")])
     )
     hook = {"PYTHONPATH": path, "INTERRUPT_AFTER_ROWS": "2"}  # Ctrl-C once 2 rows are written
-    process = subprocess.run(
-        command, cwd=REPO, env={**os.environ, **hook}, capture_output=True, text=True, timeout=300
-    )
+    process = run_cli(*command[3:], env=hook, timeout=300)
     done = len(read_rows(output))
     assert process.returncode == 130, process.stderr[-2000:]
     assert (
